@@ -1,0 +1,95 @@
+"""CA generations: a key pair and its self-signed CA certificate (SEED-R15; CONFORMANCE C-01/C-02).
+
+Every generation carries a byte-identical subject DN (C-04); the key identifiers tell them apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from jitsuin.ca.clock import Clock
+from jitsuin.ca.keys import Signer
+from jitsuin.ca.profiles import CA_VALIDITY_YEARS, SUBSCRIBER_VALIDITY
+from jitsuin.ca.signing import draft_certificate, sign_draft
+
+ONE_SECOND = dt.timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class CAGeneration:
+    number: int
+    certificate: x509.Certificate
+    signer: Signer
+
+    @property
+    def der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def not_before(self) -> dt.datetime:
+        return self.certificate.not_valid_before_utc
+
+    @property
+    def not_after(self) -> dt.datetime:
+        return self.certificate.not_valid_after_utc
+
+    @property
+    def key_identifier(self) -> bytes:
+        ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        return ski.value.digest
+
+    def issuance_cutoff(self, margin: dt.timedelta) -> dt.datetime:
+        """The last notBefore at which a 396-day certificate still ends inside this CA
+        certificate, less a margin (SEED-R15; CONFORMANCE C-07, S-16)."""
+        return self.not_after - SUBSCRIBER_VALIDITY + ONE_SECOND - margin
+
+
+def ten_years_after(start: dt.datetime) -> dt.datetime:
+    """The last second of a validity of ``CA_VALIDITY_YEARS`` calendar years (C-02)."""
+    try:
+        end = start.replace(year=start.year + CA_VALIDITY_YEARS)
+    except ValueError:  # 29 February
+        end = start.replace(year=start.year + CA_VALIDITY_YEARS, day=28)
+    return end - ONE_SECOND
+
+
+def create_generation(
+    number: int, signer: Signer, subject: x509.Name, clock: Clock
+) -> CAGeneration:
+    """A self-signed CA certificate for ``signer``'s key (S/MIME BR 7.1.2.1, root profile)."""
+    not_before = clock.now()
+    public_key = signer.public_key()
+    ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(ten_years_after(not_before))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            # digitalSignature: the CA key signs OCSP responses itself (RFC 6960 §4.2.2.2).
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ski, critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier(ski.digest, None, None), critical=False)
+    )
+    signed = sign_draft(draft_certificate(builder, signer), signer)
+    return CAGeneration(number=number, certificate=signed.certificate, signer=signer)

@@ -1,0 +1,359 @@
+"""The issuance engine: (verified CSR key, vetted subject, profile, clock) -> certificate.
+
+The CSR contributes only the public key (already proven by its signature); every subject field
+comes from the vetted record. Each refusal is a ``CAError`` with a precise message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID, ObjectIdentifier
+
+from jitsuin.ca.clock import Clock
+from jitsuin.ca.csr import VerifiedCSR
+from jitsuin.ca.errors import CAError, Kind
+from jitsuin.ca.generations import ONE_SECOND, CAGeneration
+from jitsuin.ca.keys import KeyType, PublicKey, spki_sha256
+from jitsuin.ca.profiles import (
+    DEFAULT_GROUPS,
+    PROFILES,
+    SMIME_IV_MULTIPURPOSE,
+    NameOrder,
+    Profile,
+    QualificationGroup,
+)
+from jitsuin.ca.signing import Signed, draft_certificate, sign_draft
+from jitsuin.ca.subject import VettedSubject
+
+# The pre-issuance lint: inspects the draft and returns the messages of blocking findings.
+Lint = Callable[[x509.Certificate, Profile], Sequence[str]]
+
+_SUPPORTED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
+
+
+@dataclass(frozen=True, slots=True)
+class CAPolicy:
+    """What the CA's configuration decides about the certificates it issues."""
+
+    policy_arc: str  # the CA's own OID arc; profile CP OIDs hang below it
+    pki_base_url: str  # plain-HTTP base of CRL, OCSP and caIssuers (S/MIME BR 7.1.2.3b,c)
+    name_order: NameOrder = NameOrder.GIVEN_FAMILY
+    cutoff_margin: dt.timedelta = dt.timedelta(days=30)
+    groups: Mapping[str, QualificationGroup] = field(default_factory=lambda: DEFAULT_GROUPS)
+
+    def problems(self) -> list[str]:
+        out = []
+        try:
+            ObjectIdentifier(self.policy_arc)
+        except ValueError:
+            out.append(f"policy_arc {self.policy_arc!r} is not a dotted OID")
+        if not self.pki_base_url.startswith("http://"):
+            # S/MIME BR 7.1.2.3b,c: CRL DP and AIA URLs are http (not https).
+            out.append(f"pki_base_url {self.pki_base_url!r} must be an http:// URL")
+        if self.cutoff_margin < dt.timedelta(0):
+            out.append("cutoff_margin must not be negative")
+        return out
+
+    def cp_oid(self, profile: Profile) -> ObjectIdentifier:
+        return ObjectIdentifier(f"{self.policy_arc}.{profile.cp_oid_suffix}")
+
+    def crl_url(self, generation: int) -> str:
+        return f"{self.pki_base_url.rstrip('/')}/crl/{generation}.crl"
+
+    def ocsp_url(self) -> str:
+        return f"{self.pki_base_url.rstrip('/')}/ocsp"
+
+    def ca_issuers_url(self, generation: int) -> str:
+        return f"{self.pki_base_url.rstrip('/')}/ca/{generation}.crt"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCertificate:
+    certificate: x509.Certificate
+    der: bytes
+    profile: str
+    generation: int
+    spki_sha256: str
+
+    @property
+    def serial(self) -> int:
+        return self.certificate.serial_number
+
+    @property
+    def not_before(self) -> dt.datetime:
+        return self.certificate.not_valid_before_utc
+
+    @property
+    def not_after(self) -> dt.datetime:
+        return self.certificate.not_valid_after_utc
+
+
+def profile_named(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        known = ", ".join(PROFILES)
+        raise CAError(Kind.UNKNOWN_PROFILE, f"unknown profile {name!r}; known: {known}") from None
+
+
+def check_public_key(profile: Profile, key: PublicKey) -> KeyType:
+    """SBR 6.1.5/6.1.6 and CONFORMANCE S-03: RSA 2048/3072/4096 with e = 65537, P-256, P-384."""
+    if isinstance(key, rsa.RSAPublicKey):
+        bits = key.key_size
+        if bits < 2048:
+            raise CAError(
+                Kind.BAD_PUBLIC_KEY,
+                f"RSA key of {bits} bits is too small: at least 2048 bits are required (SBR 6.1.5)",
+            )
+        if bits % 8:
+            raise CAError(
+                Kind.BAD_PUBLIC_KEY,
+                f"RSA key of {bits} bits: the modulus size must be a multiple of 8 (SBR 6.1.5)",
+            )
+        if key.public_numbers().e != 65537:
+            raise CAError(
+                Kind.BAD_PUBLIC_KEY,
+                f"RSA public exponent {key.public_numbers().e} is not accepted: use 65537 "
+                "(SBR 6.1.6)",
+            )
+        key_type = KeyType.parse(f"rsa-{bits}") if bits in (2048, 3072, 4096) else None
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in _SUPPORTED_CURVES:
+            raise CAError(
+                Kind.BAD_PUBLIC_KEY,
+                f"elliptic curve {key.curve.name} is not supported: use P-256 or P-384 (SBR 6.1.5)",
+            )
+        key_type = KeyType.of(key)
+    else:
+        raise CAError(Kind.BAD_PUBLIC_KEY, "only RSA and ECDSA keys are accepted")
+    if key_type is None or key_type not in profile.key_types:
+        accepted = ", ".join(k.value for k in profile.key_types)
+        raise CAError(
+            Kind.BAD_PUBLIC_KEY,
+            f"a {key.key_size}-bit {'RSA' if key_type is None else key_type.value} key is not "
+            f"accepted by profile {profile.name}: use {accepted}",
+        )
+    return key_type
+
+
+class Issuer:
+    """Issues certificates with one CA generation."""
+
+    def __init__(
+        self,
+        generation: CAGeneration,
+        policy: CAPolicy,
+        clock: Clock,
+        lint: Lint | None = None,
+    ) -> None:
+        problems = policy.problems()
+        if problems:
+            raise CAError(Kind.BAD_CONFIG, "; ".join(problems))
+        self.generation = generation
+        self.policy = policy
+        self.clock = clock
+        self.lint = lint
+
+    # -- personal certificates -------------------------------------------------------------
+    def issue(
+        self,
+        csr: VerifiedCSR,
+        subject: VettedSubject,
+        profile_name: str,
+        used_keys: Collection[str] = (),
+    ) -> IssuedCertificate:
+        """Issue a personal certificate. ``used_keys`` are the SPKI SHA-256 hashes of the
+        subscriber's earlier certificates (SEED-R2: a renewal is always a re-key)."""
+        profile = profile_named(profile_name)
+        if not profile.personal:
+            raise CAError(Kind.UNKNOWN_PROFILE, f"profile {profile.name} is not a personal profile")
+        key_type = check_public_key(profile, csr.public_key)
+        group = self._check_subject(subject, profile)
+        if csr.spki_sha256 in used_keys:
+            raise CAError(
+                Kind.KEY_REUSED,
+                "this public key was already certified for this subscriber; every renewal needs "
+                "a new key pair (SEED-R2)",
+            )
+        not_before, not_after = self._validity(profile)
+        name = self._subject_name(subject, group)
+        builder = (
+            self._base_builder(csr.public_key, name, not_before, not_after)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.RFC822Name(subject.email)]), critical=False
+            )
+            .add_extension(profile.key_usage(key_type), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(list(profile.eku)), critical=False)
+            .add_extension(
+                x509.CertificatePolicies(
+                    [
+                        x509.PolicyInformation(SMIME_IV_MULTIPURPOSE, None),
+                        x509.PolicyInformation(self.policy.cp_oid(profile), None),
+                    ]
+                ),
+                critical=False,
+            )
+        )
+        return self._finish(builder, profile, csr.public_key)
+
+    def _check_subject(self, subject: VettedSubject, profile: Profile) -> QualificationGroup:
+        problems = subject.problems()
+        group = self.policy.groups.get(subject.qualification_group)
+        if group is None:
+            problems.append(f"unknown qualification group {subject.qualification_group!r}")
+        elif not profile.accepts_group(group.id):
+            problems.append(
+                f"qualification group {group.id!r} is not accepted by profile {profile.name}"
+            )
+        elif subject.qualification_number and not group.number_matches(
+            subject.qualification_number
+        ):
+            problems.append(
+                f"qualification number {subject.qualification_number!r} does not match the "
+                f"syntax of group {group.id!r}"
+            )
+        if problems:
+            raise CAError(Kind.BAD_SUBJECT, "; ".join(problems))
+        assert group is not None
+        return group
+
+    def _subject_name(self, subject: VettedSubject, group: QualificationGroup) -> x509.Name:
+        """SEED-R4; S/MIME BR 7.1.4.2.2: CN, givenName, surname, title (qualification info 1),
+        serialNumber (qualification info 2), optional C. No O, OU or organizationIdentifier."""
+        cn = self.policy.name_order.common_name(subject.given_name, subject.family_name)
+        attributes = (
+            [x509.NameAttribute(NameOID.COUNTRY_NAME, subject.country)] if subject.country else []
+        )
+        attributes += [
+            x509.NameAttribute(NameOID.SURNAME, subject.family_name),
+            x509.NameAttribute(NameOID.GIVEN_NAME, subject.given_name),
+            x509.NameAttribute(NameOID.TITLE, group.title),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, subject.qualification_number),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+        return x509.Name(attributes)
+
+    # -- the server's own TLS certificate ---------------------------------------------------
+    def issue_tls_server(
+        self, public_key: PublicKey, dns_names: Sequence[str], ip_addresses: Sequence[object] = ()
+    ) -> IssuedCertificate:
+        profile = profile_named("tls-server")
+        key_type = check_public_key(profile, public_key)
+        if not dns_names and not ip_addresses:
+            raise CAError(Kind.BAD_SUBJECT, "a TLS server certificate needs a DNS name or an IP")
+        not_before, not_after = self._validity(profile)
+        cn = dns_names[0] if dns_names else str(ip_addresses[0])
+        sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+        sans += [x509.IPAddress(ip) for ip in ip_addresses]  # type: ignore[arg-type]
+        builder = (
+            self._base_builder(
+                public_key,
+                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]),
+                not_before,
+                not_after,
+            )
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(profile.key_usage(key_type), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(list(profile.eku)), critical=False)
+        )
+        return self._finish(builder, profile, public_key)
+
+    # -- shared steps -------------------------------------------------------------------------
+    def _validity(self, profile: Profile) -> tuple[dt.datetime, dt.datetime]:
+        not_before = self.clock.now()
+        not_after = not_before + profile.validity - ONE_SECOND  # SEED-R1: exactly 396 days
+        cutoff = self.generation.issuance_cutoff(self.policy.cutoff_margin)
+        if not_before > cutoff or not_after > self.generation.not_after:
+            # SEED-R15; CONFORMANCE S-16/S-17: no certificate outlives its issuing CA.
+            raise CAError(
+                Kind.CUTOFF,
+                f"CA generation {self.generation.number} stopped issuing at "
+                f"{cutoff.isoformat()} (its certificate expires "
+                f"{self.generation.not_after.isoformat()}); a certificate issued now would "
+                "outlive it: roll the CA over (SEED-R15)",
+            )
+        if not_before < self.generation.not_before:
+            raise CAError(
+                Kind.CUTOFF,
+                f"CA generation {self.generation.number} is not valid before "
+                f"{self.generation.not_before.isoformat()}",
+            )
+        return not_before, not_after
+
+    def _base_builder(
+        self,
+        public_key: PublicKey,
+        name: x509.Name,
+        not_before: dt.datetime,
+        not_after: dt.datetime,
+    ) -> x509.CertificateBuilder:
+        ca = self.generation
+        number = ca.number
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(ca.certificate.subject)  # X-04: byte-identical issuer DN
+            # SBR 7.1: at least 64 CSPRNG bits; cryptography draws 159 bits, positive, < 2^159.
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .public_key(public_key)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier(ca.key_identifier, None, None), critical=False
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(
+                x509.CRLDistributionPoints(
+                    [
+                        x509.DistributionPoint(
+                            [x509.UniformResourceIdentifier(self.policy.crl_url(number))],
+                            None,
+                            None,
+                            None,
+                        )
+                    ]
+                ),
+                critical=False,
+            )
+            .add_extension(
+                x509.AuthorityInformationAccess(
+                    [
+                        x509.AccessDescription(
+                            AuthorityInformationAccessOID.OCSP,
+                            x509.UniformResourceIdentifier(self.policy.ocsp_url()),
+                        ),
+                        x509.AccessDescription(
+                            AuthorityInformationAccessOID.CA_ISSUERS,
+                            x509.UniformResourceIdentifier(self.policy.ca_issuers_url(number)),
+                        ),
+                    ]
+                ),
+                critical=False,
+            )
+        )
+
+    def _finish(
+        self, builder: x509.CertificateBuilder, profile: Profile, public_key: PublicKey
+    ) -> IssuedCertificate:
+        draft = draft_certificate(builder, self.generation.signer)
+        if self.lint is not None:
+            blocking = list(self.lint(draft, profile))
+            if blocking:
+                raise CAError(
+                    Kind.LINT,
+                    "the pre-issuance lint refused the certificate: " + "; ".join(blocking),
+                )
+        signed: Signed = sign_draft(draft, self.generation.signer)
+        return IssuedCertificate(
+            certificate=signed.certificate,
+            der=signed.der,
+            profile=profile.name,
+            generation=self.generation.number,
+            spki_sha256=spki_sha256(public_key),
+        )

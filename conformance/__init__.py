@@ -1,0 +1,1 @@
+"""jitsuin.conformance: certificate rules and the pre-issuance lint gate."""

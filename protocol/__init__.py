@@ -1,0 +1,1 @@
+"""jitsuin.protocol: sans-IO wire formats (problem documents, JWS, ACME objects, EST bodies)."""
