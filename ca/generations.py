@@ -43,9 +43,13 @@ class CAGeneration:
         return ski.value.digest
 
     def issuance_cutoff(self, margin: dt.timedelta) -> dt.datetime:
-        """The last notBefore at which a 396-day certificate still ends inside this CA
-        certificate, less a margin (SEED-R15; CONFORMANCE C-07, S-16)."""
-        return self.not_after - SUBSCRIBER_VALIDITY + ONE_SECOND - margin
+        return issuance_cutoff(self.certificate, margin)
+
+
+def issuance_cutoff(ca_certificate: x509.Certificate, margin: dt.timedelta) -> dt.datetime:
+    """The last notBefore at which a 396-day certificate still ends inside the CA certificate,
+    less a margin (SEED-R15; CONFORMANCE C-07, S-16)."""
+    return ca_certificate.not_valid_after_utc - SUBSCRIBER_VALIDITY + ONE_SECOND - margin
 
 
 def ten_years_after(start: dt.datetime) -> dt.datetime:

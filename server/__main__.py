@@ -1,0 +1,325 @@
+"""The ``jitsuin`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from jitsuin.ca.clock import SystemClock
+from jitsuin.ca.errors import CAError
+from jitsuin.ca.generations import issuance_cutoff
+from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
+from jitsuin.ca.subject import VettedSubject
+from jitsuin.ca.verify import verify_subscriber
+from jitsuin.server import config as configuration
+from jitsuin.server.app import create_app
+from jitsuin.server.authority import Authority
+from jitsuin.server.config import Config, ConfigError
+from jitsuin.server.storage.sqlite import SQLiteStore
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A message for the operator, printed without a traceback."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _home(args: argparse.Namespace) -> Path:
+    return Path(
+        args.home or os.environ.get("JITSUIN_HOME") or configuration.DEFAULT_HOME
+    ).absolute()
+
+
+def _config_path(args: argparse.Namespace, home: Path) -> Path | None:
+    explicit = getattr(args, "config", None) or os.environ.get("JITSUIN_CONFIG")
+    if explicit:
+        return Path(explicit).absolute()
+    default = home / configuration.CONFIG_NAME
+    return default if default.exists() else None
+
+
+def _load(args: argparse.Namespace, *, initialise: bool = False) -> Config:
+    home = _home(args)
+    path = _config_path(args, home)
+    if path is None:
+        if not initialise:
+            raise CLIError(f"no configuration in {home}: run `jitsuin init` first (or --config)")
+        key_type = KeyType.parse(getattr(args, "key_type", None) or KeyType.ECDSA_P384.value)
+        subject = getattr(args, "subject", None) or configuration.DEFAULT_SUBJECT
+        path = configuration.write_default(home, key_type, subject)
+        print(f"wrote the default configuration {path}")
+    try:
+        return configuration.load(path, home)
+    except ConfigError as exc:
+        raise CLIError("configuration errors:\n" + _bullets(exc.errors)) from exc
+
+
+def _bullets(lines: Sequence[str]) -> str:
+    return "\n".join(f"  - {line}" for line in lines)
+
+
+def _fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+# -- commands -------------------------------------------------------------------------------
+async def cmd_init(args: argparse.Namespace) -> int:
+    config = _load(args, initialise=True)
+    authority = await Authority.open(config, SystemClock())
+    try:
+        _describe(config, authority)
+    finally:
+        await authority.close()
+    return 0
+
+
+def _describe(config: Config, authority: Authority) -> None:
+    current = authority.current
+    print(f"data directory: {config.home}")
+    print(f"CA generation {current.number}: {current.certificate.subject.rfc4514_string()}")
+    print(f"  valid {current.not_before.isoformat()} to {current.not_after.isoformat()}")
+    print(f"  SHA-256 {_fingerprint(current.certificate)}")
+
+
+async def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args, initialise=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    authority = await Authority.open(config, SystemClock())
+    runner = web.AppRunner(create_app(authority))
+    await runner.setup()
+    try:
+        server = config.server
+        sites = [web.TCPSite(runner, server.http.host, server.http.port)]
+        if server.https is not None:
+            cert_file, key_file = await authority.tls_files()
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 8996; RFC 7030 §3.3
+            context.load_cert_chain(cert_file, key_file)
+            sites.append(
+                web.TCPSite(runner, server.https.host, server.https.port, ssl_context=context)
+            )
+        for site in sites:
+            await site.start()
+        _describe(config, authority)
+        base = server.public_http_url
+        print(f"CA certificate: {base}/ca.crt (DER)  {base}/ca.pem (PEM)")
+        print(f"health: {base}/health")
+        if server.https is not None:
+            print(f"HTTPS (enrollment): {server.public_https_url}/")
+        print("press Ctrl-C to stop", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await authority.close()
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    home = _home(args)
+    path = Path(args.file).absolute() if args.file else _config_path(args, home)
+    if path is None:
+        raise CLIError(f"no configuration file given and none in {home}")
+    try:
+        config = configuration.load(path, home)
+    except ConfigError as exc:
+        print(f"{path}: {len(exc.errors)} error(s)", file=sys.stderr)
+        print(_bullets(exc.errors), file=sys.stderr)
+        return EXIT_USAGE
+    problems = config.policy().problems()
+    try:
+        config.passphrase()
+    except ConfigError as exc:
+        problems += exc.errors
+    if problems:
+        print(f"{path}: {len(problems)} error(s)", file=sys.stderr)
+        print(_bullets(problems), file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{path}: OK")
+    return 0
+
+
+async def cmd_ca_show(args: argparse.Namespace) -> int:
+    config = _load(args)
+    records = await _generation_certificates(config)
+    margin = config.ca.cutoff_margin
+    for number, cert in records:
+        cutoff = issuance_cutoff(cert, margin)
+        valid = f"{cert.not_valid_before_utc.isoformat()} .. {cert.not_valid_after_utc.isoformat()}"
+        print(f"generation {number}")
+        print(f"  subject      {cert.subject.rfc4514_string()}")
+        print(f"  valid        {valid}")
+        print(f"  issues until {cutoff.isoformat()}")
+        print(f"  SHA-256      {_fingerprint(cert)}")
+    return 0
+
+
+async def _generation_certificates(config: Config) -> list[tuple[int, x509.Certificate]]:
+    """Published CA certificates read from the store: no CA key or passphrase needed."""
+    if not config.database_path.exists():
+        raise CLIError(f"no CA in {config.home}: run `jitsuin init` first")
+    store = await SQLiteStore.open(config.database_path)
+    try:
+        records = await store.generations()
+    finally:
+        await store.close()
+    if not records:
+        raise CLIError(f"no CA in {config.home}: run `jitsuin init` first")
+    return [(r.number, x509.load_der_x509_certificate(r.certificate_der)) for r in records]
+
+
+async def cmd_issue(args: argparse.Namespace) -> int:
+    config = _load(args)
+    csr_data = _read(args.csr, "CSR")
+    try:
+        subject = VettedSubject.from_mapping(json.loads(_read(args.subject, "subject record")))
+    except json.JSONDecodeError as exc:
+        raise CLIError(f"{args.subject}: not JSON: {exc}") from exc
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"{args.subject}: {exc}") from exc
+    authority = await Authority.open(config, SystemClock(), create=False)
+    try:
+        issued = await authority.issue_personal(csr_data, subject, args.profile, actor="cli")
+    finally:
+        await authority.close()
+    pem = issued.certificate.public_bytes(serialization.Encoding.PEM)
+    if args.out:
+        Path(args.out).write_bytes(pem)
+        print(f"issued serial {issued.serial:x} ({issued.profile}) to {args.out}")
+    else:
+        sys.stdout.write(pem.decode())
+    return 0
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CLIError(f"cannot read the {what} {path}: {exc.strerror}") from exc
+
+
+def _load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as exc:
+        raise CLIError(f"{source}: not a certificate (PEM or DER)") from exc
+
+
+async def cmd_verify(args: argparse.Namespace) -> int:
+    """SEED-R20: does the certificate chain to the published CA certificates, and why not?"""
+    certs = _load_certificates(_read(args.certificate, "certificate"), args.certificate)
+    leaf, intermediates = certs[0], certs[1:]
+    if args.ca:
+        trusted = [c for path in args.ca for c in _load_certificates(_read(path, "CA"), path)]
+    else:
+        trusted = [cert for _, cert in await _generation_certificates(_load(args))]
+    at = dt.datetime.now(dt.UTC)
+    if args.at:
+        try:
+            at = dt.datetime.fromisoformat(args.at)
+        except ValueError as exc:
+            raise CLIError(f"--at: not an ISO 8601 time: {args.at!r}") from exc
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=dt.UTC)
+    verdict = verify_subscriber(leaf, trusted, intermediates, at)
+    subject = leaf.subject.rfc4514_string()
+    if verdict.ok:
+        print(f"OK: {subject} chains to {verdict.chain[-1].subject.rfc4514_string()}")
+        print(f"  CA SHA-256 {_fingerprint(verdict.chain[-1])}")
+        print(f"  valid until {leaf.not_valid_after_utc.isoformat()}")
+        return 0
+    print(f"NOT OK: {subject}", file=sys.stderr)
+    print(_bullets(verdict.reasons), file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jitsuin", description="jitsuin: a CA for personal signing and S/MIME certificates"
+    )
+    parser.add_argument("--home", help="data directory (default $JITSUIN_HOME or ./jitsuin-data)")
+    parser.add_argument("--config", help="configuration file (default HOME/jitsuin.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="create the data directory, configuration and CA")
+    p.add_argument(
+        "--key-type",
+        choices=[k.value for k in CA_KEY_TYPES],
+        help="CA key type (default ecdsa-p384)",
+    )
+    p.add_argument("--subject", help=f"CA subject DN (default {configuration.DEFAULT_SUBJECT!r})")
+    p.set_defaults(handler=cmd_init)
+
+    p = sub.add_parser("serve", help="run the server (creates the CA on first start)")
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("check-config", help="validate a configuration and list every error")
+    p.add_argument("file", nargs="?", help="configuration file")
+    p.set_defaults(handler=cmd_check_config)
+
+    ca = sub.add_parser("ca", help="CA administration").add_subparsers(
+        dest="ca_command", required=True
+    )
+    p = ca.add_parser("show", help="show the CA generations")
+    p.set_defaults(handler=cmd_ca_show)
+
+    p = sub.add_parser("issue", help="issue a certificate from a CSR and a vetted record")
+    p.add_argument("--csr", required=True, help="PKCS#10 request (PEM or DER)")
+    p.add_argument("--subject", required=True, help="vetted subject record (JSON)")
+    p.add_argument("--profile", required=True, help="general or document-manager")
+    p.add_argument("--out", help="write the certificate (PEM) here instead of stdout")
+    p.set_defaults(handler=cmd_issue)
+
+    p = sub.add_parser("verify", help="check that a certificate chains to the CA (SEED-R20)")
+    p.add_argument("certificate", help="certificate (PEM or DER; PEM may carry a chain)")
+    p.add_argument("--ca", action="append", help="trusted CA certificate file (repeatable)")
+    p.add_argument("--at", help="verify at this ISO 8601 time instead of now")
+    p.set_defaults(handler=cmd_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.handler(args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result)
+    except CLIError as exc:
+        print(f"jitsuin: {exc}", file=sys.stderr)
+        return exc.code
+    except CAError as exc:
+        print(f"jitsuin: refused ({exc.kind.value}): {exc.message}", file=sys.stderr)
+        return EXIT_REFUSED
+    except ConfigError as exc:
+        print("jitsuin: configuration errors:\n" + _bullets(exc.errors), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

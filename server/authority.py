@@ -1,0 +1,243 @@
+"""The CA as the server runs it: the store, the current generation's signer, the issuer and the
+pre-issuance lint wired together. The CA core decides; this module keeps records."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from jitsuin.ca.clock import Clock
+from jitsuin.ca.csr import verify_csr
+from jitsuin.ca.errors import CAError, Kind
+from jitsuin.ca.generations import CAGeneration, create_generation
+from jitsuin.ca.issuance import IssuedCertificate, Issuer
+from jitsuin.ca.keys import KeyType, SoftwareSigner, generate_private_key
+from jitsuin.ca.subject import VettedSubject
+from jitsuin.conformance.gate import PkilintGate
+from jitsuin.server.config import Config
+from jitsuin.server.storage import (
+    AuditEvent,
+    CertificateRecord,
+    Conflict,
+    GenerationRecord,
+    Store,
+)
+from jitsuin.server.storage.sqlite import SQLiteStore
+
+TLS_RENEW_BEFORE_DAYS = 30
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only (mode 0600), replacing it atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+@dataclass
+class Authority:
+    config: Config
+    store: Store
+    clock: Clock
+    generations: list[CAGeneration]
+    issuer: Issuer
+
+    @property
+    def current(self) -> CAGeneration:
+        return self.generations[-1]
+
+    @classmethod
+    async def open(cls, config: Config, clock: Clock, *, create: bool = True) -> Authority:
+        """Open the store and the CA; with ``create``, make generation 1 on first start."""
+        config.home.mkdir(parents=True, exist_ok=True)
+        store = await SQLiteStore.open(config.database_path)
+        try:
+            passphrase = config.passphrase()
+            records = await store.generations()
+            if not records:
+                if not create:
+                    raise CAError(Kind.BAD_CONFIG, f"no CA in {config.home}: run `jitsuin init`")
+                records = [await cls._create_first(config, store, clock, passphrase)]
+            generations = [cls._load(config, r, passphrase) for r in records]
+            gate = PkilintGate(suppressed=config.ca.lint_suppress)
+            issuer = Issuer(generations[-1], config.policy(), clock, lint=gate)
+        except BaseException:
+            await store.close()
+            raise
+        return cls(config, store, clock, generations, issuer)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    @staticmethod
+    async def _create_first(
+        config: Config, store: Store, clock: Clock, passphrase: bytes
+    ) -> GenerationRecord:
+        signer = SoftwareSigner(generate_private_key(config.ca.key_type))
+        key_path = config.keys_dir / "ca-1.key.pem"
+        if key_path.exists():
+            raise CAError(
+                Kind.BAD_KEY_FILE,
+                f"{key_path} exists but the store has no CA generation: refusing to overwrite a "
+                "CA key (restore the database or move the key away)",
+            )
+        write_secret(key_path, signer.encrypted_pkcs8(passphrase))
+        generation = create_generation(1, signer, config.ca.subject, clock)
+        record = GenerationRecord(
+            number=1,
+            certificate_der=generation.der,
+            key_ref=f"file:{key_path.relative_to(config.home)}",
+            created_at=clock.now(),
+        )
+        await store.add_generation(
+            record,
+            AuditEvent(
+                at=clock.now(),
+                actor="system",
+                action="ca.generation.create",
+                target="generation/1",
+                details={
+                    "key_type": config.ca.key_type.value,
+                    "subject": config.ca.subject.rfc4514_string(),
+                    "sha256": generation.certificate.fingerprint(hashes.SHA256()).hex(),
+                },
+            ),
+        )
+        return record
+
+    @staticmethod
+    def _load(config: Config, record: GenerationRecord, passphrase: bytes) -> CAGeneration:
+        scheme, _, ref = record.key_ref.partition(":")
+        if scheme != "file":
+            raise CAError(Kind.BAD_KEY_FILE, f"unsupported key reference {record.key_ref!r}")
+        path = config.home / ref
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CAError(
+                Kind.BAD_KEY_FILE, f"cannot read the CA key of generation {record.number}: {exc}"
+            ) from exc
+        signer = SoftwareSigner.from_encrypted_pkcs8(data, passphrase)
+        certificate = x509.load_der_x509_certificate(record.certificate_der)
+        if signer.public_key() != certificate.public_key():
+            raise CAError(
+                Kind.BAD_KEY_FILE,
+                f"{path} does not hold the key of CA generation {record.number}",
+            )
+        return CAGeneration(record.number, certificate, signer)
+
+    # -- issuance ------------------------------------------------------------------------------
+    async def issue_personal(
+        self, csr_data: bytes, subject: VettedSubject, profile: str, actor: str
+    ) -> IssuedCertificate:
+        """Verify the CSR, issue from the vetted record and record it with its audit entry in
+        one transaction. A refusal raises ``CAError`` and writes nothing."""
+        csr = verify_csr(csr_data)
+        used = await self.store.used_keys(subject.subscriber_id)
+        issued = await asyncio.to_thread(self.issuer.issue, csr, subject, profile, used)
+        await self._record(issued, subject.subscriber_id, subject.email, actor)
+        return issued
+
+    async def _record(
+        self, issued: IssuedCertificate, subscriber_id: str | None, email: str | None, actor: str
+    ) -> None:
+        cert = issued.certificate
+        try:
+            await self.store.record_certificate(
+                CertificateRecord(
+                    generation=issued.generation,
+                    serial=issued.serial,
+                    der=issued.der,
+                    subscriber_id=subscriber_id,
+                    subject=cert.subject.rfc4514_string(),
+                    email=email,
+                    profile=issued.profile,
+                    not_before=issued.not_before,
+                    not_after=issued.not_after,
+                    issued_at=self.clock.now(),
+                    spki_sha256=issued.spki_sha256,
+                ),
+                AuditEvent(
+                    at=self.clock.now(),
+                    actor=actor,
+                    action="certificate.issue",
+                    target=f"generation/{issued.generation}/serial/{issued.serial:x}",
+                    details={"profile": issued.profile, "subscriber_id": subscriber_id},
+                ),
+            )
+        except Conflict as exc:
+            # Two requests with one key raced past the used_keys check (SEED-R2).
+            raise CAError(Kind.KEY_REUSED, str(exc)) from exc
+
+    # -- the server's own TLS certificate ---------------------------------------------------------
+    async def tls_files(self) -> tuple[Path, Path]:
+        """The HTTPS listener's certificate chain and key: configured files, or a certificate
+        from this CA, reissued when missing, near expiry, from an older generation, or for other
+        names."""
+        server = self.config.server
+        if server.tls_cert_file and server.tls_key_file:
+            return server.tls_cert_file, server.tls_key_file
+        cert_path = self.config.home / "tls" / "server.pem"
+        key_path = self.config.home / "tls" / "server.key"
+        if cert_path.exists() and key_path.exists() and self._tls_current(cert_path):
+            return cert_path, key_path
+        key = generate_private_key(KeyType.ECDSA_P256)
+        dns = [n for n in server.tls_names if not _is_ip(n)]
+        ips = [ipaddress.ip_address(n) for n in server.tls_names if _is_ip(n)]
+        issued = await asyncio.to_thread(self.issuer.issue_tls_server, key.public_key(), dns, ips)
+        await self._record(issued, None, None, "system")
+        write_secret(
+            key_path,
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+        chain = issued.certificate.public_bytes(serialization.Encoding.PEM)
+        write_secret(cert_path, chain)
+        return cert_path, key_path
+
+    def _tls_current(self, path: Path) -> bool:
+        try:
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+        except ValueError:
+            return False
+        remaining = cert.not_valid_after_utc - self.clock.now()
+        try:
+            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return False
+        have = {str(n.value) for n in names}
+        return (
+            remaining.days > TLS_RENEW_BEFORE_DAYS
+            and cert.issuer == self.current.certificate.subject
+            and _aki(cert) == self.current.key_identifier
+            and have == set(self.config.server.tls_names)
+        )
+
+
+def _aki(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(
+            x509.AuthorityKeyIdentifier
+        ).value.key_identifier
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,358 @@
+"""Configuration: one TOML file -> frozen dataclasses. Every error is collected and reported at
+once (``jitsuin check-config``). Secrets are referenced by file path or environment variable,
+never written inline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import secrets
+import stat
+import tomllib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import ObjectIdentifier
+
+from jitsuin.ca.issuance import CAPolicy
+from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
+from jitsuin.ca.profiles import DEFAULT_GROUPS, NameOrder, QualificationGroup
+
+CONFIG_NAME = "jitsuin.toml"
+DEFAULT_HOME = "jitsuin-data"
+DEFAULT_SUBJECT = "CN=jitsuin Personal CA,O=jitsuin,C=JP"
+PASSPHRASE_ENV = "JITSUIN_CA_PASSPHRASE"  # noqa: S105 (a variable name)
+
+
+class ConfigError(Exception):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    http: Listen = Listen("127.0.0.1", 8080)
+    https: Listen | None = Listen("127.0.0.1", 8443)
+    public_http_url: str = "http://127.0.0.1:8080"
+    public_https_url: str = "https://localhost:8443"
+    tls_names: tuple[str, ...] = ("localhost", "127.0.0.1")
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CAConfig:
+    subject: x509.Name
+    key_type: KeyType = KeyType.ECDSA_P384
+    passphrase_file: Path | None = None
+    passphrase_env: str = PASSPHRASE_ENV
+    policy_arc: str = ""
+    name_order: NameOrder = NameOrder.GIVEN_FAMILY
+    cutoff_margin: dt.timedelta = dt.timedelta(days=30)
+    groups: dict[str, QualificationGroup] = field(default_factory=lambda: dict(DEFAULT_GROUPS))
+    # pkilint codes suppressed at pre-issuance, each with its reason.
+    lint_suppress: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    home: Path
+    source: Path | None  # the TOML file, if any
+    database_url: str
+    server: ServerConfig
+    ca: CAConfig
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    def policy(self) -> CAPolicy:
+        return CAPolicy(
+            policy_arc=self.ca.policy_arc,
+            pki_base_url=self.server.public_http_url,
+            name_order=self.ca.name_order,
+            cutoff_margin=self.ca.cutoff_margin,
+            groups=self.ca.groups,
+        )
+
+    def passphrase(self) -> bytes:
+        """The CA key passphrase, from the configured file or the environment."""
+        if self.ca.passphrase_file is not None:
+            return self.ca.passphrase_file.read_bytes().strip()
+        value = os.environ.get(self.ca.passphrase_env)
+        if value:
+            return value.encode()
+        raise ConfigError(
+            [
+                "no CA key passphrase: set [ca] passphrase_file or the environment variable "
+                f"{self.ca.passphrase_env}"
+            ]
+        )
+
+
+def _listen(value: Any, where: str, errors: list[str]) -> Listen | None:
+    if not isinstance(value, str) or ":" not in value:
+        errors.append(f"{where}: expected 'host:port', got {value!r}")
+        return None
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        errors.append(f"{where}: port {port!r} is not a number from 1 to 65535")
+        return None
+    return Listen(host, int(port))
+
+
+class _Reader:
+    """Reads one TOML table, recording every error instead of stopping at the first."""
+
+    def __init__(self, table: Any, where: str, errors: list[str]) -> None:
+        self.where = where
+        self.errors = errors
+        if not isinstance(table, dict):
+            errors.append(f"[{where}] must be a table")
+            table = {}
+        self.table: dict[str, Any] = table
+        self.seen: set[str] = set()
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        self.seen.add(key)
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            self.errors.append(f"{self.where}.{key}: expected {names}, got {value!r}")
+            return default
+        return value
+
+    def finish(self) -> None:
+        for key in self.table:
+            if key not in self.seen:
+                self.errors.append(f"{self.where}: unknown setting {key!r}")
+
+
+def _path(value: str | None, base: Path) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _http_url(value: str, where: str, errors: list[str], scheme: str) -> str:
+    if not value.startswith(f"{scheme}://") or len(value) <= len(scheme) + 3:
+        errors.append(f"{where}: expected a {scheme}:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def load(path: Path | None, home: Path) -> Config:
+    """Load ``path`` (or the defaults, when None) and raise ``ConfigError`` listing every error."""
+    errors: list[str] = []
+    data: dict[str, Any] = {}
+    base = home
+    if path is not None:
+        base = path.parent
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([f"{path}: no such file"]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    top = _Reader(data, "config", errors)
+    home_value = top.get("home", str)
+    home = _path(home_value, base) if home_value else home
+    assert home is not None
+    database_url = top.get("database_url", str, f"sqlite:///{home / 'jitsuin.db'}")
+    if not database_url.startswith("sqlite:///"):
+        errors.append(f"database_url: only sqlite:///PATH is supported, got {database_url!r}")
+    elif not Path(database_url.removeprefix("sqlite:///")).is_absolute():
+        database_url = f"sqlite:///{base / database_url.removeprefix('sqlite:///')}"
+
+    srv = _Reader(top.get("server", dict, {}), "server", errors)
+    http = _listen(srv.get("http_listen", str, "127.0.0.1:8080"), "server.http_listen", errors)
+    https_value = srv.get("https_listen", str, "127.0.0.1:8443")
+    https = _listen(https_value, "server.https_listen", errors) if https_value else None
+    http = http or Listen("127.0.0.1", 8080)
+    public_http = _http_url(
+        srv.get("public_http_url", str, f"http://{http}"), "server.public_http_url", errors, "http"
+    )
+    default_https = f"https://localhost:{https.port}" if https else ""
+    public_https = srv.get("public_https_url", str, default_https)
+    if https:
+        public_https = _http_url(public_https, "server.public_https_url", errors, "https")
+    tls_names = srv.get("tls_names", list, ["localhost", "127.0.0.1"])
+    if not all(isinstance(n, str) and n for n in tls_names):
+        errors.append("server.tls_names: expected a list of host names and IP addresses")
+        tls_names = ["localhost"]
+    tls_cert = _path(srv.get("tls_cert_file", str), base)
+    tls_key = _path(srv.get("tls_key_file", str), base)
+    if (tls_cert is None) != (tls_key is None):
+        errors.append("server: set both tls_cert_file and tls_key_file, or neither")
+    for label, file in (("tls_cert_file", tls_cert), ("tls_key_file", tls_key)):
+        if file is not None and not file.is_file():
+            errors.append(f"server.{label}: {file} does not exist")
+    srv.finish()
+
+    ca = _Reader(top.get("ca", dict, {}), "ca", errors)
+    subject_text = ca.get("subject", str, DEFAULT_SUBJECT)
+    try:
+        subject = x509.Name.from_rfc4514_string(subject_text)
+        if not subject.rdns:
+            raise ValueError("empty")
+    except ValueError:
+        errors.append(f"ca.subject: {subject_text!r} is not an RFC 4514 distinguished name")
+        subject = x509.Name.from_rfc4514_string(DEFAULT_SUBJECT)
+    key_type = KeyType.ECDSA_P384
+    key_name = ca.get("key_type", str, KeyType.ECDSA_P384.value)
+    try:
+        key_type = KeyType.parse(key_name)
+        if key_type not in CA_KEY_TYPES:
+            allowed = ", ".join(k.value for k in CA_KEY_TYPES)
+            errors.append(f"ca.key_type: {key_name} is not allowed for a CA key; use {allowed}")
+    except ValueError as exc:
+        errors.append(f"ca.key_type: {exc}")
+    passphrase_file = _path(ca.get("passphrase_file", str), base)
+    if passphrase_file is not None:
+        _check_secret_file(passphrase_file, "ca.passphrase_file", errors)
+    passphrase_env = ca.get("passphrase_env", str, PASSPHRASE_ENV)
+    policy_arc = ca.get("policy_arc", str, "")
+    if not policy_arc:
+        errors.append("ca.policy_arc: required (the CA's own OID arc; `jitsuin init` makes one)")
+    else:
+        try:
+            ObjectIdentifier(policy_arc)
+        except ValueError:
+            errors.append(f"ca.policy_arc: {policy_arc!r} is not a dotted OID")
+    order_name = ca.get("name_order", str, NameOrder.GIVEN_FAMILY.value)
+    try:
+        name_order = NameOrder(order_name)
+    except ValueError:
+        errors.append(f"ca.name_order: use 'given-family' or 'family-given', not {order_name!r}")
+        name_order = NameOrder.GIVEN_FAMILY
+    margin_days = ca.get("cutoff_margin_days", int, 30)
+    if margin_days < 0:
+        errors.append("ca.cutoff_margin_days: must not be negative")
+    groups = dict(DEFAULT_GROUPS)
+    for gid, spec in ca.get("groups", dict, {}).items():
+        g = _Reader(spec, f"ca.groups.{gid}", errors)
+        title = g.get("title", str, "")
+        pattern = g.get("number_pattern", str, "")
+        g.finish()
+        if not title or not pattern:
+            errors.append(f"ca.groups.{gid}: title and number_pattern are required")
+            continue
+        groups[gid] = QualificationGroup(gid, title, pattern)
+    suppress = ca.get("lint_suppress", dict, {})
+    for code, reason in suppress.items():
+        if not isinstance(reason, str) or not reason.strip():
+            errors.append(f"ca.lint_suppress.{code}: give the reason as a string")
+    ca.finish()
+    top.finish()
+    if errors:
+        raise ConfigError(errors)
+    return Config(
+        home=home,
+        source=path,
+        database_url=database_url,
+        server=ServerConfig(
+            http=http,
+            https=https,
+            public_http_url=public_http,
+            public_https_url=public_https,
+            tls_names=tuple(tls_names),
+            tls_cert_file=tls_cert,
+            tls_key_file=tls_key,
+        ),
+        ca=CAConfig(
+            subject=subject,
+            key_type=key_type,
+            passphrase_file=passphrase_file,
+            passphrase_env=passphrase_env,
+            policy_arc=policy_arc,
+            name_order=name_order,
+            cutoff_margin=dt.timedelta(days=max(margin_days, 0)),
+            groups=groups,
+            lint_suppress=dict(suppress),
+        ),
+    )
+
+
+def _check_secret_file(path: Path, where: str, errors: list[str]) -> None:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        errors.append(f"{where}: {path} does not exist")
+        return
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        errors.append(f"{where}: {path} is readable by others; chmod 600 it")
+
+
+def is_loopback_url(url: str) -> bool:
+    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def write_default(home: Path, key_type: KeyType, subject: str) -> Path:
+    """The embedded default: a config with a fresh policy arc and a generated passphrase file
+    (mode 0600) in ``home``. Returns the config path."""
+    home.mkdir(parents=True, exist_ok=True)
+    secrets_dir = home / "secrets"
+    secrets_dir.mkdir(mode=0o700, exist_ok=True)
+    passphrase = secrets_dir / "ca-passphrase"
+    if not passphrase.exists():
+        fd = os.open(passphrase, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+    # X.667: an OID under 2.25 from a UUID needs no registration; each CA gets its own arc.
+    arc = f"2.25.{uuid.uuid4().int}"
+    config = home / CONFIG_NAME
+    subject_toml = subject.replace("\\", "\\\\").replace('"', '\\"')
+    config.write_text(
+        f"""# jitsuin configuration, written by `jitsuin init`. Paths are relative to this file.
+# Check it with `jitsuin check-config {config}`.
+database_url = "sqlite:///jitsuin.db"
+
+[server]
+http_listen = "127.0.0.1:8080"    # CRL, OCSP, CA certificates (must be plain http)
+https_listen = "127.0.0.1:8443"   # enrollment (TLS >= 1.2)
+public_http_url = "http://127.0.0.1:8080"
+tls_names = ["localhost", "127.0.0.1"]
+
+[ca]
+subject = "{subject_toml}"
+key_type = "{key_type.value}"
+# For production keep the passphrase off this disk: use passphrase_env instead.
+passphrase_file = "secrets/ca-passphrase"
+policy_arc = "{arc}"
+name_order = "given-family"
+cutoff_margin_days = 30
+
+[ca.lint_suppress]
+"cabf.internal_domain_name" = "development CA: CRL, OCSP and CA certificate URLs are on loopback"
+"pkix.invalid_domain_name_syntax" = "development TLS certificate: the server is named localhost"
+""",
+        encoding="utf-8",
+    )
+    return config

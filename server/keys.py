@@ -1,0 +1,9 @@
+"""Typed application keys (aiohttp AppKey), all in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from jitsuin.server.authority import Authority
+
+AUTHORITY = web.AppKey("authority", Authority)
