@@ -40,11 +40,11 @@ def verify_csr(data: bytes) -> VerifiedCSR:
         algorithm = csr.signature_hash_algorithm
     except Exception as exc:  # unknown signature OID: cryptography raises UnsupportedAlgorithm
         raise CAError(Kind.WEAK_ALGORITHM, "the CSR signature algorithm is not supported") from exc
-    if not isinstance(algorithm, _STRONG_HASHES):
-        name = algorithm.name.upper() if algorithm is not None else "no hash"
+    if algorithm is not None and not isinstance(algorithm, _STRONG_HASHES):
         raise CAError(
             Kind.WEAK_ALGORITHM,
-            f"the CSR is signed with {name}; SHA-256 or stronger is required (SEED-R3)",
+            f"the CSR is signed with {algorithm.name.upper()}; SHA-256 or stronger is required "
+            "(SEED-R3)",
         )
     try:
         key = csr.public_key()

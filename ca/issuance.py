@@ -33,6 +33,7 @@ from jitsuin.ca.subject import VettedSubject
 # The pre-issuance lint: inspects the draft and returns the messages of blocking findings.
 Lint = Callable[[x509.Certificate, Profile], Sequence[str]]
 
+MAX_OID_ARC = 2**28
 _SUPPORTED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
 
 
@@ -52,6 +53,14 @@ class CAPolicy:
             ObjectIdentifier(self.policy_arc)
         except ValueError:
             out.append(f"policy_arc {self.policy_arc!r} is not a dotted OID")
+        else:
+            # Many decoders (pkilint's among them, and Windows) take arcs of at most 28 bits
+            # (4 base-128 bytes); 2.25.<UUID> arcs cannot be linted or widely parsed.
+            if any(int(arc) >= MAX_OID_ARC for arc in self.policy_arc.split(".")):
+                out.append(
+                    f"policy_arc {self.policy_arc!r} has an arc of 2^28 or more, which common "
+                    "decoders reject: use an arc under your IANA enterprise number"
+                )
         if not self.pki_base_url.startswith("http://"):
             # S/MIME BR 7.1.2.3b,c: CRL DP and AIA URLs are http (not https).
             out.append(f"pki_base_url {self.pki_base_url!r} must be an http:// URL")
@@ -200,6 +209,11 @@ class Issuer:
             )
         )
         return self._finish(builder, profile, csr.public_key)
+
+    def check_subject(self, subject: VettedSubject, profile_name: str) -> None:
+        """Raise ``CAError(BAD_SUBJECT)`` listing every reason the record cannot be issued to
+        under the profile: lets the RA refuse at entry what issuance would refuse later."""
+        self._check_subject(subject, profile_named(profile_name))
 
     def _check_subject(self, subject: VettedSubject, profile: Profile) -> QualificationGroup:
         problems = subject.problems()

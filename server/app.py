@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from jitsuin.server import pki_http
 from jitsuin.server.authority import Authority
-from jitsuin.server.keys import AUTHORITY
+from jitsuin.server.keys import AUTHORITY, RA
 from jitsuin.server.middlewares import problems
+from jitsuin.server.ra import handlers as ra_handlers
+from jitsuin.server.ra.credentials import Keyring
+from jitsuin.server.ra.mailer import Mailer
+from jitsuin.server.ra.service import RAService
 
 
-def create_app(authority: Authority) -> web.Application:
+def create_app(authority: Authority, *, send_mail: bool = True) -> web.Application:
     app = web.Application(middlewares=[problems], client_max_size=64 * 1024)
+    config = authority.config
     app[AUTHORITY] = authority
+    app[RA] = RAService(authority, config, Keyring(config.ra_secret()))
     app.add_routes(pki_http.routes)
+    app.add_routes(ra_handlers.routes)
+    if send_mail:
+        app.cleanup_ctx.append(_mail_worker)
     return app
+
+
+async def _mail_worker(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(Mailer(app[RA], app[AUTHORITY].config.mail).run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

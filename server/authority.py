@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from jitsuin.ca.clock import Clock
-from jitsuin.ca.csr import verify_csr
+from jitsuin.ca.csr import VerifiedCSR, verify_csr
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.ca.generations import CAGeneration, create_generation
 from jitsuin.ca.issuance import IssuedCertificate, Issuer
@@ -136,36 +136,46 @@ class Authority:
         return CAGeneration(record.number, certificate, signer)
 
     # -- issuance ------------------------------------------------------------------------------
+    async def sign_personal(
+        self, csr: VerifiedCSR, subject: VettedSubject, profile: str
+    ) -> IssuedCertificate:
+        """Issue from the vetted record; nothing is recorded yet. SEED-R2: the subscriber's
+        earlier keys are looked up so that a renewal is always a re-key."""
+        used = await self.store.used_keys(subject.subscriber_id)
+        return await asyncio.to_thread(self.issuer.issue, csr, subject, profile, used)
+
     async def issue_personal(
         self, csr_data: bytes, subject: VettedSubject, profile: str, actor: str
     ) -> IssuedCertificate:
-        """Verify the CSR, issue from the vetted record and record it with its audit entry in
-        one transaction. A refusal raises ``CAError`` and writes nothing."""
-        csr = verify_csr(csr_data)
-        used = await self.store.used_keys(subject.subscriber_id)
-        issued = await asyncio.to_thread(self.issuer.issue, csr, subject, profile, used)
+        """The operator path: verify the CSR, issue, and record the certificate with its audit
+        entry in one transaction. A refusal raises ``CAError`` and writes nothing."""
+        issued = await self.sign_personal(verify_csr(csr_data), subject, profile)
         await self._record(issued, subject.subscriber_id, subject.email, actor)
         return issued
+
+    def certificate_record(
+        self, issued: IssuedCertificate, subscriber_id: str | None, email: str | None
+    ) -> CertificateRecord:
+        return CertificateRecord(
+            generation=issued.generation,
+            serial=issued.serial,
+            der=issued.der,
+            subscriber_id=subscriber_id,
+            subject=issued.certificate.subject.rfc4514_string(),
+            email=email,
+            profile=issued.profile,
+            not_before=issued.not_before,
+            not_after=issued.not_after,
+            issued_at=self.clock.now(),
+            spki_sha256=issued.spki_sha256,
+        )
 
     async def _record(
         self, issued: IssuedCertificate, subscriber_id: str | None, email: str | None, actor: str
     ) -> None:
-        cert = issued.certificate
         try:
             await self.store.record_certificate(
-                CertificateRecord(
-                    generation=issued.generation,
-                    serial=issued.serial,
-                    der=issued.der,
-                    subscriber_id=subscriber_id,
-                    subject=cert.subject.rfc4514_string(),
-                    email=email,
-                    profile=issued.profile,
-                    not_before=issued.not_before,
-                    not_after=issued.not_after,
-                    issued_at=self.clock.now(),
-                    spki_sha256=issued.spki_sha256,
-                ),
+                self.certificate_record(issued, subscriber_id, email),
                 AuditEvent(
                     at=self.clock.now(),
                     actor=actor,

@@ -10,13 +10,11 @@ import os
 import secrets
 import stat
 import tomllib
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import ObjectIdentifier
 
 from jitsuin.ca.issuance import CAPolicy
 from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
@@ -69,12 +67,46 @@ class CAConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RAConfig:
+    secret_file: Path | None = None  # 32+ random bytes: keyed hashes and sealing (0600)
+    two_person_rule: bool = True  # who entered or reviewed an application cannot approve it
+    max_attempts: int = 5  # wrong access codes / PINs before the credential locks
+    pin_ttl: dt.timedelta = dt.timedelta(days=14)
+    invoice_amount: int = 11000  # the issuance fee, in yen
+    retry_after_seconds: int = 3600  # what a waiting enrollment client is told
+
+
+@dataclass(frozen=True, slots=True)
+class MailConfig:
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    sender: str = "jitsuin CA <ca@localhost>"
+    starttls: bool = False
+    username: str | None = None
+    password_file: Path | None = None
+    max_attempts: int = 8
+    retry_seconds: int = 60  # first retry; doubles after each failure
+    poll_seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     home: Path
     source: Path | None  # the TOML file, if any
     database_url: str
     server: ServerConfig
     ca: CAConfig
+    ra: RAConfig = RAConfig()
+    mail: MailConfig = MailConfig()
+
+    def ra_secret(self) -> bytes:
+        path = self.ra.secret_file or self.home / "secrets" / "ra.key"
+        try:
+            return bytes.fromhex(path.read_text().strip())
+        except FileNotFoundError:
+            raise ConfigError([f"ra.secret_file: {path} does not exist"]) from None
+        except ValueError:
+            raise ConfigError([f"ra.secret_file: {path} does not hold hex"]) from None
 
     @property
     def database_path(self) -> Path:
@@ -236,10 +268,11 @@ def load(path: Path | None, home: Path) -> Config:
     if not policy_arc:
         errors.append("ca.policy_arc: required (the CA's own OID arc; `jitsuin init` makes one)")
     else:
-        try:
-            ObjectIdentifier(policy_arc)
-        except ValueError:
-            errors.append(f"ca.policy_arc: {policy_arc!r} is not a dotted OID")
+        errors += [
+            "ca." + problem.replace(" ", ": ", 1)
+            for problem in CAPolicy(policy_arc, "http://x").problems()
+            if problem.startswith("policy_arc")
+        ]
     order_name = ca.get("name_order", str, NameOrder.GIVEN_FAMILY.value)
     try:
         name_order = NameOrder(order_name)
@@ -264,6 +297,41 @@ def load(path: Path | None, home: Path) -> Config:
         if not isinstance(reason, str) or not reason.strip():
             errors.append(f"ca.lint_suppress.{code}: give the reason as a string")
     ca.finish()
+
+    ra = _Reader(top.get("ra", dict, {}), "ra", errors)
+    ra_secret = _path(ra.get("secret_file", str), base)
+    if ra_secret is not None:
+        _check_secret_file(ra_secret, "ra.secret_file", errors)
+    ra_config = RAConfig(
+        secret_file=ra_secret,
+        two_person_rule=ra.get("two_person_rule", bool, True),
+        max_attempts=_positive(ra, "max_attempts", 5),
+        pin_ttl=dt.timedelta(hours=_positive(ra, "pin_ttl_hours", 14 * 24)),
+        invoice_amount=_positive(ra, "invoice_amount", 11000),
+        retry_after_seconds=_positive(ra, "retry_after_seconds", 3600),
+    )
+    ra.finish()
+
+    mail = _Reader(top.get("mail", dict, {}), "mail", errors)
+    password_file = _path(mail.get("password_file", str), base)
+    if password_file is not None:
+        _check_secret_file(password_file, "mail.password_file", errors)
+    mail_config = MailConfig(
+        smtp_host=mail.get("smtp_host", str, "127.0.0.1"),
+        smtp_port=_positive(mail, "smtp_port", 25),
+        sender=mail.get("sender", str, "jitsuin CA <ca@localhost>"),
+        starttls=mail.get("starttls", bool, False),
+        username=mail.get("username", str),
+        password_file=password_file,
+        max_attempts=_positive(mail, "max_attempts", 8),
+        retry_seconds=_positive(mail, "retry_seconds", 60),
+        poll_seconds=float(mail.get("poll_seconds", (int, float), 5.0)),
+    )
+    if mail_config.smtp_port > 65535:
+        errors.append("mail.smtp_port: not a port number")
+    if "@" not in mail_config.sender:
+        errors.append(f"mail.sender: {mail_config.sender!r} is not an e-mail address")
+    mail.finish()
     top.finish()
     if errors:
         raise ConfigError(errors)
@@ -291,7 +359,17 @@ def load(path: Path | None, home: Path) -> Config:
             groups=groups,
             lint_suppress=dict(suppress),
         ),
+        ra=ra_config,
+        mail=mail_config,
     )
+
+
+def _positive(reader: _Reader, key: str, default: int) -> int:
+    value = reader.get(key, int, default)
+    if value <= 0:
+        reader.errors.append(f"{reader.where}.{key}: must be a positive number")
+        return default
+    return int(value)
 
 
 def _check_secret_file(path: Path, where: str, errors: list[str]) -> None:
@@ -325,8 +403,15 @@ def write_default(home: Path, key_type: KeyType, subject: str) -> Path:
         fd = os.open(passphrase, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(32) + "\n")
-    # X.667: an OID under 2.25 from a UUID needs no registration; each CA gets its own arc.
-    arc = f"2.25.{uuid.uuid4().int}"
+    ra_key = secrets_dir / "ra.key"
+    if not ra_key.exists():
+        fd = os.open(ra_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+    # RFC 5612 reserves enterprise number 32473 for documentation and examples: right for a
+    # development CA, to be replaced by the operator's own arc (1.3.6.1.4.1.<PEN>). A 2.25.<UUID>
+    # arc would be unique, but its 128-bit arc breaks common decoders (pkilint included).
+    arc = f"1.3.6.1.4.1.32473.{secrets.randbelow(2**24) + 1}"
     config = home / CONFIG_NAME
     subject_toml = subject.replace("\\", "\\\\").replace('"', '\\"')
     config.write_text(
@@ -345,9 +430,21 @@ subject = "{subject_toml}"
 key_type = "{key_type.value}"
 # For production keep the passphrase off this disk: use passphrase_env instead.
 passphrase_file = "secrets/ca-passphrase"
-policy_arc = "{arc}"
+policy_arc = "{arc}"   # an example arc (RFC 5612): use your own PEN
 name_order = "given-family"
 cutoff_margin_days = 30
+
+[ra]
+secret_file = "secrets/ra.key"    # keyed hashes of PINs and access codes; keep it with the CA key
+two_person_rule = true
+max_attempts = 5
+pin_ttl_hours = 336
+invoice_amount = 11000
+
+[mail]                             # the relay that delivers download PINs (SEED-R13)
+smtp_host = "127.0.0.1"
+smtp_port = 25
+sender = "jitsuin CA <ca@localhost>"
 
 [ca.lint_suppress]
 "cabf.internal_domain_name" = "development CA: CRL, OCSP and CA certificate URLs are on loopback"

@@ -54,6 +54,85 @@ class CertificateRecord:
     issued_at: dt.datetime
     spki_sha256: str
     status: str = "valid"
+    revoked_at: dt.datetime | None = None
+    revocation_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    name: str
+    role: str
+    created_at: dt.datetime
+    disabled_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationRecord:
+    """One application = one certificate (FLOW.md). Column names match the table."""
+
+    id: str
+    version: int
+    state: str
+    profile: str
+    family_name: str
+    given_name: str
+    email: str
+    qualification_group: str
+    qualification_number: str
+    postal_address: str
+    date_of_birth: str
+    billing_addressee: str
+    billing_company: str | None
+    created_by: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    reviewed_by: str | None = None
+    review: Mapping[str, Any] | None = None
+    tracking_number: str | None = None
+    invoice_number: str | None = None
+    invoice_amount: int | None = None
+    letter_returned_at: dt.datetime | None = None
+    paid_at: dt.datetime | None = None
+    paid_amount: int | None = None
+    enrollment_id: str | None = None
+    access_code_hash: str | None = None
+    access_attempts: int = 0
+    access_used_at: dt.datetime | None = None
+    online_input_at: dt.datetime | None = None
+    approved_by: str | None = None
+    approved_at: dt.datetime | None = None
+    pin_hash: str | None = None
+    pin_expires_at: dt.datetime | None = None
+    pin_attempts: int = 0
+    pin_used_at: dt.datetime | None = None
+    eab_key_sealed: bytes | None = None
+    certificate_generation: int | None = None
+    certificate_serial: str | None = None
+    closed_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMail:
+    application_id: str
+    kind: str
+    recipient: str
+    body_sealed: bytes
+    next_attempt_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MailRecord:
+    id: int
+    application_id: str
+    kind: str
+    recipient: str
+    body_sealed: bytes | None
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: dt.datetime
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +164,9 @@ def chain_hash(prev_hash: str, seq: int, event: AuditEvent) -> str:
     body = canonical_details(
         {
             "seq": seq,
-            "at": event.at.isoformat(),
+            # The store keeps UTC; hash the UTC form so an event logged with another offset
+            # still verifies after the round trip.
+            "at": event.at.astimezone(dt.UTC).isoformat(),
             "actor": event.actor,
             "action": event.action,
             "target": event.target,
@@ -141,3 +222,70 @@ class Store(Protocol):
     async def verify_audit_chain(self) -> int:
         """Walk the whole log; AuditChainBroken on the first mismatch; returns the count."""
         ...
+
+    # -- RA workflow -----------------------------------------------------------------------------
+    async def add_operator(self, operator: Operator, token_hash: str, audit: AuditEvent) -> None:
+        """Conflict when the name exists."""
+        ...
+
+    async def operator_by_token(self, token_hash: str) -> Operator | None: ...
+
+    async def operators(self) -> list[Operator]: ...
+
+    async def create_application(self, record: ApplicationRecord, audit: AuditEvent) -> None: ...
+
+    async def application(self, application_id: str) -> ApplicationRecord: ...
+
+    async def application_by_enrollment_id(self, enrollment_id: str) -> ApplicationRecord: ...
+
+    async def applications(
+        self, state: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[ApplicationRecord]: ...
+
+    async def update_application(
+        self,
+        application_id: str,
+        version: int,
+        changes: Mapping[str, Any],
+        audit: AuditEvent,
+        mail: OutboxMail | None = None,
+        certificate: CertificateRecord | None = None,
+    ) -> ApplicationRecord:
+        """Apply ``changes`` if the application is still at ``version`` (Conflict otherwise),
+        with its audit entry, and optionally queue a mail (superseding any pending mail of the
+        same kind) and record a certificate, all in one transaction."""
+        ...
+
+    async def count_failed_attempt(
+        self, application_id: str, counter: str, audit: AuditEvent
+    ) -> int:
+        """Add one to ``access_attempts`` or ``pin_attempts``; returns the new count."""
+        ...
+
+    async def due_mail(self, now: dt.datetime, limit: int = 10) -> list[MailRecord]: ...
+
+    async def mail(self, status: str | None = None, limit: int = 100) -> list[MailRecord]: ...
+
+    async def claim_mail(self, mail_id: int, now: dt.datetime, until: dt.datetime) -> bool:
+        """Take a due mail for sending until ``until`` (False if another process has it)."""
+        ...
+
+    async def mark_mail(
+        self,
+        mail_id: int,
+        status: str,
+        audit: AuditEvent,
+        error: str | None = None,
+        next_attempt_at: dt.datetime | None = None,
+        sent_at: dt.datetime | None = None,
+    ) -> None:
+        """Record a send attempt; a sent mail's body is wiped in the same statement."""
+        ...
+
+    async def retry_mail(self, mail_id: int, now: dt.datetime, audit: AuditEvent) -> None:
+        """Put a failed mail back in the queue (Conflict unless it failed and still has a body)."""
+        ...
+
+    async def revoke_certificate(
+        self, generation: int, serial: int, reason: str, at: dt.datetime, audit: AuditEvent
+    ) -> None: ...

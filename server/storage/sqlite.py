@@ -12,36 +12,42 @@ import datetime as dt
 import json
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import fields
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
 from jitsuin.server.storage import (
     GENESIS_HASH,
+    ApplicationRecord,
     AuditEntry,
     AuditEvent,
     CertificateRecord,
     Conflict,
     GenerationRecord,
+    MailRecord,
     NotFound,
+    Operator,
+    OutboxMail,
     canonical_details,
     chain_hash,
     verify_chain,
 )
 
-_MIGRATION_NAME = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
+_MIGRATION_NAME = re.compile(r"(\d{4})_[a-z0-9_]+\.(?P<dialect>[a-z]+)\.sql")
 
 
 def migrations(dialect: str) -> list[tuple[int, str, str]]:
     """(version, name, SQL) of the numbered migrations shipped as package data."""
-    folder = resources.files("jitsuin.server.storage").joinpath("migrations", dialect)
+    folder = resources.files("jitsuin.server.storage.migrations")
     found = []
     for item in folder.iterdir():
         match = _MIGRATION_NAME.fullmatch(item.name)
-        if match:
+        if match and match.group("dialect") == dialect:
             found.append((int(match.group(1)), item.name, item.read_text(encoding="utf-8")))
     found.sort()
     versions = [v for v, _, _ in found]
@@ -144,38 +150,43 @@ class SQLiteStore:
     # -- certificates ------------------------------------------------------------------------
     async def record_certificate(self, record: CertificateRecord, audit: AuditEvent) -> None:
         async with self._transaction() as db:
-            try:
-                await db.execute(
-                    "INSERT INTO certificates (generation, serial, der, subscriber_id, subject,"
-                    " email, profile, status, not_before, not_after, issued_at, spki_sha256)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.generation,
-                        format(record.serial, "x"),
-                        record.der,
-                        record.subscriber_id,
-                        record.subject,
-                        record.email,
-                        record.profile,
-                        record.status,
-                        _time(record.not_before),
-                        _time(record.not_after),
-                        _time(record.issued_at),
-                        record.spki_sha256,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                text = str(exc)
-                if "spki_sha256" in text:
-                    raise Conflict("this key was already certified for this subscriber") from exc
-                if "serial" in text:
-                    raise Conflict(f"serial {record.serial:x} exists in this generation") from exc
-                raise Conflict(text) from exc
+            await self._insert_certificate(db, record)
             await self._append(db, audit)
+
+    async def _insert_certificate(
+        self, db: aiosqlite.Connection, record: CertificateRecord
+    ) -> None:
+        try:
+            await db.execute(
+                "INSERT INTO certificates (generation, serial, der, subscriber_id, subject,"
+                " email, profile, status, not_before, not_after, issued_at, spki_sha256)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.generation,
+                    format(record.serial, "x"),
+                    record.der,
+                    record.subscriber_id,
+                    record.subject,
+                    record.email,
+                    record.profile,
+                    record.status,
+                    _time(record.not_before),
+                    _time(record.not_after),
+                    _time(record.issued_at),
+                    record.spki_sha256,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            text = str(exc)
+            if "spki_sha256" in text:
+                raise Conflict("this key was already certified for this subscriber") from exc
+            if "serial" in text:
+                raise Conflict(f"serial {record.serial:x} exists in this generation") from exc
+            raise Conflict(text) from exc
 
     _CERT_COLUMNS = (
         "generation, serial, der, subscriber_id, subject, email, profile, not_before,"
-        " not_after, issued_at, spki_sha256, status"
+        " not_after, issued_at, spki_sha256, status, revoked_at, revocation_reason"
     )
 
     @staticmethod
@@ -193,6 +204,8 @@ class SQLiteStore:
             issued_at=_parse_time(row[9]),
             spki_sha256=row[10],
             status=row[11],
+            revoked_at=_parse_time(row[12]) if row[12] else None,
+            revocation_reason=row[13],
         )
 
     async def certificate(self, generation: int, serial: int) -> CertificateRecord:
@@ -279,6 +292,293 @@ class SQLiteStore:
             checked += verify_chain(batch, prev_hash)
             prev_hash, after = batch[-1].hash, batch[-1].seq
         return checked
+
+    # -- operators -------------------------------------------------------------------------------
+    async def add_operator(self, operator: Operator, token_hash: str, audit: AuditEvent) -> None:
+        async with self._transaction() as db:
+            try:
+                await db.execute(
+                    "INSERT INTO operators (name, role, token_hash, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (operator.name, operator.role, token_hash, _time(operator.created_at)),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"operator {operator.name!r} exists") from exc
+            await self._append(db, audit)
+
+    async def operator_by_token(self, token_hash: str) -> Operator | None:
+        async with self._db.execute(
+            "SELECT name, role, created_at, disabled_at FROM operators WHERE token_hash = ?",
+            (token_hash,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _operator(row) if row else None
+
+    async def operators(self) -> list[Operator]:
+        async with self._db.execute(
+            "SELECT name, role, created_at, disabled_at FROM operators ORDER BY name"
+        ) as cursor:
+            return [_operator(r) for r in await cursor.fetchall()]
+
+    # -- applications ----------------------------------------------------------------------------
+    async def create_application(self, record: ApplicationRecord, audit: AuditEvent) -> None:
+        values = _to_columns({f.name: getattr(record, f.name) for f in fields(record)})
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        async with self._transaction() as db:
+            try:
+                await db.execute(
+                    f"INSERT INTO applications ({columns}) VALUES ({marks})",  # noqa: S608
+                    tuple(values.values()),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"application {record.id} exists") from exc
+            await self._append(db, audit)
+
+    async def _application_where(
+        self, db: aiosqlite.Connection, clause: str, args: tuple[Any, ...]
+    ) -> ApplicationRecord | None:
+        async with db.execute(f"SELECT * FROM applications WHERE {clause}", args) as cursor:  # noqa: S608
+            row = await cursor.fetchone()
+            names = [d[0] for d in cursor.description]
+        return _application(dict(zip(names, row, strict=True))) if row else None
+
+    async def application(self, application_id: str) -> ApplicationRecord:
+        found = await self._application_where(self._db, "id = ?", (application_id,))
+        if found is None:
+            raise NotFound(f"no application {application_id}")
+        return found
+
+    async def application_by_enrollment_id(self, enrollment_id: str) -> ApplicationRecord:
+        found = await self._application_where(self._db, "enrollment_id = ?", (enrollment_id,))
+        if found is None:
+            raise NotFound("unknown enrollment ID")
+        return found
+
+    async def applications(
+        self, state: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[ApplicationRecord]:
+        where, args = ("WHERE state = ?", (state,)) if state else ("", ())
+        async with self._db.execute(
+            f"SELECT * FROM applications {where} ORDER BY created_at, id LIMIT ? OFFSET ?",  # noqa: S608
+            (*args, limit, offset),
+        ) as cursor:
+            rows = await cursor.fetchall()
+            names = [d[0] for d in cursor.description]
+        return [_application(dict(zip(names, r, strict=True))) for r in rows]
+
+    async def update_application(
+        self,
+        application_id: str,
+        version: int,
+        changes: Mapping[str, Any],
+        audit: AuditEvent,
+        mail: OutboxMail | None = None,
+        certificate: CertificateRecord | None = None,
+    ) -> ApplicationRecord:
+        values = _to_columns(dict(changes))
+        unknown = set(values) - _APPLICATION_COLUMNS
+        if unknown or "id" in values or "version" in values:
+            raise ValueError(
+                f"not updatable: {sorted(unknown | ({'id', 'version'} & set(values)))}"
+            )
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                f"UPDATE applications SET {assignments}, version = version + 1"  # noqa: S608
+                " WHERE id = ? AND version = ?",
+                (*values.values(), application_id, version),
+            )
+            if cursor.rowcount != 1:
+                current = await self._application_where(db, "id = ?", (application_id,))
+                if current is None:
+                    raise NotFound(f"no application {application_id}")
+                raise Conflict(
+                    f"application {application_id} changed meanwhile (now {current.state})"
+                )
+            if certificate is not None:
+                await self._insert_certificate(db, certificate)
+            if mail is not None:
+                await db.execute(
+                    "UPDATE mail_outbox SET status = 'superseded', body_sealed = NULL"
+                    " WHERE application_id = ? AND kind = ? AND status IN ('pending', 'failed')",
+                    (mail.application_id, mail.kind),
+                )
+                await db.execute(
+                    "INSERT INTO mail_outbox (application_id, kind, recipient, body_sealed,"
+                    " status, next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                    (
+                        mail.application_id,
+                        mail.kind,
+                        mail.recipient,
+                        mail.body_sealed,
+                        _time(mail.next_attempt_at),
+                        _time(audit.at),
+                    ),
+                )
+            await self._append(db, audit)
+            updated = await self._application_where(db, "id = ?", (application_id,))
+        assert updated is not None
+        return updated
+
+    async def count_failed_attempt(
+        self, application_id: str, counter: str, audit: AuditEvent
+    ) -> int:
+        if counter not in ("access_attempts", "pin_attempts"):
+            raise ValueError(f"not an attempt counter: {counter}")
+        async with self._transaction() as db:
+            await db.execute(
+                f"UPDATE applications SET {counter} = {counter} + 1 WHERE id = ?",  # noqa: S608
+                (application_id,),
+            )
+            async with db.execute(
+                f"SELECT {counter} FROM applications WHERE id = ?",  # noqa: S608
+                (application_id,),
+            ) as cursor:
+                row = await cursor.fetchone()
+            await self._append(db, audit)
+        if row is None:
+            raise NotFound(f"no application {application_id}")
+        return int(row[0])
+
+    # -- mail outbox -----------------------------------------------------------------------------
+    _MAIL_COLUMNS = (
+        "id, application_id, kind, recipient, body_sealed, status, attempts, last_error,"
+        " next_attempt_at, created_at, sent_at"
+    )
+
+    async def due_mail(self, now: dt.datetime, limit: int = 10) -> list[MailRecord]:
+        async with self._db.execute(
+            f"SELECT {self._MAIL_COLUMNS} FROM mail_outbox"  # noqa: S608
+            " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+            (_time(now), limit),
+        ) as cursor:
+            return [_mail(r) for r in await cursor.fetchall()]
+
+    async def mail(self, status: str | None = None, limit: int = 100) -> list[MailRecord]:
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        async with self._db.execute(
+            f"SELECT {self._MAIL_COLUMNS} FROM mail_outbox {where} ORDER BY id LIMIT ?",  # noqa: S608
+            (*args, limit),
+        ) as cursor:
+            return [_mail(r) for r in await cursor.fetchall()]
+
+    async def claim_mail(self, mail_id: int, now: dt.datetime, until: dt.datetime) -> bool:
+        """Take a due mail for sending until ``until``, so that one process sends it."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE mail_outbox SET next_attempt_at = ?"
+                " WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?",
+                (_time(until), mail_id, _time(now)),
+            )
+            return cursor.rowcount == 1
+
+    async def mark_mail(
+        self,
+        mail_id: int,
+        status: str,
+        audit: AuditEvent,
+        error: str | None = None,
+        next_attempt_at: dt.datetime | None = None,
+        sent_at: dt.datetime | None = None,
+    ) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE mail_outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
+                " next_attempt_at = coalesce(?, next_attempt_at), sent_at = ?,"
+                " body_sealed = CASE WHEN ? = 'sent' THEN NULL ELSE body_sealed END"
+                " WHERE id = ? AND status = 'pending'",
+                (
+                    status,
+                    error,
+                    _time(next_attempt_at) if next_attempt_at else None,
+                    _time(sent_at) if sent_at else None,
+                    status,
+                    mail_id,
+                ),
+            )
+            if cursor.rowcount != 1:
+                raise Conflict(f"mail {mail_id} is no longer pending")
+            await self._append(db, audit)
+
+    async def retry_mail(self, mail_id: int, now: dt.datetime, audit: AuditEvent) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE mail_outbox SET status = 'pending', next_attempt_at = ?"
+                " WHERE id = ? AND status = 'failed' AND body_sealed IS NOT NULL",
+                (_time(now), mail_id),
+            )
+            if cursor.rowcount != 1:
+                raise Conflict(f"mail {mail_id} is not a failed mail that can be retried")
+            await self._append(db, audit)
+
+    # -- revocation ------------------------------------------------------------------------------
+    async def revoke_certificate(
+        self, generation: int, serial: int, reason: str, at: dt.datetime, audit: AuditEvent
+    ) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?"
+                " WHERE generation = ? AND serial = ? AND status = 'valid'",
+                (_time(at), reason, generation, format(serial, "x")),
+            )
+            if cursor.rowcount != 1:
+                raise Conflict(f"certificate {serial:x} is unknown or already revoked")
+            await self._append(db, audit)
+
+
+_APPLICATION_COLUMNS = frozenset(f.name for f in fields(ApplicationRecord))
+_TIME_COLUMNS = frozenset(name for name in _APPLICATION_COLUMNS if name.endswith("_at")) | {
+    "created_at",
+    "updated_at",
+}
+
+
+def _to_columns(values: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, value in values.items():
+        if isinstance(value, dt.datetime):
+            value = _time(value)
+        elif name == "review" and value is not None:
+            value = canonical_details(value)
+        out[name] = value
+    return out
+
+
+def _application(row: dict[str, Any]) -> ApplicationRecord:
+    for name in _TIME_COLUMNS:
+        if row.get(name):
+            row[name] = _parse_time(row[name])
+    if row.get("review"):
+        row["review"] = json.loads(row["review"])
+    if row.get("eab_key_sealed") is not None:
+        row["eab_key_sealed"] = bytes(row["eab_key_sealed"])
+    return ApplicationRecord(**row)
+
+
+def _operator(row: Any) -> Operator:
+    return Operator(
+        name=row[0],
+        role=row[1],
+        created_at=_parse_time(row[2]),
+        disabled_at=_parse_time(row[3]) if row[3] else None,
+    )
+
+
+def _mail(row: Any) -> MailRecord:
+    return MailRecord(
+        id=row[0],
+        application_id=row[1],
+        kind=row[2],
+        recipient=row[3],
+        body_sealed=bytes(row[4]) if row[4] is not None else None,
+        status=row[5],
+        attempts=row[6],
+        last_error=row[7],
+        next_attempt_at=_parse_time(row[8]),
+        created_at=_parse_time(row[9]),
+        sent_at=_parse_time(row[10]) if row[10] else None,
+    )
 
 
 def _statements(sql: str) -> list[str]:

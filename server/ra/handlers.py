@@ -1,0 +1,342 @@
+"""The operator API under /ra/ and the applicant's online input: thin handlers over RAService.
+Errors leave as RFC 9457 problem documents through one mapping table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from jitsuin.ca.errors import CAError
+from jitsuin.protocol.problems import JITSUIN_TYPE_BASE, Problem
+from jitsuin.server.keys import RA
+from jitsuin.server.middlewares import problem_response
+from jitsuin.server.ra.errors import RAError, RAKind
+from jitsuin.server.ra.openapi import OPENAPI
+from jitsuin.server.ra.service import application_json
+from jitsuin.server.ra.workflow import Event
+from jitsuin.server.storage import AuditChainBroken, Operator
+
+routes = web.RouteTableDef()
+
+STATUS: dict[RAKind, tuple[int, str]] = {
+    RAKind.INVALID: (422, "The request breaks a rule"),
+    RAKind.MALFORMED: (400, "Malformed request"),
+    RAKind.NOT_FOUND: (404, "Not found"),
+    RAKind.ILLEGAL_TRANSITION: (409, "Not allowed in the application's current state"),
+    RAKind.CONFLICT: (409, "Conflict"),
+    RAKind.FORBIDDEN: (403, "Forbidden"),
+    RAKind.UNAUTHORIZED: (401, "Authentication required"),
+    RAKind.LOCKED: (403, "Credential locked or used"),
+    RAKind.EXPIRED: (403, "Credential expired"),
+    RAKind.PENDING: (409, "Waiting for the CA"),
+}
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def ra_problem(exc: RAError) -> web.Response:
+    status, title = STATUS[exc.kind]
+    headers = dict(NO_STORE)
+    if exc.kind is RAKind.UNAUTHORIZED:
+        headers["WWW-Authenticate"] = 'Bearer realm="jitsuin-ra"'
+    problem = Problem(
+        status=status,
+        title=title,
+        detail=exc.message,
+        type=JITSUIN_TYPE_BASE + exc.kind.value,
+        extensions=exc.extensions,
+    )
+    return problem_response(problem, headers)
+
+
+def ca_problem(exc: CAError) -> web.Response:
+    problem = Problem(
+        status=400, title="Request refused by the CA", detail=exc.message,
+        type=JITSUIN_TYPE_BASE + exc.kind.value,
+    )  # fmt: skip
+    return problem_response(problem, NO_STORE)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def errors_as_problems(handler: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except RAError as exc:
+            return ra_problem(exc)
+        except CAError as exc:
+            return ca_problem(exc)
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+async def _operator(request: web.Request) -> Operator:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise RAError(RAKind.UNAUTHORIZED, "send the operator API token as 'Authorization: Bearer'")
+    return await request.app[RA].authenticate(token.strip())
+
+
+async def _json(request: web.Request) -> Any:
+    if not request.can_read_body:
+        return {}
+    if request.content_type != "application/json":
+        raise RAError(RAKind.MALFORMED, "send the body as application/json")
+    try:
+        return json.loads(await request.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RAError(RAKind.MALFORMED, f"the body is not JSON: {exc}") from None
+
+
+def _reply(body: Any, status: int = 200, **headers: str) -> web.Response:
+    return web.json_response(body, status=status, headers={**NO_STORE, **headers})
+
+
+def _app_id(request: web.Request) -> str:
+    return request.match_info["id"]
+
+
+def _int_query(request: web.Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query.get(name, str(default))
+    if not raw.isdigit() or int(raw) > maximum:
+        raise RAError(RAKind.MALFORMED, f"query parameter {name} must be 0..{maximum}")
+    return int(raw)
+
+
+# -- operator API ----------------------------------------------------------------------------
+@routes.get("/ra/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
+
+
+@routes.post("/ra/applications")
+@errors_as_problems
+async def create(request: web.Request) -> web.Response:
+    app = await request.app[RA].create(await _operator(request), await _json(request))
+    return _reply(application_json(app), 201, Location=f"/ra/applications/{app.id}")
+
+
+@routes.get("/ra/applications")
+@errors_as_problems
+async def list_applications(request: web.Request) -> web.Response:
+    operator = await _operator(request)
+    limit = _int_query(request, "limit", 100, 1000)
+    offset = _int_query(request, "offset", 0, 10**9)
+    apps = await request.app[RA].list(operator, request.query.get("state"), limit, offset)
+    return _reply({"applications": [application_json(a) for a in apps]})
+
+
+@routes.get("/ra/applications/{id}")
+@errors_as_problems
+async def read(request: web.Request) -> web.Response:
+    app = await request.app[RA].read(await _operator(request), _app_id(request))
+    return _reply(application_json(app))
+
+
+@routes.post("/ra/applications/{id}/review")
+@errors_as_problems
+async def review(request: web.Request) -> web.Response:
+    ra = request.app[RA]
+    app = await ra.review(await _operator(request), _app_id(request), await _json(request))
+    return _reply(application_json(app))
+
+
+@routes.post("/ra/applications/{id}/resubmit")
+@errors_as_problems
+async def resubmit(request: web.Request) -> web.Response:
+    app = await request.app[RA].resubmit(await _operator(request), _app_id(request))
+    return _reply(application_json(app))
+
+
+@routes.post("/ra/applications/{id}/inquiry")
+@errors_as_problems
+async def inquiry(request: web.Request) -> web.Response:
+    """Dispatch the inquiry letter. The access code is in this response only (and the letter)."""
+    ra = request.app[RA]
+    sent = await ra.dispatch_inquiry(
+        await _operator(request), _app_id(request), await _json(request)
+    )
+    if "text/html" in request.headers.get("Accept", ""):
+        return web.Response(text=sent.letter_html, content_type="text/html", headers=NO_STORE)
+    return _reply(
+        {
+            "application": application_json(sent.application),
+            "enrollmentId": sent.enrollment_id,
+            "accessCode": sent.access_code,
+            "letterHtml": sent.letter_html,
+        }
+    )
+
+
+@routes.post("/ra/applications/{id}/letter")
+@errors_as_problems
+async def letter(request: web.Request) -> web.Response:
+    ra = request.app[RA]
+    app = await ra.record_letter(await _operator(request), _app_id(request), await _json(request))
+    return _reply(application_json(app))
+
+
+@routes.post("/ra/applications/{id}/payment")
+@errors_as_problems
+async def payment(request: web.Request) -> web.Response:
+    ra = request.app[RA]
+    app = await ra.record_payment(await _operator(request), _app_id(request), await _json(request))
+    return _reply(application_json(app))
+
+
+@routes.post("/ra/applications/{id}/approve")
+@errors_as_problems
+async def approve(request: web.Request) -> web.Response:
+    app = await request.app[RA].approve(await _operator(request), _app_id(request))
+    return _reply(application_json(app))
+
+
+@routes.post("/ra/applications/{id}/reissue-pin")
+@errors_as_problems
+async def reissue_pin(request: web.Request) -> web.Response:
+    app = await request.app[RA].reissue_pin(await _operator(request), _app_id(request))
+    return _reply(application_json(app))
+
+
+@routes.post("/ra/applications/{id}/reject")
+@errors_as_problems
+async def reject(request: web.Request) -> web.Response:
+    ra = request.app[RA]
+    operator = await _operator(request)
+    app = await ra.close(operator, _app_id(request), Event.REJECT, await _json(request))
+    return _reply(application_json(app))
+
+
+@routes.post("/ra/applications/{id}/abandon")
+@errors_as_problems
+async def abandon(request: web.Request) -> web.Response:
+    ra = request.app[RA]
+    operator = await _operator(request)
+    app = await ra.close(operator, _app_id(request), Event.ABANDON, await _json(request))
+    return _reply(application_json(app))
+
+
+@routes.post("/ra/applications/{id}/revoke")
+@errors_as_problems
+async def revoke(request: web.Request) -> web.Response:
+    ra = request.app[RA]
+    app = await ra.revoke(await _operator(request), _app_id(request), await _json(request))
+    return _reply(application_json(app))
+
+
+@routes.get("/ra/applications/{id}/disclosure")
+@errors_as_problems
+async def disclosure(request: web.Request) -> web.Response:
+    data = await request.app[RA].disclose(await _operator(request), _app_id(request))
+    return _reply(data)
+
+
+@routes.get("/ra/mail")
+@errors_as_problems
+async def mail(request: web.Request) -> web.Response:
+    ra = request.app[RA]
+    operator = await _operator(request)
+    ra.allow(operator, "mail")
+    status = request.query.get("status")
+    if status not in (None, "pending", "sent", "failed", "superseded"):
+        raise RAError(RAKind.MALFORMED, "status is pending, sent, failed or superseded")
+    records = await ra.store.mail(status, _int_query(request, "limit", 100, 1000))
+    return _reply(
+        {
+            "mail": [
+                {
+                    "id": m.id,
+                    "application": m.application_id,
+                    "kind": m.kind,
+                    "recipient": m.recipient,
+                    "status": m.status,
+                    "attempts": m.attempts,
+                    "lastError": m.last_error,
+                    "nextAttemptAt": m.next_attempt_at.isoformat(),
+                    "sentAt": m.sent_at.isoformat() if m.sent_at else None,
+                }
+                for m in records
+            ]
+        }
+    )
+
+
+@routes.post("/ra/mail/{id}/retry")
+@errors_as_problems
+async def retry_mail(request: web.Request) -> web.Response:
+    ra = request.app[RA]
+    operator = await _operator(request)
+    ra.allow(operator, "mail")
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise RAError(RAKind.NOT_FOUND, f"there is no mail {raw}")
+    await ra.retry_mail(operator, int(raw))
+    return _reply({"id": int(raw), "status": "pending"}, 202)
+
+
+@routes.get("/ra/audit")
+@errors_as_problems
+async def audit(request: web.Request) -> web.Response:
+    ra = request.app[RA]
+    operator = await _operator(request)
+    ra.allow(operator, "audit")
+    after = _int_query(request, "after", 0, 10**12)
+    entries = await ra.store.audit_log(after, _int_query(request, "limit", 100, 1000))
+    return _reply(
+        {
+            "entries": [
+                {
+                    "seq": e.seq,
+                    "at": e.event.at.isoformat(),
+                    "actor": e.event.actor,
+                    "action": e.event.action,
+                    "target": e.event.target,
+                    "details": e.event.details,
+                    "hash": e.hash,
+                }
+                for e in entries
+            ]
+        }
+    )
+
+
+@routes.get("/ra/audit/verify")
+@errors_as_problems
+async def audit_verify(request: web.Request) -> web.Response:
+    ra = request.app[RA]
+    ra.allow(await _operator(request), "audit")
+    try:
+        count = await ra.store.verify_audit_chain()
+    except AuditChainBroken as exc:
+        return _reply({"ok": False, "error": str(exc)}, 409)
+    return _reply({"ok": True, "entries": count})
+
+
+# -- the applicant ---------------------------------------------------------------------------
+@routes.post("/applicant/online-input")
+@errors_as_problems
+async def online_input(request: web.Request) -> web.Response:
+    """Seed step 6 (SEED-R12): confirm the online input with the mailed credential."""
+    data = await _json(request)
+    app = await request.app[RA].online_input(data)
+    confirmed = app.online_input_at is not None
+    return _reply(
+        {
+            "state": app.state,
+            "confirmed": confirmed,
+            "profile": app.profile,
+            "familyName": app.family_name,
+            "givenName": app.given_name,
+            "email": app.email,
+            "qualificationGroup": app.qualification_group,
+            "qualificationNumber": app.qualification_number,
+        }
+    )

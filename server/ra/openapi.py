@@ -1,0 +1,208 @@
+"""The OpenAPI 3.1 description of the RA API (tests/server/test_ra_api.py checks it against the
+routes the server really has)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+_APP = {
+    "description": "The application",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Application"}}},
+}
+_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _action(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "parameters": _ID,
+        "responses": {"200": _APP, "4XX": _PROBLEM},
+    }
+    if body is not None:
+        operation["requestBody"] = _body(body)
+    return {"post": operation}
+
+
+def _object(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {**required, **(optional or {})},
+        "additionalProperties": False,
+    }
+
+
+_STR = {"type": "string"}
+_BOOL = {"type": "boolean"}
+_DATE = {"type": "string", "format": "date"}
+_REASON = _object({"reason": _STR})
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "jitsuin RA API",
+        "version": "1",
+        "description": "Registration-authority workflow of the seed's 12 steps (FLOW.md). "
+        "Operators authenticate with 'Authorization: Bearer <token>'. Errors are RFC 9457 "
+        "problem documents.",
+    },
+    "security": [{"operatorToken": []}],
+    "paths": {
+        "/ra/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.1"}},
+            }
+        },
+        "/ra/applications": {
+            "get": {
+                "summary": "List applications (audited personal-data read)",
+                "parameters": [
+                    {"name": "state", "in": "query", "schema": _STR},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "offset", "in": "query", "schema": {"type": "integer"}},
+                ],
+                "responses": {"200": {"description": "Applications"}, "4XX": _PROBLEM},
+            },
+            "post": {
+                "summary": "Create an application from the mailed form (seed step 1)",
+                "requestBody": _body({"$ref": "#/components/schemas/NewApplication"}),
+                "responses": {"201": _APP, "4XX": _PROBLEM},
+            },
+        },
+        "/ra/applications/{id}": {
+            "get": {
+                "summary": "Read one application (audited)",
+                "parameters": _ID,
+                "responses": {"200": _APP, "4XX": _PROBLEM},
+            }
+        },
+        "/ra/applications/{id}/review": _action(
+            "Record the document review (SEED-R6..R9)", {"$ref": "#/components/schemas/Review"}
+        ),
+        "/ra/applications/{id}/resubmit": _action("New documents arrived: review again"),
+        "/ra/applications/{id}/inquiry": {
+            "post": {
+                "summary": "Dispatch the inquiry letter (SEED-R10, R12); returns the one-time "
+                "access code and the printable letter (Accept: text/html for the letter alone)",
+                "parameters": _ID,
+                "requestBody": _body(_object({"trackingNumber": _STR})),
+                "responses": {"200": {"description": "Credential and letter"}, "4XX": _PROBLEM},
+            }
+        },
+        "/ra/applications/{id}/letter": _action(
+            "The inquiry letter came back signed and sealed (SEED-R10)",
+            _object({"signed": _BOOL, "sealed": _BOOL, "selfInking": _BOOL}),
+        ),
+        "/ra/applications/{id}/payment": _action(
+            "Record the payment against the invoice",
+            _object({"invoiceNumber": _STR, "amount": {"type": "integer", "minimum": 0}}),
+        ),
+        "/ra/applications/{id}/approve": _action(
+            "Approve (SEED-R11, two-person rule); the PIN e-mail is queued (SEED-R13)"
+        ),
+        "/ra/applications/{id}/reissue-pin": _action("Send a new PIN; the old one dies"),
+        "/ra/applications/{id}/reject": _action("Reject (any open state)", _REASON),
+        "/ra/applications/{id}/abandon": _action("Abandon (any open state)", _REASON),
+        "/ra/applications/{id}/revoke": _action(
+            "Request revocation of the issued certificate (RFC 5280 reason name)", _REASON
+        ),
+        "/ra/applications/{id}/disclosure": {
+            "get": {
+                "summary": "Export all personal data held on the person (SEED-R18; admin)",
+                "parameters": _ID,
+                "responses": {"200": {"description": "Disclosure"}, "4XX": _PROBLEM},
+            }
+        },
+        "/ra/mail": {
+            "get": {
+                "summary": "The PIN e-mail outbox, with failures",
+                "parameters": [{"name": "status", "in": "query", "schema": _STR}],
+                "responses": {"200": {"description": "Mail"}, "4XX": _PROBLEM},
+            }
+        },
+        "/ra/mail/{id}/retry": {
+            "post": {
+                "summary": "Queue a failed mail again",
+                "parameters": _ID,
+                "responses": {"202": {"description": "Queued"}, "4XX": _PROBLEM},
+            }
+        },
+        "/ra/audit": {
+            "get": {
+                "summary": "Read the hash-chained audit log (admin)",
+                "parameters": [
+                    {"name": "after", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                ],
+                "responses": {"200": {"description": "Entries"}, "4XX": _PROBLEM},
+            }
+        },
+        "/ra/audit/verify": {
+            "get": {
+                "summary": "Verify the audit hash chain (admin)",
+                "responses": {"200": {"description": "Intact"}, "409": {"description": "Broken"}},
+            }
+        },
+        "/applicant/online-input": {
+            "post": {
+                "summary": "Seed step 6: the applicant confirms the online input with the "
+                "enrollment ID and access code from the letter (single use)",
+                "security": [],
+                "requestBody": _body(
+                    _object({"enrollmentId": _STR, "accessCode": _STR, "confirm": _BOOL})
+                ),
+                "responses": {"200": {"description": "The vetted data"}, "4XX": _PROBLEM},
+            }
+        },
+    },
+    "components": {
+        "securitySchemes": {"operatorToken": {"type": "http", "scheme": "bearer"}},
+        "responses": {
+            "Problem": {
+                "description": "RFC 9457 problem document",
+                "content": {"application/problem+json": {"schema": {"type": "object"}}},
+            }
+        },
+        "schemas": {
+            "NewApplication": _object(
+                {
+                    "profile": {"enum": ["general", "document-manager"]},
+                    "familyName": _STR,
+                    "givenName": _STR,
+                    "email": {"type": "string", "pattern": "^[^A-Z]+$"},
+                    "qualificationGroup": _STR,
+                    "qualificationNumber": _STR,
+                    "postalAddress": _STR,
+                    "dateOfBirth": _DATE,
+                    "billing": _object(
+                        {"addressee": {"enum": ["self", "company"]}}, {"company": _STR}
+                    ),
+                }
+            ),
+            "Review": _object(
+                {
+                    "receivedOn": _DATE,
+                    "residentRecord": _object(
+                        {
+                            "issuedOn": _DATE,
+                            "original": _BOOL,
+                            "showsIndividualNumber": _BOOL,
+                            "nameMatches": _BOOL,
+                            "addressMatches": _BOOL,
+                            "dateOfBirthMatches": _BOOL,
+                        }
+                    ),
+                    "seal": _object({"selfInking": _BOOL}),
+                }
+            ),
+            "Application": {"type": "object", "required": ["id", "state", "version"]},
+        },
+    },
+}

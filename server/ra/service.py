@@ -1,0 +1,926 @@
+"""RA operations over the store: every transition goes through the workflow table, every
+operator action and personal-data read is audited, and no secret is kept in clear."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.x509.oid import NameOID
+
+from jitsuin.ca.csr import VerifiedCSR, verify_csr
+from jitsuin.ca.errors import CAError, Kind
+from jitsuin.ca.issuance import IssuedCertificate
+from jitsuin.ca.profiles import PERSONAL_PROFILES
+from jitsuin.ca.subject import VettedSubject
+from jitsuin.server.authority import Authority
+from jitsuin.server.config import Config
+from jitsuin.server.ra import credentials
+from jitsuin.server.ra.credentials import Keyring
+from jitsuin.server.ra.errors import RAError, RAKind
+from jitsuin.server.ra.letters import inquiry_letter, pin_mail
+from jitsuin.server.ra.mynumber import fields_with_individual_number
+from jitsuin.server.ra.workflow import Event, IllegalTransition, State, next_state
+from jitsuin.server.storage import (
+    ApplicationRecord,
+    AuditEvent,
+    Conflict,
+    NotFound,
+    Operator,
+    OutboxMail,
+)
+
+ROLES = ("reviewer", "approver", "admin")
+# Who may do what. The two-person rule is checked on top of this (approve).
+PERMISSIONS: Mapping[str, frozenset[str]] = {
+    "read": frozenset(ROLES),
+    "create": frozenset({"reviewer", "admin"}),
+    "review": frozenset({"reviewer", "admin"}),
+    "dispatch": frozenset({"reviewer", "admin"}),
+    "record_letter": frozenset({"reviewer", "admin"}),
+    "record_payment": frozenset({"reviewer", "admin"}),
+    "approve": frozenset({"approver", "admin"}),
+    "reissue_pin": frozenset({"approver", "admin"}),
+    "reject": frozenset(ROLES),
+    "revoke": frozenset({"approver", "admin"}),
+    "disclose": frozenset({"admin"}),
+    "mail": frozenset({"approver", "admin"}),
+    "audit": frozenset({"admin"}),
+    "operators": frozenset({"admin"}),
+}
+
+# RFC 5280 §5.3.1 reason codes an operator may give; S/MIME BR 7.2.2 exclude unspecified and
+# certificateHold (CONFORMANCE R-03).
+REVOCATION_REASONS = (
+    "keyCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "privilegeWithdrawn",
+)
+
+# The resident record must have been issued within 3 months before receipt (SEED-R7).
+RESIDENT_RECORD_MONTHS = 3
+
+DEFICIENCY_TEXT = {
+    "resident_record_too_old": "the resident record was issued more than 3 months before "
+    "receipt (SEED-R7)",
+    "resident_record_photocopy": "the resident record is a photocopy, not an original (SEED-R7)",
+    "individual_number_shown": "the resident record shows the Individual Number (SEED-R8)",
+    "name_mismatch": "the name differs from the resident record (SEED-R6)",
+    "address_mismatch": "the address differs from the resident record (SEED-R6)",
+    "date_of_birth_mismatch": "the date of birth differs from the resident record (SEED-R6)",
+    "self_inking_stamp": "the seal was made with a self-inking stamp (SEED-R9)",
+}
+
+_PURPOSE_ACCESS = "access-code"
+_PURPOSE_PIN = "pin"
+_PURPOSE_EAB = "eab-key"
+_PURPOSE_MAIL = "mail"
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatched:
+    application: ApplicationRecord
+    enrollment_id: str
+    access_code: str  # shown once, printed in the letter, never stored
+    letter_html: str
+
+
+@dataclass(frozen=True, slots=True)
+class Redeemed:
+    application: ApplicationRecord
+    certificate_der: bytes
+    repeated: bool  # a retry after a lost response: the same certificate again
+
+
+def _months_before(day: dt.date, months: int) -> dt.date:
+    month = day.month - months
+    year = day.year + (month - 1) // 12
+    month = (month - 1) % 12 + 1
+    for candidate in (day.day, 30, 29, 28):
+        try:
+            return day.replace(year=year, month=month, day=candidate)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+class Body:
+    """Reads a JSON object field by field, collecting every error before refusing."""
+
+    def __init__(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise RAError(RAKind.MALFORMED, "the request body must be a JSON object")
+        # SEED-R8: the Individual Number is refused wherever it appears, and never echoed.
+        leaked = fields_with_individual_number(data)
+        if leaked:
+            raise RAError(
+                RAKind.INVALID,
+                "a field holds an Individual Number (My Number); it must never be sent to or "
+                "stored by the CA (SEED-R8): " + ", ".join(leaked),
+                {"fields": leaked},
+            )
+        self.data = data
+        self.errors: list[str] = []
+        self.seen: set[str] = set()
+
+    def text(self, key: str, *, required: bool = True, limit: int = 256) -> str:
+        self.seen.add(key)
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.errors.append(f"{key} is required")
+            return ""
+        if not isinstance(value, str) or (required and not value.strip()):
+            self.errors.append(f"{key} must be a non-empty string")
+            return ""
+        if len(value) > limit:
+            self.errors.append(f"{key} is longer than {limit} characters")
+        return value.strip()
+
+    def flag(self, key: str, data: Mapping[str, Any] | None = None, prefix: str = "") -> bool:
+        source = self.data if data is None else data
+        if data is None:
+            self.seen.add(key)
+        value = source.get(key)
+        if not isinstance(value, bool):
+            self.errors.append(f"{prefix}{key} must be true or false")
+            return False
+        return value
+
+    def date(self, key: str, data: Mapping[str, Any] | None = None, prefix: str = "") -> dt.date:
+        source = self.data if data is None else data
+        if data is None:
+            self.seen.add(key)
+        value = source.get(key)
+        try:
+            return dt.date.fromisoformat(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            self.errors.append(f"{prefix}{key} must be a date (YYYY-MM-DD)")
+            return dt.date.min
+
+    def obj(self, key: str) -> dict[str, Any]:
+        self.seen.add(key)
+        value = self.data.get(key)
+        if not isinstance(value, dict):
+            self.errors.append(f"{key} must be an object")
+            return {}
+        return value
+
+    def integer(self, key: str) -> int:
+        self.seen.add(key)
+        value = self.data.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            self.errors.append(f"{key} must be a non-negative integer")
+            return 0
+        return value
+
+    def done(self) -> None:
+        self.errors += [f"unknown field {k!r}" for k in self.data if k not in self.seen]
+        if self.errors:
+            raise RAError(RAKind.INVALID, "; ".join(self.errors), {"errors": self.errors})
+
+
+class RAService:
+    def __init__(self, authority: Authority, config: Config, keyring: Keyring) -> None:
+        self.authority = authority
+        self.store = authority.store
+        self.clock = authority.clock
+        self.config = config
+        self.keyring = keyring
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _audit(
+        self, actor: str, action: str, app_id: str, details: Mapping[str, Any] | None = None
+    ) -> AuditEvent:
+        return AuditEvent(
+            at=self.clock.now(),
+            actor=actor,
+            action=action,
+            target=f"application/{app_id}",
+            details=dict(details or {}),
+        )
+
+    @staticmethod
+    def allow(operator: Operator, permission: str) -> None:
+        if operator.role not in PERMISSIONS[permission]:
+            action = permission.replace("_", " ")
+            raise RAError(
+                RAKind.FORBIDDEN, f"operator {operator.name} ({operator.role}) may not {action}"
+            )
+
+    async def _load(self, app_id: str) -> ApplicationRecord:
+        try:
+            return await self.store.application(app_id)
+        except NotFound:
+            raise RAError(RAKind.NOT_FOUND, f"there is no application {app_id}") from None
+
+    async def _transition(
+        self,
+        app: ApplicationRecord,
+        event: Event,
+        actor: str,
+        changes: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> ApplicationRecord:
+        try:
+            target = next_state(app.state, event)
+        except IllegalTransition as exc:
+            raise RAError(
+                RAKind.ILLEGAL_TRANSITION, str(exc), {"state": app.state, "event": event.value}
+            ) from None
+        now = self.clock.now()
+        audit_details = {"from": app.state, "to": target.value, **(details or {})}
+        try:
+            return await self.store.update_application(
+                app.id,
+                app.version,
+                {**(changes or {}), "state": target.value, "updated_at": now},
+                self._audit(actor, f"application.{event.value}", app.id, audit_details),
+                **extra,
+            )
+        except Conflict as exc:
+            raise RAError(RAKind.CONFLICT, str(exc)) from None
+
+    def subject_of(self, app: ApplicationRecord) -> VettedSubject:
+        # The subscriber is the person, known by the vetted e-mail address: SEED-R2 compares
+        # keys across all of the person's certificates, not only this application's.
+        return VettedSubject(
+            subscriber_id=app.email,
+            family_name=app.family_name,
+            given_name=app.given_name,
+            email=app.email,
+            qualification_group=app.qualification_group,
+            qualification_number=app.qualification_number,
+        )
+
+    # -- operators --------------------------------------------------------------------------------
+    async def authenticate(self, token: str) -> Operator:
+        operator = await self.store.operator_by_token(self.keyring.digest("operator", token))
+        if operator is None or operator.disabled_at is not None:
+            raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token")
+        return operator
+
+    async def add_operator(self, actor: str, name: str, role: str) -> str:
+        """Create an operator; returns the API token, which is shown once and kept only hashed."""
+        if role not in ROLES:
+            raise RAError(RAKind.INVALID, f"role must be one of {', '.join(ROLES)}")
+        if not re.fullmatch(r"[a-z][a-z0-9._-]{0,63}", name):
+            raise RAError(RAKind.INVALID, "operator names are lower-case letters, digits, . _ -")
+        token = credentials.new_operator_token()
+        now = self.clock.now()
+        try:
+            await self.store.add_operator(
+                Operator(name=name, role=role, created_at=now),
+                self.keyring.digest("operator", token),
+                AuditEvent(now, actor, "operator.add", f"operator/{name}", {"role": role}),
+            )
+        except Conflict as exc:
+            raise RAError(RAKind.CONFLICT, str(exc)) from None
+        return token
+
+    # -- step 1: the application ------------------------------------------------------------------
+    async def create(self, operator: Operator, data: Any) -> ApplicationRecord:
+        self.allow(operator, "create")
+        body = Body(data)
+        profile = body.text("profile")
+        if profile and profile not in PERSONAL_PROFILES:
+            body.errors.append(f"profile must be one of {', '.join(PERSONAL_PROFILES)}")
+        family = body.text("familyName", limit=64)
+        given = body.text("givenName", limit=64)
+        email = body.text("email", limit=255)
+        group = body.text("qualificationGroup", limit=64)
+        number = body.text("qualificationNumber", limit=64)
+        address = body.text("postalAddress", limit=512)
+        born = body.date("dateOfBirth")
+        if born != dt.date.min and not dt.date(1900, 1, 1) <= born < self.clock.now().date():
+            body.errors.append("dateOfBirth is not a plausible date of birth")
+        billing = body.obj("billing")
+        addressee = billing.get("addressee")
+        company = billing.get("company")
+        if addressee not in ("self", "company"):
+            body.errors.append("billing.addressee must be 'self' or 'company' (SEED-R19)")
+        elif addressee == "company" and not (isinstance(company, str) and company.strip()):
+            body.errors.append("billing.company names the company the invoice goes to (SEED-R19)")
+        elif addressee == "self" and company is not None:
+            body.errors.append("billing.company is only for addressee 'company'")
+        unknown_billing = set(billing) - {"addressee", "company"}
+        body.errors += [f"unknown field 'billing.{k}'" for k in sorted(unknown_billing)]
+        body.done()
+        app_id = credentials.new_application_id()
+        subject = VettedSubject(app_id, family, given, email, group, number)
+        try:
+            # SEED-R4, R6: refuse now what issuance would refuse later.
+            self.authority.issuer.check_subject(subject, profile)
+        except CAError as exc:
+            raise RAError(RAKind.INVALID, exc.message) from None
+        now = self.clock.now()
+        record = ApplicationRecord(
+            id=app_id,
+            version=1,
+            state=State.RECEIVED.value,
+            profile=profile,
+            family_name=family,
+            given_name=given,
+            email=email,
+            qualification_group=group,
+            qualification_number=number,
+            postal_address=address,
+            date_of_birth=born.isoformat(),
+            billing_addressee=str(addressee),
+            billing_company=company.strip() if isinstance(company, str) else None,
+            created_by=operator.name,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.store.create_application(
+            record, self._audit(operator.name, "application.create", app_id, {"profile": profile})
+        )
+        return record
+
+    async def read(self, operator: Operator, app_id: str) -> ApplicationRecord:
+        """A personal-data read, audited (SEED-R18)."""
+        self.allow(operator, "read")
+        app = await self._load(app_id)
+        await self.store.append_audit(self._audit(operator.name, "application.read", app_id))
+        return app
+
+    async def list(
+        self, operator: Operator, state: str | None, limit: int, offset: int
+    ) -> list[ApplicationRecord]:
+        self.allow(operator, "read")
+        if state is not None and state not in State.__members__.values():
+            raise RAError(RAKind.INVALID, f"unknown state {state!r}")
+        apps = await self.store.applications(state, limit, offset)
+        await self.store.append_audit(
+            AuditEvent(
+                self.clock.now(),
+                operator.name,
+                "application.list",
+                "applications",
+                {"state": state, "ids": [a.id for a in apps]},
+            )
+        )
+        return apps
+
+    # -- step 2: document review ------------------------------------------------------------------
+    async def review(self, operator: Operator, app_id: str, data: Any) -> ApplicationRecord:
+        """SEED-R6...R9. Every check is an explicit yes/no by the reviewer."""
+        self.allow(operator, "review")
+        body = Body(data)
+        received = body.date("receivedOn")
+        record = body.obj("residentRecord")
+        seal = body.obj("seal")
+        p = "residentRecord."
+        issued = body.date("issuedOn", record, p)
+        checks = {
+            "original": body.flag("original", record, p),
+            "showsIndividualNumber": body.flag("showsIndividualNumber", record, p),
+            "nameMatches": body.flag("nameMatches", record, p),
+            "addressMatches": body.flag("addressMatches", record, p),
+            "dateOfBirthMatches": body.flag("dateOfBirthMatches", record, p),
+        }
+        self_inking = body.flag("selfInking", seal, "seal.")
+        body.errors += [f"unknown field '{p}{k}'" for k in set(record) - {*checks, "issuedOn"}]
+        body.errors += [f"unknown field 'seal.{k}'" for k in set(seal) - {"selfInking"}]
+        if received > self.clock.now().date():
+            body.errors.append("receivedOn is in the future")
+        if issued > received:
+            body.errors.append("residentRecord.issuedOn is after receivedOn")
+        body.done()
+        deficiencies = []
+        if issued < _months_before(received, RESIDENT_RECORD_MONTHS):
+            deficiencies.append("resident_record_too_old")
+        if not checks["original"]:
+            deficiencies.append("resident_record_photocopy")
+        if checks["showsIndividualNumber"]:
+            # SEED-R8: only the fact is kept; the number itself never reaches us.
+            deficiencies.append("individual_number_shown")
+        for key, code in (
+            ("nameMatches", "name_mismatch"),
+            ("addressMatches", "address_mismatch"),
+            ("dateOfBirthMatches", "date_of_birth_mismatch"),
+        ):
+            if not checks[key]:
+                deficiencies.append(code)
+        if self_inking:
+            deficiencies.append("self_inking_stamp")
+        app = await self._load(app_id)
+        review = {
+            "receivedOn": received.isoformat(),
+            "residentRecordIssuedOn": issued.isoformat(),
+            **checks,
+            "selfInking": self_inking,
+            "deficiencies": deficiencies,
+            "reviewedBy": operator.name,
+        }
+        event = Event.FIND_DEFICIENT if deficiencies else Event.ACCEPT_DOCUMENTS
+        return await self._transition(
+            app,
+            event,
+            operator.name,
+            {"review": review, "reviewed_by": operator.name},
+            {"deficiencies": deficiencies},
+        )
+
+    async def resubmit(self, operator: Operator, app_id: str) -> ApplicationRecord:
+        """New documents arrived for a deficient application: review starts again."""
+        self.allow(operator, "review")
+        return await self._transition(await self._load(app_id), Event.RESUBMIT, operator.name)
+
+    # -- step 3: inquiry letter -------------------------------------------------------------------
+    async def dispatch_inquiry(self, operator: Operator, app_id: str, data: Any) -> Dispatched:
+        """Restricted-delivery letter (SEED-R10) with the online-input credential (SEED-R12) and
+        the invoice. Sending again replaces the access code."""
+        self.allow(operator, "dispatch")
+        body = Body(data)
+        tracking = body.text("trackingNumber", limit=64)
+        body.done()
+        app = await self._load(app_id)
+        enrollment_id = app.enrollment_id or credentials.new_enrollment_id()
+        access_code = credentials.new_access_code()
+        invoice = app.invoice_number or f"INV-{app.id.removeprefix('APP-')}"
+        updated = await self._transition(
+            app,
+            Event.DISPATCH_INQUIRY,
+            operator.name,
+            {
+                "tracking_number": tracking,
+                "enrollment_id": enrollment_id,
+                "access_code_hash": self.keyring.digest(_PURPOSE_ACCESS, access_code),
+                "access_attempts": 0,
+                "access_used_at": None,
+                "invoice_number": invoice,
+                "invoice_amount": app.invoice_amount or self.config.ra.invoice_amount,
+            },
+            {"trackingNumber": tracking},
+        )
+        letter = inquiry_letter(
+            updated,
+            enrollment_id,
+            access_code,
+            self.config.server.public_https_url,
+            self.clock.now().date(),
+        )
+        return Dispatched(updated, enrollment_id, access_code, letter)
+
+    # -- steps 4 and 5: letter back, payment ------------------------------------------------------
+    async def record_letter(self, operator: Operator, app_id: str, data: Any) -> ApplicationRecord:
+        self.allow(operator, "record_letter")
+        body = Body(data)
+        signed, sealed = body.flag("signed"), body.flag("sealed")
+        self_inking = body.flag("selfInking")
+        body.done()
+        if not (signed and sealed) or self_inking:
+            raise RAError(
+                RAKind.INVALID,
+                "the returned inquiry letter must be signed and sealed, not with a self-inking "
+                "stamp (SEED-R9, SEED-R10); ask the applicant to send it again",
+            )
+        app = await self._load(app_id)
+        return await self._transition(
+            app, Event.LETTER_RETURNED, operator.name, {"letter_returned_at": self.clock.now()}
+        )
+
+    async def record_payment(self, operator: Operator, app_id: str, data: Any) -> ApplicationRecord:
+        self.allow(operator, "record_payment")
+        body = Body(data)
+        invoice = body.text("invoiceNumber", limit=64)
+        amount = body.integer("amount")
+        body.done()
+        app = await self._load(app_id)
+        if app.invoice_number and invoice != app.invoice_number:
+            raise RAError(
+                RAKind.INVALID,
+                f"invoice {invoice} is not this application's invoice ({app.invoice_number})",
+            )
+        if app.invoice_amount and amount < app.invoice_amount:
+            raise RAError(
+                RAKind.INVALID,
+                f"the payment of {amount} yen is less than the invoice ({app.invoice_amount} yen)",
+            )
+        return await self._transition(
+            app,
+            Event.PAYMENT,
+            operator.name,
+            {"paid_at": self.clock.now(), "paid_amount": amount},
+            {"amount": amount},
+        )
+
+    # -- step 6: the applicant's online input -----------------------------------------------------
+    async def online_input(self, data: Any) -> ApplicationRecord:
+        """SEED-R12: enrollment ID + access code from the mailed notice; single use; wrong
+        attempts counted and locked. ``confirm: false`` shows the vetted data first."""
+        body = Body(data)
+        enrollment_id = body.text("enrollmentId", limit=32)
+        code = body.text("accessCode", limit=64)
+        confirm = body.flag("confirm")
+        body.done()
+        app = await self._by_enrollment(enrollment_id)
+        actor = f"applicant:{app.enrollment_id}"
+        limit = self.config.ra.max_attempts
+        if app.access_used_at is not None:
+            raise RAError(RAKind.LOCKED, "this access code has been used")
+        if app.access_attempts >= limit:
+            raise RAError(RAKind.LOCKED, "too many wrong access codes: ask the CA for a new letter")
+        if not self.keyring.matches(
+            _PURPOSE_ACCESS, credentials.normalise(code), app.access_code_hash
+        ):
+            count = await self.store.count_failed_attempt(
+                app.id, "access_attempts", self._audit(actor, "online_input.wrong_code", app.id)
+            )
+            raise RAError(
+                RAKind.UNAUTHORIZED,
+                "unknown enrollment ID or wrong access code",
+                {"attemptsLeft": max(limit - count, 0)},
+            )
+        if app.state != State.AWAITING_ONLINE_INPUT:
+            raise RAError(
+                RAKind.PENDING if app.state in _BEFORE_ONLINE_INPUT else RAKind.ILLEGAL_TRANSITION,
+                f"the application is {app.state}: online input is taken after the signed letter "
+                "and the payment have both arrived",
+                {"state": app.state},
+            )
+        if not confirm:
+            await self.store.append_audit(self._audit(actor, "online_input.view", app.id))
+            return app
+        now = self.clock.now()
+        return await self._transition(
+            app,
+            Event.ONLINE_INPUT,
+            actor,
+            {"online_input_at": now, "access_used_at": now, "access_code_hash": None},
+        )
+
+    async def _by_enrollment(self, enrollment_id: str) -> ApplicationRecord:
+        try:
+            return await self.store.application_by_enrollment_id(
+                credentials.grouped(credentials.normalise(enrollment_id))
+            )
+        except NotFound:
+            raise RAError(
+                RAKind.UNAUTHORIZED, "unknown enrollment ID or wrong credential"
+            ) from None
+
+    # -- steps 7-9: approval, PIN e-mail ----------------------------------------------------------
+    async def approve(self, operator: Operator, app_id: str) -> ApplicationRecord:
+        self.allow(operator, "approve")
+        app = await self._load(app_id)
+        # SEED-R11: the state machine only reaches online_input_received through both.
+        missing = [
+            what
+            for what, value in (
+                ("the signed letter", app.letter_returned_at),
+                ("the payment", app.paid_at),
+                ("the online input", app.online_input_at),
+            )
+            if value is None
+        ]
+        if missing and app.state == State.ONLINE_INPUT_RECEIVED:
+            raise RAError(RAKind.INVALID, "cannot approve without " + ", ".join(missing))
+        if self.config.ra.two_person_rule and operator.name in (app.created_by, app.reviewed_by):
+            raise RAError(
+                RAKind.FORBIDDEN,
+                f"two-person rule: {operator.name} entered or reviewed this application and may "
+                "not approve it",
+            )
+        return await self._new_pin(
+            app,
+            Event.APPROVE,
+            operator.name,
+            {"approved_by": operator.name, "approved_at": self.clock.now()},
+        )
+
+    async def reissue_pin(self, operator: Operator, app_id: str) -> ApplicationRecord:
+        """A new PIN and EAB key; the old ones die with the superseded mail."""
+        self.allow(operator, "reissue_pin")
+        return await self._new_pin(await self._load(app_id), Event.REISSUE_PIN, operator.name, {})
+
+    async def _new_pin(
+        self, app: ApplicationRecord, event: Event, actor: str, changes: Mapping[str, Any]
+    ) -> ApplicationRecord:
+        pin = credentials.new_pin()
+        eab_key = credentials.new_eab_key()
+        expires = self.clock.now() + self.config.ra.pin_ttl
+        message = pin_mail(
+            app,
+            self.config.mail.sender,
+            pin,
+            eab_key,
+            expires,
+            self.config.server.public_https_url,
+        )
+        return await self._transition(
+            app,
+            event,
+            actor,
+            {
+                **changes,
+                "pin_hash": self.keyring.digest(_PURPOSE_PIN, pin),
+                "pin_expires_at": expires,
+                "pin_attempts": 0,
+                "eab_key_sealed": self.keyring.seal(_PURPOSE_EAB, eab_key.encode()),
+            },
+            {"pinExpiresAt": expires.isoformat()},
+            mail=OutboxMail(
+                application_id=app.id,
+                kind="pin",
+                recipient=app.email,
+                body_sealed=self.keyring.seal(_PURPOSE_MAIL, message.as_bytes()),
+                next_attempt_at=self.clock.now(),
+            ),
+        )
+
+    def open_mail(self, sealed: bytes) -> bytes:
+        return self.keyring.open(_PURPOSE_MAIL, sealed)
+
+    def eab_key(self, app: ApplicationRecord) -> bytes | None:
+        """The EAB MAC key, while the application can still be redeemed (for ACME)."""
+        if app.eab_key_sealed is None or app.state not in (State.APPROVED, State.PIN_SENT):
+            return None
+        return self.keyring.open(_PURPOSE_EAB, app.eab_key_sealed)
+
+    async def pin_mailed(self, app_id: str) -> None:
+        app = await self._load(app_id)
+        if app.state == State.APPROVED:
+            await self._transition(app, Event.PIN_MAILED, "system")
+
+    # -- step 10: redeem --------------------------------------------------------------------------
+    async def redeem(self, enrollment_id: str, pin: str, csr_data: bytes, channel: str) -> Redeemed:
+        """Check the PIN, issue from the vetted record, and consume the PIN, mark the
+        application issued and store the certificate in one transaction (SEED-R13).
+        A retry with the same PIN and key after a lost response gets the same certificate."""
+        app = await self._by_enrollment(enrollment_id)
+        actor = f"applicant:{app.enrollment_id}:{channel}"
+        limit = self.config.ra.max_attempts
+        if app.state in _BEFORE_APPROVAL:
+            raise RAError(
+                RAKind.PENDING,
+                f"the application is {app.state}: the certificate can be picked up after approval",
+                {"state": app.state},
+            )
+        if app.pin_attempts >= limit:
+            raise RAError(RAKind.LOCKED, "too many wrong PINs: ask the CA to send a new PIN")
+        if not self.keyring.matches(_PURPOSE_PIN, pin.strip(), app.pin_hash):
+            count = await self.store.count_failed_attempt(
+                app.id, "pin_attempts", self._audit(actor, "redeem.wrong_pin", app.id)
+            )
+            raise RAError(
+                RAKind.UNAUTHORIZED,
+                "unknown enrollment ID or wrong PIN",
+                {"attemptsLeft": max(limit - count, 0)},
+            )
+        csr = verify_csr(csr_data)
+        if app.state in (State.ISSUED, State.REVOKED, State.EXPIRED):
+            return await self._repeat(app, csr)
+        if app.state not in (State.APPROVED, State.PIN_SENT):
+            raise RAError(
+                RAKind.ILLEGAL_TRANSITION, f"the application is {app.state}", {"state": app.state}
+            )
+        if app.pin_expires_at is not None and self.clock.now() > app.pin_expires_at:
+            raise RAError(RAKind.EXPIRED, "the PIN has expired: ask the CA to send a new PIN")
+        contradiction = contradicts(csr, app)
+        if contradiction:
+            raise CAError(Kind.BAD_SUBJECT, contradiction)
+        issued = await self.authority.sign_personal(csr, self.subject_of(app), app.profile)
+        return await self._commit_issue(app, issued, actor, csr)
+
+    async def _commit_issue(
+        self, app: ApplicationRecord, issued: IssuedCertificate, actor: str, csr: VerifiedCSR
+    ) -> Redeemed:
+        record = self.authority.certificate_record(issued, app.email, app.email)
+        try:
+            updated = await self._transition(
+                app,
+                Event.REDEEM,
+                actor,
+                {
+                    # The PIN's hash stays: a retry with it after a lost response gets the
+                    # same certificate; pin_used_at is what makes the PIN spent.
+                    "pin_used_at": self.clock.now(),
+                    "eab_key_sealed": None,
+                    "certificate_generation": issued.generation,
+                    "certificate_serial": format(issued.serial, "x"),
+                },
+                {"serial": format(issued.serial, "x"), "generation": issued.generation},
+                certificate=record,
+            )
+        except RAError as exc:
+            if exc.kind is not RAKind.CONFLICT:
+                raise
+            # Another request redeemed the PIN first: the same key gets that certificate.
+            return await self._repeat(await self._load(app.id), csr)
+        return Redeemed(updated, issued.der, repeated=False)
+
+    async def _repeat(self, app: ApplicationRecord, csr: VerifiedCSR) -> Redeemed:
+        if app.certificate_generation is None or app.certificate_serial is None:
+            raise RAError(RAKind.CONFLICT, f"the application is {app.state}")
+        cert = await self.store.certificate(
+            app.certificate_generation, int(app.certificate_serial, 16)
+        )
+        if cert.spki_sha256 != csr.spki_sha256:
+            raise RAError(
+                RAKind.LOCKED,
+                "this PIN has been used: the certificate was issued to another key",
+            )
+        return Redeemed(app, cert.der, repeated=True)
+
+    # -- closing ----------------------------------------------------------------------------------
+    async def close(
+        self, operator: Operator, app_id: str, event: Event, data: Any
+    ) -> ApplicationRecord:
+        self.allow(operator, "reject")
+        body = Body(data)
+        reason = body.text("reason", limit=512)
+        body.done()
+        app = await self._load(app_id)
+        return await self._transition(
+            app,
+            event,
+            operator.name,
+            {
+                "closed_reason": reason,
+                "pin_hash": None,
+                "access_code_hash": None,
+                "eab_key_sealed": None,
+            },
+            {"reason": reason},
+        )
+
+    async def revoke(self, operator: Operator, app_id: str, data: Any) -> ApplicationRecord:
+        """A revocation request with an RFC 5280 reason code (CRL and OCSP publish it)."""
+        self.allow(operator, "revoke")
+        body = Body(data)
+        reason = body.text("reason", limit=64)
+        body.done()
+        if reason not in REVOCATION_REASONS:
+            raise RAError(
+                RAKind.INVALID,
+                f"reason must be one of {', '.join(REVOCATION_REASONS)} (RFC 5280 §5.3.1; "
+                "S/MIME BR 7.2.2)",
+            )
+        app = await self._load(app_id)
+        if app.state != State.ISSUED or app.certificate_serial is None:
+            raise RAError(
+                RAKind.ILLEGAL_TRANSITION,
+                f"cannot revoke: the application is {app.state}",
+                {"state": app.state},
+            )
+        now = self.clock.now()
+        serial = int(app.certificate_serial, 16)
+        assert app.certificate_generation is not None
+        try:
+            await self.store.revoke_certificate(
+                app.certificate_generation,
+                serial,
+                reason,
+                now,
+                self._audit(
+                    operator.name,
+                    "certificate.revoke",
+                    app.id,
+                    {"serial": app.certificate_serial, "reason": reason},
+                ),
+            )
+        except Conflict as exc:
+            raise RAError(RAKind.CONFLICT, str(exc)) from None
+        return await self._transition(
+            await self._load(app_id), Event.REVOKE, operator.name, {"closed_reason": reason}
+        )
+
+    async def retry_mail(self, operator: Operator, mail_id: int) -> None:
+        self.allow(operator, "mail")
+        now = self.clock.now()
+        try:
+            await self.store.retry_mail(
+                mail_id, now, AuditEvent(now, operator.name, "mail.requeue", f"mail/{mail_id}")
+            )
+        except Conflict as exc:
+            raise RAError(RAKind.CONFLICT, str(exc)) from None
+
+    # -- SEED-R18: disclosure on an in-person request ---------------------------------------------
+    async def disclose(self, operator: Operator, app_id: str) -> dict[str, Any]:
+        self.allow(operator, "disclose")
+        app = await self._load(app_id)
+        people = [a for a in await self.store.applications(limit=10_000) if a.email == app.email]
+        certificates = []
+        for a in people:
+            if a.certificate_generation is not None and a.certificate_serial is not None:
+                cert = await self.store.certificate(
+                    a.certificate_generation, int(a.certificate_serial, 16)
+                )
+                certificates.append(
+                    {
+                        "serial": a.certificate_serial,
+                        "subject": cert.subject,
+                        "notBefore": cert.not_before.isoformat(),
+                        "notAfter": cert.not_after.isoformat(),
+                        "status": cert.status,
+                    }
+                )
+        await self.store.append_audit(
+            self._audit(
+                operator.name,
+                "application.disclose",
+                app_id,
+                {"applications": [a.id for a in people]},
+            )
+        )
+        return {
+            "subject": app.email,
+            "exportedAt": self.clock.now().isoformat(),
+            "exportedBy": operator.name,
+            "applications": [application_json(a) for a in people],
+            "certificates": certificates,
+            "note": "The Individual Number is never stored by this CA (SEED-R8).",
+        }
+
+
+_BEFORE_ONLINE_INPUT = frozenset(
+    {
+        State.RECEIVED,
+        State.DOCUMENTS_DEFICIENT,
+        State.DOCUMENTS_ACCEPTED,
+        State.INQUIRY_SENT,
+        State.IDENTITY_CONFIRMED,
+        State.PAID,
+    }
+)
+_BEFORE_APPROVAL = _BEFORE_ONLINE_INPUT | {State.AWAITING_ONLINE_INPUT, State.ONLINE_INPUT_RECEIVED}
+
+
+def contradicts(csr: VerifiedCSR, app: ApplicationRecord) -> str | None:
+    """A CSR may leave its subject empty; what it does say must agree with the vetted record
+    (RFC 7030 §4.2.1 lets the CA fill in the subject; it must not silently contradict it)."""
+    for email in csr.requested_emails:
+        if email.lower() != app.email:
+            return f"the CSR asks for e-mail {email!r}, but the vetted address is {app.email!r}"
+    expected = {
+        NameOID.EMAIL_ADDRESS: {app.email},
+        NameOID.GIVEN_NAME: {app.given_name},
+        NameOID.SURNAME: {app.family_name},
+        NameOID.COMMON_NAME: {
+            f"{app.given_name} {app.family_name}",
+            f"{app.family_name} {app.given_name}",
+        },
+    }
+    for attribute in csr.requested_subject:
+        allowed = expected.get(attribute.oid)
+        value = str(attribute.value)
+        if allowed is not None and value not in allowed and value.lower() not in allowed:
+            name = attribute.oid._name
+            return f"the CSR subject {name} {value!r} contradicts the vetted record"
+    return None
+
+
+def application_json(app: ApplicationRecord) -> dict[str, Any]:
+    """The operator's view (camelCase JSON); never a secret or a secret's hash."""
+
+    def when(value: dt.datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": app.id,
+        "state": app.state,
+        "version": app.version,
+        "profile": app.profile,
+        "familyName": app.family_name,
+        "givenName": app.given_name,
+        "email": app.email,
+        "qualificationGroup": app.qualification_group,
+        "qualificationNumber": app.qualification_number,
+        "postalAddress": app.postal_address,
+        "dateOfBirth": app.date_of_birth,
+        "billing": {"addressee": app.billing_addressee, "company": app.billing_company},
+        "createdBy": app.created_by,
+        "createdAt": when(app.created_at),
+        "updatedAt": when(app.updated_at),
+        "reviewedBy": app.reviewed_by,
+        "review": app.review,
+        "trackingNumber": app.tracking_number,
+        "invoice": {"number": app.invoice_number, "amount": app.invoice_amount},
+        "enrollmentId": app.enrollment_id,
+        "accessCode": {"attempts": app.access_attempts, "usedAt": when(app.access_used_at)},
+        "letterReturnedAt": when(app.letter_returned_at),
+        "paidAt": when(app.paid_at),
+        "paidAmount": app.paid_amount,
+        "onlineInputAt": when(app.online_input_at),
+        "approvedBy": app.approved_by,
+        "approvedAt": when(app.approved_at),
+        "pin": {
+            "expiresAt": when(app.pin_expires_at),
+            "attempts": app.pin_attempts,
+            "usedAt": when(app.pin_used_at),
+        },
+        "certificate": (
+            {"generation": app.certificate_generation, "serial": app.certificate_serial}
+            if app.certificate_serial
+            else None
+        ),
+        "closedReason": app.closed_reason,
+    }

@@ -1,0 +1,117 @@
+"""The application state machine as one table (house habit 3; FLOW.md).
+
+received -> documents accepted / deficient -> inquiry sent -> letter returned signed and sealed,
+and payment recorded (either order) -> online input received -> approved -> PIN sent -> issued;
+rejected / abandoned from any open state; revoked / expired after issue.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+
+class State(enum.StrEnum):
+    RECEIVED = "received"
+    DOCUMENTS_DEFICIENT = "documents_deficient"
+    DOCUMENTS_ACCEPTED = "documents_accepted"
+    INQUIRY_SENT = "inquiry_sent"
+    IDENTITY_CONFIRMED = "identity_confirmed"  # letter back, payment not yet (SEED-R10)
+    PAID = "paid"  # payment recorded, letter not yet back
+    AWAITING_ONLINE_INPUT = "awaiting_online_input"
+    ONLINE_INPUT_RECEIVED = "online_input_received"
+    APPROVED = "approved"  # PIN made and queued for e-mail
+    PIN_SENT = "pin_sent"
+    ISSUED = "issued"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    ABANDONED = "abandoned"
+
+
+class Event(enum.StrEnum):
+    ACCEPT_DOCUMENTS = "accept_documents"
+    FIND_DEFICIENT = "find_deficient"
+    RESUBMIT = "resubmit"
+    DISPATCH_INQUIRY = "dispatch_inquiry"
+    LETTER_RETURNED = "letter_returned"
+    PAYMENT = "payment"
+    ONLINE_INPUT = "online_input"
+    APPROVE = "approve"
+    PIN_MAILED = "pin_mailed"
+    REISSUE_PIN = "reissue_pin"
+    REDEEM = "redeem"
+    REVOKE = "revoke"
+    EXPIRE = "expire"
+    REJECT = "reject"
+    ABANDON = "abandon"
+
+
+_FLOW: dict[State, dict[Event, State]] = {
+    State.RECEIVED: {
+        Event.ACCEPT_DOCUMENTS: State.DOCUMENTS_ACCEPTED,
+        Event.FIND_DEFICIENT: State.DOCUMENTS_DEFICIENT,
+    },
+    State.DOCUMENTS_DEFICIENT: {Event.RESUBMIT: State.RECEIVED},
+    State.DOCUMENTS_ACCEPTED: {Event.DISPATCH_INQUIRY: State.INQUIRY_SENT},
+    State.INQUIRY_SENT: {
+        # A lost packet is sent again with a new access code; the old one dies.
+        Event.DISPATCH_INQUIRY: State.INQUIRY_SENT,
+        Event.LETTER_RETURNED: State.IDENTITY_CONFIRMED,
+        Event.PAYMENT: State.PAID,
+    },
+    State.IDENTITY_CONFIRMED: {Event.PAYMENT: State.AWAITING_ONLINE_INPUT},
+    State.PAID: {
+        Event.DISPATCH_INQUIRY: State.PAID,
+        Event.LETTER_RETURNED: State.AWAITING_ONLINE_INPUT,
+    },
+    State.AWAITING_ONLINE_INPUT: {Event.ONLINE_INPUT: State.ONLINE_INPUT_RECEIVED},
+    # SEED-R11: approval only after the letter, the payment and the online input.
+    State.ONLINE_INPUT_RECEIVED: {Event.APPROVE: State.APPROVED},
+    State.APPROVED: {
+        Event.PIN_MAILED: State.PIN_SENT,
+        Event.REISSUE_PIN: State.APPROVED,
+        Event.REDEEM: State.ISSUED,
+    },
+    State.PIN_SENT: {Event.REISSUE_PIN: State.APPROVED, Event.REDEEM: State.ISSUED},
+    State.ISSUED: {Event.REVOKE: State.REVOKED, Event.EXPIRE: State.EXPIRED},
+    State.REVOKED: {},
+    State.EXPIRED: {},
+    State.REJECTED: {},
+    State.ABANDONED: {},
+}
+
+OPEN_STATES = frozenset(
+    s for s in State if s not in (State.ISSUED, State.REVOKED, State.EXPIRED)
+) - {State.REJECTED, State.ABANDONED}
+
+TRANSITIONS: Mapping[State, Mapping[Event, State]] = {
+    state: {
+        **events,
+        **(
+            {Event.REJECT: State.REJECTED, Event.ABANDON: State.ABANDONED}
+            if state in OPEN_STATES
+            else {}
+        ),
+    }
+    for state, events in _FLOW.items()
+}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, state: State, event: Event) -> None:
+        allowed = ", ".join(sorted(TRANSITIONS[state])) or "none (final state)"
+        super().__init__(
+            f"cannot {event.value.replace('_', ' ')}: the application is {state.value} "
+            f"(allowed here: {allowed})"
+        )
+        self.state = state
+        self.event = event
+
+
+def next_state(state: State | str, event: Event) -> State:
+    state = State(state)
+    try:
+        return TRANSITIONS[state][event]
+    except KeyError:
+        raise IllegalTransition(state, event) from None

@@ -1,0 +1,1 @@
+"""Numbered SQL migrations, ``NNNN_name.<dialect>.sql``, applied in order at start."""
