@@ -24,6 +24,7 @@ from jitsuin.ca.generations import issuance_cutoff
 from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
 from jitsuin.ca.subject import VettedSubject
 from jitsuin.ca.verify import verify_subscriber
+from jitsuin.server import cli_ra
 from jitsuin.server import config as configuration
 from jitsuin.server.app import create_app
 from jitsuin.server.authority import Authority
@@ -298,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ca", action="append", help="trusted CA certificate file (repeatable)")
     p.add_argument("--at", help="verify at this ISO 8601 time instead of now")
     p.set_defaults(handler=cmd_verify)
+
+    cli_ra.add_parsers(sub, _load)
     return parser
 
 

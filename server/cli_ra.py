@@ -1,0 +1,200 @@
+"""``jitsuin ra …`` and ``jitsuin audit …``: the operator workflow without hand-written HTTP.
+
+Commands act as the operator whose API token is in ``$JITSUIN_OPERATOR_TOKEN`` (the same roles
+and two-person rule as the API apply). ``ra operator add`` needs no token: whoever can read the
+CA's data directory is its administrator, and the action is audited as ``cli:<user>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from jitsuin.ca.clock import SystemClock
+from jitsuin.server.authority import Authority
+from jitsuin.server.config import Config
+from jitsuin.server.ra.credentials import Keyring
+from jitsuin.server.ra.errors import RAError
+from jitsuin.server.ra.mailer import Mailer
+from jitsuin.server.ra.service import RAService, application_json
+from jitsuin.server.ra.workflow import Event
+from jitsuin.server.storage import ApplicationRecord, AuditChainBroken, Operator
+from jitsuin.server.storage.sqlite import SQLiteStore
+
+TOKEN_ENV = "JITSUIN_OPERATOR_TOKEN"  # noqa: S105 (a variable name)
+
+Loader = Callable[[argparse.Namespace], Config]
+
+
+class RACLIError(Exception):
+    pass
+
+
+@asynccontextmanager
+async def _service(config: Config) -> AsyncIterator[RAService]:
+    authority = await Authority.open(config, SystemClock(), create=False)
+    try:
+        yield RAService(authority, config, Keyring(config.ra_secret()))
+    finally:
+        await authority.close()
+
+
+async def _operator(service: RAService) -> Operator:
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        raise RACLIError(f"set {TOKEN_ENV} to your operator API token")
+    return await service.authenticate(token)
+
+
+def _json_file(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RACLIError(f"cannot read {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise RACLIError(f"{path}: not JSON: {exc}") from exc
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# Commands that act as an operator: (service, operator, args) -> an application or a document.
+Action = Callable[[RAService, Operator, argparse.Namespace], Awaitable[Any]]
+ACTIONS: dict[str, Action] = {
+    "create": lambda ra, op, a: ra.create(op, _json_file(a.file)),
+    "show": lambda ra, op, a: ra.read(op, a.id),
+    "review": lambda ra, op, a: ra.review(op, a.id, _json_file(a.file)),
+    "resubmit": lambda ra, op, a: ra.resubmit(op, a.id),
+    "letter": lambda ra, op, a: ra.record_letter(
+        op, a.id, {"signed": a.signed, "sealed": a.sealed, "selfInking": a.self_inking}
+    ),
+    "payment": lambda ra, op, a: ra.record_payment(
+        op, a.id, {"invoiceNumber": a.invoice, "amount": a.amount}
+    ),
+    "approve": lambda ra, op, a: ra.approve(op, a.id),
+    "reissue-pin": lambda ra, op, a: ra.reissue_pin(op, a.id),
+    "reject": lambda ra, op, a: ra.close(op, a.id, Event.REJECT, {"reason": a.reason}),
+    "abandon": lambda ra, op, a: ra.close(op, a.id, Event.ABANDON, {"reason": a.reason}),
+    "revoke": lambda ra, op, a: ra.revoke(op, a.id, {"reason": a.reason}),
+    "disclose": lambda ra, op, a: ra.disclose(op, a.id),
+}
+
+
+async def _run(args: argparse.Namespace, config: Config) -> int:
+    async with _service(config) as ra:
+        command = args.ra_command
+        if command == "operator-add":
+            token = await ra.add_operator(f"cli:{getpass.getuser()}", args.name, args.role)
+            print(f"operator {args.name} ({args.role}) created; API token (shown once):")
+            print(token)
+        elif command == "operators":
+            for op in await ra.store.operators():
+                print(f"{op.name}\t{op.role}\t{op.created_at.isoformat()}")
+        elif command == "send-mail":
+            print(f"{await Mailer(ra, config.mail).send_due()} mail(s) delivered")
+        elif command == "list":
+            for a in await ra.list(await _operator(ra), args.state, args.limit, 0):
+                print(f"{a.id}\t{a.state}\t{a.profile}\t{a.family_name} {a.given_name}\t{a.email}")
+        elif command == "inquiry":
+            body = {"trackingNumber": args.tracking}
+            sent = await ra.dispatch_inquiry(await _operator(ra), args.id, body)
+            letter = Path(args.letter)
+            letter.write_text(sent.letter_html, encoding="utf-8")
+            letter.chmod(0o600)  # it holds the one-time access code
+            print(f"enrollment ID {sent.enrollment_id}; print the letter {letter}")
+            print("(the access code is in the letter only; it is not stored)")
+        else:
+            result = await ACTIONS[command](ra, await _operator(ra), args)
+            _print(application_json(result) if isinstance(result, ApplicationRecord) else result)
+    return 0
+
+
+def run_ra(args: argparse.Namespace, load: Loader) -> Any:
+    async def go() -> int:
+        try:
+            return await _run(args, load(args))
+        except RAError as exc:
+            print(f"jitsuin: {exc.kind.value}: {exc.message}", file=sys.stderr)
+            return 1
+        except RACLIError as exc:
+            print(f"jitsuin: {exc}", file=sys.stderr)
+            return 2
+
+    return go()
+
+
+def run_audit_verify(args: argparse.Namespace, load: Loader) -> Any:
+    """Walk the hash chain; name the first entry that was changed, removed or reordered."""
+
+    async def go() -> int:
+        config = load(args)
+        store = await SQLiteStore.open(config.database_path)
+        try:
+            count = await store.verify_audit_chain()
+        except AuditChainBroken as exc:
+            print(f"audit log BROKEN: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+        print(f"audit log OK: {count} entries, hash chain intact")
+        return 0
+
+    return go()
+
+
+def add_parsers(sub: argparse._SubParsersAction, load: Loader) -> None:  # type: ignore[type-arg]
+    ra = sub.add_parser(
+        "ra", help="RA workflow (acts as the operator of $JITSUIN_OPERATOR_TOKEN)"
+    ).add_subparsers(dest="ra_command", required=True)
+
+    def command(name: str, help_text: str, *, with_id: bool = True) -> argparse.ArgumentParser:
+        p = ra.add_parser(name, help=help_text)
+        if with_id:
+            p.add_argument("id", help="application ID (APP-…)")
+        p.set_defaults(handler=lambda a: run_ra(a, load))
+        return p
+
+    p = command("operator-add", "create an operator and print its API token", with_id=False)
+    p.add_argument("name")
+    p.add_argument("--role", required=True, choices=["reviewer", "approver", "admin"])
+    command("operators", "list operators", with_id=False)
+    command("send-mail", "deliver queued PIN e-mails now", with_id=False)
+    p = command("list", "list applications", with_id=False)
+    p.add_argument("--state")
+    p.add_argument("--limit", type=int, default=100)
+    p = command("create", "enter an application from a JSON file (step 1)", with_id=False)
+    p.add_argument("file")
+    command("show", "show one application")
+    p = command("review", "record the document review from a JSON file (step 2)")
+    p.add_argument("file")
+    command("resubmit", "new documents arrived: review again")
+    p = command("inquiry", "dispatch the inquiry letter (step 3)")
+    p.add_argument("--tracking", required=True, help="restricted-delivery tracking number")
+    p.add_argument("--letter", required=True, help="write the printable letter (HTML) here")
+    p = command("letter", "the letter came back (step 4)")
+    p.add_argument("--signed", action="store_true")
+    p.add_argument("--sealed", action="store_true")
+    p.add_argument("--self-inking", action="store_true", help="the seal is a self-inking stamp")
+    p = command("payment", "record the payment (step 5)")
+    p.add_argument("--invoice", required=True)
+    p.add_argument("--amount", required=True, type=int)
+    command("approve", "approve and e-mail the download PIN (steps 7-9)")
+    command("reissue-pin", "e-mail a new PIN; the old one dies")
+    for name in ("reject", "abandon", "revoke"):
+        p = command(name, f"{name} the application")
+        p.add_argument("--reason", required=True)
+    command("disclose", "export the person's personal data (SEED-R18)")
+
+    audit = sub.add_parser("audit", help="audit log").add_subparsers(
+        dest="audit_command", required=True
+    )
+    p = audit.add_parser("verify", help="check the audit hash chain")
+    p.set_defaults(handler=lambda a: run_audit_verify(a, load))
