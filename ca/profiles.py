@@ -109,8 +109,15 @@ _SUBSCRIBER_KEYS = (
     KeyType.ECDSA_P256,
     KeyType.ECDSA_P384,
 )
-# SEED-R5; S/MIME BR 7.1.2.3f: emailProtection, plus documentSigning (allowed in multipurpose).
-_PERSONAL_EKU = (ExtendedKeyUsageOID.EMAIL_PROTECTION, DOCUMENT_SIGNING)
+# SEED-R5; S/MIME BR 7.1.2.3f: emailProtection, plus documentSigning and clientAuth (both allowed
+# in multipurpose). clientAuth because the certificate is the TLS client credential of its own
+# EST re-enrollment (RFC 7030 §3.3.2): OpenSSL-based servers refuse a client certificate whose
+# EKU lacks it.
+_PERSONAL_EKU = (
+    ExtendedKeyUsageOID.EMAIL_PROTECTION,
+    ExtendedKeyUsageOID.CLIENT_AUTH,
+    DOCUMENT_SIGNING,
+)
 
 PROFILES: Mapping[str, Profile] = {
     p.name: p

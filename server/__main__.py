@@ -26,9 +26,10 @@ from jitsuin.ca.subject import VettedSubject
 from jitsuin.ca.verify import verify_subscriber
 from jitsuin.server import cli_ra
 from jitsuin.server import config as configuration
-from jitsuin.server.app import create_app
+from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
 from jitsuin.server.config import Config, ConfigError
+from jitsuin.server.est import client as est_client
 from jitsuin.server.storage.sqlite import SQLiteStore
 
 EXIT_REFUSED = 1
@@ -104,18 +105,32 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args, initialise=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     authority = await Authority.open(config, SystemClock())
-    runner = web.AppRunner(create_app(authority))
-    await runner.setup()
+    runners: list[web.AppRunner] = []
     try:
         server = config.server
-        sites = [web.TCPSite(runner, server.http.host, server.http.port)]
+        public = web.AppRunner(create_public_app(authority))
+        await public.setup()
+        runners.append(public)
+        sites = [web.TCPSite(public, server.http.host, server.http.port)]
         if server.https is not None:
             cert_file, key_file = await authority.tls_files()
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 8996; RFC 7030 §3.3
             context.load_cert_chain(cert_file, key_file)
+            # EST re-enrollment authenticates with the subscriber's certificate (RFC 7030
+            # §3.3.2): ask for one, and accept only chains to a generation of this CA.
+            context.verify_mode = ssl.CERT_OPTIONAL
+            context.load_verify_locations(
+                cadata="".join(
+                    g.certificate.public_bytes(serialization.Encoding.PEM).decode()
+                    for g in authority.generations
+                )
+            )
+            full = web.AppRunner(create_app(authority))
+            await full.setup()
+            runners.append(full)
             sites.append(
-                web.TCPSite(runner, server.https.host, server.https.port, ssl_context=context)
+                web.TCPSite(full, server.https.host, server.https.port, ssl_context=context)
             )
         for site in sites:
             await site.start()
@@ -132,7 +147,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
-        await runner.cleanup()
+        for runner in reversed(runners):
+            await runner.cleanup()
         await authority.close()
     return 0
 
@@ -301,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_verify)
 
     cli_ra.add_parsers(sub, _load)
+    est_client.add_parsers(sub)
     return parser
 
 
@@ -320,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print("jitsuin: configuration errors:\n" + _bullets(exc.errors), file=sys.stderr)
         return EXIT_USAGE
+    except est_client.ESTClientError as exc:
+        print(f"jitsuin: {exc}", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         return 130
 

@@ -10,7 +10,9 @@ from aiohttp import web
 
 from jitsuin.server import pki_http
 from jitsuin.server.authority import Authority
-from jitsuin.server.keys import AUTHORITY, RA
+from jitsuin.server.est import handlers as est_handlers
+from jitsuin.server.est.service import Reenrollment
+from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.middlewares import problems
 from jitsuin.server.ra import handlers as ra_handlers
 from jitsuin.server.ra.credentials import Keyring
@@ -18,13 +20,25 @@ from jitsuin.server.ra.mailer import Mailer
 from jitsuin.server.ra.service import RAService
 
 
+def create_public_app(authority: Authority) -> web.Application:
+    """The plain-HTTP listener: only what must be http (CA certificates for AIA caIssuers, and
+    later CRL and OCSP) and health. Operator, applicant and enrollment routes are HTTPS only."""
+    app = web.Application(middlewares=[problems], client_max_size=64 * 1024)
+    app[AUTHORITY] = authority
+    app.add_routes(pki_http.routes)
+    return app
+
+
 def create_app(authority: Authority, *, send_mail: bool = True) -> web.Application:
+    """The HTTPS listener: everything."""
     app = web.Application(middlewares=[problems], client_max_size=64 * 1024)
     config = authority.config
     app[AUTHORITY] = authority
     app[RA] = RAService(authority, config, Keyring(config.ra_secret()))
     app.add_routes(pki_http.routes)
     app.add_routes(ra_handlers.routes)
+    app[REENROLLMENT] = Reenrollment(authority, config.est.reenroll_approval)
+    app.add_routes(est_handlers.routes)
     if send_mail:
         app.cleanup_ctx.append(_mail_worker)
     return app

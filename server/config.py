@@ -18,7 +18,7 @@ from cryptography import x509
 
 from jitsuin.ca.issuance import CAPolicy
 from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
-from jitsuin.ca.profiles import DEFAULT_GROUPS, NameOrder, QualificationGroup
+from jitsuin.ca.profiles import DEFAULT_GROUPS, PERSONAL_PROFILES, NameOrder, QualificationGroup
 
 CONFIG_NAME = "jitsuin.toml"
 DEFAULT_HOME = "jitsuin-data"
@@ -90,6 +90,12 @@ class MailConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ESTConfig:
+    # Profiles whose re-enrollment waits for an operator (202 + Retry-After until approved).
+    reenroll_approval: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     home: Path
     source: Path | None  # the TOML file, if any
@@ -98,6 +104,7 @@ class Config:
     ca: CAConfig
     ra: RAConfig = RAConfig()
     mail: MailConfig = MailConfig()
+    est: ESTConfig = ESTConfig()
 
     def ra_secret(self) -> bytes:
         path = self.ra.secret_file or self.home / "secrets" / "ra.key"
@@ -332,6 +339,13 @@ def load(path: Path | None, home: Path) -> Config:
     if "@" not in mail_config.sender:
         errors.append(f"mail.sender: {mail_config.sender!r} is not an e-mail address")
     mail.finish()
+
+    est = _Reader(top.get("est", dict, {}), "est", errors)
+    approval = est.get("reenroll_approval", list, [])
+    unknown = [p for p in approval if p not in PERSONAL_PROFILES]
+    if unknown:
+        errors.append(f"est.reenroll_approval: unknown profiles {unknown}")
+    est.finish()
     top.finish()
     if errors:
         raise ConfigError(errors)
@@ -361,6 +375,7 @@ def load(path: Path | None, home: Path) -> Config:
         ),
         ra=ra_config,
         mail=mail_config,
+        est=ESTConfig(reenroll_approval=frozenset(p for p in approval if isinstance(p, str))),
     )
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from jitsuin.ca.errors import CAError
 from jitsuin.protocol.problems import JITSUIN_TYPE_BASE, Problem
-from jitsuin.server.keys import RA
+from jitsuin.server.keys import RA, REENROLLMENT
 from jitsuin.server.middlewares import problem_response
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.openapi import OPENAPI
@@ -318,6 +318,50 @@ async def audit_verify(request: web.Request) -> web.Response:
     except AuditChainBroken as exc:
         return _reply({"ok": False, "error": str(exc)}, 409)
     return _reply({"ok": True, "entries": count})
+
+
+@routes.get("/ra/reenrollments")
+@errors_as_problems
+async def reenrollments(request: web.Request) -> web.Response:
+    ra = request.app[RA]
+    ra.allow(await _operator(request), "approve")
+    status = request.query.get("status")
+    if status not in (None, "pending", "approved", "rejected", "issued"):
+        raise RAError(RAKind.MALFORMED, "status is pending, approved, rejected or issued")
+    records = await ra.store.reenrollments(status)
+    return _reply(
+        {
+            "reenrollments": [
+                {
+                    "id": r.id,
+                    "subscriber": r.subscriber_id,
+                    "profile": r.profile,
+                    "previousSerial": r.previous_serial,
+                    "status": r.status,
+                    "createdAt": r.created_at.isoformat(),
+                    "decidedBy": r.decided_by,
+                    "certificateSerial": r.certificate_serial,
+                }
+                for r in records
+            ]
+        }
+    )
+
+
+@routes.post("/ra/reenrollments/{id}/{decision:approve|reject}")
+@errors_as_problems
+async def decide_reenrollment(request: web.Request) -> web.Response:
+    """EST re-enrollment waiting for an operator (per-profile policy): the client's retry of
+    the same CSR then gets the certificate."""
+    ra = request.app[RA]
+    operator = await _operator(request)
+    ra.allow(operator, "approve")
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise RAError(RAKind.NOT_FOUND, f"there is no re-enrollment {raw}")
+    approve = request.match_info["decision"] == "approve"
+    await request.app[REENROLLMENT].decide(int(raw), approve, operator.name)
+    return _reply({"id": int(raw), "status": "approved" if approve else "rejected"})
 
 
 # -- the applicant ---------------------------------------------------------------------------

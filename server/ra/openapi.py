@@ -150,6 +150,27 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": {"description": "Intact"}, "409": {"description": "Broken"}},
             }
         },
+        "/ra/reenrollments": {
+            "get": {
+                "summary": "EST re-enrollment requests (those waiting for an operator)",
+                "parameters": [{"name": "status", "in": "query", "schema": _STR}],
+                "responses": {"200": {"description": "Requests"}, "4XX": _PROBLEM},
+            }
+        },
+        "/ra/reenrollments/{id}/approve": {
+            "post": {
+                "summary": "Approve a waiting re-enrollment; the client's retry gets it",
+                "parameters": _ID,
+                "responses": {"200": {"description": "Approved"}, "4XX": _PROBLEM},
+            }
+        },
+        "/ra/reenrollments/{id}/reject": {
+            "post": {
+                "summary": "Reject a waiting re-enrollment",
+                "parameters": _ID,
+                "responses": {"200": {"description": "Rejected"}, "4XX": _PROBLEM},
+            }
+        },
         "/applicant/online-input": {
             "post": {
                 "summary": "Seed step 6: the applicant confirms the online input with the "

@@ -651,7 +651,14 @@ class RAService:
             await self._transition(app, Event.PIN_MAILED, "system")
 
     # -- step 10: redeem --------------------------------------------------------------------------
-    async def redeem(self, enrollment_id: str, pin: str, csr_data: bytes, channel: str) -> Redeemed:
+    async def redeem(
+        self,
+        enrollment_id: str,
+        pin: str,
+        csr_data: bytes,
+        channel: str,
+        profile: str | None = None,
+    ) -> Redeemed:
         """Check the PIN, issue from the vetted record, and consume the PIN, mark the
         application issued and store the certificate in one transaction (SEED-R13).
         A retry with the same PIN and key after a lost response gets the same certificate."""
@@ -674,6 +681,11 @@ class RAService:
                 RAKind.UNAUTHORIZED,
                 "unknown enrollment ID or wrong PIN",
                 {"attemptsLeft": max(limit - count, 0)},
+            )
+        if profile is not None and profile != app.profile:
+            raise RAError(
+                RAKind.INVALID,
+                f"this enrollment is for a {app.profile} certificate: use the {app.profile} label",
             )
         csr = verify_csr(csr_data)
         if app.state in (State.ISSUED, State.REVOKED, State.EXPIRED):

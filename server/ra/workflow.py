@@ -60,12 +60,19 @@ _FLOW: dict[State, dict[Event, State]] = {
         Event.LETTER_RETURNED: State.IDENTITY_CONFIRMED,
         Event.PAYMENT: State.PAID,
     },
-    State.IDENTITY_CONFIRMED: {Event.PAYMENT: State.AWAITING_ONLINE_INPUT},
+    # A new packet is also the way out of a locked access code, until the code has been used.
+    State.IDENTITY_CONFIRMED: {
+        Event.DISPATCH_INQUIRY: State.IDENTITY_CONFIRMED,
+        Event.PAYMENT: State.AWAITING_ONLINE_INPUT,
+    },
     State.PAID: {
         Event.DISPATCH_INQUIRY: State.PAID,
         Event.LETTER_RETURNED: State.AWAITING_ONLINE_INPUT,
     },
-    State.AWAITING_ONLINE_INPUT: {Event.ONLINE_INPUT: State.ONLINE_INPUT_RECEIVED},
+    State.AWAITING_ONLINE_INPUT: {
+        Event.DISPATCH_INQUIRY: State.AWAITING_ONLINE_INPUT,
+        Event.ONLINE_INPUT: State.ONLINE_INPUT_RECEIVED,
+    },
     # SEED-R11: approval only after the letter, the payment and the online input.
     State.ONLINE_INPUT_RECEIVED: {Event.APPROVE: State.APPROVED},
     State.APPROVED: {

@@ -136,6 +136,23 @@ class MailRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ReenrollmentRecord:
+    id: int
+    previous_generation: int
+    previous_serial: str
+    csr_sha256: str
+    csr_der: bytes
+    profile: str
+    subscriber_id: str
+    status: str
+    created_at: dt.datetime
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = None
+    certificate_generation: int | None = None
+    certificate_serial: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEvent:
     """What happened; the store numbers it and chains it."""
 
@@ -289,3 +306,31 @@ class Store(Protocol):
     async def revoke_certificate(
         self, generation: int, serial: int, reason: str, at: dt.datetime, audit: AuditEvent
     ) -> None: ...
+
+    # -- EST re-enrollment -------------------------------------------------------------------------
+    async def reenrollment(
+        self, previous_generation: int, previous_serial: str, csr_sha256: str
+    ) -> ReenrollmentRecord | None: ...
+
+    async def reenrollment_by_id(self, reenrollment_id: int) -> ReenrollmentRecord: ...
+
+    async def reenrollments(self, status: str | None = None) -> list[ReenrollmentRecord]: ...
+
+    async def add_reenrollment(
+        self, record: ReenrollmentRecord, audit: AuditEvent
+    ) -> ReenrollmentRecord:
+        """Insert (the id of ``record`` is ignored); Conflict when the same request exists."""
+        ...
+
+    async def decide_reenrollment(
+        self, reenrollment_id: int, status: str, operator: str, at: dt.datetime, audit: AuditEvent
+    ) -> None:
+        """pending -> approved / rejected (Conflict otherwise)."""
+        ...
+
+    async def complete_reenrollment(
+        self, reenrollment_id: int, certificate: CertificateRecord, audit: AuditEvent
+    ) -> None:
+        """Mark the request issued and record its certificate in one transaction (Conflict when
+        it was issued meanwhile)."""
+        ...

@@ -33,6 +33,7 @@ from jitsuin.server.storage import (
     NotFound,
     Operator,
     OutboxMail,
+    ReenrollmentRecord,
     canonical_details,
     chain_hash,
     verify_chain,
@@ -525,6 +526,111 @@ class SQLiteStore:
             if cursor.rowcount != 1:
                 raise Conflict(f"certificate {serial:x} is unknown or already revoked")
             await self._append(db, audit)
+
+    # -- EST re-enrollment -------------------------------------------------------------------------
+    _REENROLL_COLUMNS = (
+        "id, previous_generation, previous_serial, csr_sha256, csr_der, profile, subscriber_id,"
+        " status, created_at, decided_by, decided_at, certificate_generation, certificate_serial"
+    )
+
+    async def _reenrollments(self, where: str, args: tuple[Any, ...]) -> list[ReenrollmentRecord]:
+        async with self._db.execute(
+            f"SELECT {self._REENROLL_COLUMNS} FROM reenrollments {where} ORDER BY id",  # noqa: S608
+            args,
+        ) as cursor:
+            return [_reenrollment(r) for r in await cursor.fetchall()]
+
+    async def reenrollment(
+        self, previous_generation: int, previous_serial: str, csr_sha256: str
+    ) -> ReenrollmentRecord | None:
+        found = await self._reenrollments(
+            "WHERE previous_generation = ? AND previous_serial = ? AND csr_sha256 = ?",
+            (previous_generation, previous_serial, csr_sha256),
+        )
+        return found[0] if found else None
+
+    async def reenrollment_by_id(self, reenrollment_id: int) -> ReenrollmentRecord:
+        found = await self._reenrollments("WHERE id = ?", (reenrollment_id,))
+        if not found:
+            raise NotFound(f"no re-enrollment request {reenrollment_id}")
+        return found[0]
+
+    async def reenrollments(self, status: str | None = None) -> list[ReenrollmentRecord]:
+        if status is None:
+            return await self._reenrollments("", ())
+        return await self._reenrollments("WHERE status = ?", (status,))
+
+    async def add_reenrollment(
+        self, record: ReenrollmentRecord, audit: AuditEvent
+    ) -> ReenrollmentRecord:
+        async with self._transaction() as db:
+            try:
+                cursor = await db.execute(
+                    "INSERT INTO reenrollments (previous_generation, previous_serial, csr_sha256,"
+                    " csr_der, profile, subscriber_id, status, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.previous_generation,
+                        record.previous_serial,
+                        record.csr_sha256,
+                        record.csr_der,
+                        record.profile,
+                        record.subscriber_id,
+                        record.status,
+                        _time(record.created_at),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict("this re-enrollment request exists") from exc
+            new_id = cursor.lastrowid
+            await self._append(db, audit)
+        assert new_id is not None
+        return await self.reenrollment_by_id(new_id)
+
+    async def decide_reenrollment(
+        self, reenrollment_id: int, status: str, operator: str, at: dt.datetime, audit: AuditEvent
+    ) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE reenrollments SET status = ?, decided_by = ?, decided_at = ?"
+                " WHERE id = ? AND status = 'pending'",
+                (status, operator, _time(at), reenrollment_id),
+            )
+            if cursor.rowcount != 1:
+                raise Conflict(f"re-enrollment request {reenrollment_id} is not pending")
+            await self._append(db, audit)
+
+    async def complete_reenrollment(
+        self, reenrollment_id: int, certificate: CertificateRecord, audit: AuditEvent
+    ) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE reenrollments SET status = 'issued', certificate_generation = ?,"
+                " certificate_serial = ? WHERE id = ? AND status IN ('pending', 'approved')",
+                (certificate.generation, format(certificate.serial, "x"), reenrollment_id),
+            )
+            if cursor.rowcount != 1:
+                raise Conflict(f"re-enrollment request {reenrollment_id} was already decided")
+            await self._insert_certificate(db, certificate)
+            await self._append(db, audit)
+
+
+def _reenrollment(row: Any) -> ReenrollmentRecord:
+    return ReenrollmentRecord(
+        id=row[0],
+        previous_generation=row[1],
+        previous_serial=row[2],
+        csr_sha256=row[3],
+        csr_der=bytes(row[4]),
+        profile=row[5],
+        subscriber_id=row[6],
+        status=row[7],
+        created_at=_parse_time(row[8]),
+        decided_by=row[9],
+        decided_at=_parse_time(row[10]) if row[10] else None,
+        certificate_generation=row[11],
+        certificate_serial=row[12],
+    )
 
 
 _APPLICATION_COLUMNS = frozenset(f.name for f in fields(ApplicationRecord))

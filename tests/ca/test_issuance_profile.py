@@ -175,13 +175,15 @@ def test_key_usage_and_eku(case):
     ku = exts.get_extension_for_class(x509.KeyUsage)
     assert ku.critical is True
     assert ku.value == _key_usage(case.key_type.is_rsa)
-    # SEED-R5; SBR 7.1.2.3f (S-05): emailProtection + documentSigning, nothing else.
+    # SEED-R5; SBR 7.1.2.3f (S-05): emailProtection + documentSigning, and clientAuth (the
+    # certificate authenticates its own EST re-enrollment, RFC 7030 §3.3.2); nothing else.
     eku = exts.get_extension_for_class(x509.ExtendedKeyUsage)
     assert eku.critical is False
     assert sorted(eku.value, key=str) == sorted(
-        [ExtendedKeyUsageOID.EMAIL_PROTECTION, DOCUMENT_SIGNING], key=str
+        [ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.CLIENT_AUTH, DOCUMENT_SIGNING],
+        key=str,
     )
-    assert len(list(eku.value)) == 2
+    assert len(list(eku.value)) == 3
 
 
 def test_policies_crl_aia(case, policy, generation_numbers):

@@ -48,9 +48,9 @@ class Response:
 
 
 def fetch(url: str, method: str = "GET", context: ssl.SSLContext | None = None) -> Response:
-    request = urllib.request.Request(url, method=method)  # noqa: S310 (http and https only)
+    request = urllib.request.Request(url, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
             return Response(
                 response.status,
                 response.headers.get_content_type(),

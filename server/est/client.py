@@ -1,0 +1,260 @@
+"""``jitsuin est``: an RFC 7030 client usable against any EST server. The key pair and CSR are made
+here and the private key never leaves this machine; 202 + Retry-After is waited out up to a limit,
+resending the same CSR (RFC 7030 §4.2.3)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import ssl
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+
+from jitsuin.ca.keys import KeyType, PrivateKey, generate_private_key
+from jitsuin.protocol import est
+
+PASSWORD_ENV = "JITSUIN_EST_PASSWORD"  # noqa: S105 (a variable name)
+EXIT_PENDING = 3
+
+
+class ESTClientError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    retry_after: int | None
+    content_type: str
+
+
+def _tls(ca_bundle: str | None, cert: str | None = None, key: str | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=ca_bundle)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 7030 §3.3.1; RFC 8996
+    if cert and key:
+        context.load_cert_chain(cert, key)
+    return context
+
+
+async def _call(
+    method: str,
+    url: str,
+    context: ssl.SSLContext,
+    *,
+    body: bytes | None = None,
+    auth: aiohttp.BasicAuth | None = None,
+) -> Reply:
+    headers = {"Content-Type": est.PKCS10} if body is not None else {}
+    timeout = aiohttp.ClientTimeout(total=60)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.request(method, url, data=body, headers=headers, auth=auth, ssl=context) as r,
+        ):
+            raw = r.headers.get("Retry-After", "")
+            return Reply(
+                r.status,
+                await r.read(),
+                int(raw) if raw.isdigit() else None,
+                r.headers.get("Content-Type", ""),
+            )
+    except (aiohttp.ClientError, OSError) as exc:
+        raise ESTClientError(f"{url}: {exc}") from exc
+
+
+def _failure(reply: Reply, what: str) -> ESTClientError:
+    reason = reply.body.decode("utf-8", "replace").strip()[:500]
+    return ESTClientError(f"{what} refused: HTTP {reply.status}: {reason}")
+
+
+def _certificates(reply: Reply) -> list[x509.Certificate]:
+    try:
+        return pkcs7.load_der_pkcs7_certificates(est.decode_base64_body(reply.body))
+    except (ValueError, est.BadBody) as exc:
+        raise ESTClientError(f"the server's answer is not a certs-only PKCS#7: {exc}") from exc
+
+
+def _pem(certificates: list[x509.Certificate]) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates)
+
+
+def _write(path: str, data: bytes, private: bool = False) -> None:
+    target = Path(path)
+    if private:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+    else:
+        target.write_bytes(data)
+
+
+def _key_and_csr(args: argparse.Namespace) -> tuple[PrivateKey, bytes]:
+    """Reuse the key and CSR files when they exist (so a retry sends the same CSR), else make
+    them: the key is written with mode 0600 before anything is sent."""
+    key_path, csr_path = Path(args.key_out), Path(args.csr_out)
+    if key_path.exists():
+        loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        key: PrivateKey = loaded  # type: ignore[assignment]
+    else:
+        key = generate_private_key(KeyType.parse(args.key_type))
+        _write(
+            args.key_out,
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            private=True,
+        )
+    if csr_path.exists():
+        csr = x509.load_der_x509_csr(csr_path.read_bytes())
+        if csr.public_key() == key.public_key():
+            return key, csr_path.read_bytes()
+    names = [x509.NameAttribute(x509.NameOID.COMMON_NAME, args.subject)] if args.subject else []
+    request = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(names))
+    der = request.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    csr_path.write_bytes(der)
+    return key, der
+
+
+async def _enroll_loop(
+    url: str, context: ssl.SSLContext, csr: bytes, wait: int, **kw: object
+) -> Reply:
+    waited = 0
+    while True:
+        reply = await _call("POST", url, context, body=est.encode_base64_body(csr), **kw)  # type: ignore[arg-type]
+        if reply.status != 202:
+            return reply
+        delay = reply.retry_after or 60
+        if waited + delay > wait:
+            raise ESTClientError(
+                f"the server asks to retry in {delay} s (RFC 7030 §4.2.3); run the same command "
+                "again later: it resends the same CSR",
+                EXIT_PENDING,
+            )
+        print(f"pending; retrying in {delay} s", file=sys.stderr)
+        await asyncio.sleep(delay)
+        waited += delay
+
+
+def _save(args: argparse.Namespace, key: PrivateKey, certificate: x509.Certificate) -> None:
+    _write(args.out, _pem([certificate]))
+    print(f"certificate: {args.out} ({certificate.subject.rfc4514_string()})")
+    print(f"private key: {args.key_out}")
+    if args.p12:
+        passphrase = _passphrase(args.p12_passphrase_file, "PKCS#12 passphrase: ")
+        encryption = (
+            serialization.PrivateFormat.PKCS12.encryption_builder()
+            .kdf_rounds(600_000)
+            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+            .hmac_hash(hashes.SHA256())
+            .build(passphrase)
+        )
+        data = pkcs12.serialize_key_and_certificates(b"jitsuin", key, certificate, None, encryption)
+        _write(args.p12, data, private=True)
+        print(f"PKCS#12: {args.p12}")
+
+
+def _passphrase(path: str | None, prompt: str) -> bytes:
+    if path:
+        return Path(path).read_bytes().strip()
+    return getpass.getpass(prompt).encode()
+
+
+async def cmd_cacerts(args: argparse.Namespace) -> int:
+    reply = await _call("GET", f"{args.url}/cacerts", _tls(args.ca_bundle))
+    if reply.status != 200:
+        raise _failure(reply, "cacerts")
+    certificates = _certificates(reply)
+    _write(args.out, _pem(certificates))
+    for c in certificates:
+        print(f"{c.subject.rfc4514_string()}  SHA-256 {c.fingerprint(hashes.SHA256()).hex()}")
+    return 0
+
+
+async def cmd_csrattrs(args: argparse.Namespace) -> int:
+    reply = await _call("GET", f"{args.url}/csrattrs", _tls(args.ca_bundle))
+    if reply.status == 204:
+        print("the server states no CSR attributes")
+        return 0
+    if reply.status != 200:
+        raise _failure(reply, "csrattrs")
+    for oid, values in est.parse_csr_attributes(est.decode_base64_body(reply.body)):
+        print(oid, " ".join(v.hex() for v in values))
+    return 0
+
+
+async def cmd_enroll(args: argparse.Namespace) -> int:
+    password = os.environ.get(PASSWORD_ENV) or getpass.getpass("download PIN: ")
+    key, csr = _key_and_csr(args)
+    reply = await _enroll_loop(
+        f"{args.url}/simpleenroll",
+        _tls(args.ca_bundle),
+        csr,
+        args.wait,
+        auth=aiohttp.BasicAuth(args.user, password),
+    )
+    if reply.status != 200:
+        raise _failure(reply, "simpleenroll")
+    _save(args, key, _certificates(reply)[0])
+    return 0
+
+
+async def cmd_reenroll(args: argparse.Namespace) -> int:
+    key, csr = _key_and_csr(args)
+    reply = await _enroll_loop(
+        f"{args.url}/simplereenroll", _tls(args.ca_bundle, args.cert, args.key), csr, args.wait
+    )
+    if reply.status != 200:
+        raise _failure(reply, "simplereenroll")
+    _save(args, key, _certificates(reply)[0])
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    est_parser = sub.add_parser("est", help="EST client (RFC 7030), for any EST server")
+    commands = est_parser.add_subparsers(dest="est_command", required=True)
+
+    def command(name: str, handler: object, help_text: str) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help_text)
+        p.add_argument(
+            "--url", required=True, help="EST base, e.g. https://host/.well-known/est/general"
+        )
+        p.add_argument("--ca-bundle", help="trust these CA certificates for the server's TLS")
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("cacerts", cmd_cacerts, "fetch the CA certificates")
+    p.add_argument("--out", default="cacerts.pem")
+    command("csrattrs", cmd_csrattrs, "show the CSR attributes the server asks for")
+    for name, handler, help_text in (
+        ("enroll", cmd_enroll, "enroll with a user name and password (the download PIN)"),
+        ("reenroll", cmd_reenroll, "re-enroll with the current certificate (a new key)"),
+    ):
+        p = command(name, handler, help_text)
+        if name == "enroll":
+            p.add_argument("--user", required=True, help="user name (the enrollment ID)")
+        else:
+            p.add_argument("--cert", required=True, help="the current certificate (PEM)")
+            p.add_argument("--key", required=True, help="the current private key (PEM)")
+        p.add_argument("--key-type", default="ecdsa-p256", choices=[k.value for k in KeyType])
+        p.add_argument(
+            "--key-out", default="est-key.pem", help="new private key (reused if it exists)"
+        )
+        p.add_argument("--csr-out", default="est-req.der", help="the CSR (reused for retries)")
+        p.add_argument("--subject", help="CN to put in the CSR (the CA may replace it)")
+        p.add_argument("--out", default="est-cert.pem", help="the certificate (PEM)")
+        p.add_argument("--p12", help="also write a PKCS#12 (PBES2/AES-256, HMAC-SHA256)")
+        p.add_argument("--p12-passphrase-file")
+        p.add_argument("--wait", type=int, default=0, help="wait up to this many seconds on 202")
