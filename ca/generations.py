@@ -61,24 +61,13 @@ def ten_years_after(start: dt.datetime) -> dt.datetime:
     return end - ONE_SECOND
 
 
-def create_generation(
-    number: int, signer: Signer, subject: x509.Name, clock: Clock
-) -> CAGeneration:
-    """A self-signed CA certificate for ``signer``'s key (S/MIME BR 7.1.2.1, root profile)."""
-    not_before = clock.now()
-    public_key = signer.public_key()
-    ski = x509.SubjectKeyIdentifier.from_public_key(public_key)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(ten_years_after(not_before))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            # digitalSignature: the CA key signs OCSP responses itself (RFC 6960 §4.2.2.2).
+def ca_extensions(subject_ski: bytes, issuer_ski: bytes) -> list[tuple[x509.ExtensionType, bool]]:
+    """Extensions of CA and link certificates (S/MIME BR 7.1.2.1; CONFORMANCE C-01, C-09):
+    basicConstraints cA critical, keyUsage keyCertSign + cRLSign (+ digitalSignature: the CA key
+    signs OCSP responses itself, RFC 6960 §4.2.2.2) critical, SKI, and AKI = the signer's SKI."""
+    return [
+        (x509.BasicConstraints(ca=True, path_length=None), True),
+        (
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
@@ -90,10 +79,30 @@ def create_generation(
                 encipher_only=False,
                 decipher_only=False,
             ),
-            critical=True,
-        )
-        .add_extension(ski, critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier(ski.digest, None, None), critical=False)
+            True,
+        ),
+        (x509.SubjectKeyIdentifier(subject_ski), False),
+        (x509.AuthorityKeyIdentifier(issuer_ski, None, None), False),
+    ]
+
+
+def create_generation(
+    number: int, signer: Signer, subject: x509.Name, clock: Clock
+) -> CAGeneration:
+    """A self-signed CA certificate for ``signer``'s key (S/MIME BR 7.1.2.1, root profile)."""
+    not_before = clock.now()
+    public_key = signer.public_key()
+    ski = x509.SubjectKeyIdentifier.from_public_key(public_key).digest
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(ten_years_after(not_before))
     )
+    for extension, critical in ca_extensions(ski, ski):
+        builder = builder.add_extension(extension, critical=critical)
     signed = sign_draft(draft_certificate(builder, signer), signer)
     return CAGeneration(number=number, certificate=signed.certificate, signer=signer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import getpass
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from jitsuin.ca.clock import SystemClock
 from jitsuin.ca.errors import CAError
 from jitsuin.ca.generations import issuance_cutoff
 from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
+from jitsuin.ca.revocation import REASONS
 from jitsuin.ca.subject import VettedSubject
 from jitsuin.ca.verify import verify_subscriber
 from jitsuin.server import cli_ra
@@ -30,6 +32,7 @@ from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
 from jitsuin.server.config import Config, ConfigError
 from jitsuin.server.est import client as est_client
+from jitsuin.server.storage import Conflict
 from jitsuin.server.storage.sqlite import SQLiteStore
 
 EXIT_REFUSED = 1
@@ -126,6 +129,11 @@ async def cmd_serve(args: argparse.Namespace) -> int:
                     for g in authority.generations
                 )
             )
+            authority.rollover_listeners.append(
+                lambda generation: context.load_verify_locations(
+                    cadata=generation.certificate.public_bytes(serialization.Encoding.PEM).decode()
+                )
+            )
             full = web.AppRunner(create_app(authority))
             await full.setup()
             runners.append(full)
@@ -140,6 +148,10 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         print(f"health: {base}/health")
         if server.https is not None:
             print(f"HTTPS (enrollment): {server.public_https_url}/")
+        warning = authority.rollover_warning()
+        if warning:
+            logging.getLogger("jitsuin.ca").warning(warning)
+            print(f"WARNING: {warning}")
         print("press Ctrl-C to stop", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -189,6 +201,48 @@ async def cmd_ca_show(args: argparse.Namespace) -> int:
         print(f"  valid        {valid}")
         print(f"  issues until {cutoff.isoformat()}")
         print(f"  SHA-256      {_fingerprint(cert)}")
+    last = records[-1][1]
+    if dt.datetime.now(dt.UTC) >= issuance_cutoff(last, margin) - config.ca.rollover_warning:
+        print(
+            f"WARNING: generation {records[-1][0]} stops issuing at "
+            f"{issuance_cutoff(last, margin).isoformat()}: run `jitsuin ca rollover` (SEED-R15)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+async def cmd_ca_rollover(args: argparse.Namespace) -> int:
+    """The next CA generation with its link certificates (SEED-R15...R17)."""
+    config = _load(args)
+    authority = await Authority.open(config, SystemClock(), create=False)
+    try:
+        old = authority.current
+        new = await authority.rollover(f"cli:{getpass.getuser()}")
+        link = authority.links[-1]
+    finally:
+        await authority.close()
+    print(f"generation {new.number} created; issuance uses it now")
+    print(f"  NewWithNew  SHA-256 {_fingerprint(new.certificate)}")
+    print(f"  OldWithNew  SHA-256 {_fingerprint(link.old_with_new)}  (generation {old.number} key)")
+    print(f"  NewWithOld  SHA-256 {_fingerprint(link.new_with_old)}")
+    print("restart running servers so that they load the new generation")
+    return 0
+
+
+async def cmd_ca_revoke(args: argparse.Namespace) -> int:
+    """Revoke any certificate of this CA by serial (RFC 5280 §5.3.1 reason)."""
+    config = _load(args)
+    authority = await Authority.open(config, SystemClock(), create=False)
+    try:
+        serial = int(args.serial.replace(":", ""), 16)
+        generation = args.generation or authority.current.number
+        try:
+            await authority.revoke(generation, serial, args.reason, f"cli:{getpass.getuser()}")
+        except Conflict as exc:
+            raise CLIError(str(exc), EXIT_REFUSED) from exc
+    finally:
+        await authority.close()
+    print(f"revoked {serial:x} of generation {generation} ({args.reason}); the CRL is reissued")
     return 0
 
 
@@ -302,6 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = ca.add_parser("show", help="show the CA generations")
     p.set_defaults(handler=cmd_ca_show)
+    p = ca.add_parser("rollover", help="create the next CA generation and link certificates")
+    p.set_defaults(handler=cmd_ca_rollover)
+    p = ca.add_parser("revoke", help="revoke a certificate by serial number")
+    p.add_argument("serial", help="serial number in hex")
+    p.add_argument("--generation", type=int, help="issuing generation (default: current)")
+    p.add_argument("--reason", required=True, choices=sorted(REASONS))
+    p.set_defaults(handler=cmd_ca_revoke)
 
     p = sub.add_parser("issue", help="issue a certificate from a CSR and a vetted record")
     p.add_argument("--csr", required=True, help="PKCS#10 request (PEM or DER)")

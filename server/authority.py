@@ -4,9 +4,12 @@ pre-issuance lint wired together. The CA core decides; this module keeps records
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import ipaddress
 import os
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -18,6 +21,20 @@ from jitsuin.ca.errors import CAError, Kind
 from jitsuin.ca.generations import CAGeneration, create_generation
 from jitsuin.ca.issuance import IssuedCertificate, Issuer
 from jitsuin.ca.keys import KeyType, SoftwareSigner, generate_private_key
+from jitsuin.ca.revocation import (
+    CRL_REFRESH_AFTER,
+    CRL_VALIDITY,
+    OCSP_REFRESH_AFTER,
+    REASONS,
+    BadOCSPRequest,
+    Revoked,
+    build_crl,
+    build_response,
+    find_issuer,
+    parse_request,
+    unsuccessful,
+)
+from jitsuin.ca.rollover import roll_over
 from jitsuin.ca.subject import VettedSubject
 from jitsuin.conformance.gate import PkilintGate
 from jitsuin.server.config import Config
@@ -25,12 +42,16 @@ from jitsuin.server.storage import (
     AuditEvent,
     CertificateRecord,
     Conflict,
+    CRLRecord,
     GenerationRecord,
+    LinkRecord,
+    NotFound,
     Store,
 )
 from jitsuin.server.storage.sqlite import SQLiteStore
 
 TLS_RENEW_BEFORE_DAYS = 30
+OCSP_CACHE_SIZE = 100_000
 
 
 def write_secret(path: Path, data: bytes) -> None:
@@ -43,6 +64,16 @@ def write_secret(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+@dataclass(frozen=True, slots=True)
+class Link:
+    """The link certificates between generation ``old`` and ``old + 1`` (RFC 9810 §4.4)."""
+
+    old: int
+    new: int
+    old_with_new: x509.Certificate
+    new_with_old: x509.Certificate
+
+
 @dataclass
 class Authority:
     config: Config
@@ -50,10 +81,20 @@ class Authority:
     clock: Clock
     generations: list[CAGeneration]
     issuer: Issuer
+    links: list[Link] = field(default_factory=list)
+    # Called with the new generation after a rollover (the server adds it to its TLS trust).
+    rollover_listeners: list[Callable[[CAGeneration], None]] = field(default_factory=list)
+    _ocsp_cache: OrderedDict[tuple[int, int, str], tuple[dt.datetime, bytes]] = field(
+        default_factory=OrderedDict
+    )
+    _crl_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def current(self) -> CAGeneration:
         return self.generations[-1]
+
+    def generation(self, number: int) -> CAGeneration | None:
+        return next((g for g in self.generations if g.number == number), None)
 
     @classmethod
     async def open(cls, config: Config, clock: Clock, *, create: bool = True) -> Authority:
@@ -68,29 +109,47 @@ class Authority:
                     raise CAError(Kind.BAD_CONFIG, f"no CA in {config.home}: run `jitsuin init`")
                 records = [await cls._create_first(config, store, clock, passphrase)]
             generations = [cls._load(config, r, passphrase) for r in records]
-            gate = PkilintGate(suppressed=config.ca.lint_suppress)
-            issuer = Issuer(generations[-1], config.policy(), clock, lint=gate)
+            links = [
+                Link(
+                    r.old_generation,
+                    r.new_generation,
+                    x509.load_der_x509_certificate(r.old_with_new),
+                    x509.load_der_x509_certificate(r.new_with_old),
+                )
+                for r in await store.links()
+            ]
+            issuer = cls._issuer(config, generations[-1], clock)
         except BaseException:
             await store.close()
             raise
-        return cls(config, store, clock, generations, issuer)
+        return cls(config, store, clock, generations, issuer, links)
+
+    @staticmethod
+    def _issuer(config: Config, generation: CAGeneration, clock: Clock) -> Issuer:
+        gate = PkilintGate(suppressed=config.ca.lint_suppress)
+        return Issuer(generation, config.policy(), clock, lint=gate)
 
     async def close(self) -> None:
         await self.store.close()
 
     @staticmethod
-    async def _create_first(
-        config: Config, store: Store, clock: Clock, passphrase: bytes
-    ) -> GenerationRecord:
+    def _new_key(config: Config, number: int, passphrase: bytes) -> tuple[SoftwareSigner, Path]:
         signer = SoftwareSigner(generate_private_key(config.ca.key_type))
-        key_path = config.keys_dir / "ca-1.key.pem"
+        key_path = config.keys_dir / f"ca-{number}.key.pem"
         if key_path.exists():
             raise CAError(
                 Kind.BAD_KEY_FILE,
-                f"{key_path} exists but the store has no CA generation: refusing to overwrite a "
-                "CA key (restore the database or move the key away)",
+                f"{key_path} exists but the store has no CA generation {number}: refusing to "
+                "overwrite a CA key (restore the database or move the key away)",
             )
         write_secret(key_path, signer.encrypted_pkcs8(passphrase))
+        return signer, key_path
+
+    @staticmethod
+    async def _create_first(
+        config: Config, store: Store, clock: Clock, passphrase: bytes
+    ) -> GenerationRecord:
+        signer, key_path = Authority._new_key(config, 1, passphrase)
         generation = create_generation(1, signer, config.ca.subject, clock)
         record = GenerationRecord(
             number=1,
@@ -187,6 +246,141 @@ class Authority:
         except Conflict as exc:
             # Two requests with one key raced past the used_keys check (SEED-R2).
             raise CAError(Kind.KEY_REUSED, str(exc)) from exc
+
+    # -- rollover (SEED-R15...R17) ----------------------------------------------------------------
+    def rollover_due(self) -> dt.datetime:
+        """When the current generation stops issuing: the rollover must happen by then."""
+        return self.current.issuance_cutoff(self.config.ca.cutoff_margin)
+
+    def rollover_warning(self) -> str | None:
+        due = self.rollover_due()
+        if self.clock.now() < due - self.config.ca.rollover_warning:
+            return None
+        return (
+            f"CA generation {self.current.number} stops issuing at {due.isoformat()}: "
+            "run `jitsuin ca rollover` before then (SEED-R15)"
+        )
+
+    async def rollover(self, actor: str) -> CAGeneration:
+        """Make the next generation with its link certificates; issuance switches at once."""
+        old = self.current
+        number = old.number + 1
+        signer, key_path = self._new_key(self.config, number, self.config.passphrase())
+        result = await asyncio.to_thread(
+            roll_over, old, signer, self.clock, await self.store.latest_expiry(old.number)
+        )
+        new = result.new
+        await self.store.add_generation(
+            GenerationRecord(
+                number=number,
+                certificate_der=new.der,
+                key_ref=f"file:{key_path.relative_to(self.config.home)}",
+                created_at=self.clock.now(),
+            ),
+            AuditEvent(
+                at=self.clock.now(),
+                actor=actor,
+                action="ca.rollover",
+                target=f"generation/{number}",
+                details={
+                    "previous": old.number,
+                    "sha256": new.certificate.fingerprint(hashes.SHA256()).hex(),
+                    "oldWithNew": result.old_with_new.fingerprint(hashes.SHA256()).hex(),
+                    "newWithOld": result.new_with_old.fingerprint(hashes.SHA256()).hex(),
+                },
+            ),
+            LinkRecord(
+                old.number,
+                number,
+                result.old_with_new.public_bytes(serialization.Encoding.DER),
+                result.new_with_old.public_bytes(serialization.Encoding.DER),
+            ),
+        )
+        self.generations.append(new)
+        self.links.append(Link(old.number, number, result.old_with_new, result.new_with_old))
+        self.issuer = self._issuer(self.config, new, self.clock)
+        for listener in self.rollover_listeners:
+            listener(new)
+        return new
+
+    # -- revocation (RFC 5280 §5, RFC 6960) -------------------------------------------------------
+    async def revoke(
+        self, generation: int, serial: int, reason: str, actor: str, target: str | None = None
+    ) -> None:
+        """Revoke, then publish at once: a fresh CRL, and no cached OCSP answer survives."""
+        if reason not in REASONS:
+            raise CAError(Kind.BAD_CONFIG, f"unknown revocation reason {reason!r}")
+        now = self.clock.now()
+        await self.store.revoke_certificate(
+            generation,
+            serial,
+            reason,
+            now,
+            AuditEvent(
+                now,
+                actor,
+                "certificate.revoke",
+                target or f"generation/{generation}/serial/{serial:x}",
+                {"serial": format(serial, "x"), "generation": generation, "reason": reason},
+            ),
+        )
+        for status in ("good", "revoked", "unknown"):
+            self._ocsp_cache.pop((generation, serial, status), None)
+        await self.crl(generation, force=True)
+
+    async def crl(self, number: int, *, force: bool = False) -> bytes:
+        """The generation's current CRL, reissued when it is half through its validity or after
+        a revocation (SBR 4.9.7: valid <= 10 days, reissued <= 7 days)."""
+        generation = self.generation(number)
+        if generation is None:
+            raise CAError(Kind.BAD_CONFIG, f"there is no CA generation {number}")
+        async with self._crl_lock:
+            now = self.clock.now()
+            latest = await self.store.latest_crl(number)
+            if latest and not force and now < latest.this_update + CRL_REFRESH_AFTER:
+                return latest.der
+            revoked = [Revoked(*row) for row in await self.store.revoked(number)]
+            crl_number = await self.store.next_counter("crl")
+            der = await asyncio.to_thread(build_crl, generation, revoked, crl_number, now)
+            await self.store.add_crl(CRLRecord(crl_number, number, now, now + CRL_VALIDITY, der))
+            return der
+
+    async def ocsp(self, request_der: bytes) -> bytes:
+        """An OCSP response for one CertID (RFC 6960). Signed answers are cached per status and
+        reused until they are half-aged; the status itself is read from the store every time, so
+        a revocation by any process shows at once."""
+        try:
+            cert_id = parse_request(request_der)
+        except BadOCSPRequest:
+            return unsuccessful("malformed_request")
+        generation = find_issuer(self.generations, cert_id)
+        if generation is None:
+            return unsuccessful("unauthorized")  # not a CA this responder serves
+        try:
+            record = await self.store.certificate(generation.number, cert_id.serial)
+            status = record.status if record.status == "revoked" else "good"
+        except NotFound:
+            record, status = None, "unknown"  # never "good" for a serial never issued (R-08)
+        now = self.clock.now()
+        key = (generation.number, cert_id.serial, status)
+        cached = self._ocsp_cache.get(key) if cert_id.nonce is None else None
+        if cached and now < cached[0] + OCSP_REFRESH_AFTER and cached[1]:
+            self._ocsp_cache.move_to_end(key)
+            return cached[1]
+        der = await asyncio.to_thread(
+            build_response,
+            generation,
+            cert_id,
+            status,
+            now,
+            record.revoked_at if record else None,
+            record.revocation_reason if record else None,
+        )
+        if cert_id.nonce is None:
+            self._ocsp_cache[key] = (now, der)
+            while len(self._ocsp_cache) > OCSP_CACHE_SIZE:
+                self._ocsp_cache.popitem(last=False)
+        return der
 
     # -- the server's own TLS certificate ---------------------------------------------------------
     async def tls_files(self) -> tuple[Path, Path]:

@@ -61,6 +61,7 @@ class CAConfig:
     policy_arc: str = ""
     name_order: NameOrder = NameOrder.GIVEN_FAMILY
     cutoff_margin: dt.timedelta = dt.timedelta(days=30)
+    rollover_warning: dt.timedelta = dt.timedelta(days=180)  # warn this long before the cut-off
     groups: dict[str, QualificationGroup] = field(default_factory=lambda: dict(DEFAULT_GROUPS))
     # pkilint codes suppressed at pre-issuance, each with its reason.
     lint_suppress: dict[str, str] = field(default_factory=dict)
@@ -286,6 +287,9 @@ def load(path: Path | None, home: Path) -> Config:
     except ValueError:
         errors.append(f"ca.name_order: use 'given-family' or 'family-given', not {order_name!r}")
         name_order = NameOrder.GIVEN_FAMILY
+    warning_days = ca.get("rollover_warning_days", int, 180)
+    if warning_days < 0:
+        errors.append("ca.rollover_warning_days: must not be negative")
     margin_days = ca.get("cutoff_margin_days", int, 30)
     if margin_days < 0:
         errors.append("ca.cutoff_margin_days: must not be negative")
@@ -370,6 +374,7 @@ def load(path: Path | None, home: Path) -> Config:
             policy_arc=policy_arc,
             name_order=name_order,
             cutoff_margin=dt.timedelta(days=max(margin_days, 0)),
+            rollover_warning=dt.timedelta(days=max(warning_days, 0)),
             groups=groups,
             lint_suppress=dict(suppress),
         ),

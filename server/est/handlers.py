@@ -125,7 +125,13 @@ def audited(operation: str) -> Callable[[Handler], Handler]:
 async def cacerts(request: web.Request) -> web.Response:
     """RFC 7030 §4.1: the CA certificates, no client authentication."""
     _tls(request)
-    certificates = [g.certificate for g in request.app[AUTHORITY].generations]
+    # After a rollover: OldWithOld, OldWithNew, NewWithOld, NewWithNew (RFC 7030 §4.1.3).
+    authority = request.app[AUTHORITY]
+    certificates = [authority.generations[0].certificate]
+    for link in authority.links:
+        new = authority.generation(link.new)
+        assert new is not None
+        certificates += [link.old_with_new, link.new_with_old, new.certificate]
     return web.Response(
         body=est.certs_only(certificates),
         headers={"Content-Type": est.PKCS7, "Content-Transfer-Encoding": "base64"},

@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from cryptography.hazmat.primitives import hashes
 
 from jitsuin.ca.errors import CAError
 from jitsuin.protocol.problems import JITSUIN_TYPE_BASE, Problem
-from jitsuin.server.keys import RA, REENROLLMENT
+from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.middlewares import problem_response
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.openapi import OPENAPI
@@ -362,6 +363,27 @@ async def decide_reenrollment(request: web.Request) -> web.Response:
     approve = request.match_info["decision"] == "approve"
     await request.app[REENROLLMENT].decide(int(raw), approve, operator.name)
     return _reply({"id": int(raw), "status": "approved" if approve else "rejected"})
+
+
+@routes.post("/ra/ca/rollover")
+@errors_as_problems
+async def ca_rollover(request: web.Request) -> web.Response:
+    """The next CA generation and its link certificates (SEED-R15...R17); admin only."""
+    ra = request.app[RA]
+    operator = await _operator(request)
+    ra.allow(operator, "operators")
+    authority = request.app[AUTHORITY]
+    new = await authority.rollover(operator.name)
+    link = authority.links[-1]
+    return _reply(
+        {
+            "generation": new.number,
+            "sha256": new.certificate.fingerprint(hashes.SHA256()).hex(),
+            "oldWithNew": link.old_with_new.fingerprint(hashes.SHA256()).hex(),
+            "newWithOld": link.new_with_old.fingerprint(hashes.SHA256()).hex(),
+        },
+        201,
+    )
 
 
 # -- the applicant ---------------------------------------------------------------------------

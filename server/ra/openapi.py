@@ -171,6 +171,13 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": {"description": "Rejected"}, "4XX": _PROBLEM},
             }
         },
+        "/ra/ca/rollover": {
+            "post": {
+                "summary": "Roll the CA over: the next generation and its link certificates "
+                "(SEED-R15...R17; admin)",
+                "responses": {"201": {"description": "The new generation"}, "4XX": _PROBLEM},
+            }
+        },
         "/applicant/online-input": {
             "post": {
                 "summary": "Seed step 6: the applicant confirms the online input with the "

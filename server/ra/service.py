@@ -783,21 +783,15 @@ class RAService:
                 f"cannot revoke: the application is {app.state}",
                 {"state": app.state},
             )
-        now = self.clock.now()
         serial = int(app.certificate_serial, 16)
         assert app.certificate_generation is not None
         try:
-            await self.store.revoke_certificate(
+            await self.authority.revoke(
                 app.certificate_generation,
                 serial,
                 reason,
-                now,
-                self._audit(
-                    operator.name,
-                    "certificate.revoke",
-                    app.id,
-                    {"serial": app.certificate_serial, "reason": reason},
-                ),
+                operator.name,
+                target=f"application/{app.id}",
             )
         except Conflict as exc:
             raise RAError(RAKind.CONFLICT, str(exc)) from None

@@ -41,6 +41,23 @@ class GenerationRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkRecord:
+    old_generation: int
+    new_generation: int
+    old_with_new: bytes
+    new_with_old: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CRLRecord:
+    number: int
+    generation: int
+    this_update: dt.datetime
+    next_update: dt.datetime
+    der: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class CertificateRecord:
     generation: int
     serial: int
@@ -208,10 +225,14 @@ def verify_chain(entries: list[AuditEntry], prev_hash: str = GENESIS_HASH) -> in
 class Store(Protocol):
     async def close(self) -> None: ...
 
-    async def add_generation(self, record: GenerationRecord, audit: AuditEvent) -> None:
-        """Record a CA generation and its audit entry in one transaction (Conflict if the
-        number exists)."""
+    async def add_generation(
+        self, record: GenerationRecord, audit: AuditEvent, link: LinkRecord | None = None
+    ) -> None:
+        """Record a CA generation (with the link certificates from the previous one, after a
+        rollover) and its audit entry in one transaction (Conflict if the number exists)."""
         ...
+
+    async def links(self) -> list[LinkRecord]: ...
 
     async def generations(self) -> list[GenerationRecord]:
         """All CA generations, oldest first."""
@@ -306,6 +327,25 @@ class Store(Protocol):
     async def revoke_certificate(
         self, generation: int, serial: int, reason: str, at: dt.datetime, audit: AuditEvent
     ) -> None: ...
+
+    # -- revocation status -------------------------------------------------------------------
+    async def revoked(
+        self, generation: int
+    ) -> list[tuple[int, dt.datetime, str | None, dt.datetime]]:
+        """(serial, revoked_at, reason, not_after) of the generation's revoked certificates."""
+        ...
+
+    async def latest_expiry(self, generation: int) -> dt.datetime | None:
+        """The last notAfter among the generation's certificates."""
+        ...
+
+    async def next_counter(self, name: str) -> int:
+        """Atomically the next value of a named counter (1, 2, ...)."""
+        ...
+
+    async def add_crl(self, record: CRLRecord) -> None: ...
+
+    async def latest_crl(self, generation: int) -> CRLRecord | None: ...
 
     # -- EST re-enrollment -------------------------------------------------------------------------
     async def reenrollment(

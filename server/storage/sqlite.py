@@ -28,7 +28,9 @@ from jitsuin.server.storage import (
     AuditEvent,
     CertificateRecord,
     Conflict,
+    CRLRecord,
     GenerationRecord,
+    LinkRecord,
     MailRecord,
     NotFound,
     Operator,
@@ -123,7 +125,9 @@ class SQLiteStore:
         return int(row[0]) if row and row[0] is not None else 0
 
     # -- CA generations ----------------------------------------------------------------------
-    async def add_generation(self, record: GenerationRecord, audit: AuditEvent) -> None:
+    async def add_generation(
+        self, record: GenerationRecord, audit: AuditEvent, link: LinkRecord | None = None
+    ) -> None:
         async with self._transaction() as db:
             try:
                 await db.execute(
@@ -138,7 +142,83 @@ class SQLiteStore:
                 )
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"CA generation {record.number} exists") from exc
+            if link is not None:
+                await db.execute(
+                    "INSERT INTO ca_links (old_generation, new_generation, old_with_new,"
+                    " new_with_old) VALUES (?, ?, ?, ?)",
+                    (
+                        link.old_generation,
+                        link.new_generation,
+                        link.old_with_new,
+                        link.new_with_old,
+                    ),
+                )
             await self._append(db, audit)
+
+    async def links(self) -> list[LinkRecord]:
+        async with self._db.execute(
+            "SELECT old_generation, new_generation, old_with_new, new_with_old FROM ca_links"
+            " ORDER BY old_generation"
+        ) as cursor:
+            return [
+                LinkRecord(r[0], r[1], bytes(r[2]), bytes(r[3])) for r in await cursor.fetchall()
+            ]
+
+    # -- revocation status -------------------------------------------------------------------
+    async def revoked(
+        self, generation: int
+    ) -> list[tuple[int, dt.datetime, str | None, dt.datetime]]:
+        async with self._db.execute(
+            "SELECT serial, revoked_at, revocation_reason, not_after FROM certificates"
+            " WHERE generation = ? AND status = 'revoked' ORDER BY revoked_at",
+            (generation,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [(int(r[0], 16), _parse_time(r[1]), r[2], _parse_time(r[3])) for r in rows]
+
+    async def latest_expiry(self, generation: int) -> dt.datetime | None:
+        async with self._db.execute(
+            "SELECT max(not_after) FROM certificates WHERE generation = ?", (generation,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _parse_time(row[0]) if row and row[0] else None
+
+    async def next_counter(self, name: str) -> int:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO counters (name, value) VALUES (?, 1)"
+                " ON CONFLICT (name) DO UPDATE SET value = value + 1",
+                (name,),
+            )
+            async with db.execute("SELECT value FROM counters WHERE name = ?", (name,)) as cursor:
+                row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def add_crl(self, record: CRLRecord) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO crls (number, generation, this_update, next_update, der)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    record.number,
+                    record.generation,
+                    _time(record.this_update),
+                    _time(record.next_update),
+                    record.der,
+                ),
+            )
+
+    async def latest_crl(self, generation: int) -> CRLRecord | None:
+        async with self._db.execute(
+            "SELECT number, generation, this_update, next_update, der FROM crls"
+            " WHERE generation = ? ORDER BY number DESC LIMIT 1",
+            (generation,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return CRLRecord(row[0], row[1], _parse_time(row[2]), _parse_time(row[3]), bytes(row[4]))
 
     async def generations(self) -> list[GenerationRecord]:
         async with self._db.execute(

@@ -1,0 +1,182 @@
+"""Revocation status publication: CRLs (RFC 5280 §5) and OCSP responses (RFC 6960), signed by the
+generation that issued the certificates (CONFORMANCE D; S/MIME BR 4.9.7, 4.9.10, 7.2, 7.3)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from asn1crypto import keys as asn1_keys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from jitsuin.ca.generations import CAGeneration
+from jitsuin.ca.signing import draft_crl, draft_ocsp, sign_draft_crl, sign_draft_ocsp
+
+# SBR 4.9.7: a subscriber CRL is valid at most 10 days and reissued at least every 7 days.
+CRL_VALIDITY = dt.timedelta(days=7)
+CRL_REFRESH_AFTER = dt.timedelta(days=3, hours=12)
+# SBR 4.9.10 (CONFORMANCE R-07): 8 hours <= validity <= 10 days; refreshed well before it ends.
+OCSP_VALIDITY = dt.timedelta(days=3)
+OCSP_REFRESH_AFTER = dt.timedelta(hours=12)
+# RFC 5280 §3.3 / CONFORMANCE R-04: an entry stays until one CRL past the certificate's expiry.
+CRL_KEEP_AFTER_EXPIRY = CRL_VALIDITY
+
+# RFC 5280 §5.3.1 reason names as the RA records them (S/MIME BR 7.2.2: never unspecified or
+# certificateHold).
+REASONS = {
+    "keyCompromise": x509.ReasonFlags.key_compromise,
+    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
+    "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
+    "cACompromise": x509.ReasonFlags.ca_compromise,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    serial: int
+    revoked_at: dt.datetime
+    reason: str | None
+    not_after: dt.datetime
+
+
+def build_crl(
+    generation: CAGeneration,
+    revoked: Sequence[Revoked],
+    number: int,
+    this_update: dt.datetime,
+) -> bytes:
+    """A v2 CRL of ``generation`` (RFC 5280 §5.1): issuer DN byte-identical to the CA
+    certificate's subject, AKI = the signer's SKI, CRLNumber non-critical (CONFORMANCE R-01),
+    reason codes non-critical and never unspecified (R-03)."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(generation.certificate.subject)
+        .last_update(this_update)
+        .next_update(this_update + CRL_VALIDITY)
+        .add_extension(
+            x509.AuthorityKeyIdentifier(generation.key_identifier, None, None), critical=False
+        )
+        .add_extension(x509.CRLNumber(number), critical=False)
+    )
+    for entry in revoked:
+        if entry.not_after + CRL_KEEP_AFTER_EXPIRY < this_update:
+            continue
+        revoked_builder = (
+            x509.RevokedCertificateBuilder()
+            .serial_number(entry.serial)
+            .revocation_date(entry.revoked_at)
+        )
+        if entry.reason in REASONS:
+            revoked_builder = revoked_builder.add_extension(
+                x509.CRLReason(REASONS[entry.reason]), critical=False
+            )
+        builder = builder.add_revoked_certificate(revoked_builder.build())
+    return sign_draft_crl(draft_crl(builder, generation.signer), generation.signer)
+
+
+# -- OCSP ------------------------------------------------------------------------------------------
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+
+def issuer_hashes(generation: CAGeneration, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
+    """(issuerNameHash, issuerKeyHash) of RFC 6960 §4.1.1: the hashes of the DER issuer name and
+    of the subjectPublicKey BIT STRING value."""
+    name = generation.certificate.subject.public_bytes()
+    spki = generation.certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    key = asn1_keys.PublicKeyInfo.load(spki)["public_key"].contents[1:]  # drop unused-bits octet
+    return hashlib.new(algorithm.name, name).digest(), hashlib.new(algorithm.name, key).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class CertID:
+    name_hash: bytes
+    key_hash: bytes
+    algorithm: hashes.HashAlgorithm
+    serial: int
+    nonce: bytes | None
+
+
+class BadOCSPRequest(ValueError):
+    pass
+
+
+def parse_request(der: bytes) -> CertID:
+    """One CertID per request (RFC 6960 §4.1.1; S/MIME BR responders may limit to one)."""
+    try:
+        request = ocsp.load_der_ocsp_request(der)
+        algorithm_name = request.hash_algorithm.name
+        nonce = None
+        with contextlib.suppress(x509.ExtensionNotFound):
+            nonce = request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+        cert_id = CertID(
+            request.issuer_name_hash,
+            request.issuer_key_hash,
+            _HASHES[algorithm_name](),
+            request.serial_number,
+            nonce,
+        )
+    except (ValueError, KeyError) as exc:
+        raise BadOCSPRequest(str(exc)) from exc
+    if nonce is not None and not 1 <= len(nonce) <= 32:  # RFC 8954 §2.1
+        raise BadOCSPRequest("the nonce must be 1 to 32 octets")
+    return cert_id
+
+
+def find_issuer(generations: Sequence[CAGeneration], cert_id: CertID) -> CAGeneration | None:
+    for generation in generations:
+        if issuer_hashes(generation, cert_id.algorithm) == (cert_id.name_hash, cert_id.key_hash):
+            return generation
+    return None
+
+
+def build_response(
+    generation: CAGeneration,
+    cert_id: CertID,
+    status: str,
+    this_update: dt.datetime,
+    revoked_at: dt.datetime | None = None,
+    reason: str | None = None,
+) -> bytes:
+    """A basic OCSP response signed by the issuing generation's own key (RFC 6960 §4.2.2.2;
+    CONFORMANCE R-06), valid OCSP_VALIDITY (R-07). ``status`` is good, revoked or unknown; a
+    serial this CA never issued is never good (R-08). No reasonCode singleExtension (R-08)."""
+    cert_status = {
+        "good": ocsp.OCSPCertStatus.GOOD,
+        "revoked": ocsp.OCSPCertStatus.REVOKED,
+        "unknown": ocsp.OCSPCertStatus.UNKNOWN,
+    }[status]
+    builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+        issuer_name_hash=cert_id.name_hash,
+        issuer_key_hash=cert_id.key_hash,
+        serial_number=cert_id.serial,
+        algorithm=cert_id.algorithm,
+        cert_status=cert_status,
+        this_update=this_update,
+        next_update=this_update + OCSP_VALIDITY,
+        revocation_time=revoked_at if status == "revoked" else None,
+        revocation_reason=REASONS.get(reason or "") if status == "revoked" else None,
+    )
+    if cert_id.nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(cert_id.nonce), critical=False)
+    return sign_draft_ocsp(draft_ocsp(builder, generation.signer), generation.signer)
+
+
+def unsuccessful(status: str) -> bytes:
+    """malformedRequest, internalError, tryLater or unauthorized (RFC 6960 §4.2.1)."""
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(
+        ocsp.OCSPResponseStatus[status.upper()]
+    ).public_bytes(serialization.Encoding.DER)
