@@ -1,6 +1,6 @@
 """Does a subscriber certificate chain to the published CA certificates, and if not, why not?
-(SEED-R20, step 12.) Path building and signature checks are cryptography's; this module adds the
-subscriber-profile checks and a diagnosis a person can act on."""
+(SEED-R20, step 12.) Path building, signature and revocation checks are pyhanko-certvalidator's;
+this module adds the subscriber-profile check and a diagnosis a person can act on."""
 
 from __future__ import annotations
 
@@ -8,10 +8,19 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from asn1crypto import crl as asn1_crl
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.x509 import verification
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import (
+    PathBuildingError,
+    PathValidationError,
+    RevokedError,
+    ValidationError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,31 +83,63 @@ def _diagnose(
     return reasons
 
 
-def verify_subscriber(
+def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+async def validate_path(
     leaf: x509.Certificate,
     trusted: Sequence[x509.Certificate],
-    intermediates: Sequence[x509.Certificate] = (),
+    others: Sequence[x509.Certificate] = (),
+    crls: Sequence[bytes] = (),
     at: dt.datetime | None = None,
+    *,
+    require_revocation: bool = False,
 ) -> Verdict:
-    """Validate ``leaf`` against ``trusted`` CA certificates (RFC 5280 §6 path validation by
-    cryptography) at time ``at``, then check that it is an e-mail protection certificate."""
+    """RFC 5280 §6 path validation by pyhanko-certvalidator (which passes NIST PKITS, §4.5 key
+    rollover included): ``others`` are candidate intermediates such as link certificates; with
+    ``require_revocation`` every certificate on the path must be covered by one of ``crls``."""
     at = at or dt.datetime.now(dt.UTC)
     if not trusted:
         return Verdict(False, reasons=("no CA certificates to verify against",))
-    builder = (
-        verification.PolicyBuilder()
-        .store(verification.Store(list(trusted)))
-        .time(at)
-        .extension_policies(
-            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
-            ee_policy=verification.ExtensionPolicy.permit_all(),
-        )
+    context = ValidationContext(
+        trust_roots=[_asn1(c) for c in trusted],
+        other_certs=[_asn1(c) for c in others],
+        crls=[asn1_crl.CertificateList.load(c) for c in crls],
+        revocation_mode="require" if require_revocation else "soft-fail",
+        moment=at,
+        time_tolerance=dt.timedelta(0),  # RFC 5280 §4.1.2.5: notAfter is the last valid second
+        allow_fetching=False,
     )
+    validator = CertificateValidator(_asn1(leaf), validation_context=context)
     try:
-        result = builder.build_client_verifier().verify(leaf, list(intermediates))
-    except verification.VerificationError as exc:
-        reasons = _diagnose(leaf, [*trusted, *intermediates], at) or [str(exc)]
+        path = await validator.async_validate_path()
+    except RevokedError as exc:
+        return Verdict(False, reasons=(f"revoked: {exc}",))
+    except (PathValidationError, PathBuildingError, ValidationError) as exc:
+        reasons = _diagnose(leaf, [*trusted, *others], at) or [str(exc)]
         return Verdict(False, reasons=tuple(reasons))
+    chain = tuple(x509.load_der_x509_certificate(c.dump()) for c in reversed(list(path)))
+    return Verdict(True, chain)
+
+
+async def verify_subscriber(
+    leaf: x509.Certificate,
+    trusted: Sequence[x509.Certificate],
+    others: Sequence[x509.Certificate] = (),
+    crls: Sequence[bytes] = (),
+    at: dt.datetime | None = None,
+    *,
+    require_revocation: bool = False,
+) -> Verdict:
+    """SEED-R20: the certificate chains to the published CA certificates (through link
+    certificates after a rollover; a certificate listed on one of ``crls`` fails) and is an
+    e-mail protection certificate."""
+    verdict = await validate_path(
+        leaf, trusted, others, crls, at, require_revocation=require_revocation
+    )
+    if not verdict.ok:
+        return verdict
     try:
         eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
@@ -106,7 +147,7 @@ def verify_subscriber(
     if eku is None or ExtendedKeyUsageOID.EMAIL_PROTECTION not in eku:
         return Verdict(
             False,
-            tuple(result.chain),
+            verdict.chain,
             ("the certificate chains, but it is not an e-mail protection certificate",),
         )
-    return Verdict(True, tuple(result.chain))
+    return verdict

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import getpass
 import json
@@ -25,14 +26,14 @@ from jitsuin.ca.generations import issuance_cutoff
 from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
 from jitsuin.ca.revocation import REASONS
 from jitsuin.ca.subject import VettedSubject
-from jitsuin.ca.verify import verify_subscriber
+from jitsuin.ca.verify import Verdict, verify_subscriber
 from jitsuin.server import cli_ra
 from jitsuin.server import config as configuration
 from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
 from jitsuin.server.config import Config, ConfigError
 from jitsuin.server.est import client as est_client
-from jitsuin.server.storage import Conflict
+from jitsuin.server.storage import CertificateRecord, Conflict, NotFound
 from jitsuin.server.storage.sqlite import SQLiteStore
 
 EXIT_REFUSED = 1
@@ -260,6 +261,34 @@ async def _generation_certificates(config: Config) -> list[tuple[int, x509.Certi
     return [(r.number, x509.load_der_x509_certificate(r.certificate_der)) for r in records]
 
 
+async def _published(
+    config: Config, leaf: x509.Certificate
+) -> tuple[list[x509.Certificate], list[x509.Certificate], list[bytes], CertificateRecord | None]:
+    """What this CA publishes (CA and link certificates, the latest CRLs) and what it knows of
+    ``leaf``, read from the store: no CA key or passphrase needed."""
+    trusted = [cert for _, cert in await _generation_certificates(config)]
+    store = await SQLiteStore.open(config.database_path)
+    try:
+        links: list[x509.Certificate] = []
+        for link in await store.links():
+            links += [
+                x509.load_der_x509_certificate(link.old_with_new),
+                x509.load_der_x509_certificate(link.new_with_old),
+            ]
+        crls = [
+            crl.der
+            for number in range(1, len(trusted) + 1)
+            if (crl := await store.latest_crl(number)) is not None
+        ]
+        status = None
+        for number in range(1, len(trusted) + 1):
+            with contextlib.suppress(NotFound):
+                status = await store.certificate(number, leaf.serial_number)
+    finally:
+        await store.close()
+    return trusted, links, crls, status
+
+
 async def cmd_issue(args: argparse.Namespace) -> int:
     config = _load(args)
     csr_data = _read(args.csr, "CSR")
@@ -302,11 +331,15 @@ def _load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
 async def cmd_verify(args: argparse.Namespace) -> int:
     """SEED-R20: does the certificate chain to the published CA certificates, and why not?"""
     certs = _load_certificates(_read(args.certificate, "certificate"), args.certificate)
-    leaf, intermediates = certs[0], certs[1:]
+    leaf, others = certs[0], certs[1:]
+    crls: list[bytes] = []
+    status: CertificateRecord | None = None
     if args.ca:
         trusted = [c for path in args.ca for c in _load_certificates(_read(path, "CA"), path)]
     else:
-        trusted = [cert for _, cert in await _generation_certificates(_load(args))]
+        published = await _published(_load(args), leaf)
+        trusted, links, crls, status = published
+        others += links
     at = dt.datetime.now(dt.UTC)
     if args.at:
         try:
@@ -315,8 +348,11 @@ async def cmd_verify(args: argparse.Namespace) -> int:
             raise CLIError(f"--at: not an ISO 8601 time: {args.at!r}") from exc
         if at.tzinfo is None:
             at = at.replace(tzinfo=dt.UTC)
-    verdict = verify_subscriber(leaf, trusted, intermediates, at)
+    verdict = await verify_subscriber(leaf, trusted, others, crls, at)
     subject = leaf.subject.rfc4514_string()
+    if verdict.ok and status is not None and status.status == "revoked":
+        reason = f"revoked at {status.revoked_at} ({status.revocation_reason})"
+        verdict = Verdict(False, verdict.chain, (reason,))
     if verdict.ok:
         print(f"OK: {subject} chains to {verdict.chain[-1].subject.rfc4514_string()}")
         print(f"  CA SHA-256 {_fingerprint(verdict.chain[-1])}")
