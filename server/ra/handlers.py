@@ -250,6 +250,7 @@ async def mail(request: web.Request) -> web.Response:
     if status not in (None, "pending", "sent", "failed", "superseded"):
         raise RAError(RAKind.MALFORMED, "status is pending, sent, failed or superseded")
     records = await ra.store.mail(status, _int_query(request, "limit", 100, 1000))
+    await ra.audit_read(operator, "mail.list", "mail", [m.application_id for m in records])
     return _reply(
         {
             "mail": [
@@ -325,11 +326,15 @@ async def audit_verify(request: web.Request) -> web.Response:
 @errors_as_problems
 async def reenrollments(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    ra.allow(await _operator(request), "approve")
+    operator = await _operator(request)
+    ra.allow(operator, "approve")
     status = request.query.get("status")
     if status not in (None, "pending", "approved", "rejected", "issued"):
         raise RAError(RAKind.MALFORMED, "status is pending, approved, rejected or issued")
     records = await ra.store.reenrollments(status)
+    await ra.audit_read(
+        operator, "reenrollment.list", "reenrollments", [r.subscriber_id for r in records]
+    )
     return _reply(
         {
             "reenrollments": [
@@ -387,6 +392,23 @@ async def ca_rollover(request: web.Request) -> web.Response:
 
 
 # -- the applicant ---------------------------------------------------------------------------
+@routes.post("/applicant/status")
+@errors_as_problems
+async def applicant_status(request: web.Request) -> web.Response:
+    """Where the application stands, by the enrollment ID: the state and whether the PIN can
+    still be used, never personal data (SEED-R18)."""
+    ra = request.app[RA]
+    app = await ra.status(await _json(request))
+    pin = None
+    if app.state in ("approved", "pin_sent") and app.pin_expires_at is not None:
+        pin = {
+            "expiresAt": app.pin_expires_at.isoformat(),
+            "expired": ra.clock.now() > app.pin_expires_at,
+            "locked": app.pin_attempts >= ra.config.ra.max_attempts,
+        }
+    return _reply({"state": app.state, "pin": pin})
+
+
 @routes.post("/applicant/online-input")
 @errors_as_problems
 async def online_input(request: web.Request) -> web.Response:

@@ -525,9 +525,15 @@ class RAService:
         actor = f"applicant:{app.enrollment_id}"
         limit = self.config.ra.max_attempts
         if app.access_used_at is not None:
-            raise RAError(RAKind.LOCKED, "this access code has been used")
+            raise RAError(
+                RAKind.LOCKED, "this access code has been used", {"reason": "access_code_used"}
+            )
         if app.access_attempts >= limit:
-            raise RAError(RAKind.LOCKED, "too many wrong access codes: ask the CA for a new letter")
+            raise RAError(
+                RAKind.LOCKED,
+                "too many wrong access codes: ask the CA for a new letter",
+                {"reason": "access_code_locked"},
+            )
         if not self.keyring.matches(
             _PURPOSE_ACCESS, credentials.normalise(code), app.access_code_hash
         ):
@@ -557,6 +563,14 @@ class RAService:
             {"online_input_at": now, "access_used_at": now, "access_code_hash": None},
         )
 
+    async def status(self, data: Any) -> ApplicationRecord:
+        """Where an application stands, for the applicant's status page. Found by the enrollment
+        ID alone, so the caller must show the state and never personal data (SEED-R18)."""
+        body = Body(data)
+        enrollment_id = body.text("enrollmentId", limit=32)
+        body.done()
+        return await self._by_enrollment(enrollment_id)
+
     async def _by_enrollment(self, enrollment_id: str) -> ApplicationRecord:
         try:
             return await self.store.application_by_enrollment_id(
@@ -583,7 +597,11 @@ class RAService:
         ]
         if missing and app.state == State.ONLINE_INPUT_RECEIVED:
             raise RAError(RAKind.INVALID, "cannot approve without " + ", ".join(missing))
-        if self.config.ra.two_person_rule and operator.name in (app.created_by, app.reviewed_by):
+        # Everyone who ever entered or reviewed it, resubmissions included (audit log).
+        vetters = await self.store.audit_actors(f"application/{app.id}", _VETTING_ACTIONS)
+        if self.config.ra.two_person_rule and operator.name in (
+            vetters | {app.created_by, app.reviewed_by}
+        ):
             raise RAError(
                 RAKind.FORBIDDEN,
                 f"two-person rule: {operator.name} entered or reviewed this application and may "
@@ -672,7 +690,11 @@ class RAService:
                 {"state": app.state},
             )
         if app.pin_attempts >= limit:
-            raise RAError(RAKind.LOCKED, "too many wrong PINs: ask the CA to send a new PIN")
+            raise RAError(
+                RAKind.LOCKED,
+                "too many wrong PINs: ask the CA to send a new PIN",
+                {"reason": "pin_locked"},
+            )
         if not self.keyring.matches(_PURPOSE_PIN, pin.strip(), app.pin_hash):
             count = await self.store.count_failed_attempt(
                 app.id, "pin_attempts", self._audit(actor, "redeem.wrong_pin", app.id)
@@ -739,6 +761,7 @@ class RAService:
             raise RAError(
                 RAKind.LOCKED,
                 "this PIN has been used: the certificate was issued to another key",
+                {"reason": "pin_used"},
             )
         return Redeemed(app, cert.der, repeated=True)
 
@@ -799,6 +822,14 @@ class RAService:
             await self._load(app_id), Event.REVOKE, operator.name, {"closed_reason": reason}
         )
 
+    async def audit_read(
+        self, operator: Operator, action: str, target: str, subjects: list[str]
+    ) -> None:
+        """A read of personal data (addresses, names) is audited (SEED-R18)."""
+        await self.store.append_audit(
+            AuditEvent(self.clock.now(), operator.name, action, target, {"subjects": subjects})
+        )
+
     async def retry_mail(self, operator: Operator, mail_id: int) -> None:
         self.allow(operator, "mail")
         now = self.clock.now()
@@ -813,7 +844,7 @@ class RAService:
     async def disclose(self, operator: Operator, app_id: str) -> dict[str, Any]:
         self.allow(operator, "disclose")
         app = await self._load(app_id)
-        people = [a for a in await self.store.applications(limit=10_000) if a.email == app.email]
+        people = await self.store.applications_by_email(app.email)
         certificates = []
         for a in people:
             if a.certificate_generation is not None and a.certificate_serial is not None:
@@ -846,6 +877,14 @@ class RAService:
             "note": "The Individual Number is never stored by this CA (SEED-R8).",
         }
 
+
+_VETTING_ACTIONS = frozenset(
+    {
+        "application.create",
+        f"application.{Event.ACCEPT_DOCUMENTS.value}",
+        f"application.{Event.FIND_DEFICIENT.value}",
+    }
+)
 
 _BEFORE_ONLINE_INPUT = frozenset(
     {

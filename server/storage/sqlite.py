@@ -436,6 +436,22 @@ class SQLiteStore:
             raise NotFound("unknown enrollment ID")
         return found
 
+    async def applications_by_email(self, email: str) -> list[ApplicationRecord]:
+        async with self._db.execute(
+            "SELECT * FROM applications WHERE email = ? ORDER BY created_at, id", (email,)
+        ) as cursor:
+            rows = await cursor.fetchall()
+            names = [d[0] for d in cursor.description]
+        return [_application(dict(zip(names, r, strict=True))) for r in rows]
+
+    async def audit_actors(self, target: str, actions: frozenset[str]) -> set[str]:
+        marks = ", ".join("?" for _ in actions)
+        async with self._db.execute(
+            f"SELECT DISTINCT actor FROM audit_log WHERE target = ? AND action IN ({marks})",  # noqa: S608
+            (target, *sorted(actions)),
+        ) as cursor:
+            return {row[0] for row in await cursor.fetchall()}
+
     async def applications(
         self, state: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[ApplicationRecord]:
