@@ -20,7 +20,7 @@ from jitsuin.ca.csr import VerifiedCSR, verify_csr
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.ca.generations import CAGeneration, create_generation
 from jitsuin.ca.issuance import IssuedCertificate, Issuer
-from jitsuin.ca.keys import KeyType, SoftwareSigner, generate_private_key
+from jitsuin.ca.keys import KeyType, Signer, SoftwareSigner, generate_private_key
 from jitsuin.ca.revocation import (
     CRL_REFRESH_AFTER,
     CRL_VALIDITY,
@@ -38,6 +38,9 @@ from jitsuin.ca.rollover import roll_over
 from jitsuin.ca.subject import VettedSubject
 from jitsuin.conformance.gate import PkilintGate
 from jitsuin.server.config import Config
+from jitsuin.server.pkcs11_signer import Pkcs11Signer
+from jitsuin.server.pkcs11_signer import key_ref as pkcs11_key_ref
+from jitsuin.server.pkcs11_signer import parse_key_ref as parse_pkcs11_ref
 from jitsuin.server.storage import (
     AuditEvent,
     CertificateRecord,
@@ -102,13 +105,12 @@ class Authority:
         config.home.mkdir(parents=True, exist_ok=True)
         store = await SQLiteStore.open(config.database_path)
         try:
-            passphrase = config.passphrase()
             records = await store.generations()
             if not records:
                 if not create:
                     raise CAError(Kind.BAD_CONFIG, f"no CA in {config.home}: run `jitsuin init`")
-                records = [await cls._create_first(config, store, clock, passphrase)]
-            generations = [cls._load(config, r, passphrase) for r in records]
+                records = [await cls._create_first(config, store, clock)]
+            generations = [cls._load(config, r) for r in records]
             links = [
                 Link(
                     r.old_generation,
@@ -133,8 +135,15 @@ class Authority:
         await self.store.close()
 
     @staticmethod
-    def _new_key(config: Config, number: int, passphrase: bytes) -> tuple[SoftwareSigner, Path]:
-        signer = SoftwareSigner(generate_private_key(config.ca.key_type))
+    def _new_key(config: Config, number: int) -> tuple[Signer, str]:
+        """A new CA key: in the PKCS#11 token, or as encrypted PKCS#8 in the data directory.
+        Returns the signer and the key reference stored with the generation."""
+        if config.ca.key_store == "pkcs11":
+            token = config.token()
+            label = f"ca-{number}"
+            signer = Pkcs11Signer.generate(token, label, config.ca.key_type)
+            return signer, pkcs11_key_ref(token, label)
+        software = SoftwareSigner(generate_private_key(config.ca.key_type))
         key_path = config.keys_dir / f"ca-{number}.key.pem"
         if key_path.exists():
             raise CAError(
@@ -142,19 +151,17 @@ class Authority:
                 f"{key_path} exists but the store has no CA generation {number}: refusing to "
                 "overwrite a CA key (restore the database or move the key away)",
             )
-        write_secret(key_path, signer.encrypted_pkcs8(passphrase))
-        return signer, key_path
+        write_secret(key_path, software.encrypted_pkcs8(config.passphrase()))
+        return software, f"file:{key_path.relative_to(config.home)}"
 
     @staticmethod
-    async def _create_first(
-        config: Config, store: Store, clock: Clock, passphrase: bytes
-    ) -> GenerationRecord:
-        signer, key_path = Authority._new_key(config, 1, passphrase)
+    async def _create_first(config: Config, store: Store, clock: Clock) -> GenerationRecord:
+        signer, ref = Authority._new_key(config, 1)
         generation = create_generation(1, signer, config.ca.subject, clock)
         record = GenerationRecord(
             number=1,
             certificate_der=generation.der,
-            key_ref=f"file:{key_path.relative_to(config.home)}",
+            key_ref=ref,
             created_at=clock.now(),
         )
         await store.add_generation(
@@ -174,23 +181,28 @@ class Authority:
         return record
 
     @staticmethod
-    def _load(config: Config, record: GenerationRecord, passphrase: bytes) -> CAGeneration:
+    def _load(config: Config, record: GenerationRecord) -> CAGeneration:
         scheme, _, ref = record.key_ref.partition(":")
-        if scheme != "file":
+        signer: Signer
+        if scheme == "pkcs11":
+            signer = Pkcs11Signer(config.token(), parse_pkcs11_ref(record.key_ref))
+        elif scheme == "file":
+            path = config.home / ref
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise CAError(
+                    Kind.BAD_KEY_FILE,
+                    f"cannot read the CA key of generation {record.number}: {exc}",
+                ) from exc
+            signer = SoftwareSigner.from_encrypted_pkcs8(data, config.passphrase())
+        else:
             raise CAError(Kind.BAD_KEY_FILE, f"unsupported key reference {record.key_ref!r}")
-        path = config.home / ref
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise CAError(
-                Kind.BAD_KEY_FILE, f"cannot read the CA key of generation {record.number}: {exc}"
-            ) from exc
-        signer = SoftwareSigner.from_encrypted_pkcs8(data, passphrase)
         certificate = x509.load_der_x509_certificate(record.certificate_der)
         if signer.public_key() != certificate.public_key():
             raise CAError(
                 Kind.BAD_KEY_FILE,
-                f"{path} does not hold the key of CA generation {record.number}",
+                f"{record.key_ref} does not hold the key of CA generation {record.number}",
             )
         return CAGeneration(record.number, certificate, signer)
 
@@ -265,7 +277,7 @@ class Authority:
         """Make the next generation with its link certificates; issuance switches at once."""
         old = self.current
         number = old.number + 1
-        signer, key_path = self._new_key(self.config, number, self.config.passphrase())
+        signer, ref = self._new_key(self.config, number)
         result = await asyncio.to_thread(
             roll_over, old, signer, self.clock, await self.store.latest_expiry(old.number)
         )
@@ -274,7 +286,7 @@ class Authority:
             GenerationRecord(
                 number=number,
                 certificate_der=new.der,
-                key_ref=f"file:{key_path.relative_to(self.config.home)}",
+                key_ref=ref,
                 created_at=self.clock.now(),
             ),
             AuditEvent(

@@ -19,6 +19,7 @@ from cryptography import x509
 from jitsuin.ca.issuance import CAPolicy
 from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
 from jitsuin.ca.profiles import DEFAULT_GROUPS, PERSONAL_PROFILES, NameOrder, QualificationGroup
+from jitsuin.server.pkcs11_signer import TokenConfig
 
 CONFIG_NAME = "jitsuin.toml"
 DEFAULT_HOME = "jitsuin-data"
@@ -58,6 +59,10 @@ class CAConfig:
     key_type: KeyType = KeyType.ECDSA_P384
     passphrase_file: Path | None = None
     passphrase_env: str = PASSPHRASE_ENV
+    key_store: str = "file"  # "file" (encrypted PKCS#8) or "pkcs11" (an HSM token)
+    pkcs11_library: Path | None = None
+    pkcs11_token: str = ""
+    pkcs11_pin_file: Path | None = None
     policy_arc: str = ""
     name_order: NameOrder = NameOrder.GIVEN_FAMILY
     cutoff_margin: dt.timedelta = dt.timedelta(days=30)
@@ -132,6 +137,13 @@ class Config:
             cutoff_margin=self.ca.cutoff_margin,
             groups=self.ca.groups,
         )
+
+    def token(self) -> TokenConfig:
+        """The PKCS#11 token that holds new CA keys (key_store = "pkcs11")."""
+        if self.ca.pkcs11_library is None or self.ca.pkcs11_pin_file is None:
+            raise ConfigError(["ca: pkcs11_library and pkcs11_pin_file are required for pkcs11"])
+        pin = self.ca.pkcs11_pin_file.read_text().strip()
+        return TokenConfig(self.ca.pkcs11_library, self.ca.pkcs11_token, pin)
 
     def passphrase(self) -> bytes:
         """The CA key passphrase, from the configured file or the environment."""
@@ -272,6 +284,21 @@ def load(path: Path | None, home: Path) -> Config:
     if passphrase_file is not None:
         _check_secret_file(passphrase_file, "ca.passphrase_file", errors)
     passphrase_env = ca.get("passphrase_env", str, PASSPHRASE_ENV)
+    key_store = ca.get("key_store", str, "file")
+    pkcs11_library = _path(ca.get("pkcs11_library", str), base)
+    pkcs11_token = ca.get("pkcs11_token", str, "")
+    pkcs11_pin_file = _path(ca.get("pkcs11_pin_file", str), base)
+    if key_store not in ("file", "pkcs11"):
+        errors.append(f"ca.key_store: use 'file' or 'pkcs11', not {key_store!r}")
+    elif key_store == "pkcs11":
+        if pkcs11_library is None or not pkcs11_library.is_file():
+            errors.append(f"ca.pkcs11_library: {pkcs11_library} is not a PKCS#11 library file")
+        if not pkcs11_token:
+            errors.append("ca.pkcs11_token: the token label is required")
+        if pkcs11_pin_file is None:
+            errors.append("ca.pkcs11_pin_file: the file holding the token's user PIN is required")
+        else:
+            _check_secret_file(pkcs11_pin_file, "ca.pkcs11_pin_file", errors)
     policy_arc = ca.get("policy_arc", str, "")
     if not policy_arc:
         errors.append("ca.policy_arc: required (the CA's own OID arc; `jitsuin init` makes one)")
@@ -371,6 +398,10 @@ def load(path: Path | None, home: Path) -> Config:
             key_type=key_type,
             passphrase_file=passphrase_file,
             passphrase_env=passphrase_env,
+            key_store=key_store,
+            pkcs11_library=pkcs11_library,
+            pkcs11_token=pkcs11_token,
+            pkcs11_pin_file=pkcs11_pin_file,
             policy_arc=policy_arc,
             name_order=name_order,
             cutoff_margin=dt.timedelta(days=max(margin_days, 0)),

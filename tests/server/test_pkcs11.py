@@ -1,0 +1,199 @@
+"""CA keys in a PKCS#11 token: SoftHSM2 from Debian (installed by ./scripts/test). The key pair is
+generated in the token and never leaves it; certificates, CRLs and OCSP responses signed through
+it verify with OpenSSL and cryptography."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509 import ocsp
+
+LIBRARY = Path("/usr/lib/softhsm/libsofthsm2.so")
+JITSUIN = str(Path(sys.executable).parent / "jitsuin")
+PIN = "246810"
+
+
+@pytest.fixture(scope="module")
+def token(tmp_path_factory) -> dict[str, str]:
+    """A fresh SoftHSM2 token in a temporary directory (its own SOFTHSM2_CONF)."""
+    assert LIBRARY.exists(), "SoftHSM2 is not installed: ./scripts/test installs softhsm2"
+    root = tmp_path_factory.mktemp("softhsm")
+    (root / "tokens").mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            "jitsuin-test",
+            "--pin",
+            PIN,
+            "--so-pin",
+            "13579",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    return env
+
+
+def _python(token_env: dict[str, str], code: str) -> str:
+    """Run ``code`` in a fresh interpreter (SoftHSM2 reads its config once per process)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=token_env
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("key_type", ["ecdsa-p384", "ecdsa-p256", "rsa-3072"])
+def test_key_is_made_in_the_token_and_signs(token, key_type):
+    out = _python(
+        token,
+        f"""
+import base64, json
+from pkcs11 import Attribute, ObjectClass
+from jitsuin.ca.keys import KeyType
+from jitsuin.server.pkcs11_signer import Pkcs11Signer, TokenConfig
+from cryptography.hazmat.primitives import serialization
+cfg = TokenConfig({str(LIBRARY)!r}, "jitsuin-test", {PIN!r})
+signer = Pkcs11Signer.generate(cfg, "k-{key_type}", KeyType({key_type!r}))
+private = signer._private
+print(json.dumps({{
+    "sensitive": private[Attribute.SENSITIVE],
+    "extractable": private[Attribute.EXTRACTABLE],
+    "public": base64.b64encode(signer.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode(),
+    "signature": base64.b64encode(signer.sign(b"to be signed")).decode(),
+}}))
+try:
+    private[Attribute.VALUE]
+    print("EXTRACTED")
+except Exception as exc:
+    print("refused", type(exc).__name__)
+""",
+    )
+    lines = out.splitlines()
+    facts = json.loads(lines[0])
+    assert facts["sensitive"] is True and facts["extractable"] is False
+    assert lines[1].startswith("refused")  # the token will not hand out the private value
+    import base64
+
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    public = load_der_public_key(base64.b64decode(facts["public"]))
+    signature = base64.b64decode(facts["signature"])
+    if isinstance(public, rsa.RSAPublicKey):
+        public.verify(signature, b"to be signed", padding.PKCS1v15(), hashes.SHA256())
+    else:
+        algorithm = hashes.SHA384() if public.curve.name == "secp384r1" else hashes.SHA256()
+        public.verify(signature, b"to be signed", ec.ECDSA(algorithm))
+
+
+def test_a_ca_in_the_token_issues_rolls_over_and_publishes(
+    token, tmp_path, make_csr, subject_record
+):
+    home = tmp_path / "home"
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(PIN)
+    pin_file.chmod(0o600)
+    subprocess.run(
+        [JITSUIN, "--home", str(home), "init"], check=True, capture_output=True, env=token
+    )
+    # move the CA to the token: new keys are made there from now on
+    config = home / "jitsuin.toml"
+    text = config.read_text().replace(
+        'passphrase_file = "secrets/ca-passphrase"',
+        'passphrase_file = "secrets/ca-passphrase"\nkey_store = "pkcs11"\n'
+        f'pkcs11_library = "{LIBRARY}"\npkcs11_token = "jitsuin-test"\n'
+        f'pkcs11_pin_file = "{pin_file}"',
+    )
+    config.write_text(text)
+    rolled = subprocess.run(
+        [JITSUIN, "--home", str(home), "ca", "rollover"], capture_output=True, text=True, env=token
+    )
+    assert rolled.returncode == 0, rolled.stderr
+    assert not (home / "keys" / "ca-2.key.pem").exists()  # generation 2's key is in the token
+    csr = tmp_path / "req.pem"
+    csr.write_bytes(make_csr(ec.generate_private_key(ec.SECP256R1())))
+    record = tmp_path / "subject.json"
+    record.write_text(json.dumps(subject_record()))
+    issued = subprocess.run(
+        [
+            JITSUIN,
+            "--home",
+            str(home),
+            "issue",
+            "--csr",
+            str(csr),
+            "--subject",
+            str(record),
+            "--profile",
+            "general",
+            "--out",
+            str(tmp_path / "cert.pem"),
+        ],
+        capture_output=True,
+        text=True,
+        env=token,
+    )
+    assert issued.returncode == 0, issued.stderr
+    out = _python(
+        token,
+        f"""
+import asyncio, datetime as dt
+from pathlib import Path
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography import x509
+from jitsuin.ca.clock import SystemClock
+from jitsuin.server import config as c
+from jitsuin.server.authority import Authority
+async def main():
+    cfg = c.load(Path({str(config)!r}), Path({str(home)!r}))
+    authority = await Authority.open(cfg, SystemClock(), create=False)
+    Path({str(tmp_path / "g2.pem")!r}).write_bytes(
+        authority.current.certificate.public_bytes(serialization.Encoding.PEM))
+    Path({str(tmp_path / "g2.crl")!r}).write_bytes(await authority.crl(2))
+    cert = x509.load_pem_x509_certificate(Path({str(tmp_path / "cert.pem")!r}).read_bytes())
+    from cryptography.x509 import ocsp
+    from cryptography.hazmat.primitives import hashes
+    request = ocsp.OCSPRequestBuilder().add_certificate(
+        cert, authority.current.certificate, hashes.SHA1()).build()
+    Path({str(tmp_path / "resp.der")!r}).write_bytes(
+        await authority.ocsp(request.public_bytes(serialization.Encoding.DER)))
+    print(type(authority.current.signer).__name__)
+    await authority.close()
+asyncio.run(main())
+""",
+    )
+    assert out.strip() == "Pkcs11Signer"
+    verify = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(tmp_path / "g2.pem"), str(tmp_path / "cert.pem")],
+        capture_output=True,
+        text=True,
+    )
+    assert verify.stdout.strip().endswith("OK"), verify.stderr
+    g2 = x509.load_pem_x509_certificate((tmp_path / "g2.pem").read_bytes())
+    assert x509.load_der_x509_crl((tmp_path / "g2.crl").read_bytes()).is_signature_valid(
+        g2.public_key()
+    )
+    response = ocsp.load_der_ocsp_response((tmp_path / "resp.der").read_bytes())
+    assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
+    g2.public_key().verify(
+        response.signature, response.tbs_response_bytes, ec.ECDSA(hashes.SHA384())
+    )
+    assert response.next_update_utc - response.this_update_utc >= dt.timedelta(hours=8)
