@@ -1,0 +1,407 @@
+"""jitsuin benchmarks: prints figures (and ratios where two things are compared); never pass/fail.
+
+    .venv/bin/python bench/run.py crl [--entries 100000 1000000]
+    .venv/bin/python bench/run.py ocsp [--seconds 10] [--connections 32] [--workers N]
+    .venv/bin/python bench/run.py est [--count 200] [--concurrency 8]
+    .venv/bin/python bench/run.py memory
+    .venv/bin/python bench/run.py all
+
+Servers listen on 127.0.0.1 only, in a temporary data directory; every load loop is bounded in
+count and in time. OCSP load uses wrk (Debian package `wrk`) when installed, else an asyncio client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+
+from jitsuin.ca.keys import KeyType
+from jitsuin.server import config as configuration
+
+BIN = Path(sys.executable).parent
+JITSUIN = str(BIN / "jitsuin")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+class Server:
+    def __init__(self, home: Path, workers: int) -> None:
+        self.home = home
+        self.http_port, self.https_port = free_port(), free_port()
+        path = configuration.write_default(home, KeyType.ECDSA_P384, configuration.DEFAULT_SUBJECT)
+        text = path.read_text()
+        text = text.replace("127.0.0.1:8080", f"127.0.0.1:{self.http_port}")
+        text = text.replace("127.0.0.1:8443", f"127.0.0.1:{self.https_port}")
+        path.write_text(text)
+        self.http = f"http://127.0.0.1:{self.http_port}"
+        self.https = f"https://localhost:{self.https_port}"
+        self.workers = workers
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        argv = [JITSUIN, "--home", str(self.home), "serve"]
+        if self.workers > 1:
+            argv += ["--workers", str(self.workers)]
+        log = (self.home / "server.log").open("wb")
+        self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"{self.http}/health", timeout=1):
+                    return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise SystemExit((self.home / "server.log").read_text()) from None
+                time.sleep(0.1)
+        raise SystemExit("the server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@contextmanager
+def running(workers: int = 1) -> Iterator[Server]:
+    with tempfile.TemporaryDirectory(prefix="jitsuin-bench-") as tmp:
+        server = Server(Path(tmp), workers)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def issue(server: Server) -> tuple[x509.Certificate, x509.Certificate]:
+    """One certificate through `jitsuin issue`; returns (leaf, CA)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .sign(key, hashes.SHA256())
+    )
+    (server.home / "req.pem").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    record = {
+        "subscriber_id": "bench",
+        "family_name": "Yamada",
+        "given_name": "Taro",
+        "email": "taro@example.jp",
+        "qualification_group": "member",
+        "qualification_number": "AB-1",
+    }
+    (server.home / "subject.json").write_text(json.dumps(record))
+    subprocess.run(
+        [
+            JITSUIN,
+            "--home",
+            str(server.home),
+            "issue",
+            "--csr",
+            str(server.home / "req.pem"),
+            "--subject",
+            str(server.home / "subject.json"),
+            "--profile",
+            "general",
+            "--out",
+            str(server.home / "leaf.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    with urllib.request.urlopen(f"{server.http}/ca.pem", timeout=5) as reply:
+        ca = x509.load_pem_x509_certificate(reply.read())
+    return x509.load_pem_x509_certificate((server.home / "leaf.pem").read_bytes()), ca
+
+
+# -- CRL -------------------------------------------------------------------------------------------
+def bench_crl(sizes: list[int]) -> None:
+    from jitsuin.ca.clock import FixedClock
+    from jitsuin.ca.generations import create_generation
+    from jitsuin.ca.keys import SoftwareSigner, generate_private_key
+    from jitsuin.ca.revocation import Revoked, build_crl
+
+    clock = FixedClock()
+    name = x509.Name.from_rfc4514_string(configuration.DEFAULT_SUBJECT)
+    signer = SoftwareSigner(generate_private_key(KeyType.ECDSA_P384))
+    generation = create_generation(1, signer, name, clock)
+    now = clock.now()
+    later = now + dt.timedelta(days=100)
+    print("CRL: generate and sign (ECDSA P-384)")
+    for size in sizes:
+        entries = [Revoked(secrets.randbits(159), now, "keyCompromise", later) for _ in range(size)]
+        start = time.perf_counter()
+        der = build_crl(generation, entries, 1, now)
+        elapsed = time.perf_counter() - start
+        print(
+            f"  {size:>9,} entries: {elapsed:6.2f} s  {len(der) / 1e6:7.1f} MB  "
+            f"{size / elapsed:>10,.0f} entries/s"
+        )
+
+
+# -- OCSP ------------------------------------------------------------------------------------------
+def ocsp_url(server: Server) -> str:
+    leaf, ca = issue(server)
+    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, ca, hashes.SHA1()).build()
+    encoded = base64.b64encode(request.public_bytes(serialization.Encoding.DER)).decode()
+    return f"{server.http}/ocsp/{urllib.parse.quote(encoded, safe='')}"
+
+
+def wrk(url: str, seconds: int, connections: int) -> tuple[float, str]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+(\S+)", out.stdout)
+    return rate, p99.group(1) if p99 else "?"
+
+
+async def python_load(url: str, seconds: int, connections: int, limit: int = 200_000) -> float:
+    done = 0
+    deadline = time.monotonic() + seconds
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal done
+        while time.monotonic() < deadline and done < limit:
+            async with session.get(url) as reply:
+                await reply.read()
+                assert reply.status == 200
+            done += 1
+
+    start = time.monotonic()
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(worker(session) for _ in range(connections)))
+    return done / (time.monotonic() - start)
+
+
+def bench_ocsp(seconds: int, connections: int, workers: int) -> float:
+    with running(workers) as server:
+        url = ocsp_url(server)
+        with urllib.request.urlopen(url, timeout=5) as reply:  # warm the signed-response cache
+            assert ocsp.load_der_ocsp_response(reply.read()).certificate_status.name == "GOOD"
+        if shutil.which("wrk"):
+            rate, p99 = wrk(url, seconds, connections)
+            tool = f"wrk, p99 {p99}"
+        else:
+            rate = asyncio.run(python_load(url, seconds, connections))
+            tool = "asyncio client (install wrk for a load tool outside Python)"
+        assert server.process is not None
+        print(
+            f"OCSP GET, {workers} process(es), {connections} connections, {seconds} s: "
+            f"{rate:,.0f} responses/s ({tool}); server RSS {rss_mb(server.process.pid):.0f} MB"
+        )
+        return rate
+
+
+# -- EST -------------------------------------------------------------------------------------------
+async def _approved(server: Server, count: int) -> list[tuple[str, str]]:
+    """``count`` applications walked to approval through the RA service on the server's own data
+    directory; the PINs are read from the sealed outbox with the RA key (operator access)."""
+    import email as email_lib
+
+    from jitsuin.ca.clock import SystemClock
+    from jitsuin.server.authority import Authority
+    from jitsuin.server.ra.credentials import Keyring
+    from jitsuin.server.ra.service import RAService
+
+    cfg = configuration.load(server.home / "jitsuin.toml", server.home)
+    authority = await Authority.open(cfg, SystemClock(), create=False)
+    ra = RAService(authority, cfg, Keyring(cfg.ra_secret()))
+    try:
+        tokens = {
+            n: await ra.add_operator("bench", n, r)
+            for n, r in (("rev", "reviewer"), ("app", "approver"))
+        }
+        rev, app = (await ra.authenticate(tokens["rev"]), await ra.authenticate(tokens["app"]))
+        today = dt.date.today().isoformat()
+        out = []
+        for n in range(count):
+            record = await ra.create(
+                rev,
+                {
+                    "profile": "general",
+                    "familyName": "Yamada",
+                    "givenName": "Taro",
+                    "email": f"taro{n}@example.jp",
+                    "qualificationGroup": "member",
+                    "qualificationNumber": f"AB-{n}",
+                    "postalAddress": "Tokyo",
+                    "dateOfBirth": "1980-01-01",
+                    "billing": {"addressee": "self"},
+                },
+            )
+            await ra.review(
+                rev,
+                record.id,
+                {
+                    "receivedOn": today,
+                    "residentRecord": {
+                        "issuedOn": today,
+                        "original": True,
+                        "showsIndividualNumber": False,
+                        "nameMatches": True,
+                        "addressMatches": True,
+                        "dateOfBirthMatches": True,
+                    },
+                    "seal": {"selfInking": False},
+                },
+            )
+            sent = await ra.dispatch_inquiry(rev, record.id, {"trackingNumber": "RD1"})
+            await ra.record_letter(
+                rev, record.id, {"signed": True, "sealed": True, "selfInking": False}
+            )
+            inv = sent.application
+            await ra.record_payment(
+                rev, record.id, {"invoiceNumber": inv.invoice_number, "amount": inv.invoice_amount}
+            )
+            await ra.online_input(
+                {
+                    "enrollmentId": sent.enrollment_id,
+                    "accessCode": sent.access_code,
+                    "confirm": True,
+                }
+            )
+            await ra.approve(app, record.id)
+            out.append(sent.enrollment_id)
+        pins = {}
+        for mail in await authority.store.mail(None, limit=count * 2):
+            if mail.body_sealed:
+                message = email_lib.message_from_bytes(ra.open_mail(mail.body_sealed))
+                body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+                enrollment = re.search(r"Enrollment ID: (\S+)", body).group(1)  # type: ignore[union-attr]
+                pins[enrollment] = re.search(r"Download PIN: (\d+)", body).group(1)  # type: ignore[union-attr]
+        return [(e, pins[e]) for e in out]
+    finally:
+        await authority.close()
+
+
+async def _enroll(
+    server: Server, credentials: list[tuple[str, str]], concurrency: int
+) -> list[float]:
+    context = ssl.create_default_context(cafile=str(server.home / "ca.pem"))
+    queue = list(credentials)
+    latencies: list[float] = []
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while queue:
+            enrollment, pin = queue.pop()
+            key = ec.generate_private_key(ec.SECP256R1())
+            csr = (
+                x509.CertificateSigningRequestBuilder()
+                .subject_name(x509.Name([]))
+                .sign(key, hashes.SHA256())
+            )
+            body = base64.encodebytes(csr.public_bytes(serialization.Encoding.DER))
+            start = time.perf_counter()
+            async with session.post(
+                f"{server.https}/.well-known/est/simpleenroll",
+                data=body,
+                headers={
+                    "Content-Type": "application/pkcs10",
+                    "Authorization": aiohttp.BasicAuth(enrollment, pin).encode(),
+                },
+                ssl=context,
+            ) as reply:
+                await reply.read()
+                assert reply.status == 200, reply.status
+            latencies.append(time.perf_counter() - start)
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    return latencies
+
+
+def bench_est(count: int, concurrency: int, workers: int) -> None:
+    with running(workers) as server:
+        with urllib.request.urlopen(f"{server.http}/ca.pem", timeout=5) as reply:
+            (server.home / "ca.pem").write_bytes(reply.read())
+        credentials = asyncio.run(_approved(server, count))
+        start = time.perf_counter()
+        latencies = asyncio.run(_enroll(server, credentials, concurrency))
+        elapsed = time.perf_counter() - start
+        q = statistics.quantiles(latencies, n=100)
+        print(
+            f"EST simpleenroll, {count} pre-approved pickups, concurrency {concurrency}: "
+            f"{count / elapsed:,.1f} enrollments/s; latency p50 {q[49] * 1000:.0f} ms, "
+            f"p95 {q[94] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms"
+        )
+
+
+def bench_memory() -> None:
+    with running(1) as server:
+        assert server.process is not None
+        time.sleep(1)
+        idle = rss_mb(server.process.pid)
+        url = ocsp_url(server)
+        asyncio.run(python_load(url, 5, 16))
+        loaded = rss_mb(server.process.pid)
+        print(f"memory: RSS idle {idle:.0f} MB; after 5 s of OCSP load {loaded:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("what", choices=["crl", "ocsp", "est", "memory", "all"])
+    parser.add_argument("--entries", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    if args.what in ("crl", "all"):
+        bench_crl(args.entries)
+    if args.what in ("ocsp", "all"):
+        one = bench_ocsp(args.seconds, args.connections, 1)
+        if args.workers > 1:
+            many = bench_ocsp(args.seconds, args.connections, args.workers)
+            print(f"  ratio {args.workers} processes / 1 process: {many / one:.2f}x")
+    if args.what in ("est", "all"):
+        bench_est(args.count, args.concurrency, args.workers)
+    if args.what in ("memory", "all"):
+        bench_memory()
+
+
+if __name__ == "__main__":
+    main()
