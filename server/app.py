@@ -18,6 +18,7 @@ from jitsuin.server.ra import handlers as ra_handlers
 from jitsuin.server.ra.credentials import Keyring
 from jitsuin.server.ra.mailer import Mailer
 from jitsuin.server.ra.service import RAService
+from jitsuin.server.web import pages as web_pages
 
 
 def create_public_app(authority: Authority) -> web.Application:
@@ -35,7 +36,9 @@ def create_app(authority: Authority, *, send_mail: bool = True) -> web.Applicati
     config = authority.config
     app[AUTHORITY] = authority
     app[RA] = RAService(authority, config, Keyring(config.ra_secret()))
-    app.add_routes(pki_http.routes)
+    # The browser pages; their landing page takes "/" here (the JSON index for non-browsers).
+    app.add_routes(web_pages.routes)
+    app.add_routes([r for r in pki_http.routes if getattr(r, "path", None) != "/"])
     app.add_routes(ra_handlers.routes)
     app[REENROLLMENT] = Reenrollment(authority, config.est.reenroll_approval)
     app.add_routes(est_handlers.routes)

@@ -66,19 +66,30 @@ def _csr_body(request_body: bytes, content_type: str) -> bytes:
         raise ESTFailure(400, str(exc)) from None
 
 
+# Beside the text/plain reason (for people), a machine-readable one for clients that explain it
+# in the user's language (the browser pickup page): the RA or CA error kind, or a finer reason
+# (pin_used, pin_locked), and the wrong tries left before the PIN locks.
+ERROR_HEADER = "Jitsuin-Error"
+ATTEMPTS_HEADER = "Jitsuin-Attempts-Left"
+
+
 def _from_ra(exc: RAError, retry_after: int) -> ESTFailure:
     status = _RA_STATUS[exc.kind]
+    hint = {ERROR_HEADER: str(exc.extensions.get("reason", exc.kind.value))}
+    if "attemptsLeft" in exc.extensions:
+        hint[ATTEMPTS_HEADER] = str(exc.extensions["attemptsLeft"])
     if status == 401:
-        return ESTFailure(401, exc.message, **{"WWW-Authenticate": REALM})
+        return ESTFailure(401, exc.message, **{"WWW-Authenticate": REALM}, **hint)
     if status == 202:
-        return ESTFailure(202, exc.message, **{"Retry-After": str(retry_after)})
-    return ESTFailure(status, exc.message)
+        return ESTFailure(202, exc.message, **{"Retry-After": str(retry_after)}, **hint)
+    return ESTFailure(status, exc.message, **hint)
 
 
 def _from_ca(exc: CAError) -> ESTFailure:
+    hint = {ERROR_HEADER: exc.kind.value}
     if exc.kind is Kind.CUTOFF:
-        return ESTFailure(503, exc.message)
-    return ESTFailure(400, exc.message)
+        return ESTFailure(503, exc.message, **hint)
+    return ESTFailure(400, exc.message, **hint)
 
 
 def _certificate(der: bytes) -> web.Response:

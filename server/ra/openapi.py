@@ -178,6 +178,15 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"201": {"description": "The new generation"}, "4XX": _PROBLEM},
             }
         },
+        "/applicant/status": {
+            "post": {
+                "summary": "Where the application stands, by the enrollment ID alone: the state "
+                "and the PIN's expiry and lock, never personal data (SEED-R18)",
+                "security": [],
+                "requestBody": _body(_object({"enrollmentId": _STR})),
+                "responses": {"200": {"description": "State"}, "4XX": _PROBLEM},
+            }
+        },
         "/applicant/online-input": {
             "post": {
                 "summary": "Seed step 6: the applicant confirms the online input with the "
