@@ -254,13 +254,25 @@ class Issuer:
 
     # -- the server's own TLS certificate ---------------------------------------------------
     def issue_tls_server(
-        self, public_key: PublicKey, dns_names: Sequence[str], ip_addresses: Sequence[object] = ()
+        self,
+        public_key: PublicKey,
+        dns_names: Sequence[str],
+        ip_addresses: Sequence[object] = (),
+        validity: dt.timedelta | None = None,
     ) -> IssuedCertificate:
+        """A server-auth certificate. ``validity`` may shorten the profile's (an ACME EAB
+        key's policy); it never lengthens it."""
         profile = profile_named("tls-server")
         key_type = check_public_key(profile, public_key)
         if not dns_names and not ip_addresses:
             raise CAError(Kind.BAD_SUBJECT, "a TLS server certificate needs a DNS name or an IP")
+        if validity is not None and not ONE_SECOND < validity <= profile.validity:
+            raise CAError(
+                Kind.BAD_CONFIG, f"validity must be positive and at most {profile.validity.days} d"
+            )
         not_before, not_after = self._validity(profile)
+        if validity is not None:
+            not_after = min(not_after, not_before + validity - ONE_SECOND)
         cn = dns_names[0] if dns_names else str(ip_addresses[0])
         sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
         sans += [x509.IPAddress(ip) for ip in ip_addresses]  # type: ignore[arg-type]

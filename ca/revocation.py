@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -144,12 +145,18 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 def issuer_hashes(generation: CAGeneration, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
     """(issuerNameHash, issuerKeyHash) of RFC 6960 §4.1.1: the hashes of the DER issuer name and
     of the subjectPublicKey BIT STRING value."""
-    name = generation.certificate.subject.public_bytes()
-    spki = generation.certificate.public_key().public_bytes(
+    return _issuer_hashes(generation.der, algorithm.name)
+
+
+@functools.lru_cache(maxsize=64)
+def _issuer_hashes(ca_der: bytes, algorithm: str) -> tuple[bytes, bytes]:
+    certificate = x509.load_der_x509_certificate(ca_der)
+    name = certificate.subject.public_bytes()
+    spki = certificate.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     key = asn1_keys.PublicKeyInfo.load(spki)["public_key"].contents[1:]  # drop unused-bits octet
-    return hashlib.new(algorithm.name, name).digest(), hashlib.new(algorithm.name, key).digest()
+    return hashlib.new(algorithm, name).digest(), hashlib.new(algorithm, key).digest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,17 @@
-"""The pre-issuance lint gate: pkilint runs on every draft before the CA signs it (the S/MIME BR
-require pre-issuance linting, SBR 4.3.1.2; CONFORMANCE X-13, S-18).
+"""The pre-issuance lint gate: the rule registry (pkilint included) runs on every draft before
+the CA signs it (the S/MIME BR require pre-issuance linting, SBR 4.3.1.2), and on every CRL and
+OCSP response before it is published.
 
-Findings at WARNING or above block issuance, except codes the operator suppressed with a reason.
+Findings at ERROR or above block, except codes the operator suppressed with a reason. (The
+registry's delegate rules X-13/S-18/R-09 turn a pkilint WARNING into an ERROR, so pkilint keeps
+blocking at WARNING as the first gate did.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -17,7 +21,19 @@ from pkilint.cabf.smime import smime_constants
 from pkilint.pkix import certificate, extension, name
 from pkilint.validation import ValidationFindingSeverity
 
+from jitsuin.ca.errors import CAError, Kind
 from jitsuin.ca.profiles import Profile
+from jitsuin.conformance.documents import (
+    CertificateDoc,
+    Corpus,
+    CRLDoc,
+    Document,
+    Expectations,
+    LintContext,
+    OCSPDoc,
+)
+from jitsuin.conformance.findings import Finding, Severity
+from jitsuin.conformance.runner import lint_corpus
 
 _BLOCKING = (
     ValidationFindingSeverity.WARNING,
@@ -87,3 +103,158 @@ class PkilintGate:
             f"pkilint {severity} {code}" + (f": {message}" if message else "")
             for severity, code, message in self.findings(der, profile.personal)
         ]
+
+
+# -- the registry as the gate
+# (PkilintGate above is the first gate, kept for callers that want pkilint alone.)
+
+
+def _blocking(findings: Sequence[Finding], threshold: Severity) -> list[str]:
+    return [
+        f"{f.rule} {f.severity.name}"
+        + (f" {f.code}" if f.code != f.rule else "")
+        + f": {f.message}"
+        for f in findings
+        if f.counts and f.severity >= threshold
+    ]
+
+
+def _lint_one(
+    document: Document,
+    issuers: Iterable[x509.Certificate],
+    context: LintContext,
+    others: Iterable[Document] = (),
+) -> list[Finding]:
+    others = list(others)
+    corpus = Corpus([document, *others], context, issuers)
+    for other in others:
+        other.context_only = True
+    report = lint_corpus(corpus)
+    return [f for d in report.documents[:1] for f in d.findings]
+
+
+def lint_certificate(
+    certificate: x509.Certificate,
+    issuers: Iterable[x509.Certificate] = (),
+    *,
+    profile: str | None = None,
+    expectations: Expectations | None = None,
+    suppressed: Mapping[str, str] | None = None,
+    draft: bool = False,
+) -> list[Finding]:
+    """Every finding of every rule on one certificate; ``issuers`` are the CA certificates it
+    may chain to (the cross-object rules need them)."""
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    context = LintContext(
+        expectations=expectations,
+        profile=profile,
+        suppress=dict(suppressed or {}),
+        draft=draft,
+    )
+    return _lint_one(CertificateDoc(der, "draft" if draft else "certificate"), issuers, context)
+
+
+def lint_crl(
+    crl_der: bytes,
+    issuers: Iterable[x509.Certificate],
+    *,
+    previous: Iterable[bytes] = (),
+    issued_certificates: Iterable[x509.Certificate] = (),
+    expectations: Expectations | None = None,
+    suppressed: Mapping[str, str] | None = None,
+    draft: bool = False,
+) -> list[Finding]:
+    """CONFORMANCE D on a CRL about to be published: ``issuers`` are the CA certificates (every
+    generation and link certificate), ``previous`` the CRLs published before it (for the number
+    and reissue rules), ``issued_certificates`` the revoked certificates it should still list."""
+    context = LintContext(expectations=expectations, suppress=dict(suppressed or {}), draft=draft)
+    others: list[Document] = [CRLDoc(d, f"previous CRL {i}") for i, d in enumerate(previous, 1)]
+    others += [
+        CertificateDoc(
+            c.public_bytes(serialization.Encoding.DER), f"certificate {c.serial_number:x}", parsed=c
+        )
+        for c in issued_certificates
+    ]
+    return _lint_one(CRLDoc(crl_der, "crl"), issuers, context, others)
+
+
+def lint_ocsp_response(
+    response_der: bytes,
+    issuers: Iterable[x509.Certificate],
+    *,
+    issued: Callable[[bytes, int], bool | None] | None = None,
+    crls: Iterable[bytes] = (),
+    suppressed: Mapping[str, str] | None = None,
+    draft: bool = False,
+) -> list[Finding]:
+    """CONFORMANCE D on an OCSP response about to be sent; ``issued(issuer_ski, serial)`` says
+    whether the CA ever issued that serial (R-08: an unused serial is never "good"), and a
+    serial on one of ``crls`` (the published CRLs) is never "good" either."""
+    context = LintContext(suppress=dict(suppressed or {}), draft=draft, issued=issued)
+    others: list[Document] = [CRLDoc(d, f"published CRL {i}") for i, d in enumerate(crls, 1)]
+    return _lint_one(OCSPDoc(response_der, "ocsp"), issuers, context, others)
+
+
+class IssuanceLint:
+    """The pre-issuance gate (SBR 4.3.1.2; CONFORMANCE, issue 8): callable as
+    ``jitsuin.ca.issuance.Lint``. Runs the whole registry, pkilint included, on the draft (the
+    same TBS signed with a throwaway key) and returns the findings at ERROR or above, which make
+    the issuer refuse with ``CAError(LINT)``. Also checks CRLs and OCSP responses before they are
+    published (``check_crl``, ``check_ocsp_response``)."""
+
+    def __init__(
+        self,
+        expectations: Expectations | None = None,
+        *,
+        suppressed: Mapping[str, str] | None = None,
+        issuers: Callable[[], Iterable[x509.Certificate]] | Iterable[x509.Certificate] = (),
+        threshold: Severity = Severity.ERROR,
+    ) -> None:
+        self.expectations = expectations
+        self.suppressed = dict(suppressed or {})
+        self._issuers = issuers
+        self.threshold = threshold
+
+    def issuers(self) -> list[x509.Certificate]:
+        source = self._issuers() if callable(self._issuers) else self._issuers
+        return list(source)
+
+    def findings(self, draft: x509.Certificate, profile: Profile) -> list[Finding]:
+        return lint_certificate(
+            draft,
+            self.issuers(),
+            profile=profile.name,
+            expectations=self.expectations,
+            suppressed=self.suppressed,
+            draft=True,
+        )
+
+    def __call__(self, draft: x509.Certificate, profile: Profile) -> Sequence[str]:
+        return _blocking(self.findings(draft, profile), self.threshold)
+
+    def check_crl(self, crl_der: bytes, **kwargs: Any) -> None:
+        """Raise ``CAError(LINT)`` when the CRL has a finding at the threshold or above."""
+        found = lint_crl(
+            crl_der,
+            kwargs.pop("issuers", None) or self.issuers(),
+            expectations=self.expectations,
+            suppressed=self.suppressed,
+            **kwargs,
+        )
+        _refuse("CRL", _blocking(found, self.threshold))
+
+    def check_ocsp_response(self, response_der: bytes, **kwargs: Any) -> None:
+        """Raise ``CAError(LINT)`` when the OCSP response has a finding at the threshold or
+        above."""
+        found = lint_ocsp_response(
+            response_der,
+            kwargs.pop("issuers", None) or self.issuers(),
+            suppressed=self.suppressed,
+            **kwargs,
+        )
+        _refuse("OCSP response", _blocking(found, self.threshold))
+
+
+def _refuse(what: str, blocking: list[str]) -> None:
+    if blocking:
+        raise CAError(Kind.LINT, f"the lint refused the {what}: " + "; ".join(blocking))

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Sequence
@@ -27,14 +28,13 @@ from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
 from jitsuin.ca.revocation import REASONS
 from jitsuin.ca.subject import VettedSubject
 from jitsuin.ca.verify import Verdict, verify_subscriber
-from jitsuin.server import cli_ra
+from jitsuin.server import cli_conformance, cli_ra, workers
 from jitsuin.server import config as configuration
 from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
 from jitsuin.server.config import Config, ConfigError
 from jitsuin.server.est import client as est_client
-from jitsuin.server.storage import CertificateRecord, Conflict, NotFound
-from jitsuin.server.storage.sqlite import SQLiteStore
+from jitsuin.server.storage import CertificateRecord, Conflict, NotFound, open_store
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -107,15 +107,30 @@ def _describe(config: Config, authority: Authority) -> None:
 
 async def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args, initialise=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    inherited = workers.inherited_sockets(args.worker_sockets)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s "
+        + ("[%(process)d] " if inherited else "")
+        + "%(levelname)s %(name)s %(message)s",
+    )
+    problem = workers.refusal(config.database_dialect, args.workers)
+    if problem:
+        raise CLIError(problem)
+    if args.workers > 1 and not inherited:
+        return await _serve_workers(args, config)
     authority = await Authority.open(config, SystemClock())
     runners: list[web.AppRunner] = []
+    tasks: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
     try:
         server = config.server
-        public = web.AppRunner(create_public_app(authority))
+        # No access log on the public listener: CRL/OCSP/AIA fetches are high-volume and carry
+        # no personal data; the HTTPS listener keeps its access log.
+        public = web.AppRunner(create_public_app(authority), access_log=None)
         await public.setup()
         runners.append(public)
-        sites = [web.TCPSite(public, server.http.host, server.http.port)]
+        sites = [workers.site(public, server.http, inherited.get("http"))]
         if server.https is not None:
             cert_file, key_file = await authority.tls_files()
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -138,11 +153,16 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             full = web.AppRunner(create_app(authority))
             await full.setup()
             runners.append(full)
-            sites.append(
-                web.TCPSite(full, server.https.host, server.https.port, ssl_context=context)
-            )
+            sites.append(workers.site(full, server.https, inherited.get("https"), context))
         for site in sites:
             await site.start()
+        # A rollover by `jitsuin ca rollover` or another worker reaches this process too.
+        tasks.append(asyncio.create_task(authority.follow_rollovers()))
+        if inherited:  # a worker of `serve --workers N`: the parent has said where everything is
+            tasks.append(asyncio.create_task(workers.watch_parent(stop)))
+            logging.getLogger("jitsuin.workers").info("worker %d serving", os.getpid())
+            await _wait_for_signal(stop)
+            return 0
         _describe(config, authority)
         base = server.public_http_url
         print(f"CA certificate: {base}/ca.crt (DER)  {base}/ca.pem (PEM)")
@@ -154,16 +174,55 @@ async def cmd_serve(args: argparse.Namespace) -> int:
             logging.getLogger("jitsuin.ca").warning(warning)
             print(f"WARNING: {warning}")
         print("press Ctrl-C to stop", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await _wait_for_signal(stop)
     finally:
+        for task in tasks:
+            task.cancel()
         for runner in reversed(runners):
             await runner.cleanup()
         await authority.close()
     return 0
+
+
+async def _wait_for_signal(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
+    """The supervising parent of ``serve --workers N`` (server/workers.py): the CA, migrations
+    and the HTTPS certificate are made here once, then N workers share the bound sockets."""
+    authority = await Authority.open(config, SystemClock())
+    try:
+        if config.server.https is not None:
+            await authority.tls_files()  # made once here, not raced by the workers
+        _describe(config, authority)
+    finally:
+        await authority.close()
+    listens = {"http": config.server.http, "https": config.server.https}
+    sockets: dict[str, socket.socket] = {}
+    try:
+        for name, listen in listens.items():
+            if listen is not None:
+                try:
+                    sockets[name] = workers.bind(listen)
+                except OSError as exc:
+                    raise CLIError(f"cannot listen on {listen}: {exc.strerror}") from exc
+        base = config.server.public_http_url
+        print(f"CA certificate: {base}/ca.crt (DER)  {base}/ca.pem (PEM)")
+        print(f"health: {base}/health")
+        if config.server.https is not None:
+            print(f"HTTPS (enrollment): {config.server.public_https_url}/")
+        print(f"{args.workers} worker processes; press Ctrl-C to stop", flush=True)
+        command = [sys.executable, "-m", "jitsuin.server", "--home", str(_home(args))]
+        if config.source is not None:
+            command += ["--config", str(config.source)]
+        return await workers.Supervisor([*command, "serve"], sockets, args.workers).run()
+    finally:
+        for sock in sockets.values():
+            sock.close()
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -226,7 +285,7 @@ async def cmd_ca_rollover(args: argparse.Namespace) -> int:
     print(f"  NewWithNew  SHA-256 {_fingerprint(new.certificate)}")
     print(f"  OldWithNew  SHA-256 {_fingerprint(link.old_with_new)}  (generation {old.number} key)")
     print(f"  NewWithOld  SHA-256 {_fingerprint(link.new_with_old)}")
-    print("restart running servers so that they load the new generation")
+    print("running servers load it within seconds (before their next issuance at once)")
     return 0
 
 
@@ -249,9 +308,9 @@ async def cmd_ca_revoke(args: argparse.Namespace) -> int:
 
 async def _generation_certificates(config: Config) -> list[tuple[int, x509.Certificate]]:
     """Published CA certificates read from the store: no CA key or passphrase needed."""
-    if not config.database_path.exists():
+    if config.database_dialect == "sqlite" and not config.database_path.exists():
         raise CLIError(f"no CA in {config.home}: run `jitsuin init` first")
-    store = await SQLiteStore.open(config.database_path)
+    store = await open_store(config)
     try:
         records = await store.generations()
     finally:
@@ -267,7 +326,7 @@ async def _published(
     """What this CA publishes (CA and link certificates, the latest CRLs) and what it knows of
     ``leaf``, read from the store: no CA key or passphrase needed."""
     trusted = [cert for _, cert in await _generation_certificates(config)]
-    store = await SQLiteStore.open(config.database_path)
+    store = await open_store(config)
     try:
         links: list[x509.Certificate] = []
         for link in await store.links():
@@ -381,6 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_init)
 
     p = sub.add_parser("serve", help="run the server (creates the CA on first start)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the listeners (more than 1 needs a PostgreSQL store)",
+    )
+    p.add_argument(workers.WORKER_SOCKETS, dest="worker_sockets", help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("check-config", help="validate a configuration and list every error")
@@ -415,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_ra.add_parsers(sub, _load)
     est_client.add_parsers(sub)
+    cli_conformance.add_parsers(sub)
     return parser
 
 

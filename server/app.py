@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from jitsuin.server import pki_http
+from jitsuin.server.acme import handlers as acme_handlers
+from jitsuin.server.acme import operator as acme_operator
+from jitsuin.server.acme.service import AcmeService
 from jitsuin.server.authority import Authority
 from jitsuin.server.est import handlers as est_handlers
 from jitsuin.server.est.service import Reenrollment
-from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
+from jitsuin.server.keys import ACME, AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.middlewares import problems
 from jitsuin.server.ra import handlers as ra_handlers
 from jitsuin.server.ra.credentials import Keyring
@@ -42,6 +45,14 @@ def create_app(authority: Authority, *, send_mail: bool = True) -> web.Applicati
     app.add_routes(ra_handlers.routes)
     app[REENROLLMENT] = Reenrollment(authority, config.est.reenroll_approval)
     app.add_routes(est_handlers.routes)
+    # ACME (RFC 8555) at /acme/, and its operator endpoints under /ra/acme/.
+    app[ACME] = AcmeService(
+        authority, app[RA], app[REENROLLMENT], config.acme, config.ra.retry_after_seconds
+    )
+    app.add_routes(acme_operator.routes)
+    if config.acme.enabled:
+        app.add_routes(acme_handlers.routes)
+    app.on_cleanup.append(acme_handlers.close)
     if send_mail:
         app.cleanup_ctx.append(_mail_worker)
     return app

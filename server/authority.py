@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable
@@ -36,7 +37,8 @@ from jitsuin.ca.revocation import (
 )
 from jitsuin.ca.rollover import roll_over
 from jitsuin.ca.subject import VettedSubject
-from jitsuin.conformance.gate import PkilintGate
+from jitsuin.conformance.documents import Expectations
+from jitsuin.conformance.gate import IssuanceLint
 from jitsuin.server.config import Config
 from jitsuin.server.pkcs11_signer import Pkcs11Signer
 from jitsuin.server.pkcs11_signer import key_ref as pkcs11_key_ref
@@ -50,21 +52,29 @@ from jitsuin.server.storage import (
     LinkRecord,
     NotFound,
     Store,
+    open_store,
 )
-from jitsuin.server.storage.sqlite import SQLiteStore
 
 TLS_RENEW_BEFORE_DAYS = 30
 OCSP_CACHE_SIZE = 100_000
 
 
-def write_secret(path: Path, data: bytes) -> None:
-    """Write a file readable by its owner only (mode 0600), replacing it atomically."""
+def write_secret(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Write a file readable by its owner only (mode 0600), replacing it atomically. With
+    ``exclusive``, FileExistsError instead of replacing: two processes rolling over at once never
+    overwrite each other's CA key."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
-    os.replace(tmp, path)
+    if not exclusive:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +100,11 @@ class Authority:
     _ocsp_cache: OrderedDict[tuple[int, int, str], tuple[dt.datetime, bytes]] = field(
         default_factory=OrderedDict
     )
+    _status_cache: OrderedDict[
+        tuple[int, int], tuple[dt.datetime, tuple[str, dt.datetime | None, str | None]]
+    ] = field(default_factory=OrderedDict)
     _crl_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _refresh_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def current(self) -> CAGeneration:
@@ -103,7 +117,7 @@ class Authority:
     async def open(cls, config: Config, clock: Clock, *, create: bool = True) -> Authority:
         """Open the store and the CA; with ``create``, make generation 1 on first start."""
         config.home.mkdir(parents=True, exist_ok=True)
-        store = await SQLiteStore.open(config.database_path)
+        store = await open_store(config)
         try:
             records = await store.generations()
             if not records:
@@ -128,11 +142,27 @@ class Authority:
 
     @staticmethod
     def _issuer(config: Config, generation: CAGeneration, clock: Clock) -> Issuer:
-        gate = PkilintGate(suppressed=config.ca.lint_suppress)
+        gate = IssuanceLint(
+            Expectations.from_policy(config.policy(), config.ca.subject),
+            suppressed=config.ca.lint_suppress,
+            issuers=[generation.certificate],
+        )
         return Issuer(generation, config.policy(), clock, lint=gate)
 
     async def close(self) -> None:
         await self.store.close()
+
+    def _lint(self) -> IssuanceLint:
+        lint = self.issuer.lint
+        assert isinstance(lint, IssuanceLint)
+        return lint
+
+    def published_certificates(self) -> list[x509.Certificate]:
+        """Every generation's CA certificate and every link certificate."""
+        out = [g.certificate for g in self.generations]
+        for link in self.links:
+            out += [link.old_with_new, link.new_with_old]
+        return out
 
     @staticmethod
     def _new_key(config: Config, number: int) -> tuple[Signer, str]:
@@ -145,13 +175,14 @@ class Authority:
             return signer, pkcs11_key_ref(token, label)
         software = SoftwareSigner(generate_private_key(config.ca.key_type))
         key_path = config.keys_dir / f"ca-{number}.key.pem"
-        if key_path.exists():
+        try:
+            write_secret(key_path, software.encrypted_pkcs8(config.passphrase()), exclusive=True)
+        except FileExistsError:
             raise CAError(
                 Kind.BAD_KEY_FILE,
                 f"{key_path} exists but the store has no CA generation {number}: refusing to "
                 "overwrite a CA key (restore the database or move the key away)",
-            )
-        write_secret(key_path, software.encrypted_pkcs8(config.passphrase()))
+            ) from None
         return software, f"file:{key_path.relative_to(config.home)}"
 
     @staticmethod
@@ -206,14 +237,71 @@ class Authority:
             )
         return CAGeneration(record.number, certificate, signer)
 
+    # -- several server processes ---------------------------------------------------------------
+    async def refresh(self) -> bool:
+        """Load the generations another process added (``jitsuin ca rollover``, or a rollover
+        through another server process sharing the store): issuance moves to the newest, and the
+        rollover listeners run as after a rollover here. True when something was added."""
+        records = await self.store.generations()
+        if len(records) == len(self.generations):  # generations are only ever added
+            return False
+        async with self._refresh_lock:
+            known = {g.number for g in self.generations}
+            added = [r for r in records if r.number not in known]
+            if not added:
+                return False
+            loaded = [self._load(self.config, r) for r in added]  # as ``open`` does
+            link_records = await self.store.links()
+            self.generations.extend(loaded)
+            self.generations.sort(key=lambda g: g.number)
+            self.links[:] = [
+                Link(
+                    r.old_generation,
+                    r.new_generation,
+                    x509.load_der_x509_certificate(r.old_with_new),
+                    x509.load_der_x509_certificate(r.new_with_old),
+                )
+                for r in link_records
+            ]
+            self.issuer = self._issuer(self.config, self.current, self.clock)
+            for generation in loaded:
+                for listener in self.rollover_listeners:
+                    listener(generation)
+        return True
+
+    async def follow_rollovers(self, interval: float = 5.0) -> None:
+        """Run forever: ``refresh`` every ``interval`` seconds, so that what is served without
+        issuing (CA certificates, links, OCSP, the TLS trust) follows a rollover elsewhere."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except Exception:  # a database hiccup must not end the watch
+                logging.getLogger("jitsuin.ca").exception("reloading the CA generations failed")
+
     # -- issuance ------------------------------------------------------------------------------
     async def sign_personal(
         self, csr: VerifiedCSR, subject: VettedSubject, profile: str
     ) -> IssuedCertificate:
         """Issue from the vetted record; nothing is recorded yet. SEED-R2: the subscriber's
-        earlier keys are looked up so that a renewal is always a re-key."""
+        earlier keys are looked up so that a renewal is always a re-key. Generations added by
+        another process are loaded first, so no process issues from a superseded one."""
+        await self.refresh()
         used = await self.store.used_keys(subject.subscriber_id)
-        return await asyncio.to_thread(self.issuer.issue, csr, subject, profile, used)
+        try:
+            return await asyncio.to_thread(self.issuer.issue, csr, subject, profile, used)
+        except CAError as exc:
+            if exc.kind is Kind.LINT:  # SBR 4.3.1.2: a draft the lint refused leaves a trace
+                await self.store.append_audit(
+                    AuditEvent(
+                        self.clock.now(),
+                        "system",
+                        "certificate.lint_refused",
+                        f"subscriber/{subject.subscriber_id}",
+                        {"profile": profile, "findings": exc.message},
+                    )
+                )
+            raise
 
     async def issue_personal(
         self, csr_data: bytes, subject: VettedSubject, profile: str, actor: str
@@ -275,6 +363,7 @@ class Authority:
 
     async def rollover(self, actor: str) -> CAGeneration:
         """Make the next generation with its link certificates; issuance switches at once."""
+        await self.refresh()  # another process may have rolled over: number after its generation
         old = self.current
         number = old.number + 1
         signer, ref = self._new_key(self.config, number)
@@ -319,8 +408,10 @@ class Authority:
     async def revoke(
         self, generation: int, serial: int, reason: str, actor: str, target: str | None = None
     ) -> None:
-        """Revoke, then publish at once: a fresh CRL, and no cached OCSP answer survives."""
-        if reason not in REASONS:
+        """Revoke, then publish at once: a fresh CRL, and no cached OCSP answer survives.
+        ``unspecified`` (ACME revokeCert without a reason, RFC 8555 §7.6) is published without
+        a reasonCode, as RFC 5280 §5.3.1 recommends for it."""
+        if reason not in REASONS and reason != "unspecified":
             raise CAError(Kind.BAD_CONFIG, f"unknown revocation reason {reason!r}")
         now = self.clock.now()
         await self.store.revoke_certificate(
@@ -336,6 +427,7 @@ class Authority:
                 {"serial": format(serial, "x"), "generation": generation, "reason": reason},
             ),
         )
+        self._status_cache.pop((generation, serial), None)
         for status in ("good", "revoked", "unknown"):
             self._ocsp_cache.pop((generation, serial, status), None)
         await self.crl(generation, force=True)
@@ -344,6 +436,8 @@ class Authority:
         """The generation's current CRL, reissued when it is half through its validity or after
         a revocation (SBR 4.9.7: valid <= 10 days, reissued <= 7 days)."""
         generation = self.generation(number)
+        if generation is None and await self.refresh():  # rolled over by another process?
+            generation = self.generation(number)
         if generation is None:
             raise CAError(Kind.BAD_CONFIG, f"there is no CA generation {number}")
         async with self._crl_lock:
@@ -354,6 +448,13 @@ class Authority:
             revoked = [Revoked(*row) for row in await self.store.revoked(number)]
             crl_number = await self.store.next_counter("crl")
             der = await asyncio.to_thread(build_crl, generation, revoked, crl_number, now)
+            # Lint before publishing (issue 8): CONFORMANCE D on the CRL, against the previous one.
+            await asyncio.to_thread(
+                self._lint().check_crl,
+                der,
+                issuers=self.published_certificates(),
+                previous=[latest.der] if latest else [],
+            )
             await self.store.add_crl(CRLRecord(crl_number, number, now, now + CRL_VALIDITY, der))
             return der
 
@@ -366,14 +467,12 @@ class Authority:
         except BadOCSPRequest:
             return unsuccessful("malformed_request")
         generation = find_issuer(self.generations, cert_id)
+        if generation is None and await self.refresh():  # rolled over by another process?
+            generation = find_issuer(self.generations, cert_id)
         if generation is None:
             return unsuccessful("unauthorized")  # not a CA this responder serves
-        try:
-            record = await self.store.certificate(generation.number, cert_id.serial)
-            status = record.status if record.status == "revoked" else "good"
-        except NotFound:
-            record, status = None, "unknown"  # never "good" for a serial never issued (R-08)
         now = self.clock.now()
+        status, revoked_at, reason = await self._status(generation.number, cert_id.serial, now)
         key = (generation.number, cert_id.serial, status)
         cached = self._ocsp_cache.get(key) if cert_id.nonce is None else None
         if cached and now < cached[0] + OCSP_REFRESH_AFTER and cached[1]:
@@ -385,14 +484,46 @@ class Authority:
             cert_id,
             status,
             now,
-            record.revoked_at if record else None,
-            record.revocation_reason if record else None,
+            revoked_at,
+            reason,
+        )
+        # Lint before sending (issue 8): CONFORMANCE D on the response (R-06...R-09).
+        await asyncio.to_thread(
+            self._lint().check_ocsp_response,
+            der,
+            issuers=self.published_certificates(),
+            issued=lambda ski, serial: status != "unknown",
         )
         if cert_id.nonce is None:
             self._ocsp_cache[key] = (now, der)
             while len(self._ocsp_cache) > OCSP_CACHE_SIZE:
                 self._ocsp_cache.popitem(last=False)
         return der
+
+    async def _status(
+        self, generation: int, serial: int, now: dt.datetime
+    ) -> tuple[str, dt.datetime | None, str | None]:
+        """good / revoked / unknown, from the store, remembered for OCSP_STATUS_TTL so that a
+        busy responder does not query the store on every request. A revocation by this process
+        shows at once (revoke() forgets the entry); one by another process within
+        ``server.ocsp_status_ttl``."""
+        key = (generation, serial)
+        cached = self._status_cache.get(key)
+        if cached and now < cached[0] + self.config.server.ocsp_status_ttl:
+            return cached[1]
+        try:
+            record = await self.store.certificate(generation, serial)
+            status = (
+                ("revoked", record.revoked_at, record.revocation_reason)
+                if record.status == "revoked"
+                else ("good", None, None)
+            )
+        except NotFound:
+            status = ("unknown", None, None)  # never "good" for a serial never issued (R-08)
+        self._status_cache[key] = (now, status)
+        while len(self._status_cache) > OCSP_CACHE_SIZE:
+            self._status_cache.popitem(last=False)
+        return status
 
     # -- the server's own TLS certificate ---------------------------------------------------------
     async def tls_files(self) -> tuple[Path, Path]:

@@ -25,8 +25,7 @@ from jitsuin.server.ra.errors import RAError
 from jitsuin.server.ra.mailer import Mailer
 from jitsuin.server.ra.service import RAService, application_json
 from jitsuin.server.ra.workflow import Event
-from jitsuin.server.storage import ApplicationRecord, AuditChainBroken, Operator
-from jitsuin.server.storage.sqlite import SQLiteStore
+from jitsuin.server.storage import ApplicationRecord, AuditChainBroken, Operator, open_store
 
 TOKEN_ENV = "JITSUIN_OPERATOR_TOKEN"  # noqa: S105 (a variable name)
 
@@ -136,7 +135,7 @@ def run_audit_verify(args: argparse.Namespace, load: Loader) -> Any:
 
     async def go() -> int:
         config = load(args)
-        store = await SQLiteStore.open(config.database_path)
+        store = await open_store(config)
         try:
             count = await store.verify_audit_chain()
         except AuditChainBroken as exc:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 import secrets
 import stat
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,9 @@ class ServerConfig:
     tls_names: tuple[str, ...] = ("localhost", "127.0.0.1")
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # How long the OCSP responder trusts a certificate status it read from the store: a
+    # revocation made through another process shows within this time (through this one, at once).
+    ocsp_status_ttl: dt.timedelta = dt.timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,49 @@ class ESTConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AcmeTestMode:
+    """Knobs like Pebble's, so that ACME clients can be tested for robustness against jitsuin.
+    Never for production: check-config warns nothing, so keep them out of production files."""
+
+    reject_nonce_share: float = 0.0  # share of valid nonces answered with badNonce (0..1)
+    validation_always_succeeds: bool = False  # the VA accepts every challenge without looking
+    validation_delay_seconds: float = 0.0  # the VA waits this long before each validation
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.reject_nonce_share
+            or self.validation_always_succeeds
+            or self.validation_delay_seconds
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AcmeConfig:
+    """The ACME server (RFC 8555) under /acme on the HTTPS listener."""
+
+    enabled: bool = True
+    # The external URL of /acme as clients see it (behind a proxy: the proxy's). Every JWS "url"
+    # is compared with it exactly (RFC 8555 §6.4). Empty: public_https_url + "/acme".
+    base_url: str = ""
+    terms_of_service: str | None = None  # when set, newAccount needs termsOfServiceAgreed
+    website: str | None = None
+    caa_identities: tuple[str, ...] = ()  # RFC 8659 issuer domain names of this CA
+    check_caa: bool = True
+    resolver: str | None = None  # "host:port" of the DNS server the VA asks; None: the system's
+    http01_port: int = 80  # RFC 8555 §8.3 says 80; tests point it at a loopback port
+    tlsalpn01_port: int = 443  # RFC 8737 §3 says 443
+    nonce_lifetime: dt.timedelta = dt.timedelta(hours=1)
+    order_lifetime: dt.timedelta = dt.timedelta(days=7)
+    authorization_lifetime: dt.timedelta = dt.timedelta(days=30)  # how long a valid one is reused
+    orders_per_hour: int = 300  # per account; more get rateLimited
+    retry_after_seconds: int = 3  # what clients polling a challenge or an order are told
+    orders_page_size: int = 50  # orders per page of an account's orders list (§7.1.2.1)
+    tls_server_lifetime_days: int = 90  # certificate validity under an operator EAB key, default
+    test: AcmeTestMode = AcmeTestMode()
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     home: Path
     source: Path | None  # the TOML file, if any
@@ -111,6 +159,7 @@ class Config:
     ra: RAConfig = RAConfig()
     mail: MailConfig = MailConfig()
     est: ESTConfig = ESTConfig()
+    acme: AcmeConfig = AcmeConfig()
 
     def ra_secret(self) -> bytes:
         path = self.ra.secret_file or self.home / "secrets" / "ra.key"
@@ -124,6 +173,11 @@ class Config:
     @property
     def database_path(self) -> Path:
         return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def database_dialect(self) -> str:
+        """'sqlite' (one file, one server process) or 'postgresql' (shared by several)."""
+        return "sqlite" if self.database_url.startswith("sqlite:///") else "postgresql"
 
     @property
     def keys_dir(self) -> Path:
@@ -232,8 +286,13 @@ def load(path: Path | None, home: Path) -> Config:
     home = _path(home_value, base) if home_value else home
     assert home is not None
     database_url = top.get("database_url", str, f"sqlite:///{home / 'jitsuin.db'}")
-    if not database_url.startswith("sqlite:///"):
-        errors.append(f"database_url: only sqlite:///PATH is supported, got {database_url!r}")
+    if database_url.startswith(("postgresql://", "postgres://")):
+        errors += _postgresql_url_errors(database_url)
+    elif not database_url.startswith("sqlite:///"):
+        errors.append(
+            "database_url: use sqlite:///PATH or postgresql://USER@HOST[:PORT]/DATABASE"
+            f"[?schema=NAME], got {database_url!r}"
+        )
     elif not Path(database_url.removeprefix("sqlite:///")).is_absolute():
         database_url = f"sqlite:///{base / database_url.removeprefix('sqlite:///')}"
 
@@ -260,6 +319,9 @@ def load(path: Path | None, home: Path) -> Config:
     for label, file in (("tls_cert_file", tls_cert), ("tls_key_file", tls_key)):
         if file is not None and not file.is_file():
             errors.append(f"server.{label}: {file} does not exist")
+    ocsp_ttl = srv.get("ocsp_status_ttl_seconds", int, 10)
+    if ocsp_ttl < 0:
+        errors.append("server.ocsp_status_ttl_seconds: must not be negative")
     srv.finish()
 
     ca = _Reader(top.get("ca", dict, {}), "ca", errors)
@@ -377,6 +439,7 @@ def load(path: Path | None, home: Path) -> Config:
     if unknown:
         errors.append(f"est.reenroll_approval: unknown profiles {unknown}")
     est.finish()
+    acme_config = _acme(top.get("acme", dict, {}), public_https, errors)
     top.finish()
     if errors:
         raise ConfigError(errors)
@@ -392,6 +455,7 @@ def load(path: Path | None, home: Path) -> Config:
             tls_names=tuple(tls_names),
             tls_cert_file=tls_cert,
             tls_key_file=tls_key,
+            ocsp_status_ttl=dt.timedelta(seconds=max(ocsp_ttl, 0)),
         ),
         ca=CAConfig(
             subject=subject,
@@ -412,7 +476,95 @@ def load(path: Path | None, home: Path) -> Config:
         ra=ra_config,
         mail=mail_config,
         est=ESTConfig(reenroll_approval=frozenset(p for p in approval if isinstance(p, str))),
+        acme=acme_config,
     )
+
+
+def _postgresql_url_errors(url: str) -> list[str]:
+    """A libpq URL for the PostgreSQL store; the password stays out of the file (PGPASSWORD,
+    ~/.pgpass or ?passfile=PATH), like every other secret."""
+    parts = urllib.parse.urlsplit(url)
+    errors = []
+    if parts.password:
+        errors.append(
+            "database_url: do not write the password inline; use ?passfile=PATH (.pgpass "
+            "format), ~/.pgpass or the PGPASSWORD environment variable"
+        )
+    if not parts.path.strip("/"):
+        errors.append(f"database_url: name the database, as in postgresql://HOST/DATABASE: {url!r}")
+    schema = dict(urllib.parse.parse_qsl(parts.query)).get("schema")
+    if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        errors.append(f"database_url: schema {schema!r}: use lower-case letters, digits and _")
+    return errors
+
+
+def _acme(table: Any, public_https: str, errors: list[str]) -> AcmeConfig:
+    """The [acme] table and its [acme.test] knobs (RFC 8555 server)."""
+    acme = _Reader(table, "acme", errors)
+    enabled = acme.get("enabled", bool, True)
+    base_url = acme.get("base_url", str, "")
+    if base_url:
+        base_url = _http_url(base_url, "acme.base_url", errors, "https")
+    elif public_https:
+        base_url = public_https.rstrip("/") + "/acme"
+    terms = acme.get("terms_of_service", str)
+    website = acme.get("website", str)
+    caa = acme.get("caa_identities", list, [])
+    if not all(isinstance(c, str) and c and c == c.lower() for c in caa):
+        errors.append("acme.caa_identities: expected a list of lower-case domain names")
+        caa = []
+    resolver = acme.get("resolver", str)
+    if resolver is not None:
+        _listen(resolver, "acme.resolver", errors)
+    ports = {}
+    for key, default in (("http01_port", 80), ("tlsalpn01_port", 443)):
+        ports[key] = _positive(acme, key, default)
+        if ports[key] > 65535:
+            errors.append(f"acme.{key}: not a port number")
+    config = AcmeConfig(
+        enabled=enabled,
+        base_url=base_url,
+        terms_of_service=terms,
+        website=website,
+        caa_identities=tuple(caa),
+        check_caa=acme.get("check_caa", bool, True),
+        resolver=resolver,
+        http01_port=ports["http01_port"],
+        tlsalpn01_port=ports["tlsalpn01_port"],
+        nonce_lifetime=dt.timedelta(minutes=_positive(acme, "nonce_lifetime_minutes", 60)),
+        order_lifetime=dt.timedelta(hours=_positive(acme, "order_lifetime_hours", 7 * 24)),
+        authorization_lifetime=dt.timedelta(
+            hours=_positive(acme, "authorization_lifetime_hours", 30 * 24)
+        ),
+        orders_per_hour=_positive(acme, "orders_per_hour", 300),
+        retry_after_seconds=_positive(acme, "retry_after_seconds", 3),
+        orders_page_size=_positive(acme, "orders_page_size", 50),
+        tls_server_lifetime_days=_positive(acme, "tls_server_lifetime_days", 90),
+        test=_acme_test(acme.get("test", dict, {}), errors),
+    )
+    if config.tls_server_lifetime_days > 396:
+        errors.append("acme.tls_server_lifetime_days: at most 396 (the tls-server profile)")
+    acme.finish()
+    return config
+
+
+def _acme_test(table: Any, errors: list[str]) -> AcmeTestMode:
+    test = _Reader(table, "acme.test", errors)
+    share = float(test.get("reject_nonce_share", (int, float), 0.0))
+    if not 0.0 <= share <= 1.0:
+        errors.append("acme.test.reject_nonce_share: must be from 0 to 1")
+        share = 0.0
+    delay = float(test.get("validation_delay_seconds", (int, float), 0.0))
+    if delay < 0:
+        errors.append("acme.test.validation_delay_seconds: must not be negative")
+        delay = 0.0
+    mode = AcmeTestMode(
+        reject_nonce_share=share,
+        validation_always_succeeds=test.get("validation_always_succeeds", bool, False),
+        validation_delay_seconds=delay,
+    )
+    test.finish()
+    return mode
 
 
 def _positive(reader: _Reader, key: str, default: int) -> int:

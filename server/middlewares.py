@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-import uuid
+import os
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -11,6 +12,10 @@ from aiohttp import web
 from jitsuin.protocol.problems import MEDIA_TYPE, Problem
 
 log = logging.getLogger("jitsuin.server")
+
+# Request ids: a per-process prefix and a counter (cheap; unique across processes and restarts).
+_PREFIX = f"{os.getpid():x}{os.urandom(3).hex()}-"
+_COUNTER = itertools.count(1)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -26,7 +31,7 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 
 @web.middleware
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = uuid.uuid4().hex
+    request_id = f"{_PREFIX}{next(_COUNTER):x}"
     try:
         response = await handler(request)
     except web.HTTPException as exc:

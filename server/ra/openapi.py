@@ -178,6 +178,42 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"201": {"description": "The new generation"}, "4XX": _PROBLEM},
             }
         },
+        "/ra/acme/eab-keys": {
+            "post": {
+                "summary": "An ACME External Account Binding key for the tls-server profile, with "
+                "its policy (RFC 8555 §7.3.4); the HMAC key is in this response only",
+                "requestBody": _body(
+                    _object(
+                        {"allowed": {"type": "array", "items": _STR}},
+                        {
+                            "certificateLifetimeDays": {"type": "integer"},
+                            "maxCertificates": {"type": "integer"},
+                            "expiresInDays": {"type": "integer"},
+                            "note": _STR,
+                        },
+                    )
+                ),
+                "responses": {"201": {"description": "kid and hmacKey"}, "4XX": _PROBLEM},
+            },
+            "get": {
+                "summary": "The ACME EAB keys and their policies (never the HMAC keys)",
+                "responses": {"200": {"description": "The keys"}, "4XX": _PROBLEM},
+            },
+        },
+        "/ra/acme/eab-keys/{kid}": {
+            "get": {
+                "summary": "One ACME EAB key: policy, and the account it was bound to",
+                "parameters": [{"name": "kid", "in": "path", "required": True, "schema": _STR}],
+                "responses": {"200": {"description": "The key"}, "4XX": _PROBLEM},
+            }
+        },
+        "/ra/acme/eab-keys/{kid}/disable": {
+            "post": {
+                "summary": "Disable an ACME EAB key: no new account, no new order under it",
+                "parameters": [{"name": "kid", "in": "path", "required": True, "schema": _STR}],
+                "responses": {"200": {"description": "The key"}, "4XX": _PROBLEM},
+            }
+        },
         "/applicant/status": {
             "post": {
                 "summary": "Where the application stands, by the enrollment ID alone: the state "

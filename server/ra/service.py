@@ -50,6 +50,7 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "mail": frozenset({"approver", "admin"}),
     "audit": frozenset({"admin"}),
     "operators": frozenset({"admin"}),
+    "acme_eab": frozenset({"approver", "admin"}),  # EAB keys for the ACME tls-server profile
 }
 
 # RFC 5280 §5.3.1 reason codes an operator may give; S/MIME BR 7.2.2 exclude unspecified and
@@ -684,6 +685,9 @@ class RAService:
         actor = f"applicant:{app.enrollment_id}:{channel}"
         limit = self.config.ra.max_attempts
         if app.state in _BEFORE_APPROVAL:
+            # RFC 7030 §4.2.1: a CSR that cannot be issued is refused now (400), not deferred
+            # with 202 to be retried forever.
+            verify_csr(csr_data)
             raise RAError(
                 RAKind.PENDING,
                 f"the application is {app.state}: the certificate can be picked up after approval",
@@ -709,6 +713,27 @@ class RAService:
                 RAKind.INVALID,
                 f"this enrollment is for a {app.profile} certificate: use the {app.profile} label",
             )
+        return await self._redeem_checked(app, csr_data, actor)
+
+    async def redeem_by_eab(self, enrollment_id: str, csr_data: bytes, channel: str) -> Redeemed:
+        """Step 10 through ACME: the caller proved the External Account Binding made with this
+        application's e-mailed MAC key (RFC 8555 §7.3.4), which stands in for the PIN. The same
+        transaction as ``redeem`` issues and consumes the PIN and the EAB key, so one application
+        gives one certificate whichever door is used first."""
+        app = await self._by_enrollment(enrollment_id)
+        actor = f"applicant:{app.enrollment_id}:{channel}"
+        if app.state in _BEFORE_APPROVAL:
+            raise RAError(
+                RAKind.PENDING,
+                f"the application is {app.state}: the certificate can be picked up after approval",
+                {"state": app.state},
+            )
+        return await self._redeem_checked(app, csr_data, actor)
+
+    async def _redeem_checked(
+        self, app: ApplicationRecord, csr_data: bytes, actor: str
+    ) -> Redeemed:
+        """The rest of step 10 once the credential has been checked."""
         csr = verify_csr(csr_data)
         if app.state in (State.ISSUED, State.REVOKED, State.EXPIRED):
             return await self._repeat(app, csr)

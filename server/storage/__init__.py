@@ -169,6 +169,86 @@ class ReenrollmentRecord:
     certificate_serial: str | None = None
 
 
+# -- ACME (RFC 8555) records ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AcmeEABKeyRecord:
+    """An EAB key an operator made for the tls-server profile, with its policy."""
+
+    kid: str
+    key_sealed: bytes
+    allowed: tuple[str, ...]  # DNS suffixes ("example.org") and IP networks ("192.0.2.0/24")
+    lifetime_days: int
+    max_certificates: int | None
+    expires_at: dt.datetime | None
+    note: str | None
+    created_by: str
+    created_at: dt.datetime
+    used_at: dt.datetime | None = None
+    account_id: str | None = None
+    disabled_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AcmeAccountRecord:
+    id: str
+    thumbprint: str
+    jwk: Mapping[str, str]
+    contact: tuple[str, ...]
+    status: str
+    kind: str  # "personal" (kid = enrollment ID) or "tls-server" (an operator's EAB key)
+    eab_kid: str
+    eab_alg: str
+    application_id: str | None
+    terms_agreed: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AcmeChallengeRecord:
+    id: str
+    authz_id: str
+    type: str
+    token: str
+    status: str
+    updated_at: dt.datetime
+    validated_at: dt.datetime | None = None
+    error: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AcmeAuthzRecord:
+    id: str
+    account_id: str
+    identifier_type: str
+    identifier_value: str
+    wildcard: bool
+    status: str
+    expires_at: dt.datetime
+    created_at: dt.datetime
+    challenges: tuple[AcmeChallengeRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AcmeOrderRecord:
+    id: str
+    account_id: str
+    status: str
+    expires_at: dt.datetime
+    identifiers: tuple[tuple[str, str], ...]  # (type, value)
+    profile: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    authz_ids: tuple[str, ...] = ()
+    replaces: str | None = None
+    error: Mapping[str, Any] | None = None
+    csr_der: bytes | None = None
+    reenrollment_id: int | None = None
+    certificate_generation: int | None = None
+    certificate_serial: str | None = None
+    seq: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
     """What happened; the store numbers it and chains it."""
@@ -220,6 +300,26 @@ def verify_chain(entries: list[AuditEntry], prev_hash: str = GENESIS_HASH) -> in
             raise AuditChainBroken(f"audit log entry {entry.seq} does not match the hash chain")
         prev_hash = entry.hash
     return len(entries)
+
+
+async def open_store(config: HasDatabaseURL) -> Store:
+    """The store ``config.database_url`` names: ``sqlite:///PATH`` (the embedded default) or
+    ``postgresql://USER@HOST[:PORT]/DATABASE[?schema=NAME]`` (several server processes)."""
+    url = config.database_url
+    if url.startswith("sqlite:///"):
+        from jitsuin.server.storage.sqlite import SQLiteStore  # the driver only when used
+
+        return await SQLiteStore.open(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from jitsuin.server.storage.postgres import PostgresStore
+
+        return await PostgresStore.open(url)
+    raise ValueError(f"unsupported database_url {url!r}")
+
+
+class HasDatabaseURL(Protocol):
+    @property
+    def database_url(self) -> str: ...
 
 
 class Store(Protocol):
@@ -379,4 +479,148 @@ class Store(Protocol):
     ) -> None:
         """Mark the request issued and record its certificate in one transaction (Conflict when
         it was issued meanwhile)."""
+        ...
+
+    # -- ACME (RFC 8555): nonces, EAB keys, accounts, orders, authorizations, challenges -------
+    async def acme_add_nonce(self, value: str, expires_at: dt.datetime) -> None:
+        """Remember a nonce this server handed out (any process may redeem it)."""
+        ...
+
+    async def acme_use_nonce(self, value: str, now: dt.datetime) -> bool:
+        """Redeem a nonce once: True if it was issued, unexpired and unused (it is then gone)."""
+        ...
+
+    async def acme_prune_nonces(self, now: dt.datetime) -> int:
+        """Delete expired nonces; returns how many."""
+        ...
+
+    async def acme_add_eab_key(self, record: AcmeEABKeyRecord, audit: AuditEvent) -> None:
+        """Conflict if the kid exists."""
+        ...
+
+    async def acme_eab_key(self, kid: str) -> AcmeEABKeyRecord:
+        """NotFound if there is no such key."""
+        ...
+
+    async def acme_eab_keys(self) -> list[AcmeEABKeyRecord]: ...
+
+    async def acme_disable_eab_key(self, kid: str, at: dt.datetime, audit: AuditEvent) -> None:
+        """NotFound if there is no such key; disabling twice is a no-op."""
+        ...
+
+    async def acme_create_account(
+        self, record: AcmeAccountRecord, audit: AuditEvent, operator_key: bool
+    ) -> None:
+        """Insert the account and, for an operator's EAB key, mark the key used by it, in one
+        transaction. Conflict when the key (thumbprint) has an account, the EAB kid was used
+        before, or the operator key is used, disabled or unknown."""
+        ...
+
+    async def acme_account(self, account_id: str) -> AcmeAccountRecord:
+        """NotFound if there is no such account."""
+        ...
+
+    async def acme_account_by_thumbprint(self, thumbprint: str) -> AcmeAccountRecord | None: ...
+
+    async def acme_update_account(
+        self, account_id: str, changes: Mapping[str, Any], audit: AuditEvent
+    ) -> AcmeAccountRecord:
+        """Change ``contact``, ``status``, ``terms_agreed`` or the key (``jwk`` with
+        ``thumbprint``). Conflict when the new thumbprint belongs to another account."""
+        ...
+
+    async def acme_add_order(
+        self,
+        order: AcmeOrderRecord,
+        new_authorizations: list[AcmeAuthzRecord],
+        audit: AuditEvent,
+    ) -> None:
+        """Insert the new authorizations (with their challenges) and the order linked to every
+        id in ``order.authz_ids``, in one transaction."""
+        ...
+
+    async def acme_add_authorization(self, authz: AcmeAuthzRecord, audit: AuditEvent) -> None:
+        """A pre-authorization (newAuthz, §7.4.1) with its challenges."""
+        ...
+
+    async def acme_order(self, order_id: str) -> AcmeOrderRecord:
+        """NotFound if there is no such order; ``authz_ids`` in creation order."""
+        ...
+
+    async def acme_orders(
+        self, account_id: str, after_seq: int, limit: int
+    ) -> list[AcmeOrderRecord]:
+        """The account's orders with ``seq`` above ``after_seq``, oldest first (a page)."""
+        ...
+
+    async def acme_update_order(
+        self,
+        order_id: str,
+        expected_status: str,
+        changes: Mapping[str, Any],
+        audit: AuditEvent | None = None,
+        certificate: CertificateRecord | None = None,
+    ) -> AcmeOrderRecord:
+        """Apply ``changes`` if the order is still ``expected_status`` (Conflict otherwise), and
+        record ``certificate`` in the same transaction (issuance is crash-safe)."""
+        ...
+
+    async def acme_order_by_certificate(
+        self, generation: int, serial: int
+    ) -> AcmeOrderRecord | None:
+        """The valid order whose certificate this is."""
+        ...
+
+    async def acme_orders_replacing(self, cert_id: str) -> list[AcmeOrderRecord]:
+        """Orders whose ``replaces`` is this RFC 9773 certificate identifier."""
+        ...
+
+    async def acme_count_orders(
+        self, account_id: str, since: dt.datetime
+    ) -> tuple[int, dt.datetime | None]:
+        """How many orders the account created since ``since``, and the oldest one's time."""
+        ...
+
+    async def acme_count_certificates(self, eab_kid: str) -> int:
+        """Valid orders (certificates issued) of accounts bound with this EAB kid."""
+        ...
+
+    async def acme_authorization(self, authz_id: str) -> AcmeAuthzRecord:
+        """NotFound if there is no such authorization; with its challenges."""
+        ...
+
+    async def acme_reusable_authorization(
+        self,
+        account_id: str,
+        identifier_type: str,
+        identifier_value: str,
+        wildcard: bool,
+        now: dt.datetime,
+    ) -> AcmeAuthzRecord | None:
+        """The account's newest valid, unexpired authorization for the identifier (§7.4: a
+        server MAY reuse it)."""
+        ...
+
+    async def acme_update_authorization(
+        self, authz_id: str, expected_status: str, status: str, audit: AuditEvent | None = None
+    ) -> AcmeAuthzRecord:
+        """Conflict unless the authorization is still ``expected_status``."""
+        ...
+
+    async def acme_challenge(self, challenge_id: str) -> AcmeChallengeRecord:
+        """NotFound if there is no such challenge."""
+        ...
+
+    async def acme_update_challenge(
+        self,
+        challenge_id: str,
+        expected_status: str,
+        status: str,
+        at: dt.datetime,
+        error: Mapping[str, Any] | None = None,
+        authz_status: str | None = None,
+        audit: AuditEvent | None = None,
+    ) -> AcmeChallengeRecord:
+        """Move a challenge on (Conflict unless still ``expected_status``) and, with
+        ``authz_status``, its pending authorization too, in one transaction."""
         ...

@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import re
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,11 @@ import aiosqlite
 
 from jitsuin.server.storage import (
     GENESIS_HASH,
+    AcmeAccountRecord,
+    AcmeAuthzRecord,
+    AcmeChallengeRecord,
+    AcmeEABKeyRecord,
+    AcmeOrderRecord,
     ApplicationRecord,
     AuditEntry,
     AuditEvent,
@@ -40,23 +43,7 @@ from jitsuin.server.storage import (
     chain_hash,
     verify_chain,
 )
-
-_MIGRATION_NAME = re.compile(r"(\d{4})_[a-z0-9_]+\.(?P<dialect>[a-z]+)\.sql")
-
-
-def migrations(dialect: str) -> list[tuple[int, str, str]]:
-    """(version, name, SQL) of the numbered migrations shipped as package data."""
-    folder = resources.files("jitsuin.server.storage.migrations")
-    found = []
-    for item in folder.iterdir():
-        match = _MIGRATION_NAME.fullmatch(item.name)
-        if match and match.group("dialect") == dialect:
-            found.append((int(match.group(1)), item.name, item.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"{dialect} migrations are not numbered 1..n: {versions}")
-    return found
+from jitsuin.server.storage.migrations import migrations
 
 
 def _time(value: dt.datetime) -> str:
@@ -710,6 +697,479 @@ class SQLiteStore:
             await self._insert_certificate(db, certificate)
             await self._append(db, audit)
 
+    # == ACME (RFC 8555) ==========================================================================
+    # Nonces, EAB keys, accounts, orders, authorizations and challenges (migration 0006).
+    async def acme_add_nonce(self, value: str, expires_at: dt.datetime) -> None:
+        async with self._transaction() as db:
+            await db.execute(
+                "INSERT INTO acme_nonces (value, expires_at) VALUES (?, ?)",
+                (value, _time(expires_at)),
+            )
+
+    async def acme_use_nonce(self, value: str, now: dt.datetime) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM acme_nonces WHERE value = ? AND expires_at > ?", (value, _time(now))
+            )
+            return cursor.rowcount == 1
+
+    async def acme_prune_nonces(self, now: dt.datetime) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM acme_nonces WHERE expires_at <= ?", (_time(now),)
+            )
+            return cursor.rowcount
+
+    _EAB_COLUMNS = (
+        "kid, key_sealed, allowed, lifetime_days, max_certificates, expires_at, note, created_by,"
+        " created_at, used_at, account_id, disabled_at"
+    )
+
+    async def acme_add_eab_key(self, record: AcmeEABKeyRecord, audit: AuditEvent) -> None:
+        async with self._transaction() as db:
+            try:
+                await db.execute(
+                    f"INSERT INTO acme_eab_keys ({self._EAB_COLUMNS})"  # noqa: S608
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.kid,
+                        record.key_sealed,
+                        json.dumps(list(record.allowed)),
+                        record.lifetime_days,
+                        record.max_certificates,
+                        _opt_time(record.expires_at),
+                        record.note,
+                        record.created_by,
+                        _time(record.created_at),
+                        _opt_time(record.used_at),
+                        record.account_id,
+                        _opt_time(record.disabled_at),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"EAB key {record.kid} exists") from exc
+            await self._append(db, audit)
+
+    async def acme_eab_key(self, kid: str) -> AcmeEABKeyRecord:
+        async with self._db.execute(
+            f"SELECT {self._EAB_COLUMNS} FROM acme_eab_keys WHERE kid = ?",  # noqa: S608
+            (kid,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFound(f"no EAB key {kid}")
+        return _eab_key(row)
+
+    async def acme_eab_keys(self) -> list[AcmeEABKeyRecord]:
+        async with self._db.execute(
+            f"SELECT {self._EAB_COLUMNS} FROM acme_eab_keys ORDER BY created_at, kid"  # noqa: S608
+        ) as cursor:
+            return [_eab_key(r) for r in await cursor.fetchall()]
+
+    async def acme_disable_eab_key(self, kid: str, at: dt.datetime, audit: AuditEvent) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE acme_eab_keys SET disabled_at = coalesce(disabled_at, ?) WHERE kid = ?",
+                (_time(at), kid),
+            )
+            if cursor.rowcount != 1:
+                raise NotFound(f"no EAB key {kid}")
+            await self._append(db, audit)
+
+    _ACCOUNT_COLUMNS = (
+        "id, thumbprint, jwk, contact, status, kind, eab_kid, eab_alg, application_id,"
+        " terms_agreed, created_at, updated_at"
+    )
+
+    async def acme_create_account(
+        self, record: AcmeAccountRecord, audit: AuditEvent, operator_key: bool
+    ) -> None:
+        async with self._transaction() as db:
+            if operator_key:
+                cursor = await db.execute(
+                    "UPDATE acme_eab_keys SET used_at = ?, account_id = ?"
+                    " WHERE kid = ? AND used_at IS NULL AND disabled_at IS NULL",
+                    (_time(record.created_at), record.id, record.eab_kid),
+                )
+                if cursor.rowcount != 1:
+                    raise Conflict(f"EAB key {record.eab_kid} is used, disabled or unknown")
+            try:
+                await db.execute(
+                    f"INSERT INTO acme_accounts ({self._ACCOUNT_COLUMNS})"  # noqa: S608
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.id,
+                        record.thumbprint,
+                        canonical_details(record.jwk),
+                        json.dumps(list(record.contact)),
+                        record.status,
+                        record.kind,
+                        record.eab_kid,
+                        record.eab_alg,
+                        record.application_id,
+                        int(record.terms_agreed),
+                        _time(record.created_at),
+                        _time(record.updated_at),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                text = str(exc)
+                if "thumbprint" in text:
+                    raise Conflict("this key already has an account") from exc
+                if "eab_kid" in text:
+                    raise Conflict("this external account binding was used before") from exc
+                raise Conflict(text) from exc
+            await self._append(db, audit)
+
+    async def _acme_account_where(self, clause: str, args: tuple[Any, ...]) -> Any:
+        async with self._db.execute(
+            f"SELECT {self._ACCOUNT_COLUMNS} FROM acme_accounts WHERE {clause}",  # noqa: S608
+            args,
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _acme_account(row) if row else None
+
+    async def acme_account(self, account_id: str) -> AcmeAccountRecord:
+        found = await self._acme_account_where("id = ?", (account_id,))
+        if found is None:
+            raise NotFound(f"no ACME account {account_id}")
+        return found
+
+    async def acme_account_by_thumbprint(self, thumbprint: str) -> AcmeAccountRecord | None:
+        return await self._acme_account_where("thumbprint = ?", (thumbprint,))
+
+    async def acme_update_account(
+        self, account_id: str, changes: Mapping[str, Any], audit: AuditEvent
+    ) -> AcmeAccountRecord:
+        allowed = {"contact", "status", "terms_agreed", "jwk", "thumbprint", "updated_at"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        values: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name == "contact":
+                value = json.dumps(list(value))
+            elif name == "jwk":
+                value = canonical_details(value)
+            elif name == "terms_agreed":
+                value = int(value)
+            elif isinstance(value, dt.datetime):
+                value = _time(value)
+            values[name] = value
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        async with self._transaction() as db:
+            try:
+                cursor = await db.execute(
+                    f"UPDATE acme_accounts SET {assignments} WHERE id = ?",  # noqa: S608
+                    (*values.values(), account_id),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict("this key already has an account") from exc
+            if cursor.rowcount != 1:
+                raise NotFound(f"no ACME account {account_id}")
+            await self._append(db, audit)
+        return await self.acme_account(account_id)
+
+    async def _acme_insert_authz(self, db: aiosqlite.Connection, authz: AcmeAuthzRecord) -> None:
+        await db.execute(
+            "INSERT INTO acme_authorizations (id, account_id, identifier_type, identifier_value,"
+            " wildcard, status, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                authz.id,
+                authz.account_id,
+                authz.identifier_type,
+                authz.identifier_value,
+                int(authz.wildcard),
+                authz.status,
+                _time(authz.expires_at),
+                _time(authz.created_at),
+            ),
+        )
+        for challenge in authz.challenges:
+            await db.execute(
+                "INSERT INTO acme_challenges (id, authz_id, type, token, status, validated_at,"
+                " error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    challenge.id,
+                    authz.id,
+                    challenge.type,
+                    challenge.token,
+                    challenge.status,
+                    _opt_time(challenge.validated_at),
+                    canonical_details(challenge.error) if challenge.error else None,
+                    _time(challenge.updated_at),
+                ),
+            )
+
+    async def acme_add_order(
+        self,
+        order: AcmeOrderRecord,
+        new_authorizations: list[AcmeAuthzRecord],
+        audit: AuditEvent,
+    ) -> None:
+        async with self._transaction() as db:
+            for authz in new_authorizations:
+                await self._acme_insert_authz(db, authz)
+            await db.execute(
+                "INSERT INTO acme_orders (id, account_id, status, expires_at, identifiers,"
+                " profile, replaces, error, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    order.id,
+                    order.account_id,
+                    order.status,
+                    _time(order.expires_at),
+                    json.dumps([list(i) for i in order.identifiers]),
+                    order.profile,
+                    order.replaces,
+                    canonical_details(order.error) if order.error else None,
+                    _time(order.created_at),
+                    _time(order.updated_at),
+                ),
+            )
+            for authz_id in order.authz_ids:
+                await db.execute(
+                    "INSERT INTO acme_order_authorizations (order_id, authz_id) VALUES (?, ?)",
+                    (order.id, authz_id),
+                )
+            await self._append(db, audit)
+
+    async def acme_add_authorization(self, authz: AcmeAuthzRecord, audit: AuditEvent) -> None:
+        async with self._transaction() as db:
+            await self._acme_insert_authz(db, authz)
+            await self._append(db, audit)
+
+    _ORDER_COLUMNS = (
+        "seq, id, account_id, status, expires_at, identifiers, profile, replaces, error, csr_der,"
+        " reenrollment_id, certificate_generation, certificate_serial, created_at, updated_at"
+    )
+
+    async def _acme_orders_where(
+        self, db: aiosqlite.Connection, clause: str, args: tuple[Any, ...]
+    ) -> list[AcmeOrderRecord]:
+        async with db.execute(
+            f"SELECT {self._ORDER_COLUMNS} FROM acme_orders WHERE {clause}",  # noqa: S608
+            args,
+        ) as cursor:
+            rows = await cursor.fetchall()
+        out = []
+        for row in rows:
+            async with db.execute(
+                "SELECT l.authz_id FROM acme_order_authorizations l"
+                " JOIN acme_authorizations a ON a.id = l.authz_id"
+                " WHERE l.order_id = ? ORDER BY a.seq",
+                (row[1],),
+            ) as cursor:
+                authz_ids = tuple(r[0] for r in await cursor.fetchall())
+            out.append(_acme_order(row, authz_ids))
+        return out
+
+    async def acme_order(self, order_id: str) -> AcmeOrderRecord:
+        found = await self._acme_orders_where(self._db, "id = ?", (order_id,))
+        if not found:
+            raise NotFound(f"no ACME order {order_id}")
+        return found[0]
+
+    async def acme_orders(
+        self, account_id: str, after_seq: int, limit: int
+    ) -> list[AcmeOrderRecord]:
+        return await self._acme_orders_where(
+            self._db,
+            "account_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (account_id, after_seq, limit),
+        )
+
+    async def acme_update_order(
+        self,
+        order_id: str,
+        expected_status: str,
+        changes: Mapping[str, Any],
+        audit: AuditEvent | None = None,
+        certificate: CertificateRecord | None = None,
+    ) -> AcmeOrderRecord:
+        allowed = {
+            "status", "error", "csr_der", "reenrollment_id", "certificate_generation",
+            "certificate_serial", "updated_at",
+        }  # fmt: skip
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        values: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name == "error" and value is not None:
+                value = canonical_details(value)
+            elif isinstance(value, dt.datetime):
+                value = _time(value)
+            values[name] = value
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                f"UPDATE acme_orders SET {assignments} WHERE id = ? AND status = ?",  # noqa: S608
+                (*values.values(), order_id, expected_status),
+            )
+            if cursor.rowcount != 1:
+                raise Conflict(f"order {order_id} is no longer {expected_status}")
+            if certificate is not None:
+                await self._insert_certificate(db, certificate)
+            if audit is not None:
+                await self._append(db, audit)
+            found = await self._acme_orders_where(db, "id = ?", (order_id,))
+        return found[0]
+
+    async def acme_order_by_certificate(
+        self, generation: int, serial: int
+    ) -> AcmeOrderRecord | None:
+        found = await self._acme_orders_where(
+            self._db,
+            "certificate_generation = ? AND certificate_serial = ?",
+            (generation, format(serial, "x")),
+        )
+        return found[0] if found else None
+
+    async def acme_orders_replacing(self, cert_id: str) -> list[AcmeOrderRecord]:
+        return await self._acme_orders_where(self._db, "replaces = ? ORDER BY seq", (cert_id,))
+
+    async def acme_count_orders(
+        self, account_id: str, since: dt.datetime
+    ) -> tuple[int, dt.datetime | None]:
+        async with self._db.execute(
+            "SELECT count(*), min(created_at) FROM acme_orders"
+            " WHERE account_id = ? AND created_at > ?",
+            (account_id, _time(since)),
+        ) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0]), _parse_time(row[1]) if row[1] else None
+
+    async def acme_count_certificates(self, eab_kid: str) -> int:
+        async with self._db.execute(
+            "SELECT count(*) FROM acme_orders o JOIN acme_accounts a ON a.id = o.account_id"
+            " WHERE a.eab_kid = ? AND o.certificate_serial IS NOT NULL",
+            (eab_kid,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    _AUTHZ_COLUMNS = (
+        "id, account_id, identifier_type, identifier_value, wildcard, status, expires_at,"
+        " created_at"
+    )
+
+    async def _acme_authz_where(
+        self, db: aiosqlite.Connection, clause: str, args: tuple[Any, ...]
+    ) -> AcmeAuthzRecord | None:
+        async with db.execute(
+            f"SELECT {self._AUTHZ_COLUMNS} FROM acme_authorizations WHERE {clause}",  # noqa: S608
+            args,
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        async with db.execute(
+            f"SELECT {_CHALLENGE_COLUMNS} FROM acme_challenges WHERE authz_id = ?"  # noqa: S608
+            " ORDER BY seq",
+            (row[0],),
+        ) as cursor:
+            challenges = tuple(_acme_challenge(r) for r in await cursor.fetchall())
+        return AcmeAuthzRecord(
+            id=row[0],
+            account_id=row[1],
+            identifier_type=row[2],
+            identifier_value=row[3],
+            wildcard=bool(row[4]),
+            status=row[5],
+            expires_at=_parse_time(row[6]),
+            created_at=_parse_time(row[7]),
+            challenges=challenges,
+        )
+
+    async def acme_authorization(self, authz_id: str) -> AcmeAuthzRecord:
+        found = await self._acme_authz_where(self._db, "id = ?", (authz_id,))
+        if found is None:
+            raise NotFound(f"no ACME authorization {authz_id}")
+        return found
+
+    async def acme_reusable_authorization(
+        self, account_id: str, identifier_type: str, identifier_value: str, wildcard: bool,
+        now: dt.datetime,
+    ) -> AcmeAuthzRecord | None:  # fmt: skip
+        return await self._acme_authz_where(
+            self._db,
+            "account_id = ? AND identifier_type = ? AND identifier_value = ? AND wildcard = ?"
+            " AND status = 'valid' AND expires_at > ? ORDER BY seq DESC LIMIT 1",
+            (account_id, identifier_type, identifier_value, int(wildcard), _time(now)),
+        )
+
+    async def acme_update_authorization(
+        self, authz_id: str, expected_status: str, status: str, audit: AuditEvent | None = None
+    ) -> AcmeAuthzRecord:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE acme_authorizations SET status = ? WHERE id = ? AND status = ?",
+                (status, authz_id, expected_status),
+            )
+            if cursor.rowcount != 1:
+                raise Conflict(f"authorization {authz_id} is no longer {expected_status}")
+            if audit is not None:
+                await self._append(db, audit)
+            found = await self._acme_authz_where(db, "id = ?", (authz_id,))
+        assert found is not None
+        return found
+
+    async def acme_challenge(self, challenge_id: str) -> AcmeChallengeRecord:
+        async with self._db.execute(
+            f"SELECT {_CHALLENGE_COLUMNS} FROM acme_challenges WHERE id = ?",  # noqa: S608
+            (challenge_id,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise NotFound(f"no ACME challenge {challenge_id}")
+        return _acme_challenge(row)
+
+    async def acme_update_challenge(
+        self,
+        challenge_id: str,
+        expected_status: str,
+        status: str,
+        at: dt.datetime,
+        error: Mapping[str, Any] | None = None,
+        authz_status: str | None = None,
+        audit: AuditEvent | None = None,
+    ) -> AcmeChallengeRecord:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE acme_challenges SET status = ?, updated_at = ?, error = ?,"
+                " validated_at = CASE WHEN ? = 'valid' THEN ? ELSE validated_at END"
+                " WHERE id = ? AND status = ?",
+                (
+                    status,
+                    _time(at),
+                    canonical_details(error) if error else None,
+                    status,
+                    _time(at),
+                    challenge_id,
+                    expected_status,
+                ),
+            )
+            if cursor.rowcount != 1:
+                raise Conflict(f"challenge {challenge_id} is no longer {expected_status}")
+            if authz_status is not None:
+                await db.execute(
+                    "UPDATE acme_authorizations SET status = ? WHERE status = 'pending' AND id ="
+                    " (SELECT authz_id FROM acme_challenges WHERE id = ?)",
+                    (authz_status, challenge_id),
+                )
+            if audit is not None:
+                await self._append(db, audit)
+            async with db.execute(
+                f"SELECT {_CHALLENGE_COLUMNS} FROM acme_challenges WHERE id = ?",  # noqa: S608
+                (challenge_id,),
+            ) as cursor:
+                row = await cursor.fetchone()
+        return _acme_challenge(row)
+
+    # == end of ACME ==============================================================================
+
 
 def _reenrollment(row: Any) -> ReenrollmentRecord:
     return ReenrollmentRecord(
@@ -797,3 +1257,83 @@ def _statements(sql: str) -> list[str]:
     if buffer.strip():
         raise RuntimeError(f"incomplete SQL statement in migration: {buffer.strip()[:60]}")
     return out
+
+
+# -- ACME row readers -----------------------------------------------------------------------------
+_CHALLENGE_COLUMNS = "id, authz_id, type, token, status, updated_at, validated_at, error"
+
+
+def _opt_time(value: dt.datetime | None) -> str | None:
+    return _time(value) if value is not None else None
+
+
+def _opt_parse(value: str | None) -> dt.datetime | None:
+    return _parse_time(value) if value else None
+
+
+def _eab_key(row: Any) -> AcmeEABKeyRecord:
+    return AcmeEABKeyRecord(
+        kid=row[0],
+        key_sealed=bytes(row[1]),
+        allowed=tuple(json.loads(row[2])),
+        lifetime_days=row[3],
+        max_certificates=row[4],
+        expires_at=_opt_parse(row[5]),
+        note=row[6],
+        created_by=row[7],
+        created_at=_parse_time(row[8]),
+        used_at=_opt_parse(row[9]),
+        account_id=row[10],
+        disabled_at=_opt_parse(row[11]),
+    )
+
+
+def _acme_account(row: Any) -> AcmeAccountRecord:
+    return AcmeAccountRecord(
+        id=row[0],
+        thumbprint=row[1],
+        jwk=json.loads(row[2]),
+        contact=tuple(json.loads(row[3])),
+        status=row[4],
+        kind=row[5],
+        eab_kid=row[6],
+        eab_alg=row[7],
+        application_id=row[8],
+        terms_agreed=bool(row[9]),
+        created_at=_parse_time(row[10]),
+        updated_at=_parse_time(row[11]),
+    )
+
+
+def _acme_order(row: Any, authz_ids: tuple[str, ...]) -> AcmeOrderRecord:
+    return AcmeOrderRecord(
+        seq=row[0],
+        id=row[1],
+        account_id=row[2],
+        status=row[3],
+        expires_at=_parse_time(row[4]),
+        identifiers=tuple((i[0], i[1]) for i in json.loads(row[5])),
+        profile=row[6],
+        replaces=row[7],
+        error=json.loads(row[8]) if row[8] else None,
+        csr_der=bytes(row[9]) if row[9] is not None else None,
+        reenrollment_id=row[10],
+        certificate_generation=row[11],
+        certificate_serial=row[12],
+        created_at=_parse_time(row[13]),
+        updated_at=_parse_time(row[14]),
+        authz_ids=authz_ids,
+    )
+
+
+def _acme_challenge(row: Any) -> AcmeChallengeRecord:
+    return AcmeChallengeRecord(
+        id=row[0],
+        authz_id=row[1],
+        type=row[2],
+        token=row[3],
+        status=row[4],
+        updated_at=_parse_time(row[5]),
+        validated_at=_opt_parse(row[6]),
+        error=json.loads(row[7]) if row[7] else None,
+    )

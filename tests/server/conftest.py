@@ -10,10 +10,17 @@ also offered as a session fixture of the same name that returns the function.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import secrets
 import socket
+import urllib.parse
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -129,3 +136,89 @@ def subject_record():
 def snapshot():
     """``snapshot(database_path)``: counts, audit log and CA certificates of a store."""
     return _StoreSnapshot
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+# The server every developer machine and CI runs (trust auth); JITSUIN_TEST_POSTGRES points
+# elsewhere. Each test gets a schema of its own in it, dropped afterwards.
+POSTGRES_URL = os.environ.get("JITSUIN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+_postgres_problem: list[str] = []  # the session's one reachability check, once made
+
+
+def _off_loop(make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run asyncpg work to completion on a loop of its own thread: the tests call this from
+    synchronous helpers while their own event loop is running."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+class PostgresSchema:
+    """A schema of the test database that belongs to one test. ``url`` is the ``database_url``
+    a configuration or ``open_store`` takes; ``execute`` is another client's view of it."""
+
+    def __init__(self, base_url: str) -> None:
+        self.name = f"jitsuin_test_{secrets.token_hex(6)}"
+        self.base_url = base_url
+        separator = "&" if urllib.parse.urlsplit(base_url).query else "?"
+        self.url = f"{base_url}{separator}schema={self.name}"
+
+    def execute(self, *statements: str) -> list[tuple[Any, ...]]:
+        """Run statements in autocommit on a separate connection; return the last one's rows."""
+
+        async def run() -> list[tuple[Any, ...]]:
+            connection = await asyncpg.connect(
+                self.base_url, server_settings={"search_path": self.name}
+            )
+            try:
+                rows: list[Any] = []
+                for statement in statements:
+                    rows = await connection.fetch(statement)
+                return [tuple(row) for row in rows]
+            finally:
+                await connection.close()
+
+        return _off_loop(run)
+
+    def drop(self) -> None:
+        async def run() -> None:
+            connection = await asyncpg.connect(self.base_url)
+            try:
+                await connection.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+            finally:
+                await connection.close()
+
+        _off_loop(run)
+
+
+def _require_postgres() -> None:
+    """Skip (on a developer machine) or fail (in CI, which has the server) when PostgreSQL is
+    not reachable, naming what is missing."""
+    if not _postgres_problem:
+
+        async def probe() -> str:
+            try:
+                connection = await asyncpg.connect(POSTGRES_URL, timeout=5)
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+                return f"{type(exc).__name__}: {exc}"
+            await connection.close()
+            return ""
+
+        _postgres_problem.append(_off_loop(probe))
+    if _postgres_problem[0]:
+        where = re.sub(r"//[^@/]*@", "//", POSTGRES_URL)
+        reason = (
+            f"PostgreSQL is not reachable at {where} ({_postgres_problem[0]}): start it "
+            "(pg_ctlcluster ... main start) or point JITSUIN_TEST_POSTGRES at one"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; CI must run the PostgreSQL tests", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_schema():
+    """A fresh schema of the test PostgreSQL database, dropped after the test."""
+    _require_postgres()
+    schema = PostgresSchema(POSTGRES_URL)
+    yield schema
+    schema.drop()

@@ -124,7 +124,7 @@ def test_more_mistakes_of_other_kinds(tmp_path):
     path = write(
         tmp_path / "bad.toml",
         """
-database_url = "postgresql://db/jitsuin"
+database_url = "mysql://db/jitsuin"
 
 [server]
 http_listen = 8080
@@ -145,7 +145,8 @@ title = "Nurse"
 
     errors = caught.value.errors
     expected = [
-        "database_url: only sqlite:///PATH is supported, got 'postgresql://db/jitsuin'",
+        "database_url: use sqlite:///PATH or postgresql://USER@HOST[:PORT]/DATABASE"
+        "[?schema=NAME], got 'mysql://db/jitsuin'",
         "server.http_listen: expected str, got 8080",
         "server.tls_names: expected a list of host names and IP addresses",
         f"server.tls_cert_file: {tmp_path / 'missing.pem'} does not exist",
@@ -158,6 +159,24 @@ title = "Nurse"
     for fragment in expected:
         assert sum(fragment in e for e in errors) == 1, f"{fragment!r} not once in {errors}"
     assert len(errors) == len(expected), errors
+
+
+def test_a_postgresql_url_is_accepted_without_an_inline_password(tmp_path):
+    path = write_default(tmp_path, KeyType.ECDSA_P256, "CN=Test CA")
+    text = path.read_text()
+    assert 'database_url = "sqlite:///jitsuin.db"' in text
+    url = "postgresql://jitsuin@db.example:5433/pki?schema=ca_one"
+    path.write_text(text.replace("sqlite:///jitsuin.db", url))
+    config = load(path, tmp_path)
+    assert (config.database_url, config.database_dialect) == (url, "postgresql")
+
+    path.write_text(text.replace("sqlite:///jitsuin.db", "postgresql://u:hunter2@db/pki?schema=A"))
+    with pytest.raises(ConfigError) as caught:
+        load(path, tmp_path)
+    assert len(caught.value.errors) == 2, caught.value.errors
+    assert "do not write the password inline" in caught.value.errors[0]
+    assert "hunter2" not in str(caught.value)
+    assert "schema 'A'" in caught.value.errors[1]
 
 
 def test_a_uuid_policy_arc_is_refused(tmp_path):

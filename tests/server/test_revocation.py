@@ -102,7 +102,11 @@ def deployment(
     before the server starts, C while it runs (in the tests)."""
     home = tmp_path_factory.mktemp("revocation")
     http_port, https_port = free_port(), free_port()
-    write_home(home, http_port=http_port, https_port=https_port)
+    config = write_home(home, http_port=http_port, https_port=https_port)
+    # the CLI revokes from another process: the responder must not trust its status cache
+    config.write_text(
+        config.read_text().replace("[server]\n", "[server]\nocsp_status_ttl_seconds = 0\n", 1)
+    )
     run(JITSUIN, "--home", home, "init")
     deployment = Deployment(home, f"http://127.0.0.1:{http_port}")
     deployment.issue("a", "alice", make_csr, subject_record)

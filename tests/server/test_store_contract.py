@@ -1,16 +1,20 @@
 """The store contract (house habit 10: the consumer owns the interface).
 
-Every test runs against each entry of ``BACKENDS``. Today that is the embedded SQLite store; a
-PostgreSQL backend joins by adding a class with the same four members (``open``,
-``migration_files``, ``execute_raw``, ``refused``) to the list.
+Every test runs against each entry of ``BACKENDS``: the embedded SQLite store and the PostgreSQL
+store (a schema of its own per test in the server at 127.0.0.1:5432, or JITSUIN_TEST_POSTGRES).
+A backend is a class with five members: ``open``, ``migration_files``, ``execute_raw``,
+``refused`` and ``url`` (the ``database_url`` another process opens it by).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
+import inspect
 import itertools
+import re
 import sqlite3
 import subprocess
 import sys
@@ -18,24 +22,39 @@ import textwrap
 from importlib import resources
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from jitsuin.server.storage import (
     GENESIS_HASH,
+    AcmeAccountRecord,
+    AcmeAuthzRecord,
+    AcmeChallengeRecord,
+    AcmeEABKeyRecord,
+    AcmeOrderRecord,
+    ApplicationRecord,
     AuditChainBroken,
     AuditEvent,
     CertificateRecord,
     Conflict,
+    CRLRecord,
     GenerationRecord,
+    LinkRecord,
     NotFound,
+    Operator,
+    OutboxMail,
+    ReenrollmentRecord,
+    Store,
     StoreError,
 )
+from jitsuin.server.storage.postgres import PostgresStore
 from jitsuin.server.storage.sqlite import SQLiteStore
 
 T0 = dt.datetime(2026, 11, 2, 9, 30, 15, tzinfo=dt.UTC)
 # A 159-bit serial, as x509.random_serial_number() draws them, with a high bit pattern that a
 # 64-bit integer column would corrupt.
 BIG_SERIAL = (1 << 158) | 0x00DEADBEEF_0000_0000_0000_0000_0000_0000_0001
+ONE = dt.timedelta(seconds=1)
 
 
 class SQLiteBackend:
@@ -46,6 +65,7 @@ class SQLiteBackend:
 
     def __init__(self, tmp_path: Path) -> None:
         self.path = tmp_path / "store.db"
+        self.url = f"sqlite:///{self.path}"
 
     async def open(self) -> SQLiteStore:
         return await SQLiteStore.open(self.path)
@@ -66,11 +86,41 @@ class SQLiteBackend:
             connection.close()
 
 
-BACKENDS = [pytest.param(SQLiteBackend, id="sqlite")]
+class PostgresBackend:
+    """The shared store in a schema of its own (the ``postgres_schema`` fixture drops it)."""
+
+    name = "postgresql"
+    refused = (asyncpg.PostgresError,)
+
+    def __init__(self, schema) -> None:
+        self.schema = schema
+        self.url = schema.url
+
+    async def open(self) -> PostgresStore:
+        return await PostgresStore.open(self.url)
+
+    def migration_files(self) -> int:
+        folder = resources.files("jitsuin.server.storage.migrations")
+        return sum(1 for item in folder.iterdir() if item.name.endswith(".postgresql.sql"))
+
+    def execute_raw(self, *statements: str) -> list[tuple]:
+        """As SQLiteBackend.execute_raw; the tests' ``DROP TRIGGER name`` (SQLite's form) gets
+        the ``ON audit_log`` PostgreSQL requires."""
+        return self.schema.execute(
+            *(re.sub(r"^(DROP TRIGGER \w+)$", r"\1 ON audit_log", s) for s in statements)
+        )
+
+
+BACKENDS = [
+    pytest.param(SQLiteBackend, id="sqlite"),
+    pytest.param(PostgresBackend, id="postgresql"),
+]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request, tmp_path):
+    if request.param is PostgresBackend:
+        return PostgresBackend(request.getfixturevalue("postgres_schema"))
     return request.param(tmp_path)
 
 
@@ -343,17 +393,15 @@ async def test_two_store_instances_on_one_database_interleave_safely(backend, st
 
 
 async def test_separate_processes_appending_keep_one_chain(backend, store):
-    """Two real OS processes append to the same file at once (SQLite's file lock serializes)."""
-    if not isinstance(backend, SQLiteBackend):
-        raise TypeError("this test writes through the SQLite file; add the backend's variant")
+    """Three real OS processes append at once (SQLite: the file lock serializes; PostgreSQL: the
+    audit_log table lock taken before the chain head is read)."""
     script = textwrap.dedent(
         """
-        import asyncio, datetime as dt, sys
-        from jitsuin.server.storage import AuditEvent
-        from jitsuin.server.storage.sqlite import SQLiteStore
+        import asyncio, datetime as dt, sys, types
+        from jitsuin.server.storage import AuditEvent, open_store
 
-        async def main(path, name):
-            store = await SQLiteStore.open(path)
+        async def main(url, name):
+            store = await open_store(types.SimpleNamespace(database_url=url))
             for n in range(30):
                 at = dt.datetime.now(dt.UTC)
                 await store.append_audit(AuditEvent(at, name, "proc.append", f"n/{n}", {"n": n}))
@@ -363,7 +411,7 @@ async def test_separate_processes_appending_keep_one_chain(backend, store):
         """
     )
     processes = [
-        subprocess.Popen([sys.executable, "-c", script, str(backend.path), name])
+        subprocess.Popen([sys.executable, "-c", script, backend.url, name])
         for name in ("p1", "p2", "p3")
     ]
     assert [p.wait(timeout=30) for p in processes] == [0, 0, 0]
@@ -372,3 +420,684 @@ async def test_separate_processes_appending_keep_one_chain(backend, store):
     log = await store.audit_log()
     assert [e.seq for e in log] == list(range(1, 91))
     assert sorted({e.event.actor for e in log}) == ["p1", "p2", "p3"]
+
+
+# -- the contract covers every Store method -------------------------------------------------------
+def test_every_sqlite_migration_has_a_postgresql_twin():
+    folder = resources.files("jitsuin.server.storage.migrations")
+    names = [item.name for item in folder.iterdir() if item.name.endswith(".sql")]
+    stems = {dialect: set() for dialect in ("sqlite", "postgresql")}
+    for name in names:
+        stem, dialect, _ = name.rsplit(".", 2)
+        assert dialect in stems, f"{name}: unknown dialect"
+        stems[dialect].add(stem)
+    assert stems["sqlite"] == stems["postgresql"], "each NNNN_name.sqlite.sql needs its twin"
+
+
+def test_every_store_method_is_implemented_by_every_backend():
+    wanted = {name for name in vars(Store) if not name.startswith("_")}
+    for cls in (SQLiteStore, PostgresStore):
+        missing = sorted(name for name in wanted if not callable(getattr(cls, name, None)))
+        assert not missing, f"{cls.__name__} lacks {missing}"
+        for name in wanted:
+            ours = inspect.signature(getattr(cls, name))
+            theirs = inspect.signature(getattr(Store, name))
+            assert list(ours.parameters) == list(theirs.parameters), f"{cls.__name__}.{name}"
+
+
+# -- the RA workflow -------------------------------------------------------------------------------
+def application_record(app_id: str = "APP-0001", **overrides) -> ApplicationRecord:
+    values = {
+        "id": app_id,
+        "version": 1,
+        "state": "received",
+        "profile": "general",
+        "family_name": "Yamada",
+        "given_name": "Hanako",
+        "email": "hanako.yamada@example.com",
+        "qualification_group": "member",
+        "qualification_number": "AB-1234",
+        "postal_address": "1-1 Chiyoda, Chiyoda-ku, Tokyo",
+        "date_of_birth": "1980-01-02",
+        "billing_addressee": "self",
+        "billing_company": None,
+        "created_by": "alice",
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    values.update(overrides)
+    return ApplicationRecord(**values)
+
+
+def pin_mail(app_id: str = "APP-0001", body: bytes = b"sealed-1", n: int = 0) -> OutboxMail:
+    return OutboxMail(
+        application_id=app_id,
+        kind="pin",
+        recipient="hanako.yamada@example.com",
+        body_sealed=body,
+        next_attempt_at=T0 + dt.timedelta(seconds=n),
+    )
+
+
+async def test_operators_round_trip_and_a_duplicate_is_a_conflict(store):
+    alice = Operator("alice", "reviewer", T0)
+    await store.add_operator(alice, "hash-a", event("operator.add", 1))
+    await store.add_operator(Operator("bob", "approver", T0), "hash-b", event("operator.add", 2))
+    with pytest.raises(Conflict, match="'alice' exists"):
+        await store.add_operator(Operator("alice", "admin", T0), "hash-c", event("dup"))
+
+    assert await store.operator_by_token("hash-a") == alice
+    assert await store.operator_by_token("hash-c") is None
+    assert [o.name for o in await store.operators()] == ["alice", "bob"]
+    assert [e.event.action for e in await store.audit_log()] == ["operator.add"] * 2
+
+
+async def test_applications_round_trip_every_column(store):
+    full = application_record(
+        state="pin_sent",
+        billing_addressee="company",
+        billing_company="Yamada Law Office",
+        reviewed_by="carol",
+        review={"deficiencies": [], "receivedOn": "2026-10-30", "名前": True},
+        tracking_number="RD123456785JP",
+        invoice_number="INV-1",
+        invoice_amount=11000,
+        letter_returned_at=T0 + dt.timedelta(days=1),
+        paid_at=T0 + dt.timedelta(days=2),
+        paid_amount=11000,
+        enrollment_id="ABCDE-FGHJK",
+        access_code_hash="ac" * 32,
+        access_attempts=2,
+        access_used_at=T0 + dt.timedelta(days=3),
+        online_input_at=T0 + dt.timedelta(days=3),
+        approved_by="bob",
+        approved_at=T0 + dt.timedelta(days=4),
+        pin_hash="pi" * 32,
+        pin_expires_at=T0 + dt.timedelta(days=18, microseconds=250),
+        pin_attempts=1,
+        eab_key_sealed=b"\x00\xffsealed",
+        certificate_generation=1,
+        certificate_serial=format(BIG_SERIAL, "x"),
+    )
+    plain = application_record("APP-0002", email="taro@example.jp", created_at=T0 + ONE)
+    await store.create_application(full, event("application.create", 1))
+    await store.create_application(plain, event("application.create", 2))
+    with pytest.raises(Conflict, match="APP-0001 exists"):
+        await store.create_application(full, event("dup"))
+
+    assert await store.application("APP-0001") == full
+    assert await store.application_by_enrollment_id("ABCDE-FGHJK") == full
+    assert await store.applications() == [full, plain]
+    assert await store.applications(state="received") == [plain]
+    assert await store.applications(limit=1, offset=1) == [plain]
+    assert await store.applications_by_email("taro@example.jp") == [plain]
+    with pytest.raises(NotFound):
+        await store.application("APP-9999")
+    with pytest.raises(NotFound):
+        await store.application_by_enrollment_id("NOPE")
+    assert len(await store.audit_log()) == 2
+
+
+async def test_update_application_is_optimistic_and_atomic(store):
+    await store.create_application(application_record(), event("application.create"))
+    later = T0 + dt.timedelta(hours=1)
+    updated = await store.update_application(
+        "APP-0001",
+        1,
+        {"state": "documents_accepted", "updated_at": later, "review": {"ok": True}},
+        event("application.accept_documents", 1),
+    )
+    assert (updated.version, updated.state, updated.review) == (2, "documents_accepted", {"ok": 1})
+    assert updated.updated_at == later
+
+    with pytest.raises(Conflict, match="changed meanwhile"):
+        await store.update_application("APP-0001", 1, {"state": "x"}, event("stale"))
+    with pytest.raises(NotFound):
+        await store.update_application("APP-9999", 1, {"state": "x"}, event("missing"))
+    with pytest.raises(ValueError, match="not updatable"):
+        await store.update_application("APP-0001", 2, {"version": 7}, event("bad"))
+    with pytest.raises(ValueError, match="not updatable"):
+        await store.update_application("APP-0001", 2, {"shoe_size": 42}, event("bad"))
+
+    # A certificate that cannot be recorded undoes the whole transition.
+    await with_generation(store)
+    await store.record_certificate(certificate_record(5, spki="ee" * 32), event("issue"))
+    before = len(await store.audit_log())
+    with pytest.raises(Conflict, match="serial 5 exists"):
+        await store.update_application(
+            "APP-0001",
+            2,
+            {"state": "issued"},
+            event("application.redeem"),
+            certificate=certificate_record(5, spki="ff" * 32),
+        )
+    assert (await store.application("APP-0001")).version == 2
+    assert len(await store.audit_log()) == before
+
+    done = await store.update_application(
+        "APP-0001",
+        2,
+        {"state": "issued", "certificate_serial": "6"},
+        event("application.redeem"),
+        certificate=certificate_record(6, spki="ff" * 32),
+    )
+    assert done.version == 3 and (await store.certificate(1, 6)).spki_sha256 == "ff" * 32
+    assert await store.verify_audit_chain() == before + 1
+
+
+async def test_a_new_mail_supersedes_the_pending_one_and_wipes_its_body(store):
+    await store.create_application(application_record(), event("application.create"))
+    await store.update_application(
+        "APP-0001", 1, {"state": "approved"}, event("approve"), mail=pin_mail(body=b"first")
+    )
+    await store.update_application(
+        "APP-0001", 2, {"state": "approved"}, event("reissue"), mail=pin_mail(body=b"second", n=5)
+    )
+    old, new = await store.mail()
+    assert (old.status, old.body_sealed) == ("superseded", None)
+    assert (new.status, new.body_sealed, new.attempts) == ("pending", b"second", 0)
+    assert (new.next_attempt_at, new.created_at, new.sent_at) == (T0 + 5 * ONE, T0, None)
+    assert await store.mail(status="pending") == [new]
+
+
+async def test_mail_is_claimed_once_then_marked(store):
+    await store.create_application(application_record(), event("application.create"))
+    await store.update_application("APP-0001", 1, {"state": "approved"}, event("a"), pin_mail())
+    (mail,) = await store.due_mail(T0)
+    assert await store.due_mail(T0 - ONE) == []
+
+    until = T0 + dt.timedelta(minutes=5)
+    assert await store.claim_mail(mail.id, T0, until) is True
+    assert await store.claim_mail(mail.id, T0, until) is False  # another process has it
+    assert await store.due_mail(T0) == []
+
+    retry_at = T0 + dt.timedelta(minutes=1)
+    await store.mark_mail(
+        mail.id, "pending", event("mail.retry"), error="421 busy", next_attempt_at=retry_at
+    )
+    (again,) = await store.mail()
+    assert (again.attempts, again.last_error, again.next_attempt_at) == (1, "421 busy", retry_at)
+    assert again.body_sealed == b"sealed-1"
+
+    await store.mark_mail(mail.id, "sent", event("mail.sent"), sent_at=T0 + 2 * ONE)
+    (sent,) = await store.mail()
+    assert (sent.status, sent.body_sealed, sent.sent_at) == ("sent", None, T0 + 2 * ONE)
+    assert sent.next_attempt_at == retry_at  # kept when not given
+    with pytest.raises(Conflict, match="no longer pending"):
+        await store.mark_mail(mail.id, "failed", event("late"))
+    with pytest.raises(Conflict, match="can be retried"):
+        await store.retry_mail(mail.id, T0, event("retry"))
+
+
+async def test_a_failed_mail_can_be_put_back(store):
+    await store.create_application(application_record(), event("application.create"))
+    await store.update_application("APP-0001", 1, {"state": "approved"}, event("a"), pin_mail())
+    (mail,) = await store.mail()
+    await store.mark_mail(mail.id, "failed", event("mail.failed"), error="550 no such user")
+    later = T0 + dt.timedelta(hours=2)
+    await store.retry_mail(mail.id, later, event("mail.retry"))
+    (back,) = await store.due_mail(later)
+    assert (back.status, back.next_attempt_at, back.body_sealed) == ("pending", later, b"sealed-1")
+    with pytest.raises(Conflict):
+        await store.retry_mail(mail.id, later, event("twice"))
+
+
+async def test_failed_attempts_are_counted(store):
+    await store.create_application(application_record(), event("application.create"))
+    assert await store.count_failed_attempt("APP-0001", "pin_attempts", event("pin", 1)) == 1
+    assert await store.count_failed_attempt("APP-0001", "pin_attempts", event("pin", 2)) == 2
+    assert await store.count_failed_attempt("APP-0001", "access_attempts", event("ac", 3)) == 1
+    app = await store.application("APP-0001")
+    assert (app.pin_attempts, app.access_attempts, app.version) == (2, 1, 1)
+    with pytest.raises(ValueError, match="not an attempt counter"):
+        await store.count_failed_attempt("APP-0001", "version", event("bad"))
+    with pytest.raises(NotFound):
+        await store.count_failed_attempt("APP-9999", "pin_attempts", event("missing"))
+    assert await store.verify_audit_chain() >= 4
+
+
+async def test_concurrent_failed_attempts_from_two_instances_add_up(backend, store):
+    await store.create_application(application_record(), event("application.create"))
+    other = await backend.open()
+    try:
+        counts = await asyncio.gather(
+            *(
+                s.count_failed_attempt("APP-0001", "pin_attempts", event("pin", n))
+                for n in range(20)
+                for s in (store, other)
+            )
+        )
+    finally:
+        await other.close()
+    assert sorted(counts) == list(range(1, 41))
+    assert (await store.application("APP-0001")).pin_attempts == 40
+    assert await store.verify_audit_chain() == 41
+
+
+async def test_one_of_two_racing_updates_wins(backend, store):
+    await store.create_application(application_record(), event("application.create"))
+    other = await backend.open()
+    try:
+        results = await asyncio.gather(
+            *(
+                s.update_application("APP-0001", 1, {"state": state}, event(state))
+                for s, state in ((store, "documents_accepted"), (other, "documents_deficient"))
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        await other.close()
+    conflicts = [r for r in results if isinstance(r, Conflict)]
+    assert len(conflicts) == 1, results
+    winner = next(r for r in results if not isinstance(r, Exception))
+    assert (await store.application("APP-0001")) == winner
+    assert await store.verify_audit_chain() == 2
+
+
+async def test_audit_actors_reads_the_log(store):
+    for n, (actor, action) in enumerate(
+        [
+            ("alice", "application.create"),
+            ("carol", "application.accept_documents"),
+            ("bob", "application.approve"),
+            ("alice", "application.read"),
+        ]
+    ):
+        await store.append_audit(AuditEvent(T0 + n * ONE, actor, action, "application/APP-1"))
+    await store.append_audit(AuditEvent(T0, "dave", "application.create", "application/APP-2"))
+
+    vetting = frozenset({"application.create", "application.accept_documents"})
+    assert await store.audit_actors("application/APP-1", vetting) == {"alice", "carol"}
+    assert await store.audit_actors("application/APP-3", vetting) == set()
+    assert await store.audit_actors("application/APP-1", frozenset()) == set()
+
+
+# -- rollover and revocation -----------------------------------------------------------------------
+async def test_links_are_recorded_with_the_next_generation(store):
+    await with_generation(store)
+    link = LinkRecord(1, 2, b"\x30\x01old-with-new", b"\x30\x02new-with-old")
+    await store.add_generation(generation_record(2), event("ca.rollover"), link)
+    assert await store.links() == [link]
+    with pytest.raises(Conflict):
+        await store.add_generation(generation_record(2), event("again"), link)
+    assert await store.links() == [link]
+
+
+async def test_revocation_status_and_expiry(store):
+    await with_generation(store)
+    first = certificate_record(BIG_SERIAL)
+    second = dataclasses.replace(
+        certificate_record(7, spki="07" * 32), not_after=T0 + dt.timedelta(days=800)
+    )
+    await store.record_certificate(first, event())
+    await store.record_certificate(second, event())
+    assert await store.latest_expiry(1) == second.not_after
+    assert await store.latest_expiry(2) is None
+    assert await store.revoked(1) == []
+
+    at = T0 + dt.timedelta(days=3, microseconds=7)
+    await store.revoke_certificate(1, BIG_SERIAL, "keyCompromise", at, event("revoke"))
+    assert await store.revoked(1) == [(BIG_SERIAL, at, "keyCompromise", first.not_after)]
+    revoked = await store.certificate(1, BIG_SERIAL)
+    assert (revoked.status, revoked.revoked_at, revoked.revocation_reason) == (
+        "revoked",
+        at,
+        "keyCompromise",
+    )
+    with pytest.raises(Conflict, match="already revoked"):
+        await store.revoke_certificate(1, BIG_SERIAL, "superseded", at, event("again"))
+    with pytest.raises(Conflict, match="unknown"):
+        await store.revoke_certificate(1, 99, "superseded", at, event("unknown"))
+    assert [e.event.action for e in await store.audit_log()][-1] == "revoke"
+
+
+async def test_counters_and_crls(backend, store):
+    assert [await store.next_counter("crl") for _ in range(3)] == [1, 2, 3]
+    assert await store.next_counter("other") == 1
+    other = await backend.open()
+    try:
+        drawn = await asyncio.gather(
+            *(s.next_counter("crl") for _ in range(15) for s in (store, other))
+        )
+    finally:
+        await other.close()
+    assert sorted(drawn) == list(range(4, 34))
+
+    await store.add_generation(generation_record(1), event())
+    await store.add_generation(generation_record(2), event())
+    assert await store.latest_crl(1) is None
+    crls = [
+        CRLRecord(number, generation, T0 + number * ONE, T0 + dt.timedelta(days=7), b"crl%d" % n)
+        for n, (number, generation) in enumerate([(4, 1), (5, 2), (6, 1)])
+    ]
+    for crl in crls:
+        await store.add_crl(crl)
+    assert await store.latest_crl(1) == crls[2]
+    assert await store.latest_crl(2) == crls[1]
+
+
+# -- EST re-enrollment -----------------------------------------------------------------------------
+def reenrollment_record(csr: bytes = b"csr-1", status: str = "pending") -> ReenrollmentRecord:
+    return ReenrollmentRecord(
+        id=0,
+        previous_generation=1,
+        previous_serial=format(BIG_SERIAL, "x"),
+        csr_sha256=hashlib.sha256(csr).hexdigest(),
+        csr_der=csr,
+        profile="general",
+        subscriber_id="hanako.yamada@example.com",
+        status=status,
+        created_at=T0,
+    )
+
+
+async def test_reenrollment_requests(store):
+    await with_generation(store)
+    first = await store.add_reenrollment(reenrollment_record(), event("reenroll.request"))
+    second = await store.add_reenrollment(reenrollment_record(b"csr-2"), event("reenroll.request"))
+    assert first.id != second.id
+    assert first == dataclasses.replace(reenrollment_record(), id=first.id)
+    with pytest.raises(Conflict, match="exists"):
+        await store.add_reenrollment(reenrollment_record(), event("dup"))
+
+    assert await store.reenrollment(1, format(BIG_SERIAL, "x"), first.csr_sha256) == first
+    assert await store.reenrollment(1, "01", first.csr_sha256) is None
+    assert await store.reenrollment_by_id(second.id) == second
+    with pytest.raises(NotFound):
+        await store.reenrollment_by_id(second.id + 100)
+
+    decided = T0 + dt.timedelta(hours=3)
+    await store.decide_reenrollment(second.id, "rejected", "bob", decided, event("reject"))
+    with pytest.raises(Conflict, match="not pending"):
+        await store.decide_reenrollment(second.id, "approved", "dave", decided, event("late"))
+    rejected = await store.reenrollment_by_id(second.id)
+    assert (rejected.status, rejected.decided_by, rejected.decided_at) == (
+        "rejected",
+        "bob",
+        decided,
+    )
+    assert await store.reenrollments() == [first, rejected]
+    assert await store.reenrollments("pending") == [first]
+
+    certificate = certificate_record(77, subscriber_id="hanako.yamada@example.com")
+    await store.complete_reenrollment(first.id, certificate, event("reenroll.issue"))
+    issued = await store.reenrollment_by_id(first.id)
+    assert (issued.status, issued.certificate_generation, issued.certificate_serial) == (
+        "issued",
+        1,
+        "4d",
+    )
+    assert await store.certificate(1, 77) == certificate
+    with pytest.raises(Conflict, match="already decided"):
+        await store.complete_reenrollment(
+            first.id, certificate_record(78, spki="78" * 32), event("twice")
+        )
+    with pytest.raises(NotFound):
+        await store.certificate(1, 78)
+    assert await store.verify_audit_chain() == 5
+
+
+# -- ACME (RFC 8555) -------------------------------------------------------------------------------
+def eab_key(kid: str = "kid-1", **overrides) -> AcmeEABKeyRecord:
+    values = {
+        "kid": kid,
+        "key_sealed": b"\x01sealed-mac-key",
+        "allowed": ("example.org", "192.0.2.0/24"),
+        "lifetime_days": 90,
+        "max_certificates": 3,
+        "expires_at": T0 + dt.timedelta(days=30),
+        "note": "web servers",
+        "created_by": "root",
+        "created_at": T0,
+    }
+    values.update(overrides)
+    return AcmeEABKeyRecord(**values)
+
+
+def acme_account(account_id: str = "acct-1", **overrides) -> AcmeAccountRecord:
+    values = {
+        "id": account_id,
+        "thumbprint": f"thumb-{account_id}",
+        "jwk": {"crv": "P-256", "kty": "EC", "x": "xx", "y": "yy"},
+        "contact": ("mailto:ops@example.org",),
+        "status": "valid",
+        "kind": "tls-server",
+        "eab_kid": "kid-1",
+        "eab_alg": "HS256",
+        "application_id": None,
+        "terms_agreed": True,
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    values.update(overrides)
+    return AcmeAccountRecord(**values)
+
+
+def authorization(authz_id: str, value: str = "www.example.org", **overrides) -> AcmeAuthzRecord:
+    values = {
+        "id": authz_id,
+        "account_id": "acct-1",
+        "identifier_type": "dns",
+        "identifier_value": value,
+        "wildcard": False,
+        "status": "pending",
+        "expires_at": T0 + dt.timedelta(days=7),
+        "created_at": T0,
+        "challenges": (
+            AcmeChallengeRecord(f"{authz_id}-h", authz_id, "http-01", "tok-h", "pending", T0),
+            AcmeChallengeRecord(f"{authz_id}-d", authz_id, "dns-01", "tok-d", "pending", T0),
+        ),
+    }
+    values.update(overrides)
+    return AcmeAuthzRecord(**values)
+
+
+def order(order_id: str, authz_ids: tuple[str, ...], **overrides) -> AcmeOrderRecord:
+    values = {
+        "id": order_id,
+        "account_id": "acct-1",
+        "status": "pending",
+        "expires_at": T0 + dt.timedelta(days=7),
+        "identifiers": tuple(("dns", f"{a}.example.org") for a in authz_ids),
+        "profile": "tls-server",
+        "created_at": T0,
+        "updated_at": T0,
+        "authz_ids": authz_ids,
+    }
+    values.update(overrides)
+    return AcmeOrderRecord(**values)
+
+
+async def test_acme_nonces_are_redeemed_once(backend, store):
+    await store.acme_add_nonce("n1", T0 + ONE)
+    await store.acme_add_nonce("n2", T0 - ONE)
+    await store.acme_add_nonce("n3", T0 - ONE)
+    other = await backend.open()
+    try:
+        used = await asyncio.gather(store.acme_use_nonce("n1", T0), other.acme_use_nonce("n1", T0))
+    finally:
+        await other.close()
+    assert sorted(used) == [False, True]
+    assert await store.acme_use_nonce("never-issued", T0) is False
+    assert await store.acme_use_nonce("n2", T0) is False  # expired
+    assert await store.acme_prune_nonces(T0) == 2
+    assert await store.acme_prune_nonces(T0) == 0
+
+
+async def test_acme_eab_keys(store):
+    await store.acme_add_eab_key(eab_key(), event("eab.add"))
+    bare = eab_key("kid-2", max_certificates=None, expires_at=None, note=None, created_at=T0 + ONE)
+    await store.acme_add_eab_key(bare, event("eab.add"))
+    with pytest.raises(Conflict, match="kid-1 exists"):
+        await store.acme_add_eab_key(eab_key(), event("dup"))
+    assert await store.acme_eab_key("kid-1") == eab_key()
+    assert await store.acme_eab_keys() == [eab_key(), bare]
+    with pytest.raises(NotFound):
+        await store.acme_eab_key("kid-9")
+
+    await store.acme_disable_eab_key("kid-2", T0 + 5 * ONE, event("eab.disable"))
+    await store.acme_disable_eab_key("kid-2", T0 + 9 * ONE, event("eab.disable"))
+    assert (await store.acme_eab_key("kid-2")).disabled_at == T0 + 5 * ONE
+    with pytest.raises(NotFound):
+        await store.acme_disable_eab_key("kid-9", T0, event("eab.disable"))
+    assert await store.verify_audit_chain() == 4
+
+
+async def test_acme_accounts_bind_an_eab_key_once(backend, store):
+    await store.acme_add_eab_key(eab_key(), event("eab.add"))
+    await store.acme_add_eab_key(eab_key("kid-2"), event("eab.add"))
+    await store.acme_disable_eab_key("kid-2", T0, event("eab.disable"))
+    other = await backend.open()
+    try:
+        results = await asyncio.gather(
+            store.acme_create_account(acme_account("acct-1"), event("acct"), operator_key=True),
+            other.acme_create_account(
+                acme_account("acct-2", thumbprint="t2"), event("acct"), operator_key=True
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        await other.close()
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "NoneType"], results
+    winner = "acct-1" if results[0] is None else "acct-2"
+    key = await store.acme_eab_key("kid-1")
+    assert (key.used_at, key.account_id) == (T0, winner)
+
+    with pytest.raises(Conflict, match="used, disabled or unknown"):
+        await store.acme_create_account(
+            acme_account("acct-3", thumbprint="t3", eab_kid="kid-2"), event("x"), True
+        )
+    personal = acme_account(
+        "acct-p", thumbprint="tp", kind="personal", eab_kid="ENROL-1", contact=()
+    )
+    await store.acme_create_account(personal, event("acct"), operator_key=False)
+    with pytest.raises(Conflict, match="binding was used before"):
+        await store.acme_create_account(
+            dataclasses.replace(personal, id="acct-q", thumbprint="tq"), event("x"), False
+        )
+    with pytest.raises(Conflict, match="already has an account"):
+        await store.acme_create_account(
+            dataclasses.replace(personal, id="acct-r", eab_kid="ENROL-2"), event("x"), False
+        )
+    assert await store.acme_account("acct-p") == personal
+    assert await store.acme_account_by_thumbprint("tp") == personal
+    assert await store.acme_account_by_thumbprint("nobody") is None
+    with pytest.raises(NotFound):
+        await store.acme_account("acct-9")
+
+    changed = await store.acme_update_account(
+        "acct-p",
+        {"contact": ["mailto:new@example.org"], "terms_agreed": False, "updated_at": T0 + ONE},
+        event("acct.update"),
+    )
+    assert (changed.contact, changed.terms_agreed, changed.updated_at) == (
+        ("mailto:new@example.org",),
+        False,
+        T0 + ONE,
+    )
+    rekeyed = await store.acme_update_account(
+        "acct-p", {"jwk": {"kty": "OKP", "x": "zz"}, "thumbprint": "tp2"}, event("acct.key")
+    )
+    assert (rekeyed.jwk, rekeyed.thumbprint) == ({"kty": "OKP", "x": "zz"}, "tp2")
+    with pytest.raises(Conflict, match="already has an account"):
+        taken = (await store.acme_account(winner)).thumbprint
+        await store.acme_update_account("acct-p", {"thumbprint": taken}, event("x"))
+    with pytest.raises(ValueError, match="not updatable"):
+        await store.acme_update_account("acct-p", {"kind": "personal"}, event("x"))
+    with pytest.raises(NotFound):
+        await store.acme_update_account("acct-9", {"status": "deactivated"}, event("x"))
+
+
+async def test_acme_orders_authorizations_and_challenges(store):
+    await with_generation(store)
+    await store.acme_add_eab_key(eab_key(), event("eab.add"))
+    await store.acme_create_account(acme_account(), event("acct"), operator_key=True)
+    # One authorization made ahead (newAuthz), one with the order.
+    await store.acme_add_authorization(authorization("az-2", "b.example.org"), event("authz"))
+    first = order("ord-1", ("az-1", "az-2"), created_at=T0 + ONE)
+    await store.acme_add_order(first, [authorization("az-1", "a.example.org")], event("order"))
+    second = order("ord-2", (), replaces="aki.serial", created_at=T0 + 2 * ONE)
+    await store.acme_add_order(second, [], event("order"))
+
+    stored = await store.acme_order("ord-1")
+    assert stored.authz_ids == ("az-2", "az-1")  # in creation order
+    assert dataclasses.replace(stored, seq=0, authz_ids=first.authz_ids) == first
+    page = await store.acme_orders("acct-1", 0, 1)
+    assert [o.id for o in page] == ["ord-1"]
+    assert [o.id for o in await store.acme_orders("acct-1", page[0].seq, 10)] == ["ord-2"]
+    assert [o.id for o in await store.acme_orders_replacing("aki.serial")] == ["ord-2"]
+    assert await store.acme_count_orders("acct-1", T0) == (2, T0 + ONE)
+    assert await store.acme_count_orders("acct-1", T0 + 5 * ONE) == (0, None)
+    with pytest.raises(NotFound):
+        await store.acme_order("ord-9")
+
+    authz = await store.acme_authorization("az-1")
+    assert [c.id for c in authz.challenges] == ["az-1-h", "az-1-d"]
+    challenge = await store.acme_update_challenge(
+        "az-1-h", "pending", "processing", T0 + ONE, audit=event("challenge")
+    )
+    assert (challenge.status, challenge.validated_at) == ("processing", None)
+    with pytest.raises(Conflict, match="no longer pending"):
+        await store.acme_update_challenge("az-1-h", "pending", "processing", T0)
+    valid = await store.acme_update_challenge(
+        "az-1-h", "processing", "valid", T0 + 2 * ONE, authz_status="valid"
+    )
+    assert (valid.status, valid.validated_at) == ("valid", T0 + 2 * ONE)
+    assert (await store.acme_authorization("az-1")).status == "valid"
+    failed = await store.acme_update_challenge(
+        "az-2-d", "pending", "invalid", T0, error={"type": "urn:x", "detail": "no TXT"},
+        authz_status="invalid",
+    )  # fmt: skip
+    assert failed.error == {"type": "urn:x", "detail": "no TXT"}
+    assert (await store.acme_challenge("az-2-d")) == failed
+    with pytest.raises(NotFound):
+        await store.acme_challenge("nope")
+    with pytest.raises(NotFound):
+        await store.acme_authorization("nope")
+
+    reuse = await store.acme_reusable_authorization("acct-1", "dns", "a.example.org", False, T0)
+    assert reuse is not None and reuse.id == "az-1"
+    late = T0 + dt.timedelta(days=8)
+    assert (
+        await store.acme_reusable_authorization("acct-1", "dns", "a.example.org", False, late)
+        is None
+    )
+    assert (
+        await store.acme_reusable_authorization("acct-1", "dns", "a.example.org", True, T0) is None
+    )
+    with pytest.raises(Conflict, match="no longer pending"):
+        await store.acme_update_authorization("az-1", "pending", "deactivated")
+    gone = await store.acme_update_authorization("az-1", "valid", "deactivated", event("authz"))
+    assert gone.status == "deactivated" and len(gone.challenges) == 2
+
+    ready = await store.acme_update_order("ord-1", "pending", {"status": "ready"})
+    assert ready.status == "ready"
+    with pytest.raises(Conflict, match="no longer pending"):
+        await store.acme_update_order("ord-1", "pending", {"status": "ready"})
+    with pytest.raises(ValueError, match="not updatable"):
+        await store.acme_update_order("ord-1", "ready", {"account_id": "x"})
+    certificate = certificate_record(0xACE, subscriber_id=None)
+    issued = await store.acme_update_order(
+        "ord-1",
+        "ready",
+        {
+            "status": "valid",
+            "csr_der": b"\x30csr",
+            "certificate_generation": 1,
+            "certificate_serial": "ace",
+            "updated_at": T0 + 3 * ONE,
+        },
+        event("order.finalize"),
+        certificate=certificate,
+    )
+    assert (issued.status, issued.csr_der, issued.updated_at) == ("valid", b"\x30csr", T0 + 3 * ONE)
+    assert await store.certificate(1, 0xACE) == certificate
+    assert (await store.acme_order_by_certificate(1, 0xACE)).id == "ord-1"
+    assert await store.acme_order_by_certificate(1, 0xACF) is None
+    assert await store.acme_count_certificates("kid-1") == 1
+    assert await store.acme_count_certificates("kid-9") == 0
+    invalid = await store.acme_update_order(
+        "ord-2", "pending", {"status": "invalid", "error": {"type": "urn:y"}}
+    )
+    assert invalid.error == {"type": "urn:y"}
+    assert await store.verify_audit_chain() == 9

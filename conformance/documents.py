@@ -1,0 +1,584 @@
+"""The objects the rules judge: certificates, CRLs and OCSP responses, each with the corpus it was
+loaded with (the other files of the same run, for the cross-object rules: leaf vs issuer,
+rollover set, CRL vs issued certificates), and the lint context (configuration, forced profile,
+evaluation time, suppressions)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import functools
+import hashlib
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+from pyasn1.codec.ber import decoder as ber_decoder
+from pyasn1.codec.der import encoder as der_encoder
+from pyasn1.error import PyAsn1Error
+from pyasn1_alt_modules import rfc5280
+
+from jitsuin.ca.issuance import CAPolicy
+from jitsuin.ca.profiles import PROFILES, Profile
+from jitsuin.conformance.registry import DocKind
+from jitsuin.conformance.signature import verifies
+
+SMIME_POLICY_ARC = "2.23.140.1.5."  # S/MIME BR 7.1.6.1 reserved policy OIDs
+E = TypeVar("E", bound=x509.ExtensionType)
+
+
+# -- what the configuration fixes
+@dataclass(frozen=True, slots=True)
+class Expectations:
+    """The values only the issuing CA knows (CONFORMANCE "Rules that depend on a CA's
+    configuration"): its CP OIDs, qualification groups and number syntax, name order, CRL/OCSP
+    URLs, cut-off margin and CA subject. Without it the rules check shape only."""
+
+    policy: CAPolicy
+    ca_subject: x509.Name | None = None
+    profiles: Mapping[str, Profile] = field(default_factory=lambda: dict(PROFILES))
+    ca_signs_ocsp: bool = True  # the CA key signs OCSP itself (RFC 6960 §4.2.2.2)
+
+    @classmethod
+    def from_policy(cls, policy: CAPolicy, ca_subject: x509.Name | None = None) -> Expectations:
+        return cls(policy=policy, ca_subject=ca_subject)
+
+    def cp_oid(self, profile: Profile) -> ObjectIdentifier:
+        return self.policy.cp_oid(profile)
+
+    def profile_for_policies(self, oids: Iterable[ObjectIdentifier]) -> Profile | None:
+        by_oid = {self.cp_oid(p): p for p in self.profiles.values()}
+        for oid in oids:
+            if oid in by_oid:
+                return by_oid[oid]
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class LintContext:
+    expectations: Expectations | None = None
+    profile: str | None = None  # force this subscriber profile (``--profile``)
+    at: dt.datetime | None = None  # judge validity at this time (``--at``); never the clock
+    suppress: Mapping[str, str] = field(default_factory=dict)  # code or rule id -> reason
+    draft: bool = False  # signed with a throwaway key (pre-issuance): skip signature checks
+    pkilint: bool = True
+    # R-08: was this serial issued by the CA key with this SKI? None = unknown.
+    issued: Callable[[bytes, int], bool | None] | None = None
+
+    def forced_profile(self) -> Profile | None:
+        if self.profile is None:
+            return None
+        profiles = self.expectations.profiles if self.expectations else PROFILES
+        try:
+            return profiles[self.profile]
+        except KeyError:
+            known = ", ".join(profiles)
+            raise ValueError(f"unknown profile {self.profile!r}; known: {known}") from None
+
+
+# -- DER helpers
+def canonical_der(der: bytes, spec: Any) -> bytes | None:
+    """Decode as BER and re-encode as DER (X.690 §10): equal bytes mean canonical DER. None when
+    the bytes do not decode as ``spec`` at all."""
+    try:
+        value, rest = ber_decoder.decode(der, asn1Spec=spec)
+        if rest:
+            return None
+        return der_encoder.encode(value)
+    except (PyAsn1Error, ValueError, TypeError):
+        return None
+
+
+def key_id(public_key: Any) -> str:
+    """SHA-256 of the SubjectPublicKeyInfo: what identifies a key across certificates."""
+    spki = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
+
+
+# -- documents
+class _Doc:
+    kind: DocKind
+    corpus: Corpus
+
+    def __init__(self, der: bytes, label: str, *, context_only: bool = False) -> None:
+        self.der = der
+        self.label = label
+        self.context_only = context_only  # given for the cross-object rules, not reported
+
+    @property
+    def ctx(self) -> LintContext:
+        return self.corpus.context
+
+
+class CertificateDoc(_Doc):
+    kind = DocKind.CERTIFICATE
+
+    def __init__(
+        self,
+        der: bytes,
+        label: str,
+        *,
+        context_only: bool = False,
+        parsed: x509.Certificate | None = None,
+    ) -> None:
+        super().__init__(der, label, context_only=context_only)
+        if parsed is not None:
+            self.cert = parsed
+            self.canonical: bytes | None = canonical_der(der, rfc5280.Certificate())
+            self._asn1_source = der
+            return
+        try:
+            with warnings.catch_warnings():  # e.g. a serial of 0: X-02 reports it
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                self.cert = x509.load_der_x509_certificate(der)
+            self.canonical = canonical_der(der, rfc5280.Certificate())
+            self._asn1_source = der
+        except ValueError:
+            # Not DER: cryptography's parser is strict. Re-encode what a BER parser reads so the
+            # other rules can still run; X-01 reports the difference.
+            self.canonical = canonical_der(der, rfc5280.Certificate())
+            if self.canonical is None:
+                raise
+            self.cert = x509.load_der_x509_certificate(self.canonical)
+            self._asn1_source = self.canonical
+
+    @functools.cached_property
+    def asn1(self) -> asn1_x509.Certificate:
+        """The certificate as parsed, bytes preserved (for byte-exact comparisons)."""
+        return asn1_x509.Certificate.load(self._asn1_source)
+
+    @property
+    def effective_time(self) -> dt.datetime:
+        return self.cert.not_valid_before_utc
+
+    @property
+    def not_before(self) -> dt.datetime:
+        return self.cert.not_valid_before_utc
+
+    @functools.cached_property
+    def serial(self) -> int:
+        """The serial number as encoded (cryptography warns on a non-positive one)."""
+        return int(self.asn1["tbs_certificate"]["serial_number"].native)
+
+    @property
+    def not_after(self) -> dt.datetime:
+        return self.cert.not_valid_after_utc
+
+    @property
+    def description(self) -> str:
+        role = "CA certificate" if self.is_ca else "certificate"
+        return f"{role} {self.cert.subject.rfc4514_string()} serial {self.cert.serial_number:x}"
+
+    @functools.cached_property
+    def extensions(self) -> x509.Extensions:
+        """cryptography's view of the extensions. With a duplicate (X-06) it keeps the first of
+        each kind, and it leaves out one cryptography cannot parse (e.g. a pathLenConstraint with
+        cA FALSE, X-09), so that the other rules still see the rest of the certificate."""
+        try:
+            return self.cert.extensions
+        except (x509.DuplicateExtension, ValueError):
+            pass
+
+        def with_extensions(kept: list[Any]) -> x509.Certificate:
+            parsed = asn1_x509.Certificate.load(self._asn1_source)
+            parsed["tbs_certificate"]["extensions"] = kept
+            return x509.load_der_x509_certificate(parsed.dump(force=True))
+
+        seen: set[str] = set()
+        kept = []
+        for extension in asn1_x509.Certificate.load(self._asn1_source)["tbs_certificate"][
+            "extensions"
+        ]:
+            if extension["extn_id"].dotted in seen:
+                continue
+            seen.add(extension["extn_id"].dotted)
+            try:
+                with_extensions([extension]).extensions  # noqa: B018 (does it parse alone?)
+            except (x509.DuplicateExtension, ValueError):
+                continue
+            kept.append(extension)
+        return with_extensions(kept).extensions
+
+    def ext(self, cls: type[E]) -> E | None:
+        try:
+            return self.extensions.get_extension_for_class(cls).value
+        except x509.ExtensionNotFound:
+            return None
+
+    def critical(self, cls: type[x509.ExtensionType]) -> bool | None:
+        try:
+            return self.extensions.get_extension_for_class(cls).critical
+        except x509.ExtensionNotFound:
+            return None
+
+    @functools.cached_property
+    def ski(self) -> bytes | None:
+        value = self.ext(x509.SubjectKeyIdentifier)
+        return value.digest if value else None
+
+    @functools.cached_property
+    def aki(self) -> bytes | None:
+        value = self.ext(x509.AuthorityKeyIdentifier)
+        return value.key_identifier if value else None
+
+    @functools.cached_property
+    def key(self) -> str:
+        return key_id(self.cert.public_key())
+
+    @functools.cached_property
+    def is_ca(self) -> bool:
+        # asn1crypto, not cryptography: it also reads a basicConstraints cryptography refuses
+        # (pathLenConstraint with cA FALSE), which X-09 then reports.
+        return bool(self.asn1.ca)
+
+    @property
+    def self_issued(self) -> bool:
+        """RFC 5280 §6.1: subject and issuer DN are the same (every generation and link
+        certificate of one CA is self-issued, CONFORMANCE C-04)."""
+        return self.cert.subject.public_bytes() == self.cert.issuer.public_bytes()
+
+    @functools.cached_property
+    def self_signed(self) -> bool:
+        if not self.self_issued:
+            return False
+        if self.ctx.draft and not self.context_only:  # a throwaway key signed the draft
+            return self.aki is None or self.aki == self.ski
+        return self.signed_with(self.cert.public_key())
+
+    def signed_with(self, public_key: Any) -> bool:
+        try:
+            hash_algorithm = self.cert.signature_hash_algorithm
+        except Exception:  # UnsupportedAlgorithm
+            return False
+        return verifies(
+            public_key,
+            self.cert.signature,
+            self.cert.tbs_certificate_bytes,
+            hash_algorithm,
+            self.cert.signature_algorithm_parameters,
+        )
+
+    @functools.cached_property
+    def policy_oids(self) -> tuple[ObjectIdentifier, ...]:
+        value = self.ext(x509.CertificatePolicies)
+        return tuple(p.policy_identifier for p in value) if value else ()
+
+    @functools.cached_property
+    def is_smime_subscriber(self) -> bool:
+        """A subscriber certificate under the S/MIME BR: the forced profile says so, or it has
+        emailProtection or a reserved S/MIME policy OID (SBR 7.1.2.3)."""
+        if self.is_ca:
+            return False
+        forced = self.ctx.forced_profile()
+        if forced is not None:
+            return forced.personal
+        eku = self.ext(x509.ExtendedKeyUsage)
+        if eku is not None and ExtendedKeyUsageOID.EMAIL_PROTECTION in eku:
+            return True
+        return any(o.dotted_string.startswith(SMIME_POLICY_ARC) for o in self.policy_oids)
+
+    @functools.cached_property
+    def profile(self) -> Profile | None:
+        """The jitsuin profile: forced, or found from the CP OID when a configuration is given."""
+        forced = self.ctx.forced_profile()
+        if forced is not None:
+            return forced
+        if self.ctx.expectations is not None:
+            return self.ctx.expectations.profile_for_policies(self.policy_oids)
+        return None
+
+    @property
+    def issuer(self) -> CertificateDoc | None:
+        return self.corpus.issuer_of(self)
+
+
+class CRLDoc(_Doc):
+    kind = DocKind.CRL
+
+    def __init__(self, der: bytes, label: str, *, context_only: bool = False) -> None:
+        super().__init__(der, label, context_only=context_only)
+        self.crl = x509.load_der_x509_crl(der)
+
+    @functools.cached_property
+    def asn1(self) -> asn1_crl.CertificateList:
+        return asn1_crl.CertificateList.load(self.der)
+
+    @property
+    def effective_time(self) -> dt.datetime:
+        return self.crl.last_update_utc
+
+    @property
+    def description(self) -> str:
+        number = self.number
+        return (
+            f"CRL {self.crl.issuer.rfc4514_string()} number {number if number is not None else '?'}"
+        )
+
+    def ext(self, cls: type[E]) -> E | None:
+        try:
+            return self.crl.extensions.get_extension_for_class(cls).value
+        except x509.ExtensionNotFound:
+            return None
+
+    @functools.cached_property
+    def number(self) -> int | None:
+        value = self.ext(x509.CRLNumber)
+        return value.crl_number if value else None
+
+    @functools.cached_property
+    def aki(self) -> bytes | None:
+        value = self.ext(x509.AuthorityKeyIdentifier)
+        return value.key_identifier if value else None
+
+    @functools.cached_property
+    def is_ca_crl(self) -> bool:
+        """An ARL: the issuing distribution point says it covers only CA certificates."""
+        idp = self.ext(x509.IssuingDistributionPoint)
+        return bool(idp and idp.only_contains_ca_certs)
+
+    def signed_with(self, public_key: Any) -> bool:
+        try:
+            return self.crl.is_signature_valid(public_key)
+        except (TypeError, ValueError):
+            return False
+
+    @property
+    def issuer(self) -> CertificateDoc | None:
+        return self.corpus.issuer_of(self)
+
+    @functools.cached_property
+    def serials(self) -> frozenset[int]:
+        return frozenset(r.serial_number for r in self.crl)
+
+
+class OCSPDoc(_Doc):
+    kind = DocKind.OCSP_RESPONSE
+
+    def __init__(self, der: bytes, label: str, *, context_only: bool = False) -> None:
+        super().__init__(der, label, context_only=context_only)
+        self.response = ocsp.load_der_ocsp_response(der)
+
+    @property
+    def successful(self) -> bool:
+        return self.response.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+
+    @functools.cached_property
+    def basic(self) -> asn1_ocsp.BasicOCSPResponse:
+        """The BasicOCSPResponse as parsed, bytes preserved (successful responses only)."""
+        return asn1_ocsp.OCSPResponse.load(self.der)["response_bytes"]["response"].parsed
+
+    @property
+    def effective_time(self) -> dt.datetime | None:
+        return self.response.produced_at_utc if self.successful else None
+
+    @property
+    def description(self) -> str:
+        if not self.successful:
+            return f"OCSP response ({self.response.response_status.name})"
+        serials = ", ".join(f"{r.serial_number:x}" for r in self.response.responses)
+        return f"OCSP response for serial {serials}"
+
+
+Document = CertificateDoc | CRLDoc | OCSPDoc
+
+
+# -- the corpus
+class Corpus:
+    """Every document of one run plus context certificates (e.g. the CA certificates of the
+    store); documents reach each other through it."""
+
+    def __init__(
+        self,
+        documents: Iterable[Document],
+        context: LintContext | None = None,
+        extra_certificates: Iterable[x509.Certificate] = (),
+    ) -> None:
+        self.context = context or LintContext()
+        self.documents: list[Document] = list(documents)
+        seen = {d.der for d in self.documents}
+        for cert in extra_certificates:
+            der = cert.public_bytes(serialization.Encoding.DER)
+            if der not in seen:
+                seen.add(der)
+                label = f"(given CA certificate {cert.subject.rfc4514_string()})"
+                self.documents.append(CertificateDoc(der, label, context_only=True, parsed=cert))
+        for doc in self.documents:
+            doc.corpus = self
+        self._issuers: dict[int, CertificateDoc | None] = {}
+
+    @property
+    def reported(self) -> list[Document]:
+        return [d for d in self.documents if not d.context_only]
+
+    @property
+    def certificates(self) -> list[CertificateDoc]:
+        return [d for d in self.documents if isinstance(d, CertificateDoc)]
+
+    @property
+    def ca_certificates(self) -> list[CertificateDoc]:
+        return [d for d in self.certificates if d.is_ca]
+
+    @property
+    def crls(self) -> list[CRLDoc]:
+        return [d for d in self.documents if isinstance(d, CRLDoc)]
+
+    def with_key(self, key: str) -> list[CertificateDoc]:
+        return self._by_key.get(key, [])
+
+    def with_serial(self, serial: int) -> list[CertificateDoc]:
+        return self._by_serial.get(serial, [])
+
+    @functools.cached_property
+    def _by_key(self) -> dict[str, list[CertificateDoc]]:
+        index: dict[str, list[CertificateDoc]] = {}
+        for doc in self.certificates:
+            index.setdefault(doc.key, []).append(doc)
+        return index
+
+    @functools.cached_property
+    def _by_serial(self) -> dict[int, list[CertificateDoc]]:
+        index: dict[int, list[CertificateDoc]] = {}
+        for doc in self.certificates:
+            index.setdefault(doc.serial, []).append(doc)
+        return index
+
+    def issuer_of(self, doc: CertificateDoc | CRLDoc) -> CertificateDoc | None:
+        """The certificate whose key signed ``doc``: by AKI and name first, confirmed by the
+        signature (in draft mode, where the signature is a throwaway's, by AKI and name only)."""
+        if id(doc) in self._issuers:
+            return self._issuers[id(doc)]
+        found = self._find_issuer(doc)
+        self._issuers[id(doc)] = found
+        return found
+
+    def _find_issuer(self, doc: CertificateDoc | CRLDoc) -> CertificateDoc | None:
+        if isinstance(doc, CertificateDoc) and doc.self_signed:
+            return doc
+        issuer_name = (doc.cert if isinstance(doc, CertificateDoc) else doc.crl).issuer
+        name = issuer_name.public_bytes()
+
+        def rank(c: CertificateDoc) -> int:
+            by_key = doc.aki is not None and c.ski == doc.aki
+            by_name = c.cert.subject.public_bytes() == name
+            return (0 if by_key else 2) + (0 if by_name else 1)
+
+        candidates = sorted(
+            (c for c in self.certificates if c is not doc and (c.is_ca or c.ski == doc.aki)),
+            key=rank,
+        )
+        if self.context.draft and not doc.context_only:
+            best = [c for c in candidates if rank(c) < 3]
+            return best[0] if best else None
+        for candidate in candidates:
+            if doc.signed_with(candidate.cert.public_key()):
+                return candidate
+        return None
+
+    @functools.cached_property
+    def lineages(self) -> list[Any]:
+        from jitsuin.conformance.lineage import analyse  # one module, imported when needed
+
+        return analyse(self)
+
+
+# -- loading files
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A file or PEM block that holds no certificate, CRL or OCSP response we can read."""
+
+    label: str
+    reason: str
+
+
+_PEM = re.compile(rb"-----BEGIN ([A-Z0-9 #]+)-----\s*(.*?)\s*-----END \1-----", re.DOTALL)
+_BASE64 = re.compile(rb"[A-Za-z0-9+/=\s]+")
+
+
+def _from_der(der: bytes, label: str, hint: str | None = None) -> list[Document | Unreadable]:
+    attempts: list[tuple[str, Callable[[], list[Document]]]] = [
+        ("certificate", lambda: [CertificateDoc(der, label)]),
+        ("crl", lambda: [CRLDoc(der, label)]),
+        ("ocsp", lambda: [OCSPDoc(der, label)]),
+        ("pkcs7", lambda: _pkcs7(der, label)),
+    ]
+    if hint is not None:
+        attempts.sort(key=lambda a: a[0] != hint)
+    for _, attempt in attempts:
+        try:
+            return list(attempt())
+        except x509.InvalidVersion as exc:
+            # RFC 5280 §4.1.2.1 (X-01): only v1 and v3 certificates can be read at all.
+            return [Unreadable(label, f"an X.509 certificate of an unknown version ({exc})")]
+        except (ValueError, TypeError):
+            continue
+    return [Unreadable(label, "not a certificate, CRL, OCSP response or certs-only PKCS#7")]
+
+
+def _pkcs7(der: bytes, label: str) -> list[Document]:
+    certificates = pkcs7.load_der_pkcs7_certificates(der)
+    if not certificates:
+        raise ValueError("an empty PKCS#7")
+    return [
+        CertificateDoc(
+            c.public_bytes(serialization.Encoding.DER),
+            f"{label}#{i}" if len(certificates) > 1 else label,
+            parsed=c,
+        )
+        for i, c in enumerate(certificates, 1)
+    ]
+
+
+_PEM_HINTS = {
+    b"CERTIFICATE": "certificate",
+    b"X509 CRL": "crl",
+    b"OCSP RESPONSE": "ocsp",
+    b"PKCS7": "pkcs7",
+    b"CMS": "pkcs7",
+}
+
+
+def load_objects(data: bytes, label: str) -> list[Document | Unreadable]:
+    """Every certificate, CRL and OCSP response in ``data``: DER, PEM (any number of blocks),
+    or a bare base64 body (an EST reply)."""
+    blocks = list(_PEM.finditer(data))
+    if blocks:
+        out: list[Document | Unreadable] = []
+        for i, match in enumerate(blocks, 1):
+            name = f"{label}#{i}" if len(blocks) > 1 else label
+            kind = match.group(1)
+            if kind.endswith(b"PRIVATE KEY") or kind in (b"CERTIFICATE REQUEST", b"PUBLIC KEY"):
+                continue  # not something the linter judges
+            try:
+                der = base64.b64decode(re.sub(rb"\s+", b"", match.group(2)), validate=True)
+            except (binascii.Error, ValueError):
+                out.append(Unreadable(name, "a PEM block that is not valid base64"))
+                continue
+            out.extend(_from_der(der, name, _PEM_HINTS.get(kind)))
+        return out
+    if data[:1] == b"\x30":
+        return _from_der(data, label)
+    if data.strip() and _BASE64.fullmatch(data):
+        try:
+            der = base64.b64decode(re.sub(rb"\s+", b"", data), validate=True)
+        except (binascii.Error, ValueError):
+            return [Unreadable(label, "neither DER nor PEM")]
+        return _from_der(der, label, "pkcs7")
+    return [Unreadable(label, "neither DER nor PEM")]
+
+
+def iter_documents(items: Sequence[Document | Unreadable]) -> Iterator[Document]:
+    return (i for i in items if not isinstance(i, Unreadable))

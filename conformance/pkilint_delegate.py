@@ -1,0 +1,235 @@
+"""pkilint, run in-process as a delegate (CONFORMANCE X-13, S-18, C-09, R-09).
+
+Each linter is assembled the way pkilint's own command-line tools assemble it (``lint_pkix_cert``,
+``lint_cabf_smime_cert``, ``lint_pkix_signer_signee_cert_chain``, ``lint_crl -p BR``,
+``lint_ocsp_response``), built once and reused. Codes come back namespaced ``pkilint:<code>``.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.utils import CryptographyDeprecationWarning
+from pkilint import document, loader, pkix
+from pkilint.cabf import cabf_crl, smime
+from pkilint.cabf.smime import smime_constants
+from pkilint.pkix import algorithm, certificate, crl, extension, key, name, ocsp
+from pkilint.pkix.certificate import certificate_extension, certificate_key
+from pkilint.validation import ValidationFindingSeverity, ValidatorContainer
+from pyasn1_alt_modules import rfc5280
+
+from jitsuin.conformance.findings import Severity
+
+NAMESPACE = "pkilint:"
+_SEVERITY = {
+    ValidationFindingSeverity.FATAL: Severity.FATAL,
+    ValidationFindingSeverity.ERROR: Severity.ERROR,
+    ValidationFindingSeverity.WARNING: Severity.WARNING,
+    ValidationFindingSeverity.NOTICE: Severity.NOTICE,
+    ValidationFindingSeverity.INFO: Severity.INFO,
+    ValidationFindingSeverity.DEBUG: Severity.INFO,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PkilintFinding:
+    severity: Severity  # pkilint's own severity, on our scale
+    code: str  # namespaced: pkilint:cabf.smime...
+    message: str
+    node_path: str
+
+
+def _collect(results: Sequence[Any]) -> list[PkilintFinding]:
+    out = []
+    for result in results:
+        for described in result.finding_descriptions:
+            finding = described.finding
+            if finding.severity is ValidationFindingSeverity.DEBUG:
+                continue
+            out.append(
+                PkilintFinding(
+                    _SEVERITY[finding.severity],
+                    NAMESPACE + finding.code,
+                    described.message or "",
+                    str(result.node.path),
+                )
+            )
+    return out
+
+
+# -- certificates
+@functools.cache
+def _pkix_certificate() -> ValidatorContainer:
+    """As ``pkilint/bin/lint_pkix_cert.py`` assembles it."""
+    return certificate.create_pkix_certificate_validator_container(
+        certificate.create_decoding_validators(
+            name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS
+        ),
+        [
+            certificate.create_issuer_validator_container([]),
+            certificate.create_validity_validator_container(),
+            certificate.create_subject_validator_container([]),
+            certificate.create_extensions_validator_container([]),
+            certificate.create_spki_validator_container([]),
+        ],
+    )
+
+
+@functools.cache
+def _smime(level: str, generation: str) -> ValidatorContainer:
+    """As ``lint_cabf_smime_cert lint -t LEVEL-GENERATION`` assembles it."""
+    return certificate.create_pkix_certificate_validator_container(
+        smime.create_decoding_validators(),
+        smime.create_subscriber_validators(
+            smime_constants.ValidationLevel[level], smime_constants.Generation[generation]
+        ),
+    )
+
+
+def lint_pkix_certificate(der: bytes) -> list[PkilintFinding]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        doc = loader.load_der_certificate(der, "certificate")
+        return _collect(_pkix_certificate().validate(doc.root))
+
+
+def lint_smime_certificate(der: bytes) -> tuple[str, list[PkilintFinding]]:
+    """(type linted, findings). The type comes from the reserved policy OID (pkilint
+    ``--detect``), defaulting to INDIVIDUAL-MULTIPURPOSE, the seed profile (CONFORMANCE S-18)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        doc = loader.load_der_certificate(der, "certificate")
+        detected = smime.determine_validation_level_and_generation(doc)
+        level, generation = ("INDIVIDUAL", "MULTIPURPOSE")
+        if detected is not None:
+            level, generation = detected[0].name, detected[1].name
+        return f"{level}-{generation}", _collect(_smime(level, generation).validate(doc.root))
+
+
+# -- issuer/subject pairs (lint_pkix_signer_signee_cert_chain)
+@functools.cache
+def _chain(verify_signature: bool) -> tuple[ValidatorContainer, ...]:
+    decoding = ValidatorContainer(
+        validators=[
+            pkix.create_attribute_decoder(name.ATTRIBUTE_TYPE_MAPPINGS),
+            pkix.create_extension_decoder(extension.EXTENSION_MAPPINGS),
+            pkix.create_signature_algorithm_identifier_decoder(
+                algorithm.SIGNATURE_ALGORITHM_IDENTIFIER_MAPPINGS,
+                path="certificate.tbsCertificate.signature",
+            ),
+            certificate.create_spki_decoder(
+                key.SUBJECT_PUBLIC_KEY_ALGORITHM_IDENTIFIER_MAPPINGS,
+                key.SUBJECT_KEY_PARAMETER_ALGORITHM_IDENTIFIER_MAPPINGS,
+            ),
+        ],
+        path="certificate",
+    )
+    issuer = ValidatorContainer(
+        validators=[
+            name.IssuerSubjectNameBinaryEqualValidator(
+                path="certificate.tbsCertificate.subject",
+                subject_document_issuer_dn_path="subject:certificate.tbsCertificate.issuer",
+            ),
+            extension.IssuerSubjectKeyIdentifierBinaryEqualValidator(
+                subject_auth_key_id_retriever=lambda n: document.get_document_by_name(
+                    n, "subject"
+                ).get_extension_by_oid(rfc5280.id_ce_authorityKeyIdentifier)
+            ),
+            certificate_extension.IssuerSubjectPolicyChainValidator(),
+        ]
+    )
+    subject = ValidatorContainer(
+        validators=[
+            certificate_key.SubjectSignatureVerificationValidator(
+                tbs_node_retriever=lambda n: n.navigate("^.tbsCertificate"),
+                path="certificate.signature",
+            )
+        ]
+        if verify_signature
+        else []
+    )
+    return decoding, issuer, subject
+
+
+def lint_issuer_subject(
+    issuer_der: bytes, subject_der: bytes, *, verify_signature: bool = True
+) -> list[PkilintFinding]:
+    collection: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        issuer = loader.load_der_certificate(issuer_der, "issuer", "issuer", collection)
+        collection["issuer"] = issuer
+        subject = loader.load_der_certificate(subject_der, "subject", "subject", collection)
+        collection["subject"] = subject
+        decoding, issuer_checks, subject_checks = _chain(verify_signature)
+        results = decoding.validate(issuer.root) + decoding.validate(subject.root)
+        results += issuer_checks.validate(issuer.root)
+        results += subject_checks.validate(subject.root)
+    return _collect(results)
+
+
+# -- CRLs and OCSP responses
+@functools.cache
+def _crl(ca_crl: bool) -> ValidatorContainer:
+    """As ``lint_crl -t CRL|ARL -p BR`` assembles it."""
+    crl_type = (
+        crl.CertificateRevocationListType.ARL if ca_crl else crl.CertificateRevocationListType.CRL
+    )
+    return crl.create_pkix_crl_validator_container(
+        [
+            pkix.create_attribute_decoder(name.ATTRIBUTE_TYPE_MAPPINGS),
+            pkix.create_extension_decoder(extension.EXTENSION_MAPPINGS),
+        ],
+        [
+            crl.create_issuer_validator_container([]),
+            crl.create_validity_validator_container(
+                [cabf_crl.create_validity_period_validator(crl_type)]
+            ),
+            crl.create_extensions_validator_container([]),
+            cabf_crl.CabfCrlReasonCodeAllowlistValidator(crl_type),
+        ],
+    )
+
+
+@functools.cache
+def _ocsp() -> ValidatorContainer:
+    """As ``lint_ocsp_response`` assembles it."""
+    return ocsp.create_pkix_ocsp_response_validator_container(
+        [
+            ocsp.create_response_decoder(),
+            pkix.create_attribute_decoder(name.ATTRIBUTE_TYPE_MAPPINGS),
+            pkix.create_extension_decoder(extension.EXTENSION_MAPPINGS),
+        ],
+        [],
+    )
+
+
+def lint_crl(der: bytes, *, ca_crl: bool = False) -> list[PkilintFinding]:
+    doc = loader.load_der_crl(der, "crl")
+    return _collect(_crl(ca_crl).validate(doc.root))
+
+
+def lint_ocsp_response(der: bytes) -> list[PkilintFinding]:
+    doc = loader.load_der_ocsp_response(der, "ocsp")
+    return _collect(_ocsp().validate(doc.root))
+
+
+def validations() -> dict[str, list[str]]:
+    """The codes each assembled linter can report (pkilint ``validations``), for the snapshot
+    that shows new upstream codes in review."""
+
+    def codes(*containers: ValidatorContainer) -> list[str]:
+        return sorted({v.code for c in containers for v in c.validations})
+
+    return {
+        "lint_pkix_cert": codes(_pkix_certificate()),
+        "lint_cabf_smime_cert INDIVIDUAL-MULTIPURPOSE": codes(_smime("INDIVIDUAL", "MULTIPURPOSE")),
+        "lint_pkix_signer_signee_cert_chain": codes(*_chain(True)),
+        "lint_crl -t CRL -p BR": codes(_crl(False)),
+        "lint_crl -t ARL -p BR": codes(_crl(True)),
+        "lint_ocsp_response": codes(_ocsp()),
+    }

@@ -1,0 +1,75 @@
+"""Operator endpoints for ACME under /ra/acme/: EAB keys for the tls-server profile, each with a
+policy (allowed DNS suffixes and IP networks, certificate lifetime, certificate count, expiry).
+The MAC key is shown once, in the creation response, and kept only sealed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from jitsuin.server.acme.service import eab_key_json
+from jitsuin.server.keys import ACME, RA
+from jitsuin.server.ra.errors import RAError, RAKind
+from jitsuin.server.ra.handlers import errors_as_problems
+from jitsuin.server.storage import NotFound, Operator
+
+routes = web.RouteTableDef()
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def _operator(request: web.Request) -> Operator:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise RAError(RAKind.UNAUTHORIZED, "send the operator API token as 'Authorization: Bearer'")
+    return await request.app[RA].authenticate(token.strip())
+
+
+async def _json(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise RAError(RAKind.MALFORMED, "send the body as application/json")
+    try:
+        return json.loads(await request.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RAError(RAKind.MALFORMED, f"the body is not JSON: {exc}") from None
+
+
+@routes.post("/ra/acme/eab-keys")
+@errors_as_problems
+async def create_eab_key(request: web.Request) -> web.Response:
+    operator = await _operator(request)
+    record, mac = await request.app[ACME].create_eab_key(operator, await _json(request))
+    body = {**eab_key_json(record), "hmacKey": mac}
+    return web.json_response(
+        body, status=201, headers={**NO_STORE, "Location": f"/ra/acme/eab-keys/{record.kid}"}
+    )
+
+
+@routes.get("/ra/acme/eab-keys")
+@errors_as_problems
+async def list_eab_keys(request: web.Request) -> web.Response:
+    operator = await _operator(request)
+    request.app[RA].allow(operator, "read")
+    keys = await request.app[ACME].store.acme_eab_keys()
+    return web.json_response({"keys": [eab_key_json(k) for k in keys]}, headers=NO_STORE)
+
+
+@routes.get("/ra/acme/eab-keys/{kid}")
+@errors_as_problems
+async def read_eab_key(request: web.Request) -> web.Response:
+    operator = await _operator(request)
+    request.app[RA].allow(operator, "read")
+    try:
+        key = await request.app[ACME].store.acme_eab_key(request.match_info["kid"])
+    except NotFound:
+        raise RAError(RAKind.NOT_FOUND, "there is no such EAB key") from None
+    return web.json_response(eab_key_json(key), headers=NO_STORE)
+
+
+@routes.post("/ra/acme/eab-keys/{kid}/disable")
+@errors_as_problems
+async def disable_eab_key(request: web.Request) -> web.Response:
+    operator = await _operator(request)
+    key = await request.app[ACME].disable_eab_key(operator, request.match_info["kid"])
+    return web.json_response(eab_key_json(key), headers=NO_STORE)

@@ -1,0 +1,264 @@
+"""The validation authority: http-01 (RFC 8555 §8.3), dns-01 (§8.4), tls-alpn-01 (RFC 8737) and
+the CAA check (RFC 8659). Names are resolved through the configured DNS server ([acme] resolver,
+so that tests and closed networks can point it at their own), or the system's.
+
+Each failure is an ``AcmeError`` with the type §6.7 names for it (connection, dns, tls,
+unauthorized, incorrectResponse, caa); the service stores it in the challenge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import ssl
+
+import aiohttp
+import dns.asyncresolver
+import dns.exception
+import dns.rdatatype
+import dns.resolver
+from cryptography import x509
+
+from jitsuin.protocol.acme import challenges
+from jitsuin.protocol.acme.messages import Identifier
+from jitsuin.protocol.acme.problems import AcmeError, ErrorType
+from jitsuin.server.config import AcmeConfig
+
+TIMEOUT = 10.0
+MAX_BODY = 8192
+# RFC 8659 §4: property tags this CA knows; a critical unknown tag forbids issuance.
+_KNOWN_CAA_TAGS = frozenset(
+    {"issue", "issuewild", "iodef", "contactemail", "contactphone", "issuemail"}
+)
+
+
+class ValidationAuthority:
+    def __init__(self, config: AcmeConfig) -> None:
+        self.config = config
+        self._resolver: dns.asyncresolver.Resolver | None = None
+
+    def resolver(self) -> dns.asyncresolver.Resolver:
+        if self._resolver is None:
+            if self.config.resolver:
+                host, _, port = self.config.resolver.rpartition(":")
+                resolver = dns.asyncresolver.Resolver(configure=False)
+                resolver.nameservers = [host.strip("[]")]
+                resolver.port = int(port)
+            else:
+                try:
+                    resolver = dns.asyncresolver.Resolver()
+                except dns.resolver.NoResolverConfiguration:
+                    resolver = dns.asyncresolver.Resolver(configure=False)
+                    resolver.nameservers = ["127.0.0.1"]
+            resolver.timeout = 3.0
+            resolver.lifetime = 6.0
+            self._resolver = resolver
+        return self._resolver
+
+    async def _query(self, name: str, rdtype: str) -> list[object]:
+        """The answer's records; [] for NXDOMAIN or no data; AcmeError(dns) when the lookup
+        itself fails (§6.7: "There was a problem with a DNS query")."""
+        try:
+            answer = await self.resolver().resolve(name, rdtype, raise_on_no_answer=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except (dns.exception.DNSException, OSError) as exc:
+            raise AcmeError(ErrorType.DNS, f"DNS {rdtype} lookup of {name} failed: {exc}") from None
+        return list(answer.rrset or [])
+
+    async def addresses(self, identifier: Identifier) -> list[str]:
+        if identifier.type == "ip":
+            return [identifier.value]
+        name = identifier.value
+        if self.config.resolver is None:
+            loop = asyncio.get_running_loop()
+            try:
+                infos = await loop.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                raise AcmeError(ErrorType.DNS, f"cannot resolve {name}: {exc}") from None
+            found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        else:
+            found = [str(r) for r in await self._query(name, "AAAA")]
+            found += [str(r) for r in await self._query(name, "A")]
+        if not found:
+            raise AcmeError(ErrorType.DNS, f"no A or AAAA record for {name}")
+        return found
+
+    async def validate(
+        self, kind: str, identifier: Identifier, token: str, key_authorization: str
+    ) -> None:
+        if kind == "http-01":
+            await self.http01(identifier, token, key_authorization)
+        elif kind == "dns-01":
+            await self.dns01(identifier, key_authorization)
+        elif kind == "tls-alpn-01":
+            await self.tls_alpn01(identifier, key_authorization)
+        else:
+            raise AcmeError(ErrorType.MALFORMED, f"unknown challenge type {kind}")
+
+    # -- http-01 (§8.3) ----------------------------------------------------------------------
+    async def http01(self, identifier: Identifier, token: str, key_authorization: str) -> None:
+        port = self.config.http01_port
+        problems = []
+        for address in await self.addresses(identifier):
+            host = f"[{address}]" if ":" in address else address
+            url = f"http://{host}:{port}{challenges.HTTP01_PATH}{token}"
+            try:
+                body = await self._get(url, identifier.value)
+            except AcmeError as exc:
+                problems.append(exc)
+                continue
+            # §8.3: the body is the key authorization; trailing whitespace is tolerated.
+            if body.rstrip() != key_authorization.encode():
+                raise AcmeError(
+                    ErrorType.INCORRECT_RESPONSE,
+                    f"{url} did not answer with the key authorization",
+                )
+            return
+        raise problems[0]
+
+    async def _get(self, url: str, host: str) -> bytes:
+        timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url, headers={"Host": host}, allow_redirects=False) as reply,
+            ):
+                if reply.status != 200:
+                    raise AcmeError(
+                        ErrorType.UNAUTHORIZED, f"{url} answered HTTP {reply.status}, not 200"
+                    )
+                return await reply.content.read(MAX_BODY)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise AcmeError(ErrorType.CONNECTION, f"cannot fetch {url}: {exc}") from None
+
+    # -- dns-01 (§8.4) -----------------------------------------------------------------------
+    async def dns01(self, identifier: Identifier, key_authorization: str) -> None:
+        name = challenges.DNS01_PREFIX + identifier.value
+        expected = challenges.dns01_txt(key_authorization)
+        records = await self._query(name, "TXT")
+        values = [b"".join(r.strings).decode("ascii", "replace") for r in records]  # type: ignore[attr-defined]
+        if expected in values:
+            return
+        if not values:
+            raise AcmeError(ErrorType.UNAUTHORIZED, f"no TXT record at {name}")
+        raise AcmeError(
+            ErrorType.INCORRECT_RESPONSE, f"no TXT record at {name} holds the expected digest"
+        )
+
+    # -- tls-alpn-01 (RFC 8737) -----------------------------------------------------------------
+    async def tls_alpn01(self, identifier: Identifier, key_authorization: str) -> None:
+        port = self.config.tlsalpn01_port
+        sni = (
+            challenges.reverse_dns_name(identifier.value)
+            if identifier.type == "ip"
+            else identifier.value
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # RFC 8737 §3: the certificate is self-signed
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_alpn_protocols([challenges.ACME_TLS_ALPN])
+        problems = []
+        for address in await self.addresses(identifier):
+            try:
+                der, alpn = await self._handshake(address, port, context, sni)
+            except AcmeError as exc:
+                problems.append(exc)
+                continue
+            if alpn != challenges.ACME_TLS_ALPN:
+                raise AcmeError(ErrorType.TLS, f"{address}:{port} did not negotiate acme-tls/1")
+            check_alpn_certificate(der, identifier, key_authorization)
+            return
+        raise problems[0]
+
+    async def _handshake(
+        self, address: str, port: int, context: ssl.SSLContext, sni: str
+    ) -> tuple[bytes, str | None]:
+        try:
+            _reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(address, port, ssl=context, server_hostname=sni),
+                TIMEOUT,
+            )
+        except ssl.SSLError as exc:
+            raise AcmeError(ErrorType.TLS, f"TLS with {address}:{port} failed: {exc}") from None
+        except (OSError, TimeoutError) as exc:
+            raise AcmeError(
+                ErrorType.CONNECTION, f"cannot connect to {address}:{port}: {exc}"
+            ) from None
+        try:
+            ssl_object = writer.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True)
+            return der, ssl_object.selected_alpn_protocol()
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    # -- CAA (RFC 8659) -------------------------------------------------------------------------
+    async def check_caa(self, name: str, wildcard: bool) -> None:
+        """§3: the relevant RRset is the closest one climbing from the name towards the root."""
+        labels = name.split(".")
+        for start in range(len(labels)):
+            candidate = ".".join(labels[start:])
+            records = await self._query(candidate, "CAA")
+            if records:
+                self._caa_permits(candidate, records, wildcard)
+                return
+
+    def _caa_permits(self, name: str, records: list[object], wildcard: bool) -> None:
+        props = [
+            (
+                int(r.flags),
+                r.tag.decode("ascii", "replace").lower(),  # type: ignore[attr-defined]
+                r.value.decode("utf-8", "replace"),
+            )  # type: ignore[attr-defined]
+            for r in records
+        ]
+        for flags, tag, _ in props:
+            if flags & 0x80 and tag not in _KNOWN_CAA_TAGS:
+                raise AcmeError(
+                    ErrorType.CAA, f"CAA at {name} has a critical unknown property {tag!r}"
+                )
+        tag = "issuewild" if wildcard and any(t == "issuewild" for _, t, _ in props) else "issue"
+        relevant = [value for _, t, value in props if t == tag]
+        if not relevant:
+            return  # §4.2: no issue property restricts issuance
+        for value in relevant:
+            domain = value.split(";", 1)[0].strip().lower()
+            if domain and domain in self.config.caa_identities:
+                return
+        names = ", ".join(self.config.caa_identities) or "(none configured)"
+        raise AcmeError(
+            ErrorType.CAA, f"the CAA records at {name} do not name this CA ({names}) for {tag}"
+        )
+
+
+def check_alpn_certificate(der: bytes, identifier: Identifier, key_authorization: str) -> None:
+    """RFC 8737 §3: one subjectAltName, the identifier; a critical acmeIdentifier extension whose
+    value is the OCTET STRING SHA-256(key authorization)."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        extension = cert.extensions.get_extension_for_oid(challenges.ACME_IDENTIFIER_OID)
+    except (ValueError, x509.ExtensionNotFound) as exc:
+        raise AcmeError(
+            ErrorType.UNAUTHORIZED, f"the validation certificate is unusable: {exc}"
+        ) from None
+    if identifier.type == "ip":
+        expected: list[object] = [x509.IPAddress(ipaddress.ip_address(identifier.value))]
+    else:
+        expected = [x509.DNSName(identifier.value)]
+    if list(names) != expected:
+        raise AcmeError(
+            ErrorType.UNAUTHORIZED, "the validation certificate must name only the identifier"
+        )
+    value = getattr(extension.value, "value", b"")
+    digest = challenges.tls_alpn01_digest(key_authorization)
+    if not extension.critical or value != b"\x04\x20" + digest:
+        raise AcmeError(
+            ErrorType.INCORRECT_RESPONSE,
+            "the acmeIdentifier extension is not critical or does not hold the digest",
+        )

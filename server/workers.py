@@ -1,0 +1,175 @@
+"""``jitsuin serve --workers N``: N server processes sharing one PostgreSQL store and the same
+listening sockets.
+
+The parent opens the CA once (migrations, generation 1 on first start, the HTTPS certificate),
+binds the listeners, and starts N children (``python -m jitsuin.server ... serve
+--worker-sockets http=FD,https=FD``) that inherit the bound sockets and accept on them; the
+kernel hands each new connection to one of them. Every child has its own Authority, store pool
+and mail worker; everything they must agree on lives in the store (see storage/postgres.py).
+
+The parent only supervises: SIGINT or SIGTERM stops every child (SIGTERM, then SIGKILL after
+``STOP_SECONDS``); a child that exits on its own is started again, unless it died within
+``CRASH_SECONDS`` of starting, which stops the whole server (a configuration or database problem
+would only loop). A child whose parent is gone (killed with SIGKILL) stops by itself.
+
+SQLite is refused with more than one worker: its single writer lock would serialize every
+process on one file, with ``busy_timeout`` errors under load, for no gain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from jitsuin.server.config import Listen
+
+log = logging.getLogger("jitsuin.workers")
+
+WORKER_SOCKETS = "--worker-sockets"
+PARENT_ENV = "JITSUIN_WORKER_PARENT"  # the supervisor's pid, as the worker was started
+CRASH_SECONDS = 10.0
+STOP_SECONDS = 15.0
+PARENT_CHECK_SECONDS = 1.0
+
+
+def refusal(dialect: str, workers: int) -> str | None:
+    """Why ``workers`` processes cannot share this store, or None."""
+    if workers < 1:
+        return "--workers must be at least 1"
+    if workers > 1 and dialect != "postgresql":
+        return (
+            f"--workers {workers} needs a PostgreSQL store: several processes would serialize on "
+            'the one SQLite file. Set database_url = "postgresql://USER@HOST/DATABASE" in the '
+            "configuration, or run one process (--workers 1)."
+        )
+    return None
+
+
+def bind(listen: Listen) -> socket.socket:
+    """A listening socket the children inherit (SO_REUSEADDR, as aiohttp's own sites)."""
+    family, _, _, _, address = socket.getaddrinfo(
+        listen.host, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.create_server(address, family=family, backlog=1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def sockets_argument(sockets: dict[str, socket.socket]) -> str:
+    return ",".join(f"{name}={sock.fileno()}" for name, sock in sockets.items())
+
+
+def inherited_sockets(argument: str | None) -> dict[str, socket.socket]:
+    """The sockets a worker was started with: ``http=5,https=6`` -> {name: socket}."""
+    if not argument:
+        return {}
+    found = {}
+    for item in argument.split(","):
+        name, _, fd = item.partition("=")
+        found[name] = socket.socket(fileno=int(fd))
+    return found
+
+
+def site(
+    runner: web.AppRunner,
+    listen: Listen,
+    sock: socket.socket | None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> web.BaseSite:
+    """Listen on the inherited socket of a worker, or bind ``listen`` in a single process."""
+    if sock is not None:
+        return web.SockSite(runner, sock, ssl_context=ssl_context)
+    return web.TCPSite(runner, listen.host, listen.port, ssl_context=ssl_context)
+
+
+async def watch_parent(stop: asyncio.Event) -> None:
+    """Set ``stop`` when the supervisor is gone (this process was handed to another parent),
+    even if that happened while this worker was still starting."""
+    parent = int(os.environ.get(PARENT_ENV) or os.getppid())
+    while os.getppid() == parent:
+        await asyncio.sleep(PARENT_CHECK_SECONDS)
+    log.warning("the supervising process %d is gone: stopping", parent)
+    stop.set()
+
+
+class Supervisor:
+    def __init__(self, command: Sequence[str], sockets: dict[str, socket.socket], count: int):
+        self.command = [*command, WORKER_SOCKETS, sockets_argument(sockets)]
+        self.fds = [sock.fileno() for sock in sockets.values()]
+        self.count = count
+        self.children: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
+
+    def _start(self, index: int) -> None:
+        child = subprocess.Popen(
+            self.command,
+            pass_fds=self.fds,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, PARENT_ENV: str(os.getpid())},
+        )
+        self.children[index] = (child, time.monotonic())
+        log.info("worker %d started (pid %d)", index, child.pid)
+
+    async def run(self) -> int:
+        """Start the workers and keep them running until SIGINT/SIGTERM; 0, or 1 when a worker
+        kept failing to start."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        failure = None
+        try:
+            for index in range(1, self.count + 1):
+                self._start(index)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+                for index, (child, started) in list(self.children.items()):
+                    code = child.poll()
+                    if code is None or stop.is_set():
+                        continue
+                    if time.monotonic() - started < CRASH_SECONDS:
+                        failure = (
+                            f"worker {index} (pid {child.pid}) exited with status {code} within "
+                            f"{CRASH_SECONDS:.0f} s of starting: stopping the server"
+                        )
+                        stop.set()
+                        break
+                    log.warning(
+                        "worker %d (pid %d) exited with %d: restarting", index, child.pid, code
+                    )
+                    self._start(index)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.stop()
+        if failure:
+            print(f"jitsuin: {failure}", file=sys.stderr)
+            return 1
+        return 0
+
+    async def stop(self) -> None:
+        """SIGTERM to every child; SIGKILL to any still running after STOP_SECONDS."""
+        for child, _ in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        while time.monotonic() < deadline and any(
+            child.poll() is None for child, _ in self.children.values()
+        ):
+            await asyncio.sleep(0.05)
+        for index, (child, _) in self.children.items():
+            if child.poll() is None:
+                log.warning("worker %d (pid %d) did not stop: killing it", index, child.pid)
+                child.kill()
+                child.wait()

@@ -1,0 +1,170 @@
+"""The pre-issuance gate (SBR 4.3.1.2): the registry runs on every draft before the CA key signs,
+and a finding at ERROR refuses the issuance with CAError(LINT); nothing is stored and the refusal
+is audited. The CRL and OCSP checks the CA can run before publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from jitsuin.ca import profiles
+from jitsuin.ca.clock import FixedClock, SystemClock
+from jitsuin.ca.csr import verify_csr
+from jitsuin.ca.errors import CAError, Kind
+from jitsuin.ca.issuance import Issuer
+from jitsuin.ca.keys import KeyType, generate_private_key
+from jitsuin.ca.revocation import Revoked, build_crl, build_response, parse_request
+from jitsuin.ca.subject import VettedSubject
+from jitsuin.conformance.gate import IssuanceLint, lint_crl, lint_ocsp_response
+from jitsuin.server import config as configuration
+from jitsuin.server.authority import Authority
+
+SUBJECT = VettedSubject(
+    subscriber_id="app-9",
+    family_name="Tanaka",
+    given_name="Jiro",
+    email="jiro.tanaka@example.com",
+    qualification_group="member",
+    qualification_number="ZZ-9",
+)
+
+
+def _csr(key_type: KeyType = KeyType.ECDSA_P256) -> bytes:
+    key = generate_private_key(key_type)
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+    return csr.sign(key, key_type.signature_hash).public_bytes(serialization.Encoding.DER)
+
+
+class CountingSigner:
+    """Wraps the CA signer: how often did the real key sign?"""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.calls = 0
+
+    @property
+    def key_type(self):
+        return self.inner.key_type
+
+    def public_key(self):
+        return self.inner.public_key()
+
+    def sign(self, data: bytes) -> bytes:
+        self.calls += 1
+        return self.inner.sign(data)
+
+
+@pytest.fixture
+def gated(factory, times):
+    ca = factory.ca()
+    signer = CountingSigner(ca.generation.signer)
+    generation = dataclasses.replace(ca.generation, signer=signer)
+    gate = IssuanceLint(factory.expectations, issuers=[ca.cert])
+    issuer = Issuer(generation, factory.policy, FixedClock(times["ISSUED_AT"]), lint=gate)
+    return issuer, signer
+
+
+@pytest.mark.parametrize("profile", ["general", "document-manager"])
+@pytest.mark.parametrize("key_type", list(KeyType), ids=lambda k: k.value)
+def test_the_gate_passes_what_jitsuin_issues(gated, profile, key_type):
+    issuer, signer = gated
+    subject = (
+        SUBJECT
+        if profile == "general"
+        else dataclasses.replace(
+            SUBJECT, qualification_group="document-information-manager", qualification_number="4711"
+        )
+    )
+    issued = issuer.issue(verify_csr(_csr(key_type)), subject, profile)
+    assert signer.calls == 1
+    assert issued.certificate.not_valid_after_utc - issued.certificate.not_valid_before_utc == (
+        dt.timedelta(days=396) - dt.timedelta(seconds=1)
+    )
+
+
+def test_a_400_day_profile_is_refused_before_the_ca_key_signs(gated, monkeypatch):
+    issuer, signer = gated
+    broken = dataclasses.replace(profiles.PROFILES["general"], validity=dt.timedelta(days=400))
+    monkeypatch.setitem(profiles.PROFILES, "general", broken)  # type: ignore[index]
+    with pytest.raises(CAError) as refused:
+        issuer.issue(verify_csr(_csr()), SUBJECT, "general")
+    assert refused.value.kind is Kind.LINT
+    assert "S-01" in refused.value.message and "400 days" in refused.value.message
+    assert signer.calls == 0  # the real CA key never signed
+
+
+def test_the_server_refuses_stores_nothing_and_audits(tmp_path, monkeypatch):
+    """Through the server's Authority, as `jitsuin issue` and EST use it."""
+    path = configuration.write_default(tmp_path, KeyType.ECDSA_P256, configuration.DEFAULT_SUBJECT)
+    config = configuration.load(path, tmp_path)
+
+    async def run() -> tuple[int, list[str], CAError | None]:
+        authority = await Authority.open(config, SystemClock())
+        refused = None
+        try:
+            await authority.issue_personal(_csr(), SUBJECT, "general", actor="test")  # fine
+            broken = dataclasses.replace(
+                profiles.PROFILES["general"], validity=dt.timedelta(days=400)
+            )
+            monkeypatch.setitem(profiles.PROFILES, "general", broken)  # type: ignore[index]
+            try:
+                other = dataclasses.replace(
+                    SUBJECT, subscriber_id="app-10", email="other@example.com"
+                )
+                await authority.issue_personal(_csr(), other, "general", actor="test")
+            except CAError as exc:
+                refused = exc
+            count = await authority.store.count_certificates()
+            actions = [e.event.action for e in await authority.store.audit_log(limit=1000)]
+        finally:
+            await authority.close()
+        return count, actions, refused
+
+    count, actions, refused = asyncio.run(run())
+    assert refused is not None and refused.kind is Kind.LINT
+    assert count == 1  # only the certificate issued before the profile broke
+    assert actions.count("certificate.issue") == 1
+    assert "certificate.lint_refused" in actions
+
+
+def test_crl_and_ocsp_checks(factory, times):
+    ca = factory.ca()
+    leaf = factory.leaf()
+    now = times["ISSUED_AT"] + dt.timedelta(days=3)
+    revoked = [
+        Revoked(
+            leaf.serial_number,
+            now - dt.timedelta(hours=1),
+            "keyCompromise",
+            leaf.not_valid_after_utc,
+        )
+    ]
+    crl = build_crl(ca.generation, revoked, 7, now)  # the CA's own CRL builder
+    assert [f for f in lint_crl(crl, [ca.cert]) if f.counts] == []
+    gate = IssuanceLint(factory.expectations, issuers=[ca.cert])
+    gate.check_crl(crl)
+    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, ca.cert, hashes.SHA1()).build()  # noqa: S303
+    cert_id = parse_request(request.public_bytes(serialization.Encoding.DER))
+    response = build_response(
+        ca.generation, cert_id, "revoked", now, now - dt.timedelta(hours=1), "keyCompromise"
+    )
+    assert [f for f in lint_ocsp_response(response, [ca.cert]) if f.counts] == []
+    gate.check_ocsp_response(response)
+    good = build_response(ca.generation, cert_id, "good", now + dt.timedelta(minutes=5))
+    with pytest.raises(CAError) as refused:  # "good", but on the CRL just published (R-08)
+        gate.check_ocsp_response(good, crls=[crl])
+    assert "R-08" in refused.value.message
+    never = build_response(ca.generation, cert_id, "good", now)
+    with pytest.raises(CAError) as refused:
+        gate.check_ocsp_response(never, issued=lambda ski, serial: False)
+    assert "R-08" in refused.value.message
+    long_crl = factory.crl(ca, this_update=now, days=15)
+    with pytest.raises(CAError) as refused:
+        gate.check_crl(long_crl.public_bytes(serialization.Encoding.DER))
+    assert "R-02" in refused.value.message
