@@ -4,10 +4,14 @@
     .venv/bin/python bench/run.py ocsp [--seconds 10] [--connections 32] [--workers N]
     .venv/bin/python bench/run.py est [--count 200] [--concurrency 8]
     .venv/bin/python bench/run.py memory
+    .venv/bin/python bench/run.py acme [--orders 200] [--concurrency 8 32] [--seconds 60]
+    .venv/bin/python bench/run.py acme --directory URL [--ca-bundle PEM] [--eab KID:HMAC ...]
     .venv/bin/python bench/run.py all
 
 Servers listen on 127.0.0.1 only, in a temporary data directory; every load loop is bounded in
 count and in time. OCSP load uses wrk (Debian package `wrk`) when installed, else an asyncio client.
+ACME runs jitsuin and Pebble (Debian package `pebble`) side by side with the same load client
+(bench/acme.py) and prints the ratio jitsuin/Pebble.
 """
 
 from __future__ import annotations
@@ -60,14 +64,14 @@ def rss_mb(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, home: Path, workers: int) -> None:
+    def __init__(self, home: Path, workers: int, extra_config: str = "") -> None:
         self.home = home
         self.http_port, self.https_port = free_port(), free_port()
         path = configuration.write_default(home, KeyType.ECDSA_P384, configuration.DEFAULT_SUBJECT)
         text = path.read_text()
         text = text.replace("127.0.0.1:8080", f"127.0.0.1:{self.http_port}")
         text = text.replace("127.0.0.1:8443", f"127.0.0.1:{self.https_port}")
-        path.write_text(text)
+        path.write_text(text + extra_config)
         self.http = f"http://127.0.0.1:{self.http_port}"
         self.https = f"https://localhost:{self.https_port}"
         self.workers = workers
@@ -99,9 +103,9 @@ class Server:
 
 
 @contextmanager
-def running(workers: int = 1) -> Iterator[Server]:
+def running(workers: int = 1, extra_config: str = "") -> Iterator[Server]:
     with tempfile.TemporaryDirectory(prefix="jitsuin-bench-") as tmp:
-        server = Server(Path(tmp), workers)
+        server = Server(Path(tmp), workers, extra_config)
         server.start()
         try:
             yield server
@@ -377,30 +381,309 @@ def bench_memory() -> None:
         print(f"memory: RSS idle {idle:.0f} MB; after 5 s of OCSP load {loaded:.0f} MB")
 
 
+# -- ACME ------------------------------------------------------------------------------------------
+# jitsuin's Pebble-like test knobs: every challenge valid without looking, no delay, no nonce
+# rejected; a rate limit no benchmark reaches.
+ACME_CONFIG = """
+[acme]
+orders_per_hour = 1000000
+
+[acme.test]
+validation_always_succeeds = true
+"""
+ACME_DOMAIN = "bench.example.com"
+
+
+def _https_json(server: Server, path: str, token: str, body: object) -> dict:
+    request = urllib.request.Request(
+        server.https + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    context = ssl.create_default_context(cafile=str(server.home / "ca.pem"))
+    with urllib.request.urlopen(request, context=context, timeout=30) as reply:
+        return json.loads(reply.read())
+
+
+def _eab_keys(server: Server, count: int) -> list[tuple[str, str]]:
+    """``count`` tls-server EAB keys made by an approver through the operator API."""
+    out = subprocess.run(
+        [JITSUIN, "--home", str(server.home), "ra", "operator-add", "bench", "--role", "approver"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    token = out.stdout.strip().splitlines()[-1]
+    keys = []
+    for _ in range(count):
+        made = _https_json(server, "/ra/acme/eab-keys", token, {"allowed": [ACME_DOMAIN]})
+        keys.append((made["kid"], made["hmacKey"]))
+    return keys
+
+
+class Pebble:
+    """Pebble on loopback: challenges always valid, no artificial sleeps, no nonce rejection."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.directory = f"https://localhost:{self.port}/dir"
+        self.ca_bundle = home / "pebble-tls-ca.pem"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _tls_files(self) -> tuple[Path, Path]:
+        """A throwaway TLS CA and a localhost certificate (Debian's package ships none)."""
+        now = dt.datetime.now(dt.UTC)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "bench TLS CA")])
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+        key = ec.generate_private_key(ec.SECP256R1())
+        leaf = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        cert, key_path = self.home / "pebble-cert.pem", self.home / "pebble-key.pem"
+        self.ca_bundle.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return cert, key_path
+
+    def start(self) -> None:
+        binary = shutil.which("pebble")
+        if binary is None:
+            raise SystemExit("pebble is not installed (Debian package `pebble`)")
+        cert, key = self._tls_files()
+        config = self.home / "pebble-config.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "pebble": {
+                        "listenAddress": f"127.0.0.1:{self.port}",
+                        "managementListenAddress": f"127.0.0.1:{free_port()}",
+                        "certificate": str(cert),
+                        "privateKey": str(key),
+                        "httpPort": free_port(),
+                        "tlsPort": free_port(),
+                        "ocspResponderURL": "",
+                        "externalAccountBindingRequired": False,
+                    }
+                }
+            )
+        )
+        env = {
+            **os.environ,
+            "PEBBLE_VA_ALWAYS_VALID": "1",
+            "PEBBLE_VA_NOSLEEP": "1",
+            "PEBBLE_WFE_NONCEREJECT": "0",
+        }
+        log = (self.home / "pebble.log").open("wb")
+        self.process = subprocess.Popen(
+            [binary, "-config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.home,
+        )
+        for _ in range(100):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            if self.process.poll() is not None:
+                raise SystemExit((self.home / "pebble.log").read_text())
+            time.sleep(0.1)
+        raise SystemExit("pebble did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@contextmanager
+def pebble_running() -> Iterator[Pebble]:
+    with tempfile.TemporaryDirectory(prefix="pebble-bench-") as tmp:
+        pebble = Pebble(Path(tmp))
+        pebble.start()
+        try:
+            yield pebble
+        finally:
+            pebble.stop()
+
+
+def _acme_client():  # type: ignore[no-untyped-def]
+    """bench/acme.py, loaded by path (``import acme`` would find certbot's package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_acme", Path(__file__).with_name("acme.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_acme"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def bench_acme(orders: int, concurrencies: list[int], seconds: int, poll: float) -> None:
+    load = _acme_client().load
+
+    with running(1, ACME_CONFIG) as server, pebble_running() as pebble:
+        assert server.process is not None and pebble.process is not None
+        with urllib.request.urlopen(f"{server.http}/ca.pem", timeout=5) as reply:
+            (server.home / "ca.pem").write_bytes(reply.read())
+        print(
+            f"ACME full orders (newOrder, authz, http-01, poll, finalize, poll, certificate), "
+            f"{orders} per run, at most {seconds} s, polls every {poll * 1000:.0f} ms; "
+            f"jitsuin (SQLite, 1 process, CA key {KeyType.ECDSA_P384.value}) and Pebble on "
+            "loopback"
+        )
+        for concurrency in concurrencies:
+            eab = _eab_keys(server, concurrency)
+            common = {"orders": orders, "concurrency": concurrency, "time_limit": seconds}
+            mine = asyncio.run(
+                load(
+                    "jitsuin",
+                    f"{server.https}/acme/directory",
+                    ca_bundle=server.home / "ca.pem",
+                    eab_keys=eab,
+                    server_pid=server.process.pid,
+                    poll_interval=poll,
+                    domain=ACME_DOMAIN,
+                    **common,
+                )
+            )
+            print("  " + mine.line())
+            theirs = asyncio.run(
+                load(
+                    "Pebble",
+                    pebble.directory,
+                    ca_bundle=pebble.ca_bundle,
+                    server_pid=pebble.process.pid,
+                    poll_interval=poll,
+                    domain=ACME_DOMAIN,
+                    **common,
+                )
+            )
+            print("  " + theirs.line())
+            cpu = ""
+            if mine.cpu_ms_per_order and theirs.cpu_ms_per_order:
+                cpu = (
+                    f", server CPU per order {mine.cpu_ms_per_order / theirs.cpu_ms_per_order:.2f}x"
+                )
+            print(
+                f"  ratio jitsuin/Pebble at concurrency {concurrency}: orders/s "
+                f"{mine.rate / theirs.rate:.2f}x, p50 latency "
+                f"{mine.quantile(50) / theirs.quantile(50):.2f}x{cpu}"
+            )
+
+
+def bench_acme_url(
+    directory: str,
+    ca_bundle: str | None,
+    eab: list[str],
+    orders: int,
+    concurrencies: list[int],
+    seconds: int,
+    poll: float,
+    pid: int | None,
+    domain: str,
+) -> None:
+    """The load client alone against any directory URL (the server's CPU only with --pid)."""
+    load = _acme_client().load
+
+    keys = [tuple(e.split(":", 1)) for e in eab] or None
+    for concurrency in concurrencies:
+        if keys is not None and len(keys) < concurrency:
+            raise SystemExit(f"--eab: {concurrency} keys needed (one account per worker)")
+        result = asyncio.run(
+            load(
+                directory,
+                directory,
+                orders=orders,
+                concurrency=concurrency,
+                time_limit=seconds,
+                ca_bundle=Path(ca_bundle) if ca_bundle else None,
+                eab_keys=keys,  # type: ignore[arg-type]
+                server_pid=pid,
+                poll_interval=poll,
+                domain=domain,
+            )
+        )
+        print(result.line())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["crl", "ocsp", "est", "memory", "all"])
+    parser.add_argument("what", choices=["crl", "ocsp", "est", "memory", "acme", "all"])
     parser.add_argument("--entries", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, help="ocsp: load time (10); acme: limit (60)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--count", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, nargs="+", help="est: 8; acme: 8 32")
+    parser.add_argument("--orders", type=int, default=200, help="acme: orders per run")
+    parser.add_argument("--poll", type=float, default=0.05, help="acme: seconds between polls")
+    parser.add_argument("--directory", help="acme: load this directory URL instead")
+    parser.add_argument("--ca-bundle", help="acme --directory: the TLS trust anchors")
+    parser.add_argument("--eab", nargs="+", default=[], help="acme --directory: KID:HMAC ...")
+    parser.add_argument("--pid", type=int, help="acme --directory: the server process")
+    parser.add_argument("--domain", default=ACME_DOMAIN, help="acme --directory: names under it")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     if args.what in ("crl", "all"):
         bench_crl(args.entries)
     if args.what in ("ocsp", "all"):
-        one = bench_ocsp(args.seconds, args.connections, 1)
+        one = bench_ocsp(args.seconds or 10, args.connections, 1)
         if args.workers > 1:
-            many = bench_ocsp(args.seconds, args.connections, args.workers)
+            many = bench_ocsp(args.seconds or 10, args.connections, args.workers)
             print(f"  ratio {args.workers} processes / 1 process: {many / one:.2f}x")
     if args.what in ("est", "all"):
-        bench_est(args.count, args.concurrency, args.workers)
+        bench_est(args.count, (args.concurrency or [8])[0], args.workers)
     if args.what in ("memory", "all"):
         bench_memory()
+    if args.what in ("acme", "all"):
+        concurrencies = args.concurrency or [8, 32]
+        seconds = args.seconds or 60
+        if args.directory:
+            bench_acme_url(
+                args.directory,
+                args.ca_bundle,
+                args.eab,
+                args.orders,
+                concurrencies,
+                seconds,
+                args.poll,
+                args.pid,
+                args.domain,
+            )
+        else:
+            bench_acme(args.orders, concurrencies, seconds, args.poll)
 
 
 if __name__ == "__main__":

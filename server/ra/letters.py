@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -19,17 +20,28 @@ def online_input_url(public_https_url: str, enrollment_id: str, access_code: str
     return f"{public_https_url}/online-input#id={enrollment_id}&code={access_code}"
 
 
+def print_fingerprint(hex_digest: str) -> str:
+    """AB:CD:… in upper case, as openssl and browsers show it."""
+    return ":".join(hex_digest[i : i + 2] for i in range(0, len(hex_digest), 2)).upper()
+
+
 def inquiry_letter(
     app: ApplicationRecord,
     enrollment_id: str,
     access_code: str,
     public_https_url: str,
     issued_on: dt.date,
+    ca_fingerprints: Sequence[tuple[int, str]] = (),
 ) -> str:
-    """A printable HTML letter: the online-input notice with its QR code, and the invoice."""
-    url = online_input_url(public_https_url, enrollment_id, access_code)
-    qr = segno.make(url, error="m").svg_inline(scale=3)
+    """A printable HTML letter: the online-input notice with its QR code, the SHA-256
+    fingerprints of the CA certificates (to compare at step 11, SEED-R14), and the invoice."""
     e = html.escape
+    url = online_input_url(public_https_url, enrollment_id, access_code)
+    fingerprints = "".join(
+        f'<p>第{n}世代 / generation {n}: <span class="code">{e(print_fingerprint(hex_))}</span></p>'
+        for n, hex_ in ca_fingerprints
+    )
+    qr = segno.make(url, error="m").svg_inline(scale=3)
     if app.billing_addressee == "company" and app.billing_company:
         addressee = f"{e(app.billing_company)} 御中 / {e(app.billing_company)}"
     else:
@@ -55,6 +67,12 @@ Enter them at {e(public_https_url)}/online-input or scan the code.</p>
 {qr}
 <p>このコードは一度だけ使えます。他人に知らせないでください。<br>
 The code works once. Do not share it.</p>
+</section>
+<section>
+<h2>CA証明書のフィンガープリント / CA certificate fingerprints (SHA-256)</h2>
+<p>ダウンロードしたCA証明書のSHA-256フィンガープリントがこの値と一致することを確認してください。<br>
+Check that the CA certificate you download has this SHA-256 fingerprint.</p>
+{fingerprints}
 </section>
 <section>
 <h2>請求書 / Invoice {e(app.invoice_number or "")}</h2>

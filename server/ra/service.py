@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from jitsuin.ca.csr import VerifiedCSR, verify_csr
@@ -467,6 +468,10 @@ class RAService:
             access_code,
             self.config.server.public_https_url,
             self.clock.now().date(),
+            [
+                (g.number, g.certificate.fingerprint(hashes.SHA256()).hex())
+                for g in self.authority.generations
+            ],
         )
         return Dispatched(updated, enrollment_id, access_code, letter)
 

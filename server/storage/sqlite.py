@@ -184,17 +184,20 @@ class SQLiteStore:
 
     async def add_crl(self, record: CRLRecord) -> None:
         async with self._transaction() as db:
-            await db.execute(
-                "INSERT INTO crls (number, generation, this_update, next_update, der)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    record.number,
-                    record.generation,
-                    _time(record.this_update),
-                    _time(record.next_update),
-                    record.der,
-                ),
-            )
+            try:
+                await db.execute(
+                    "INSERT INTO crls (number, generation, this_update, next_update, der)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        record.number,
+                        record.generation,
+                        _time(record.this_update),
+                        _time(record.next_update),
+                        record.der,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"CRL number {record.number} exists") from exc
 
     async def latest_crl(self, generation: int) -> CRLRecord | None:
         async with self._db.execute(
@@ -520,9 +523,9 @@ class SQLiteStore:
                 (application_id,),
             ) as cursor:
                 row = await cursor.fetchone()
+            if row is None:
+                raise NotFound(f"no application {application_id}")  # rolls back: nothing audited
             await self._append(db, audit)
-        if row is None:
-            raise NotFound(f"no application {application_id}")
         return int(row[0])
 
     # -- mail outbox -----------------------------------------------------------------------------

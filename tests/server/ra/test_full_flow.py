@@ -9,7 +9,7 @@ import re
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from jitsuin.ca.errors import CAError, Kind
@@ -87,6 +87,10 @@ async def test_seed_flow_over_http(server, letter_first):
     letter = reply.text
     assert LETTER_ID.findall(letter) == [enrollment_id]
     assert "<svg" in letter, "the online-input notice carries no QR code"
+    # step 11: the CA certificate's fingerprint is printed, to compare with the download
+    ca_fingerprint = server.authority.current.certificate.fingerprint(hashes.SHA256()).hex()
+    printed = ":".join(ca_fingerprint[i : i + 2] for i in range(0, 64, 2)).upper()
+    assert printed in letter
     assert "Yamada Hanako" in letter
     assert invoice["number"] in letter and "11,000" in letter
     (printed_code,) = LETTER_CODE.findall(letter)
