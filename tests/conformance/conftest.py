@@ -11,21 +11,15 @@ through the ``factory`` fixture.
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import functools
 import ipaddress
 import json
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -547,228 +541,19 @@ def times() -> dict[str, dt.datetime]:
     return {"T0": T0, "ISSUED_AT": ISSUED_AT, "ROLLOVER_AT": ROLLOVER_AT}
 
 
-# == live servers: a running jitsuin (adapted from tests/server/est/conftest.py) and Pebble
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Inbox:
-    """aiosmtpd handler: keeps every message it is given (the PIN e-mails)."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(
-            email.message_from_bytes(envelope.content, policy=email.policy.default)  # type: ignore[arg-type]
-        )
-        return "250 OK"
-
-    def eab_for(self, enrollment_id: str) -> str:
-        """The ACME External Account Binding HMAC key mailed with the PIN (FLOW.md)."""
-        for message in reversed(self.messages):
-            body = message.get_body().get_content()  # type: ignore[union-attr]
-            match = re.search(rf"kid = {re.escape(enrollment_id)}, HMAC key = (\S+)", body)
-            if match:
-                return match.group(1)
-        raise AssertionError(f"no EAB key mailed for {enrollment_id}")
-
-    def pin_for(self, enrollment_id: str, after: int = 0, timeout: float = 15.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in reversed(self.messages[after:]):
-                body = message.get_body().get_content()  # type: ignore[union-attr]
-                if enrollment_id in body:
-                    match = re.search(r"Download PIN: (\d{8})", body)
-                    assert match, body
-                    return match.group(1)
-            time.sleep(0.1)
-        raise AssertionError(f"no PIN e-mail for {enrollment_id} within {timeout} s")
-
-
-def _cli() -> str:
-    path = Path(sys.executable).parent / "jitsuin"
-    found = str(path) if path.exists() else shutil.which("jitsuin")
-    assert found, "the jitsuin console script is not installed (./scripts/test installs it)"
-    return found
-
-
-@dataclass
-class Server:
-    home: Path
-    http: str
-    https: str
-    ca_pem: Path
-    process: subprocess.Popen[bytes]
-    inbox: Inbox
-    tokens: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def config(self) -> Path:
-        return self.home / "jitsuin.toml"
-
-    def api(
-        self, method: str, path: str, operator: str | None, body: Any = None
-    ) -> tuple[int, Any]:
-        import ssl
-
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.https + path, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if operator:
-            request.add_header("Authorization", f"Bearer {self.tokens[operator]}")
-        context = ssl.create_default_context(cafile=str(self.ca_pem))
-        try:
-            with urllib.request.urlopen(request, context=context, timeout=30) as reply:
-                return reply.status, json.loads(reply.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
-
-    def ok(self, method: str, path: str, operator: str | None, body: Any = None) -> Any:
-        status, reply = self.api(method, path, operator, body)
-        assert status in (200, 201), (method, path, status, reply)
-        return reply
-
-    def application(self, profile: str = "general", *, approve: bool = True) -> dict[str, str]:
-        """The seed's steps 1-9 for a new applicant, through the operator API; the PIN comes
-        from the e-mail the server sent."""
-        n = len(self.inbox.messages)
-        unique = os.urandom(4).hex()
-        group, number = (
-            ("member", f"AB-{unique.upper()}")
-            if profile == "general"
-            else ("document-information-manager", str(int(unique, 16) % 10**8).zfill(8))
-        )
-        created = self.ok(
-            "POST",
-            "/ra/applications",
-            "alice",
-            {
-                "profile": profile,
-                "familyName": "Yamada",
-                "givenName": "Hanako",
-                "email": f"hanako.{unique}@example.com",
-                "qualificationGroup": group,
-                "qualificationNumber": number,
-                "postalAddress": "1-2-3 Kasumigaseki, Tokyo",
-                "dateOfBirth": "1985-04-01",
-                "billing": {"addressee": "self"},
-            },
-        )
-        app_id = created["id"]
-        today = time.strftime("%Y-%m-%d", time.gmtime())
-        self.ok(
-            "POST",
-            f"/ra/applications/{app_id}/review",
-            "alice",
-            {
-                "receivedOn": today,
-                "residentRecord": {
-                    "issuedOn": today,
-                    "original": True,
-                    "showsIndividualNumber": False,
-                    "nameMatches": True,
-                    "addressMatches": True,
-                    "dateOfBirthMatches": True,
-                },
-                "seal": {"selfInking": False},
-            },
-        )
-        sent = self.ok(
-            "POST", f"/ra/applications/{app_id}/inquiry", "alice", {"trackingNumber": "RD1JP"}
-        )
-        invoice = sent["application"]["invoice"]
-        self.ok(
-            "POST",
-            f"/ra/applications/{app_id}/letter",
-            "alice",
-            {"signed": True, "sealed": True, "selfInking": False},
-        )
-        self.ok(
-            "POST",
-            f"/ra/applications/{app_id}/payment",
-            "alice",
-            {"invoiceNumber": invoice["number"], "amount": invoice["amount"]},
-        )
-        self.ok(
-            "POST",
-            "/applicant/online-input",
-            None,
-            {
-                "enrollmentId": sent["enrollmentId"],
-                "accessCode": sent["accessCode"],
-                "confirm": True,
-            },
-        )
-        result = {"id": app_id, "enrollment_id": sent["enrollmentId"], "email": created["email"]}
-        if approve:
-            self.ok("POST", f"/ra/applications/{app_id}/approve", "bob")
-            result["pin"] = self.inbox.pin_for(sent["enrollmentId"], after=n)
-        return result
+# == live servers: a running jitsuin (``live_jitsuin`` of tests/conftest.py) and Pebble
 
 
 @pytest.fixture(scope="module")
-def jitsuin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def jitsuin_server(tmp_path_factory: pytest.TempPathFactory, live_jitsuin: Any) -> Iterator[Any]:
     """A real ``jitsuin serve`` on loopback with a real SMTP server for the PIN e-mails.
     document-manager re-enrollments wait for an operator (the 202 flow)."""
-    from aiosmtpd.controller import Controller
-
-    from jitsuin.server import config as configuration
-
-    inbox = Inbox()
-    smtp_port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
-    home = tmp_path_factory.mktemp("live-home")
-    http_port, https_port = free_port(), free_port()
-    path = configuration.write_default(home, KeyType.ECDSA_P256, configuration.DEFAULT_SUBJECT)
-    text = (
-        path.read_text()
-        .replace("127.0.0.1:8080", f"127.0.0.1:{http_port}")
-        .replace("127.0.0.1:8443", f"127.0.0.1:{https_port}")
-        .replace("smtp_port = 25", f"smtp_port = {smtp_port}\npoll_seconds = 0.2")
-    )
-    path.write_text(text + '\n[est]\nreenroll_approval = ["document-manager"]\n')
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        [_cli(), "--home", str(home), "serve"], stdout=log, stderr=subprocess.STDOUT
-    )
-    http = f"http://127.0.0.1:{http_port}"
-    ca_pem = home / "ca.pem"
-    try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"{http}/ca.pem", timeout=1) as reply:
-                    ca_pem.write_bytes(reply.read())
-                break
-            except OSError:
-                assert process.poll() is None, (home / "server.log").read_text()
-                time.sleep(0.1)
-        else:
-            raise AssertionError("server did not start: " + (home / "server.log").read_text())
-        running = Server(home, http, f"https://localhost:{https_port}", ca_pem, process, inbox)
-        for name, role in (("alice", "reviewer"), ("bob", "approver")):
-            out = subprocess.run(
-                [_cli(), "--home", str(home), "ra", "operator-add", name, "--role", role],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            running.tokens[name] = out.stdout.strip().splitlines()[-1]
+    with live_jitsuin.server(
+        tmp_path_factory.mktemp("live-home"),
+        operators=[("alice", "reviewer"), ("bob", "approver")],
+        reenroll_approval=["document-manager"],
+    ) as running:
         yield running
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        controller.stop()
 
 
 @dataclass
@@ -838,7 +623,7 @@ def _tls_files(directory: Path) -> tuple[Path, Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
+def pebble(tmp_path_factory: pytest.TempPathFactory, live_jitsuin: Any) -> Iterator[Pebble]:
     """Pebble (Debian package ``pebble``; scripts/test installs it) on loopback: challenges
     always valid, no artificial sleeps, no random nonce rejection."""
     binary = shutil.which("pebble")
@@ -846,7 +631,7 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
         pytest.skip("pebble is not installed (./scripts/test installs the Debian package)")
     directory = tmp_path_factory.mktemp("pebble")
     ca, cert, key = _tls_files(directory)
-    port, management = free_port(), free_port()
+    port, management = live_jitsuin.free_port(), live_jitsuin.free_port()
     config = directory / "pebble-config.json"
     config.write_text(
         json.dumps(
@@ -856,8 +641,8 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
                     "managementListenAddress": f"127.0.0.1:{management}",
                     "certificate": str(cert),
                     "privateKey": str(key),
-                    "httpPort": free_port(),
-                    "tlsPort": free_port(),
+                    "httpPort": live_jitsuin.free_port(),
+                    "tlsPort": live_jitsuin.free_port(),
                     "ocspResponderURL": "",
                     "externalAccountBindingRequired": False,
                 }

@@ -1,33 +1,20 @@
 """A running jitsuin (a real process on loopback) with ACME, a real SMTP server for the PIN
-e-mails, a small authoritative DNS server the validation authority is pointed at, and an ACME
-client of our own (josepy-based JWS from jitsuin.protocol.jose + requests) that can send both the
-right and the wrong thing.
+e-mails (the ``live_jitsuin`` machinery of tests/conftest.py), a small authoritative DNS server the
+validation authority is pointed at, and an ACME client of our own (josepy-based JWS from
+jitsuin.protocol.jose + requests) that can send both the right and the wrong thing.
 
-Adapted from tests/server/est/conftest.py (with --import-mode=importlib a conftest cannot import
-another); the ACME-specific parts are the DNS server, the http-01 responder and the client.
+The ACME-specific parts are here: the DNS server, the http-01 responder and the client.
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
 import http.server
 import json
-import os
 import re
-import shutil
-import signal
 import socket
-import ssl
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dns.flags
@@ -37,46 +24,15 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 import requests
-from aiosmtpd.controller import Controller
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from jitsuin.ca.keys import KeyType
 from jitsuin.protocol.jose import b64u_decode, b64u_encode, jwk_of, sign_flattened
-from jitsuin.server import config as configuration
 
 ZONE = "jitsuin.test"
 TERMS = "https://localhost/terms-of-service"
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# -- SMTP -----------------------------------------------------------------------------------------
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(
-            email.message_from_bytes(envelope.content, policy=email.policy.default)  # type: ignore[arg-type]
-        )
-        return "250 OK"
-
-    def mail_for(self, enrollment_id: str, after: int = 0, timeout: float = 15.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in reversed(self.messages[after:]):
-                body = message.get_body().get_content()  # type: ignore[union-attr]
-                if enrollment_id in body:
-                    return body
-            time.sleep(0.1)
-        raise AssertionError(f"no PIN e-mail for {enrollment_id} within {timeout} s")
 
 
 # -- DNS ------------------------------------------------------------------------------------------
@@ -175,25 +131,19 @@ class Http01:
 
 
 # -- the server process ---------------------------------------------------------------------------
-def jitsuin_cli() -> str:
-    path = Path(sys.executable).parent / "jitsuin"
-    found = str(path) if path.exists() else shutil.which("jitsuin")
-    assert found, "the jitsuin console script is not installed (./scripts/test installs it)"
-    return found
-
-
-@dataclass
 class Server:
-    home: Path
-    http: str
-    https: str
-    ca_pem: Path
-    inbox: Inbox
-    dns: DNSServer
-    http01_port: int
-    alpn_port: int
-    process: subprocess.Popen[bytes] | None = None
-    tokens: dict[str, str] = field(default_factory=dict)
+    """The shared live server (tests/conftest.py ``LiveServer``: ``home``, ``http``, ``https``,
+    ``ca_pem``, ``inbox``, ``api``/``ok``, ``application``, ``restart``, ``cli``...) with the
+    ACME parts: the DNS server and the ports the validation authority connects to."""
+
+    def __init__(self, live: Any, dns: DNSServer, http01_port: int, alpn_port: int) -> None:
+        self.live = live
+        self.dns = dns
+        self.http01_port = http01_port
+        self.alpn_port = alpn_port
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.live, name)
 
     @property
     def acme(self) -> str:
@@ -203,179 +153,17 @@ class Server:
     def directory_url(self) -> str:
         return self.acme + "/directory"
 
-    def tls(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca_pem))
-
-    def start(self) -> None:
-        log = (self.home / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            [jitsuin_cli(), "--home", str(self.home), "serve"], stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"{self.http}/ca.pem", timeout=1) as reply:
-                    self.ca_pem.write_bytes(reply.read())
-                with urllib.request.urlopen(self.directory_url, context=self.tls(), timeout=1):
-                    return
-            except OSError:
-                assert self.process.poll() is None, (self.home / "server.log").read_text()
-                time.sleep(0.1)
-        raise AssertionError("server did not start: " + (self.home / "server.log").read_text())
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def cli(self, *args: str) -> str:
-        out = subprocess.run(
-            [jitsuin_cli(), "--home", str(self.home), *args],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return out.stdout
-
-    def api(
-        self, method: str, path: str, operator: str | None, body: Any = None
-    ) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.https + path, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if operator:
-            request.add_header("Authorization", f"Bearer {self.tokens[operator]}")
-        try:
-            with urllib.request.urlopen(request, context=self.tls(), timeout=30) as reply:
-                return reply.status, json.loads(reply.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"{}")
-
-    def ok(self, method: str, path: str, operator: str | None, body: Any = None) -> Any:
-        status, reply = self.api(method, path, operator, body)
-        assert status in (200, 201), (method, path, status, reply)
-        return reply
-
     def eab_key(self, allowed: list[str] | None = None, **policy: Any) -> tuple[str, str]:
         """An operator-made EAB key for tls-server: (kid, base64url MAC key)."""
         made = self.ok("POST", "/ra/acme/eab-keys", "bob", {"allowed": allowed or [ZONE], **policy})
         return made["kid"], made["hmacKey"]
 
-    def application(self, profile: str = "general", *, approve: bool = True) -> dict[str, str]:
-        """Seed steps 1-9 for a new applicant; once approved, the PIN and the EAB key from the
-        e-mail the server sent (FLOW.md: both in one mail)."""
-        n = len(self.inbox.messages)
-        unique = os.urandom(4).hex()
-        group, number = (
-            ("member", f"AB-{unique.upper()}")
-            if profile == "general"
-            else ("document-information-manager", str(int(unique, 16) % 10**8).zfill(8))
-        )
-        created = self.ok(
-            "POST",
-            "/ra/applications",
-            "alice",
-            {
-                "profile": profile,
-                "familyName": "Yamada",
-                "givenName": "Hanako",
-                "email": f"hanako.{unique}@example.com",
-                "qualificationGroup": group,
-                "qualificationNumber": number,
-                "postalAddress": "1-2-3 Kasumigaseki, Tokyo",
-                "dateOfBirth": "1985-04-01",
-                "billing": {"addressee": "self"},
-            },
-        )
-        app_id = created["id"]
-        today = time.strftime("%Y-%m-%d", time.gmtime())
-        self.ok(
-            "POST",
-            f"/ra/applications/{app_id}/review",
-            "alice",
-            {
-                "receivedOn": today,
-                "residentRecord": {
-                    "issuedOn": today,
-                    "original": True,
-                    "showsIndividualNumber": False,
-                    "nameMatches": True,
-                    "addressMatches": True,
-                    "dateOfBirthMatches": True,
-                },
-                "seal": {"selfInking": False},
-            },
-        )
-        sent = self.ok(
-            "POST", f"/ra/applications/{app_id}/inquiry", "alice", {"trackingNumber": "RD1JP"}
-        )
-        invoice = sent["application"]["invoice"]
-        self.ok(
-            "POST",
-            f"/ra/applications/{app_id}/letter",
-            "alice",
-            {"signed": True, "sealed": True, "selfInking": False},
-        )
-        self.ok(
-            "POST",
-            f"/ra/applications/{app_id}/payment",
-            "alice",
-            {"invoiceNumber": invoice["number"], "amount": invoice["amount"]},
-        )
-        self.ok(
-            "POST",
-            "/applicant/online-input",
-            None,
-            {
-                "enrollmentId": sent["enrollmentId"],
-                "accessCode": sent["accessCode"],
-                "confirm": True,
-            },
-        )
-        result = {"id": app_id, "enrollment_id": sent["enrollmentId"], "email": created["email"]}
-        if approve:
-            self.ok("POST", f"/ra/applications/{app_id}/approve", "bob")
-            result.update(self.secrets_for(sent["enrollmentId"], after=n))
-        return result
 
-    def secrets_for(self, enrollment_id: str, after: int = 0) -> dict[str, str]:
-        body = self.inbox.mail_for(enrollment_id, after=after)
-        pin = re.search(r"Download PIN: (\d{8})", body)
-        mac = re.search(r"HMAC key = ([A-Za-z0-9_-]+)", body)
-        kid = re.search(r"External Account Binding kid = ([A-Z0-9-]+)", body)
-        assert pin and mac and kid, body
-        return {"pin": pin.group(1), "hmac": mac.group(1), "kid": kid.group(1)}
-
-
-def _write_config(server_home: Path, ports: dict[str, int], dns_port: int, extra: str = "") -> None:
-    path = configuration.write_default(
-        server_home, KeyType.ECDSA_P256, configuration.DEFAULT_SUBJECT
-    )
-    text = (
-        path.read_text()
-        .replace("127.0.0.1:8080", f"127.0.0.1:{ports['http']}")
-        .replace("127.0.0.1:8443", f"127.0.0.1:{ports['https']}")
-        .replace("smtp_port = 25", f"smtp_port = {ports['smtp']}\npoll_seconds = 0.2")
-        .replace("invoice_amount = 11000", "invoice_amount = 11000\nretry_after_seconds = 2")
-    )
-    text += f"""
-[est]
-reenroll_approval = ["document-manager"]
-
+ACME_CONFIG = """
 [acme]
 resolver = "127.0.0.1:{dns_port}"
-http01_port = {ports["http01"]}
-tlsalpn01_port = {ports["alpn"]}
+http01_port = {http01_port}
+tlsalpn01_port = {alpn_port}
 caa_identities = ["{ZONE}"]
 terms_of_service = "{TERMS}"
 website = "https://localhost/"
@@ -384,54 +172,50 @@ retry_after_seconds = 1
 orders_per_hour = 40
 {extra}
 """
-    path.write_text(text)
 
 
 def _server(
-    tmp_path_factory: pytest.TempPathFactory, name: str, extra: str = ""
+    live_jitsuin: Any, tmp_path_factory: pytest.TempPathFactory, name: str, extra: str = ""
 ) -> Iterator[Server]:
-    inbox = Inbox()
-    ports = {k: free_port() for k in ("smtp", "http", "https", "http01", "alpn")}
-    controller = Controller(inbox, hostname="127.0.0.1", port=ports["smtp"])
-    controller.start()
     dns_server = DNSServer()
-    home = tmp_path_factory.mktemp(name)
-    _write_config(home, ports, dns_server.port, extra)
-    running = Server(
-        home=home,
-        http=f"http://127.0.0.1:{ports['http']}",
-        https=f"https://localhost:{ports['https']}",
-        ca_pem=home / "ca.pem",
-        inbox=inbox,
-        dns=dns_server,
-        http01_port=ports["http01"],
-        alpn_port=ports["alpn"],
+    http01_port, alpn_port = live_jitsuin.free_port(), live_jitsuin.free_port()
+    acme = ACME_CONFIG.format(
+        dns_port=dns_server.port,
+        http01_port=http01_port,
+        alpn_port=alpn_port,
+        ZONE=ZONE,
+        TERMS=TERMS,
+        extra=extra,
     )
     try:
-        running.start()
-        for operator, role in (("alice", "reviewer"), ("bob", "approver"), ("root", "admin")):
-            out = running.cli("ra", "operator-add", operator, "--role", role)
-            running.tokens[operator] = out.strip().splitlines()[-1]
-        yield running
+        with live_jitsuin.server(
+            tmp_path_factory.mktemp(name),
+            retry_after_seconds=2,
+            reenroll_approval=["document-manager"],
+            toml=acme,
+            ready_path="/acme/directory",
+            eab_in_mail=True,
+        ) as live:
+            yield Server(live, dns_server, http01_port, alpn_port)
     finally:
-        running.stop()
-        controller.stop()
         dns_server.stop()
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from _server(tmp_path_factory, "acme-home")
+def server(tmp_path_factory: pytest.TempPathFactory, live_jitsuin: Any) -> Iterator[Server]:
+    yield from _server(live_jitsuin, tmp_path_factory, "acme-home")
 
 
 @pytest.fixture(scope="session")
-def test_mode_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def test_mode_server(
+    tmp_path_factory: pytest.TempPathFactory, live_jitsuin: Any
+) -> Iterator[Server]:
     """The same, with Pebble-like test knobs on."""
     extra = (
         "\n[acme.test]\nreject_nonce_share = 0.5\nvalidation_always_succeeds = true\n"
         "validation_delay_seconds = 1.5\n"
     )
-    yield from _server(tmp_path_factory, "acme-test-mode", extra)
+    yield from _server(live_jitsuin, tmp_path_factory, "acme-test-mode", extra)
 
 
 # -- the client -----------------------------------------------------------------------------------
@@ -608,7 +392,7 @@ def links(response: requests.Response) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def helpers() -> Any:
+def helpers(live_jitsuin: Any) -> Any:
     """Functions for the test modules (a conftest cannot be imported with importlib mode)."""
 
     class H:
@@ -618,7 +402,7 @@ def helpers() -> Any:
         make_csr = staticmethod(make_csr)
         dns_ids = staticmethod(dns_ids)
         links = staticmethod(links)
-        free_port = staticmethod(free_port)
+        free_port = staticmethod(live_jitsuin.free_port)
         ZONE = ZONE
         TERMS = TERMS
 
