@@ -205,22 +205,36 @@ def csr_for(name: str) -> bytes:
 class Result:
     label: str
     concurrency: int
-    done: int
-    failed: int
-    elapsed: float
-    latencies: list[float]
-    server_cpu: float | None  # seconds of server CPU during the orders
-    client_cpu: float  # seconds of this process's CPU during the orders
-    requests: int
-    errors: list[str]
+    done: int = 0
+    failed: int = 0
+    elapsed: float = 0.0  # until the last order completed
+    latencies: list[float] = field(default_factory=list)
+    server_cpu: float | None = None  # seconds of server CPU during the orders
+    client_cpu: float = 0.0  # seconds of this process's CPU during the orders
+    requests: int = 0
+    errors: list[str] = field(default_factory=list)
+    stalls: int = 0  # runs stopped because no order completed for stall_seconds
+
+    def add(self, other: Result) -> None:
+        """Another segment of the same load (after a restart of a stalled server)."""
+        self.done += other.done
+        self.failed += other.failed
+        self.elapsed += other.elapsed
+        self.latencies += other.latencies
+        if other.server_cpu is not None:
+            self.server_cpu = (self.server_cpu or 0.0) + other.server_cpu
+        self.client_cpu += other.client_cpu
+        self.requests += other.requests
+        self.errors += other.errors
+        self.stalls += other.stalls
 
     @property
     def rate(self) -> float:
         return self.done / self.elapsed if self.elapsed else 0.0
 
     def quantile(self, q: int) -> float:
-        if len(self.latencies) < 2:
-            return self.latencies[0] if self.latencies else float("nan")
+        if not self.latencies:
+            return float("nan")
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
@@ -241,6 +255,8 @@ class Result:
             + f"; client CPU {self.client_cpu * 1000 / max(self.done, 1):.1f} ms/order"
             + f"; {self.requests / max(self.done, 1):.1f} requests/order"
         )
+        if self.stalls:
+            text += f"; STALLED {self.stalls}x (restarted; stalled time not counted)"
         if self.failed:
             text += f"; {self.failed} FAILED (first: {self.errors[0]})"
         return text
@@ -258,14 +274,17 @@ async def load(
     server_pid: int | None = None,
     poll_interval: float = 0.05,
     domain: str = "bench.example.com",
+    stall_seconds: float = 10.0,
 ) -> Result:
     """``orders`` full orders by ``concurrency`` workers (one account each; ``eab_keys[i]`` binds
-    worker i's account), stopped at ``time_limit`` seconds. ``server_pid``: whose CPU to count."""
+    worker i's account), stopped at ``time_limit`` seconds, or when no order has completed for
+    ``stall_seconds`` (``Result.stalls`` = 1; the orders in flight are dropped, not failed, and
+    ``elapsed`` ends at the last completion). ``server_pid``: whose CPU to count."""
     context: ssl.SSLContext | bool = (
         ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True
     )
     connector = aiohttp.TCPConnector(limit=concurrency * 2)
-    timeout = aiohttp.ClientTimeout(total=120)
+    timeout = aiohttp.ClientTimeout(total=stall_seconds + 5)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         client = Client(session, directory_url, context, poll_interval)
         await client.start()
@@ -279,44 +298,50 @@ async def load(
         csrs = [csr_for(name) for name in names]
         queue = list(zip(names, csrs, strict=True))
         queue.reverse()
-        latencies: list[float] = []
-        errors: list[str] = []
+        result = Result(label, concurrency)
         client.requests = 0
         start = time.monotonic()
         deadline = start + time_limit
+        last = start
 
         async def worker(account: Account) -> None:
+            nonlocal last
             while queue and time.monotonic() < deadline:
                 name, csr = queue.pop()
                 began = time.monotonic()
                 try:
                     await client.order(account, name, csr, deadline)
                 except (AcmeFailure, aiohttp.ClientError, TimeoutError, KeyError) as exc:
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                    if len(errors) >= 20 and not latencies:
+                    result.failed += 1
+                    result.errors.append(f"{type(exc).__name__}: {exc}")
+                    if result.failed >= 20 and not result.latencies:
                         queue.clear()  # nothing works: stop instead of hammering
                     continue
-                latencies.append(time.monotonic() - began)
+                last = time.monotonic()
+                result.latencies.append(last - began)
+
+        async def watchdog(workers: asyncio.Future[Any]) -> None:
+            while not workers.done():
+                await asyncio.sleep(0.5)
+                if time.monotonic() - last > stall_seconds:
+                    result.stalls = 1
+                    workers.cancel()
+                    return
 
         server_before = cpu_seconds(server_pid) if server_pid else None
         client_before = time.process_time()
-        await asyncio.gather(*(worker(a) for a in accounts))
-        elapsed = time.monotonic() - start
-        client_cpu = time.process_time() - client_before
-        server_cpu = (
-            cpu_seconds(server_pid) - server_before
-            if server_pid and server_before is not None
-            else None
-        )
-        return Result(
-            label,
-            concurrency,
-            len(latencies),
-            len(errors),
-            elapsed,
-            latencies,
-            server_cpu,
-            client_cpu,
-            client.requests,
-            errors,
-        )
+        workers = asyncio.gather(*(worker(a) for a in accounts))
+        dog = asyncio.ensure_future(watchdog(workers))
+        try:
+            await workers
+        except asyncio.CancelledError:
+            if not result.stalls:
+                raise
+        dog.cancel()
+        result.elapsed = (last if result.stalls else time.monotonic()) - start
+        result.done = len(result.latencies)
+        result.client_cpu = time.process_time() - client_before
+        if server_pid and server_before is not None:
+            result.server_cpu = cpu_seconds(server_pid) - server_before
+        result.requests = client.requests
+        return result

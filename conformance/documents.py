@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import pyasn1_fasder as fasder
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
@@ -93,6 +94,14 @@ def canonical_der(der: bytes, spec: Any) -> bytes | None:
     """Decode as BER and re-encode as DER (X.690 §10): equal bytes mean canonical DER. None when
     the bytes do not decode as ``spec`` at all."""
     try:
+        # Fast path (Rust decoder, pkilint's own): when what it reads re-encodes to the very same
+        # bytes, they are DER, and the BER decoder below would have read the same value.
+        value, _ = fasder.decode_der(der, spec)
+        if der_encoder.encode(value) == der:
+            return der
+    except Exception:  # noqa: S110 (refused or odd: the BER decoder decides below)
+        pass
+    try:
         value, rest = ber_decoder.decode(der, asn1Spec=spec)
         if rest:
             return None
@@ -138,14 +147,12 @@ class CertificateDoc(_Doc):
         super().__init__(der, label, context_only=context_only)
         if parsed is not None:
             self.cert = parsed
-            self.canonical: bytes | None = canonical_der(der, rfc5280.Certificate())
             self._asn1_source = der
             return
         try:
             with warnings.catch_warnings():  # e.g. a serial of 0: X-02 reports it
                 warnings.simplefilter("ignore", CryptographyDeprecationWarning)
                 self.cert = x509.load_der_x509_certificate(der)
-            self.canonical = canonical_der(der, rfc5280.Certificate())
             self._asn1_source = der
         except ValueError:
             # Not DER: cryptography's parser is strict. Re-encode what a BER parser reads so the
@@ -155,6 +162,12 @@ class CertificateDoc(_Doc):
                 raise
             self.cert = x509.load_der_x509_certificate(self.canonical)
             self._asn1_source = self.canonical
+
+    @functools.cached_property
+    def canonical(self) -> bytes | None:
+        """The DER re-encoding (X-01), made when a rule asks: a context certificate (the CA
+        certificates given with every draft) is seldom asked."""
+        return canonical_der(self.der, rfc5280.Certificate())
 
     @functools.cached_property
     def asn1(self) -> asn1_x509.Certificate:

@@ -4,7 +4,7 @@ OCSP response before it is published.
 
 Findings at ERROR or above block, except codes the operator suppressed with a reason. (The
 registry's delegate rules X-13/S-18/R-09 turn a pkilint WARNING into an ERROR, so pkilint keeps
-blocking at WARNING as the first gate did.)
+blocking at WARNING as the first gate did.) pkilint itself is imported on the first lint.
 """
 
 from __future__ import annotations
@@ -15,11 +15,6 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pkilint import loader
-from pkilint.cabf import smime
-from pkilint.cabf.smime import smime_constants
-from pkilint.pkix import certificate, extension, name
-from pkilint.validation import ValidationFindingSeverity
 
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.ca.profiles import Profile
@@ -35,12 +30,6 @@ from jitsuin.conformance.documents import (
 from jitsuin.conformance.findings import Finding, Severity
 from jitsuin.conformance.runner import lint_corpus
 
-_BLOCKING = (
-    ValidationFindingSeverity.WARNING,
-    ValidationFindingSeverity.ERROR,
-    ValidationFindingSeverity.FATAL,
-)
-
 # A loopback or private host in CRL/OCSP/caIssuers URLs is right for a development CA and wrong
 # for a public one; the embedded default configuration suppresses it with this reason.
 LOOPBACK_SUPPRESSION = {
@@ -50,6 +39,10 @@ LOOPBACK_SUPPRESSION = {
 
 
 def _smime_validator():  # type: ignore[no-untyped-def]
+    from pkilint.cabf import smime
+    from pkilint.cabf.smime import smime_constants
+    from pkilint.pkix import certificate
+
     return certificate.create_pkix_certificate_validator_container(
         smime.create_decoding_validators(),
         smime.create_subscriber_validators(
@@ -59,6 +52,8 @@ def _smime_validator():  # type: ignore[no-untyped-def]
 
 
 def _pkix_validator():  # type: ignore[no-untyped-def]
+    from pkilint.pkix import certificate, extension, name
+
     return certificate.create_pkix_certificate_validator_container(
         certificate.create_decoding_validators(
             name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS
@@ -85,13 +80,21 @@ class PkilintGate:
 
     def findings(self, der: bytes, personal: bool) -> list[tuple[str, str, str]]:
         """(severity, code, message) of every finding at WARNING or above, not suppressed."""
+        from pkilint import loader
+        from pkilint.validation import ValidationFindingSeverity
+
+        blocking = (
+            ValidationFindingSeverity.WARNING,
+            ValidationFindingSeverity.ERROR,
+            ValidationFindingSeverity.FATAL,
+        )
         out = []
         for validator in (self._smime, self._pkix) if personal else (self._pkix,):
             document = loader.load_der_certificate(der, "draft")
             for result in validator.validate(document.root):
                 for described in result.finding_descriptions:
                     finding = described.finding
-                    if finding.severity not in _BLOCKING or finding.code in self.suppressed:
+                    if finding.severity not in blocking or finding.code in self.suppressed:
                         continue
                     message = described.message or ""
                     out.append((finding.severity.name, finding.code, message))

@@ -3,36 +3,41 @@
 Each linter is assembled the way pkilint's own command-line tools assemble it (``lint_pkix_cert``,
 ``lint_cabf_smime_cert``, ``lint_pkix_signer_signee_cert_chain``, ``lint_crl -p BR``,
 ``lint_ocsp_response``), built once and reused. Codes come back namespaced ``pkilint:<code>``.
+
+pkilint (some 28 MB once imported) is imported on the first lint, not with this module: a process
+that only answers OCSP from its cache or serves CRLs it already has never loads it.
 """
 
 from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.utils import CryptographyDeprecationWarning
-from pkilint import document, loader, pkix
-from pkilint.cabf import cabf_crl, smime
-from pkilint.cabf.smime import smime_constants
-from pkilint.pkix import algorithm, certificate, crl, extension, key, name, ocsp
-from pkilint.pkix.certificate import certificate_extension, certificate_key
-from pkilint.validation import ValidationFindingSeverity, ValidatorContainer
-from pyasn1_alt_modules import rfc5280
 
 from jitsuin.conformance.findings import Severity
 
+if TYPE_CHECKING:
+    from pkilint.validation import ValidatorContainer
+
 NAMESPACE = "pkilint:"
-_SEVERITY = {
-    ValidationFindingSeverity.FATAL: Severity.FATAL,
-    ValidationFindingSeverity.ERROR: Severity.ERROR,
-    ValidationFindingSeverity.WARNING: Severity.WARNING,
-    ValidationFindingSeverity.NOTICE: Severity.NOTICE,
-    ValidationFindingSeverity.INFO: Severity.INFO,
-    ValidationFindingSeverity.DEBUG: Severity.INFO,
-}
+
+
+@functools.cache
+def _severity() -> Mapping[Any, Severity]:
+    from pkilint.validation import ValidationFindingSeverity
+
+    return {
+        ValidationFindingSeverity.FATAL: Severity.FATAL,
+        ValidationFindingSeverity.ERROR: Severity.ERROR,
+        ValidationFindingSeverity.WARNING: Severity.WARNING,
+        ValidationFindingSeverity.NOTICE: Severity.NOTICE,
+        ValidationFindingSeverity.INFO: Severity.INFO,
+        ValidationFindingSeverity.DEBUG: Severity.INFO,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,9 @@ class PkilintFinding:
 
 
 def _collect(results: Sequence[Any]) -> list[PkilintFinding]:
+    from pkilint.validation import ValidationFindingSeverity
+
+    severity = _severity()
     out = []
     for result in results:
         for described in result.finding_descriptions:
@@ -52,7 +60,7 @@ def _collect(results: Sequence[Any]) -> list[PkilintFinding]:
                 continue
             out.append(
                 PkilintFinding(
-                    _SEVERITY[finding.severity],
+                    severity[finding.severity],
                     NAMESPACE + finding.code,
                     described.message or "",
                     str(result.node.path),
@@ -65,6 +73,8 @@ def _collect(results: Sequence[Any]) -> list[PkilintFinding]:
 @functools.cache
 def _pkix_certificate() -> ValidatorContainer:
     """As ``pkilint/bin/lint_pkix_cert.py`` assembles it."""
+    from pkilint.pkix import certificate, extension, name
+
     return certificate.create_pkix_certificate_validator_container(
         certificate.create_decoding_validators(
             name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS
@@ -82,6 +92,10 @@ def _pkix_certificate() -> ValidatorContainer:
 @functools.cache
 def _smime(level: str, generation: str) -> ValidatorContainer:
     """As ``lint_cabf_smime_cert lint -t LEVEL-GENERATION`` assembles it."""
+    from pkilint.cabf import smime
+    from pkilint.cabf.smime import smime_constants
+    from pkilint.pkix import certificate
+
     return certificate.create_pkix_certificate_validator_container(
         smime.create_decoding_validators(),
         smime.create_subscriber_validators(
@@ -91,6 +105,8 @@ def _smime(level: str, generation: str) -> ValidatorContainer:
 
 
 def lint_pkix_certificate(der: bytes) -> list[PkilintFinding]:
+    from pkilint import loader
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         doc = loader.load_der_certificate(der, "certificate")
@@ -100,6 +116,9 @@ def lint_pkix_certificate(der: bytes) -> list[PkilintFinding]:
 def lint_smime_certificate(der: bytes) -> tuple[str, list[PkilintFinding]]:
     """(type linted, findings). The type comes from the reserved policy OID (pkilint
     ``--detect``), defaulting to INDIVIDUAL-MULTIPURPOSE, the seed profile (CONFORMANCE S-18)."""
+    from pkilint import loader
+    from pkilint.cabf import smime
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         doc = loader.load_der_certificate(der, "certificate")
@@ -113,6 +132,12 @@ def lint_smime_certificate(der: bytes) -> tuple[str, list[PkilintFinding]]:
 # -- issuer/subject pairs (lint_pkix_signer_signee_cert_chain)
 @functools.cache
 def _chain(verify_signature: bool) -> tuple[ValidatorContainer, ...]:
+    from pkilint import document, pkix
+    from pkilint.pkix import algorithm, certificate, extension, key, name
+    from pkilint.pkix.certificate import certificate_extension, certificate_key
+    from pkilint.validation import ValidatorContainer
+    from pyasn1_alt_modules import rfc5280
+
     decoding = ValidatorContainer(
         validators=[
             pkix.create_attribute_decoder(name.ATTRIBUTE_TYPE_MAPPINGS),
@@ -158,6 +183,8 @@ def _chain(verify_signature: bool) -> tuple[ValidatorContainer, ...]:
 def lint_issuer_subject(
     issuer_der: bytes, subject_der: bytes, *, verify_signature: bool = True
 ) -> list[PkilintFinding]:
+    from pkilint import loader
+
     collection: dict[str, Any] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
@@ -176,6 +203,10 @@ def lint_issuer_subject(
 @functools.cache
 def _crl(ca_crl: bool) -> ValidatorContainer:
     """As ``lint_crl -t CRL|ARL -p BR`` assembles it."""
+    from pkilint import pkix
+    from pkilint.cabf import cabf_crl
+    from pkilint.pkix import crl, extension, name
+
     crl_type = (
         crl.CertificateRevocationListType.ARL if ca_crl else crl.CertificateRevocationListType.CRL
     )
@@ -198,6 +229,9 @@ def _crl(ca_crl: bool) -> ValidatorContainer:
 @functools.cache
 def _ocsp() -> ValidatorContainer:
     """As ``lint_ocsp_response`` assembles it."""
+    from pkilint import pkix
+    from pkilint.pkix import extension, name, ocsp
+
     return ocsp.create_pkix_ocsp_response_validator_container(
         [
             ocsp.create_response_decoder(),
@@ -209,11 +243,15 @@ def _ocsp() -> ValidatorContainer:
 
 
 def lint_crl(der: bytes, *, ca_crl: bool = False) -> list[PkilintFinding]:
+    from pkilint import loader
+
     doc = loader.load_der_crl(der, "crl")
     return _collect(_crl(ca_crl).validate(doc.root))
 
 
 def lint_ocsp_response(der: bytes) -> list[PkilintFinding]:
+    from pkilint import loader
+
     doc = loader.load_der_ocsp_response(der, "ocsp")
     return _collect(_ocsp().validate(doc.root))
 

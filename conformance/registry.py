@@ -144,6 +144,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._rules: dict[str, Rule] = {}
+        self._sorted: list[Rule] | None = None  # by id; made again after an add
 
     def add(self, rule: Rule) -> Rule:
         if not _ID.fullmatch(rule.id):
@@ -151,6 +152,7 @@ class Registry:
         if rule.id in self._rules:
             raise ValueError(f"rule {rule.id} is registered twice")
         self._rules[rule.id] = rule
+        self._sorted = None
         return rule
 
     def rule(
@@ -208,7 +210,9 @@ class Registry:
         return rule_id in self._rules
 
     def __iter__(self) -> Iterator[Rule]:
-        return iter(sorted(self._rules.values(), key=lambda r: _sort_key(r.id)))
+        if self._sorted is None:
+            self._sorted = sorted(self._rules.values(), key=lambda r: _sort_key(r.id))
+        return iter(self._sorted)
 
     def __len__(self) -> int:
         return len(self._rules)

@@ -29,7 +29,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from jitsuin.ca.csr import verify_csr
+from jitsuin.ca.csr import VerifiedCSR, verify_csr
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.ca.issuance import check_public_key, profile_named
 from jitsuin.ca.profiles import PROFILES
@@ -97,6 +97,8 @@ TLS_SERVER = "tls-server"
 _EAB_PURPOSE = "acme-eab-key"
 _ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _NONCE_PRUNE_EVERY = 500
+_NONCE_BATCH = 64  # nonces stored per write
+_KEY_CACHE_SIZE = 4096  # parsed account keys kept
 _STALE_VALIDATION = dt.timedelta(seconds=60)
 _ARI_RETRY_AFTER = 6 * 3600
 HELP_URL_PATH = "/docs/acme"  # rateLimited carries Link rel="help" (§6.6)
@@ -229,6 +231,11 @@ class AcmeService:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._issuing: set[str] = set()
         self._nonces_made = 0
+        self._nonce_pool: list[str] = []  # stored, not yet handed out
+        self._nonce_pool_made = dt.datetime.min.replace(tzinfo=dt.UTC)
+        # A nonce leaves the pool with at least 9/10 of its lifetime left.
+        self._nonce_pool_age = config.nonce_lifetime / 10
+        self._keys: dict[str, JWK] = {}  # account thumbprint -> its parsed key
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
@@ -285,9 +292,14 @@ class AcmeService:
 
     # -- nonces (§6.5, §7.2) --------------------------------------------------------------------
     async def new_nonce(self) -> str:
-        value = b64u_encode(secrets.token_bytes(16))
+        """A fresh nonce. They are stored a batch at a time (one write, not one per response)
+        and handed out while the batch is young; any process redeems any of them."""
         now = self.clock.now()
-        await self.store.acme_add_nonce(value, now + self.config.nonce_lifetime)
+        if not self._nonce_pool or now - self._nonce_pool_made > self._nonce_pool_age:
+            values = [b64u_encode(secrets.token_bytes(16)) for _ in range(_NONCE_BATCH)]
+            await self.store.acme_add_nonces(values, now + self.config.nonce_lifetime)
+            self._nonce_pool, self._nonce_pool_made = values, now
+        value = self._nonce_pool.pop()
         self._nonces_made += 1
         if self._nonces_made % _NONCE_PRUNE_EVERY == 0:
             await self.store.acme_prune_nonces(now)
@@ -343,7 +355,7 @@ class AcmeService:
                 raise self._bad_algorithm(f"the jwk is for {jwk_alg!r}, the JWS uses {alg!r}")
         else:
             account = await self._account_by_kid(header["kid"])
-            key = parse_jwk(account.jwk)
+            key = self._account_key(account)
         try:
             verify_signature(jws, key)
         except JOSEError as exc:
@@ -352,6 +364,17 @@ class AcmeService:
             # §7.3.6: no request authorized by a deactivated account's key is accepted.
             raise _unauthorized(f"the account is {account.status}")
         return Verified(jws, account, key if has_jwk else None)
+
+    def _account_key(self, account: AcmeAccountRecord) -> JWK:
+        """The account's public key, parsed once per key and not on every request (josepy's
+        JWK parsing showed in profiles); a changed key (key-change) is parsed again."""
+        key = self._keys.get(account.thumbprint)
+        if key is None or key.members != account.jwk:
+            key = parse_jwk(account.jwk)
+            if len(self._keys) >= _KEY_CACHE_SIZE:
+                del self._keys[next(iter(self._keys))]  # the oldest
+            self._keys[account.thumbprint] = key
+        return key
 
     async def _account_by_kid(self, kid: Any) -> AcmeAccountRecord:
         prefix = self.url("acct", "")
@@ -1052,7 +1075,7 @@ class AcmeService:
         except ValueError:
             raise AcmeError(ErrorType.BAD_CSR, "the csr is not a DER PKCS#10 request") from None
         self._check_csr_identifiers(order, csr, account.kind == PERSONAL)
-        if parse_jwk(account.jwk).same_key(csr.public_key()):  # type: ignore[arg-type]
+        if self._account_key(account).same_key(csr.public_key()):  # type: ignore[arg-type]
             raise AcmeError(ErrorType.BAD_CSR, "the CSR must not use the account key")
         try:
             verified_csr = verify_csr(csr_der)
@@ -1081,7 +1104,7 @@ class AcmeService:
             raise AcmeError(
                 ErrorType.ORDER_NOT_READY, "the order was finalized meanwhile"
             ) from None
-        order = await self._issue(order)
+        order = await self._issue(order, verified_csr)
         return self._order_reply(order, await self._order_json(order))
 
     def _check_csr_identifiers(
@@ -1105,7 +1128,9 @@ class AcmeService:
             if name.lower() not in values and not personal:
                 raise AcmeError(ErrorType.BAD_CSR, f"the CSR common name {name!r} is not ordered")
 
-    async def _issue(self, order: AcmeOrderRecord) -> AcmeOrderRecord:
+    async def _issue(
+        self, order: AcmeOrderRecord, csr: VerifiedCSR | None = None
+    ) -> AcmeOrderRecord:
         """processing -> valid (or -> invalid). Safe to call again for the same order: every
         path finds the certificate an earlier call made. Within this process one issuance per
         order runs at a time (a poll during finalize does not sign twice)."""
@@ -1113,11 +1138,14 @@ class AcmeService:
             return order
         self._issuing.add(order.id)
         try:
-            return await self._issue_once(order)
+            return await self._issue_once(order, csr)
         finally:
             self._issuing.discard(order.id)
 
-    async def _issue_once(self, order: AcmeOrderRecord) -> AcmeOrderRecord:
+    async def _issue_once(
+        self, order: AcmeOrderRecord, csr: VerifiedCSR | None = None
+    ) -> AcmeOrderRecord:
+        """``csr``: ``order.csr_der`` as finalize just verified it (None: verified here)."""
         account = await self.store.acme_account(order.account_id)
         assert order.csr_der is not None
         try:
@@ -1141,7 +1169,7 @@ class AcmeService:
                         "updated_at": self.clock.now(),
                     },
                 )
-            return await self._issue_tls(account, order)
+            return await self._issue_tls(account, order, csr)
         except Conflict:
             return await self.store.acme_order(order.id)
         except (AcmeError, CAError, RAError) as exc:
@@ -1206,11 +1234,12 @@ class AcmeService:
         return record.der
 
     async def _issue_tls(
-        self, account: AcmeAccountRecord, order: AcmeOrderRecord
+        self, account: AcmeAccountRecord, order: AcmeOrderRecord, csr: VerifiedCSR | None = None
     ) -> AcmeOrderRecord:
         assert order.csr_der is not None
         policy = await self._eab_policy(account)
-        csr = verify_csr(order.csr_der)
+        if csr is None:
+            csr = verify_csr(order.csr_der)
         dns = [v for t, v in order.identifiers if t == "dns"]
         ips = [ipaddress.ip_address(v) for t, v in order.identifiers if t == "ip"]
         await self.authority.refresh()  # never issue from a generation another process retired

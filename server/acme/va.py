@@ -3,7 +3,8 @@ the CAA check (RFC 8659). Names are resolved through the configured DNS server (
 so that tests and closed networks can point it at their own), or the system's.
 
 Each failure is an ``AcmeError`` with the type §6.7 names for it (connection, dns, tls,
-unauthorized, incorrectResponse, caa); the service stores it in the challenge.
+unauthorized, incorrectResponse, caa); the service stores it in the challenge. dnspython is
+imported on the first lookup (a server that validates nothing does not carry it).
 """
 
 from __future__ import annotations
@@ -13,18 +14,18 @@ import contextlib
 import ipaddress
 import socket
 import ssl
+from typing import TYPE_CHECKING
 
 import aiohttp
-import dns.asyncresolver
-import dns.exception
-import dns.rdatatype
-import dns.resolver
 from cryptography import x509
 
 from jitsuin.protocol.acme import challenges
 from jitsuin.protocol.acme.messages import Identifier
 from jitsuin.protocol.acme.problems import AcmeError, ErrorType
 from jitsuin.server.config import AcmeConfig
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
 
 TIMEOUT = 10.0
 MAX_BODY = 8192
@@ -40,6 +41,9 @@ class ValidationAuthority:
         self._resolver: dns.asyncresolver.Resolver | None = None
 
     def resolver(self) -> dns.asyncresolver.Resolver:
+        import dns.asyncresolver
+        import dns.resolver
+
         if self._resolver is None:
             if self.config.resolver:
                 host, _, port = self.config.resolver.rpartition(":")
@@ -60,6 +64,9 @@ class ValidationAuthority:
     async def _query(self, name: str, rdtype: str) -> list[object]:
         """The answer's records; [] for NXDOMAIN or no data; AcmeError(dns) when the lookup
         itself fails (§6.7: "There was a problem with a DNS query")."""
+        import dns.exception
+        import dns.resolver
+
         try:
             answer = await self.resolver().resolve(name, rdtype, raise_on_no_answer=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -484,6 +484,10 @@ class Store(Protocol):
     # -- ACME (RFC 8555): nonces, EAB keys, accounts, orders, authorizations, challenges -------
     async def acme_add_nonce(self, value: str, expires_at: dt.datetime) -> None:
         """Remember a nonce this server handed out (any process may redeem it)."""
+        ...
+
+    async def acme_add_nonces(self, values: Sequence[str], expires_at: dt.datetime) -> None:
+        """Remember nonces this server will hand out, in one transaction."""
         ...
 
     async def acme_use_nonce(self, value: str, now: dt.datetime) -> bool:

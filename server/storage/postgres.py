@@ -26,7 +26,7 @@ import datetime as dt
 import json
 import re
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from typing import Any
@@ -744,6 +744,16 @@ class PostgresStore:
                 )
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict("this nonce exists") from exc
+
+    async def acme_add_nonces(self, values: Sequence[str], expires_at: dt.datetime) -> None:
+        async with self._transaction() as db:
+            try:
+                await db.executemany(
+                    "INSERT INTO acme_nonces (value, expires_at) VALUES ($1, $2)",
+                    [(value, _utc(expires_at)) for value in values],
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise Conflict("a nonce exists") from exc
 
     async def acme_use_nonce(self, value: str, now: dt.datetime) -> bool:
         async with self._transaction() as db:

@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from pathlib import Path
@@ -54,6 +54,13 @@ def _parse_time(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value)
 
 
+async def _first(db: aiosqlite.Connection, sql: str, args: tuple[Any, ...] = ()) -> Any:
+    """The first row of a query, or None, in one trip to the connection's thread (a cursor's
+    execute, fetch and close take a trip each)."""
+    rows = await db.execute_fetchall(sql, args)
+    return next(iter(rows), None)
+
+
 class SQLiteStore:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
@@ -87,14 +94,23 @@ class SQLiteStore:
                 raise
             await self._db.execute("COMMIT")
 
+    async def _write_one(self, sql: str, args: tuple[Any, ...]) -> int:
+        """One statement as its own transaction (SQLite's autocommit: atomic, and waiting for
+        the write lock like BEGIN IMMEDIATE), in one trip to the connection's thread instead of
+        three; returns the rows changed. The lock keeps it out of another coroutine's open
+        transaction."""
+        async with self._lock:
+            cursor = await self._db.execute(sql, args)
+            return cursor.rowcount
+
     async def _migrate(self) -> None:
         async with self._transaction() as db:
             await db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            async with db.execute("SELECT version FROM schema_migrations") as cursor:
-                applied = {row[0] for row in await cursor.fetchall()}
+            rows = await db.execute_fetchall("SELECT version FROM schema_migrations")
+            applied = {row[0] for row in rows}
             for version, name, sql in migrations("sqlite"):
                 if version in applied:
                     continue
@@ -107,8 +123,7 @@ class SQLiteStore:
                 )
 
     async def schema_version(self) -> int:
-        async with self._db.execute("SELECT max(version) FROM schema_migrations") as cursor:
-            row = await cursor.fetchone()
+        row = await _first(self._db, "SELECT max(version) FROM schema_migrations")
         return int(row[0]) if row and row[0] is not None else 0
 
     # -- CA generations ----------------------------------------------------------------------
@@ -143,31 +158,27 @@ class SQLiteStore:
             await self._append(db, audit)
 
     async def links(self) -> list[LinkRecord]:
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             "SELECT old_generation, new_generation, old_with_new, new_with_old FROM ca_links"
             " ORDER BY old_generation"
-        ) as cursor:
-            return [
-                LinkRecord(r[0], r[1], bytes(r[2]), bytes(r[3])) for r in await cursor.fetchall()
-            ]
+        )
+        return [LinkRecord(r[0], r[1], bytes(r[2]), bytes(r[3])) for r in rows]
 
     # -- revocation status -------------------------------------------------------------------
     async def revoked(
         self, generation: int
     ) -> list[tuple[int, dt.datetime, str | None, dt.datetime]]:
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             "SELECT serial, revoked_at, revocation_reason, not_after FROM certificates"
             " WHERE generation = ? AND status = 'revoked' ORDER BY revoked_at",
             (generation,),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [(int(r[0], 16), _parse_time(r[1]), r[2], _parse_time(r[3])) for r in rows]
 
     async def latest_expiry(self, generation: int) -> dt.datetime | None:
-        async with self._db.execute(
-            "SELECT max(not_after) FROM certificates WHERE generation = ?", (generation,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = await _first(
+            self._db, "SELECT max(not_after) FROM certificates WHERE generation = ?", (generation,)
+        )
         return _parse_time(row[0]) if row and row[0] else None
 
     async def next_counter(self, name: str) -> int:
@@ -177,8 +188,7 @@ class SQLiteStore:
                 " ON CONFLICT (name) DO UPDATE SET value = value + 1",
                 (name,),
             )
-            async with db.execute("SELECT value FROM counters WHERE name = ?", (name,)) as cursor:
-                row = await cursor.fetchone()
+            row = await _first(db, "SELECT value FROM counters WHERE name = ?", (name,))
         assert row is not None
         return int(row[0])
 
@@ -200,22 +210,21 @@ class SQLiteStore:
                 raise Conflict(f"CRL number {record.number} exists") from exc
 
     async def latest_crl(self, generation: int) -> CRLRecord | None:
-        async with self._db.execute(
+        row = await _first(
+            self._db,
             "SELECT number, generation, this_update, next_update, der FROM crls"
             " WHERE generation = ? ORDER BY number DESC LIMIT 1",
             (generation,),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None:
             return None
         return CRLRecord(row[0], row[1], _parse_time(row[2]), _parse_time(row[3]), bytes(row[4]))
 
     async def generations(self) -> list[GenerationRecord]:
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             "SELECT number, certificate_der, key_ref, created_at FROM ca_generations"
             " ORDER BY number"
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [GenerationRecord(r[0], bytes(r[1]), r[2], _parse_time(r[3])) for r in rows]
 
     # -- certificates ------------------------------------------------------------------------
@@ -280,33 +289,31 @@ class SQLiteStore:
         )
 
     async def certificate(self, generation: int, serial: int) -> CertificateRecord:
-        async with self._db.execute(
+        row = await _first(
+            self._db,
             f"SELECT {self._CERT_COLUMNS} FROM certificates WHERE generation = ? AND serial = ?",  # noqa: S608
             (generation, format(serial, "x")),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None:
             raise NotFound(f"no certificate with serial {serial:x} in generation {generation}")
         return self._certificate(row)
 
     async def certificates(self, limit: int = 100, offset: int = 0) -> list[CertificateRecord]:
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             f"SELECT {self._CERT_COLUMNS} FROM certificates ORDER BY id LIMIT ? OFFSET ?",  # noqa: S608
             (limit, offset),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [self._certificate(r) for r in rows]
 
     async def count_certificates(self) -> int:
-        async with self._db.execute("SELECT count(*) FROM certificates") as cursor:
-            row = await cursor.fetchone()
+        row = await _first(self._db, "SELECT count(*) FROM certificates")
         return int(row[0]) if row else 0
 
     async def used_keys(self, subscriber_id: str) -> set[str]:
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             "SELECT spki_sha256 FROM certificates WHERE subscriber_id = ?", (subscriber_id,)
-        ) as cursor:
-            return {row[0] for row in await cursor.fetchall()}
+        )
+        return {row[0] for row in rows}
 
     # -- audit log ---------------------------------------------------------------------------
     async def append_audit(self, event: AuditEvent) -> AuditEntry:
@@ -314,8 +321,7 @@ class SQLiteStore:
             return await self._append(db, event)
 
     async def _append(self, db: aiosqlite.Connection, event: AuditEvent) -> AuditEntry:
-        async with db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1") as cur:
-            last = await cur.fetchone()
+        last = await _first(db, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
         digest = chain_hash(prev_hash, seq, event)
         await db.execute(
@@ -335,12 +341,11 @@ class SQLiteStore:
         return AuditEntry(seq=seq, event=event, prev_hash=prev_hash, hash=digest)
 
     async def audit_log(self, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log"
             " WHERE seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [
             AuditEntry(
                 seq=r[0],
@@ -378,18 +383,18 @@ class SQLiteStore:
             await self._append(db, audit)
 
     async def operator_by_token(self, token_hash: str) -> Operator | None:
-        async with self._db.execute(
+        row = await _first(
+            self._db,
             "SELECT name, role, created_at, disabled_at FROM operators WHERE token_hash = ?",
             (token_hash,),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return _operator(row) if row else None
 
     async def operators(self) -> list[Operator]:
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             "SELECT name, role, created_at, disabled_at FROM operators ORDER BY name"
-        ) as cursor:
-            return [_operator(r) for r in await cursor.fetchall()]
+        )
+        return [_operator(r) for r in rows]
 
     # -- applications ----------------------------------------------------------------------------
     async def create_application(self, record: ApplicationRecord, audit: AuditEvent) -> None:
@@ -436,11 +441,11 @@ class SQLiteStore:
 
     async def audit_actors(self, target: str, actions: frozenset[str]) -> set[str]:
         marks = ", ".join("?" for _ in actions)
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             f"SELECT DISTINCT actor FROM audit_log WHERE target = ? AND action IN ({marks})",  # noqa: S608
             (target, *sorted(actions)),
-        ) as cursor:
-            return {row[0] for row in await cursor.fetchall()}
+        )
+        return {row[0] for row in rows}
 
     async def applications(
         self, state: str | None = None, limit: int = 100, offset: int = 0
@@ -518,11 +523,11 @@ class SQLiteStore:
                 f"UPDATE applications SET {counter} = {counter} + 1 WHERE id = ?",  # noqa: S608
                 (application_id,),
             )
-            async with db.execute(
+            row = await _first(
+                db,
                 f"SELECT {counter} FROM applications WHERE id = ?",  # noqa: S608
                 (application_id,),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
             if row is None:
                 raise NotFound(f"no application {application_id}")  # rolls back: nothing audited
             await self._append(db, audit)
@@ -535,20 +540,20 @@ class SQLiteStore:
     )
 
     async def due_mail(self, now: dt.datetime, limit: int = 10) -> list[MailRecord]:
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             f"SELECT {self._MAIL_COLUMNS} FROM mail_outbox"  # noqa: S608
             " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
             (_time(now), limit),
-        ) as cursor:
-            return [_mail(r) for r in await cursor.fetchall()]
+        )
+        return [_mail(r) for r in rows]
 
     async def mail(self, status: str | None = None, limit: int = 100) -> list[MailRecord]:
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             f"SELECT {self._MAIL_COLUMNS} FROM mail_outbox {where} ORDER BY id LIMIT ?",  # noqa: S608
             (*args, limit),
-        ) as cursor:
-            return [_mail(r) for r in await cursor.fetchall()]
+        )
+        return [_mail(r) for r in rows]
 
     async def claim_mail(self, mail_id: int, now: dt.datetime, until: dt.datetime) -> bool:
         """Take a due mail for sending until ``until``, so that one process sends it."""
@@ -620,11 +625,11 @@ class SQLiteStore:
     )
 
     async def _reenrollments(self, where: str, args: tuple[Any, ...]) -> list[ReenrollmentRecord]:
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             f"SELECT {self._REENROLL_COLUMNS} FROM reenrollments {where} ORDER BY id",  # noqa: S608
             args,
-        ) as cursor:
-            return [_reenrollment(r) for r in await cursor.fetchall()]
+        )
+        return [_reenrollment(r) for r in rows]
 
     async def reenrollment(
         self, previous_generation: int, previous_serial: str, csr_sha256: str
@@ -703,18 +708,22 @@ class SQLiteStore:
     # == ACME (RFC 8555) ==========================================================================
     # Nonces, EAB keys, accounts, orders, authorizations and challenges (migration 0006).
     async def acme_add_nonce(self, value: str, expires_at: dt.datetime) -> None:
+        await self._write_one(
+            "INSERT INTO acme_nonces (value, expires_at) VALUES (?, ?)", (value, _time(expires_at))
+        )
+
+    async def acme_add_nonces(self, values: Sequence[str], expires_at: dt.datetime) -> None:
         async with self._transaction() as db:
-            await db.execute(
+            await db.executemany(
                 "INSERT INTO acme_nonces (value, expires_at) VALUES (?, ?)",
-                (value, _time(expires_at)),
+                [(value, _time(expires_at)) for value in values],
             )
 
     async def acme_use_nonce(self, value: str, now: dt.datetime) -> bool:
-        async with self._transaction() as db:
-            cursor = await db.execute(
-                "DELETE FROM acme_nonces WHERE value = ? AND expires_at > ?", (value, _time(now))
-            )
-            return cursor.rowcount == 1
+        deleted = await self._write_one(
+            "DELETE FROM acme_nonces WHERE value = ? AND expires_at > ?", (value, _time(now))
+        )
+        return deleted == 1
 
     async def acme_prune_nonces(self, now: dt.datetime) -> int:
         async with self._transaction() as db:
@@ -754,20 +763,20 @@ class SQLiteStore:
             await self._append(db, audit)
 
     async def acme_eab_key(self, kid: str) -> AcmeEABKeyRecord:
-        async with self._db.execute(
+        row = await _first(
+            self._db,
             f"SELECT {self._EAB_COLUMNS} FROM acme_eab_keys WHERE kid = ?",  # noqa: S608
             (kid,),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None:
             raise NotFound(f"no EAB key {kid}")
         return _eab_key(row)
 
     async def acme_eab_keys(self) -> list[AcmeEABKeyRecord]:
-        async with self._db.execute(
+        rows = await self._db.execute_fetchall(
             f"SELECT {self._EAB_COLUMNS} FROM acme_eab_keys ORDER BY created_at, kid"  # noqa: S608
-        ) as cursor:
-            return [_eab_key(r) for r in await cursor.fetchall()]
+        )
+        return [_eab_key(r) for r in rows]
 
     async def acme_disable_eab_key(self, kid: str, at: dt.datetime, audit: AuditEvent) -> None:
         async with self._transaction() as db:
@@ -825,11 +834,11 @@ class SQLiteStore:
             await self._append(db, audit)
 
     async def _acme_account_where(self, clause: str, args: tuple[Any, ...]) -> Any:
-        async with self._db.execute(
+        row = await _first(
+            self._db,
             f"SELECT {self._ACCOUNT_COLUMNS} FROM acme_accounts WHERE {clause}",  # noqa: S608
             args,
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return _acme_account(row) if row else None
 
     async def acme_account(self, account_id: str) -> AcmeAccountRecord:
@@ -950,20 +959,19 @@ class SQLiteStore:
     async def _acme_orders_where(
         self, db: aiosqlite.Connection, clause: str, args: tuple[Any, ...]
     ) -> list[AcmeOrderRecord]:
-        async with db.execute(
+        rows = await db.execute_fetchall(
             f"SELECT {self._ORDER_COLUMNS} FROM acme_orders WHERE {clause}",  # noqa: S608
             args,
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         out = []
         for row in rows:
-            async with db.execute(
+            linked = await db.execute_fetchall(
                 "SELECT l.authz_id FROM acme_order_authorizations l"
                 " JOIN acme_authorizations a ON a.id = l.authz_id"
                 " WHERE l.order_id = ? ORDER BY a.seq",
                 (row[1],),
-            ) as cursor:
-                authz_ids = tuple(r[0] for r in await cursor.fetchall())
+            )
+            authz_ids = tuple(r[0] for r in linked)
             out.append(_acme_order(row, authz_ids))
         return out
 
@@ -1035,22 +1043,22 @@ class SQLiteStore:
     async def acme_count_orders(
         self, account_id: str, since: dt.datetime
     ) -> tuple[int, dt.datetime | None]:
-        async with self._db.execute(
+        row = await _first(
+            self._db,
             "SELECT count(*), min(created_at) FROM acme_orders"
             " WHERE account_id = ? AND created_at > ?",
             (account_id, _time(since)),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         assert row is not None
         return int(row[0]), _parse_time(row[1]) if row[1] else None
 
     async def acme_count_certificates(self, eab_kid: str) -> int:
-        async with self._db.execute(
+        row = await _first(
+            self._db,
             "SELECT count(*) FROM acme_orders o JOIN acme_accounts a ON a.id = o.account_id"
             " WHERE a.eab_kid = ? AND o.certificate_serial IS NOT NULL",
             (eab_kid,),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return int(row[0]) if row else 0
 
     _AUTHZ_COLUMNS = (
@@ -1061,19 +1069,19 @@ class SQLiteStore:
     async def _acme_authz_where(
         self, db: aiosqlite.Connection, clause: str, args: tuple[Any, ...]
     ) -> AcmeAuthzRecord | None:
-        async with db.execute(
+        row = await _first(
+            db,
             f"SELECT {self._AUTHZ_COLUMNS} FROM acme_authorizations WHERE {clause}",  # noqa: S608
             args,
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None:
             return None
-        async with db.execute(
+        rows = await db.execute_fetchall(
             f"SELECT {_CHALLENGE_COLUMNS} FROM acme_challenges WHERE authz_id = ?"  # noqa: S608
             " ORDER BY seq",
             (row[0],),
-        ) as cursor:
-            challenges = tuple(_acme_challenge(r) for r in await cursor.fetchall())
+        )
+        challenges = tuple(_acme_challenge(r) for r in rows)
         return AcmeAuthzRecord(
             id=row[0],
             account_id=row[1],
@@ -1120,11 +1128,11 @@ class SQLiteStore:
         return found
 
     async def acme_challenge(self, challenge_id: str) -> AcmeChallengeRecord:
-        async with self._db.execute(
+        row = await _first(
+            self._db,
             f"SELECT {_CHALLENGE_COLUMNS} FROM acme_challenges WHERE id = ?",  # noqa: S608
             (challenge_id,),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None:
             raise NotFound(f"no ACME challenge {challenge_id}")
         return _acme_challenge(row)
@@ -1164,11 +1172,11 @@ class SQLiteStore:
                 )
             if audit is not None:
                 await self._append(db, audit)
-            async with db.execute(
+            row = await _first(
+                db,
                 f"SELECT {_CHALLENGE_COLUMNS} FROM acme_challenges WHERE id = ?",  # noqa: S608
                 (challenge_id,),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
         return _acme_challenge(row)
 
     # == end of ACME ==============================================================================

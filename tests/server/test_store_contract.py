@@ -924,6 +924,18 @@ async def test_acme_nonces_are_redeemed_once(backend, store):
     assert await store.acme_prune_nonces(T0) == 0
 
 
+async def test_acme_nonces_added_in_a_batch(backend, store):
+    await store.acme_add_nonces(["b1", "b2", "b3"], T0 + ONE)
+    other = await backend.open()
+    try:
+        assert await other.acme_use_nonce("b2", T0)  # any process redeems any of them
+    finally:
+        await other.close()
+    assert await store.acme_use_nonce("b1", T0)
+    assert not await store.acme_use_nonce("b2", T0)
+    assert await store.acme_prune_nonces(T0 + ONE) == 1  # b3, expired by then
+
+
 async def test_acme_eab_keys(store):
     await store.acme_add_eab_key(eab_key(), event("eab.add"))
     bare = eab_key("kid-2", max_certificates=None, expires_at=None, note=None, created_at=T0 + ONE)
