@@ -1,10 +1,11 @@
 """jitsuin benchmarks: prints figures (and ratios where two things are compared); never pass/fail.
 
     .venv/bin/python bench/run.py crl [--entries 100000 1000000]
+    .venv/bin/python bench/run.py issue [--count 200]
     .venv/bin/python bench/run.py ocsp [--seconds 10] [--connections 32] [--workers N]
     .venv/bin/python bench/run.py est [--count 200] [--concurrency 8]
     .venv/bin/python bench/run.py memory
-    .venv/bin/python bench/run.py acme [--orders 200] [--concurrency 8 32] [--seconds 60]
+    .venv/bin/python bench/run.py acme [--orders 400] [--concurrency 8 32] [--seconds 60]
     .venv/bin/python bench/run.py acme --directory URL [--ca-bundle PEM] [--eab KID:HMAC ...]
     .venv/bin/python bench/run.py all
 
@@ -177,6 +178,40 @@ def bench_crl(sizes: list[int]) -> None:
             f"  {size:>9,} entries: {elapsed:6.2f} s  {len(der) / 1e6:7.1f} MB  "
             f"{size / elapsed:>10,.0f} entries/s"
         )
+
+
+# -- issuance through the pre-issuance gate --------------------------------------------------------
+def bench_issue(count: int) -> None:
+    """``count`` tls-server certificates issued in this process by a fresh CA (P-384), each linted
+    by the pre-issuance gate (the whole rule registry, pkilint included) before it is signed."""
+    from jitsuin.ca.clock import SystemClock
+    from jitsuin.server.authority import Authority
+
+    async def run(home: Path) -> None:
+        configuration.write_default(home, KeyType.ECDSA_P384, configuration.DEFAULT_SUBJECT)
+        authority = await Authority.open(
+            configuration.load(home / "jitsuin.toml", home), SystemClock()
+        )
+        try:
+            keys = [ec.generate_private_key(ec.SECP256R1()).public_key() for _ in range(count + 1)]
+            lifetime = dt.timedelta(days=90)
+            started = time.perf_counter()
+            authority.issuer.issue_tls_server(keys[0], ["warm.example.com"], [], lifetime)
+            first = time.perf_counter() - started  # includes importing pkilint
+            started = time.perf_counter()
+            for n, key in enumerate(keys[1:]):
+                authority.issuer.issue_tls_server(key, [f"o{n}.example.com"], [], lifetime)
+            elapsed = time.perf_counter() - started
+        finally:
+            await authority.close()
+        print(
+            f"issuance through the gate (tls-server, CA P-384), {count} certificates: "
+            f"{elapsed / count * 1000:.2f} ms each, {count / elapsed:,.0f}/s on one thread "
+            f"(the first: {first * 1000:.0f} ms)"
+        )
+
+    with tempfile.TemporaryDirectory(prefix="jitsuin-bench-") as tmp:
+        asyncio.run(run(Path(tmp)))
 
 
 # -- OCSP ------------------------------------------------------------------------------------------
@@ -659,14 +694,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["crl", "ocsp", "est", "memory", "acme", "all"])
+    parser.add_argument("what", choices=["crl", "issue", "ocsp", "est", "memory", "acme", "all"])
     parser.add_argument("--entries", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--seconds", type=int, help="ocsp: load time (10); acme: limit (60)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--concurrency", type=int, nargs="+", help="est: 8; acme: 8 32")
-    parser.add_argument("--orders", type=int, default=200, help="acme: orders per run")
+    parser.add_argument("--orders", type=int, default=400, help="acme: orders per run")
     parser.add_argument("--poll", type=float, default=0.05, help="acme: seconds between polls")
     parser.add_argument("--directory", help="acme: load this directory URL instead")
     parser.add_argument("--ca-bundle", help="acme --directory: the TLS trust anchors")
@@ -677,6 +712,8 @@ def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     if args.what in ("crl", "all"):
         bench_crl(args.entries)
+    if args.what in ("issue", "all"):
+        bench_issue(args.count)
     if args.what in ("ocsp", "all"):
         one = bench_ocsp(args.seconds or 10, args.connections, 1)
         if args.workers > 1:

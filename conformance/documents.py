@@ -90,16 +90,18 @@ class LintContext:
 
 
 # -- DER helpers
-def canonical_der(der: bytes, spec: Any) -> bytes | None:
+def canonical_der(der: bytes, spec: Any, decoded: Any = None) -> bytes | None:
     """Decode as BER and re-encode as DER (X.690 §10): equal bytes mean canonical DER. None when
-    the bytes do not decode as ``spec`` at all."""
+    the bytes do not decode as ``spec`` at all. ``decoded``: what pyasn1-fasder read from
+    ``der`` already, if anything."""
     try:
-        # Fast path (Rust decoder, pkilint's own): when what it reads re-encodes to the very same
-        # bytes, they are DER, and the BER decoder below would have read the same value.
-        value, _ = fasder.decode_der(der, spec)
-        if der_encoder.encode(value) == der:
+        # Fast path: pyasn1-fasder (pkilint's decoder) is a strict DER decoder: it refuses long
+        # or indefinite lengths, non-minimal integers, BOOLEAN other than 00/FF, constructed
+        # strings, unsorted SET OF, set unused bits and encoded DEFAULTs (X.690 §10, §11;
+        # tests/conformance/test_der.py holds it to that). What it accepts is DER as given.
+        if decoded is not None or fasder.decode_der(der, spec):
             return der
-    except Exception:  # noqa: S110 (refused or odd: the BER decoder decides below)
+    except Exception:  # noqa: S110 (refused: the BER decoder below says how it differs)
         pass
     try:
         value, rest = ber_decoder.decode(der, asn1Spec=spec)
@@ -167,7 +169,16 @@ class CertificateDoc(_Doc):
     def canonical(self) -> bytes | None:
         """The DER re-encoding (X-01), made when a rule asks: a context certificate (the CA
         certificates given with every draft) is seldom asked."""
-        return canonical_der(self.der, rfc5280.Certificate())
+        return canonical_der(self.der, rfc5280.Certificate(), self.decoded)
+
+    @functools.cached_property
+    def decoded(self) -> Any:
+        """The certificate as pkilint's strict DER decoder (pyasn1-fasder) reads it, or None when
+        it refuses it: decoded once for X-01 and pkilint's lint_pkix_cert (X-13)."""
+        try:
+            return fasder.decode_der(self.der, rfc5280.Certificate())[0]
+        except Exception:
+            return None
 
     @functools.cached_property
     def asn1(self) -> asn1_x509.Certificate:

@@ -104,13 +104,25 @@ def _smime(level: str, generation: str) -> ValidatorContainer:
     )
 
 
-def lint_pkix_certificate(der: bytes) -> list[PkilintFinding]:
-    from pkilint import loader
-
+def lint_pkix_certificate(der: bytes, decoded: Any = None) -> list[PkilintFinding]:
+    """``decoded``: ``der`` as pyasn1-fasder decoded it already (pkilint's loader decodes with
+    it too), so that it is not decoded again; a value no other linter has seen."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        doc = loader.load_der_certificate(der, "certificate")
+        doc = _certificate_document(der, decoded)
         return _collect(_pkix_certificate().validate(doc.root))
+
+
+def _certificate_document(der: bytes, decoded: Any) -> Any:
+    """What ``loader.load_der_certificate(der, "certificate")`` makes, from ``decoded``."""
+    from pkilint import document, loader
+    from pkilint.pkix.certificate import RFC5280Certificate
+
+    if decoded is None or not der.startswith(b"\x30"):
+        return loader.load_der_certificate(der, "certificate")
+    doc = RFC5280Certificate(None, der, "certificate")
+    doc.root = document.create_and_append_node_from_pdu(doc, decoded)
+    return doc
 
 
 def lint_smime_certificate(der: bytes) -> tuple[str, list[PkilintFinding]]:

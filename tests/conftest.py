@@ -19,6 +19,7 @@ import email
 import email.policy
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -50,6 +51,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def lasting_port(*taken: int) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now, below the kernel's ephemeral
+    range: for a port that tests bind again and again over a session (an http-01 responder), which
+    an outgoing connection's ephemeral local port must not take meanwhile."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.Random().sample(range(max(1024, low - 12000), low), 200):
+        if port in taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port below {low} on 127.0.0.1")
 
 
 def jitsuin_cli() -> str:
@@ -297,6 +315,7 @@ class LiveServer:
         if approve:
             self.ok("POST", f"/ra/applications/{app_id}/approve", "bob")
             result.update(self.secrets_for(sent["enrollmentId"], after=n))
+            self.wait_state(app_id, "pin_sent")
         return result
 
     def secrets_for(self, enrollment_id: str, after: int = 0) -> dict[str, str]:
@@ -314,7 +333,20 @@ class LiveServer:
     def approve(self, app_id: str, enrollment_id: str, after: int | None = None) -> str:
         n = len(self.inbox.messages) if after is None else after
         self.ok("POST", f"/ra/applications/{app_id}/approve", "bob")
-        return self.inbox.pin_for(enrollment_id, after=n)
+        pin = self.inbox.pin_for(enrollment_id, after=n)
+        self.wait_state(app_id, "pin_sent")
+        return pin
+
+    def wait_state(self, app_id: str, state: str, timeout: float = 15.0) -> dict[str, Any]:
+        """The outbox worker records ``pin_sent`` only after the SMTP server took the mail, so
+        the mail can reach the inbox a moment before the state changes: poll, bounded."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.state(app_id)
+            if record["state"] == state or time.monotonic() > deadline:
+                assert record["state"] == state, record
+                return record
+            time.sleep(0.05)
 
     def state(self, app_id: str) -> dict[str, Any]:
         return self.ok("GET", f"/ra/applications/{app_id}", "bob")
@@ -421,6 +453,7 @@ class LiveJitsuin:
 
     server = staticmethod(running_server)
     free_port = staticmethod(free_port)
+    lasting_port = staticmethod(lasting_port)
     cli = staticmethod(jitsuin_cli)
     Server = LiveServer
 

@@ -232,12 +232,15 @@ class AcmeService:
         self._issuing: set[str] = set()
         self._nonces_made = 0
         self._nonce_pool: list[str] = []  # stored, not yet handed out
+        self._nonce_refill: asyncio.Future[None] | None = None
         self._nonce_pool_made = dt.datetime.min.replace(tzinfo=dt.UTC)
         # A nonce leaves the pool with at least 9/10 of its lifetime left.
         self._nonce_pool_age = config.nonce_lifetime / 10
         self._keys: dict[str, JWK] = {}  # account thumbprint -> its parsed key
 
     async def close(self) -> None:
+        if self._nonce_refill is not None:
+            self._nonce_refill.cancel()
         for task in list(self._tasks.values()):
             task.cancel()
         for task in list(self._tasks.values()):
@@ -295,15 +298,25 @@ class AcmeService:
         """A fresh nonce. They are stored a batch at a time (one write, not one per response)
         and handed out while the batch is young; any process redeems any of them."""
         now = self.clock.now()
-        if not self._nonce_pool or now - self._nonce_pool_made > self._nonce_pool_age:
-            values = [b64u_encode(secrets.token_bytes(16)) for _ in range(_NONCE_BATCH)]
-            await self.store.acme_add_nonces(values, now + self.config.nonce_lifetime)
-            self._nonce_pool, self._nonce_pool_made = values, now
+        while not self._nonce_pool or now - self._nonce_pool_made > self._nonce_pool_age:
+            if self._nonce_refill is None:  # one batch at a time; the others wait for it
+                self._nonce_refill = asyncio.ensure_future(self._refill_nonces(now))
+            refill = self._nonce_refill
+            try:
+                await asyncio.shield(refill)
+            finally:
+                if self._nonce_refill is refill and refill.done():
+                    self._nonce_refill = None
         value = self._nonce_pool.pop()
         self._nonces_made += 1
         if self._nonces_made % _NONCE_PRUNE_EVERY == 0:
             await self.store.acme_prune_nonces(now)
         return value
+
+    async def _refill_nonces(self, now: dt.datetime) -> None:
+        values = [b64u_encode(secrets.token_bytes(16)) for _ in range(_NONCE_BATCH)]
+        await self.store.acme_add_nonces(values, now + self.config.nonce_lifetime)
+        self._nonce_pool, self._nonce_pool_made = values, now
 
     async def _use_nonce(self, header: Mapping[str, Any]) -> None:
         value = header.get("nonce")

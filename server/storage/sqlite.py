@@ -2,7 +2,9 @@
 
 Writes run in ``BEGIN IMMEDIATE`` transactions, so several processes sharing the file serialize
 on SQLite's write lock, and one asyncio lock keeps coroutines of this process from interleaving
-statements of different transactions on the single connection.
+statements of different transactions on the single connection. The ACME writes (many per order)
+run whole in the connection's thread (``_atomic``): one trip there per transaction, so that both
+locks are held for the statements and not for the event loop's turns between them.
 """
 
 from __future__ import annotations
@@ -11,11 +13,19 @@ import asyncio
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -45,6 +55,8 @@ from jitsuin.server.storage import (
 )
 from jitsuin.server.storage.migrations import migrations
 
+T = TypeVar("T")
+
 
 def _time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat()
@@ -59,6 +71,52 @@ async def _first(db: aiosqlite.Connection, sql: str, args: tuple[Any, ...] = ())
     execute, fetch and close take a trip each)."""
     rows = await db.execute_fetchall(sql, args)
     return next(iter(rows), None)
+
+
+class _Immediate:
+    """The connection calls of a transaction body, answered synchronously: ``_atomic`` runs the
+    body in the connection's own thread."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, parameters: Iterable[Any] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, tuple(parameters))
+
+    async def execute_fetchall(self, sql: str, parameters: Iterable[Any] = ()) -> list[Any]:
+        return self._conn.execute(sql, tuple(parameters)).fetchall()
+
+    async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> sqlite3.Cursor:
+        return self._conn.executemany(sql, parameters)
+
+
+def _drive(conn: sqlite3.Connection, body: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``body`` to its end without an event loop: every call it awaits returns at once."""
+    steps = cast(Coroutine[Any, Any, T], body(_Immediate(conn)))
+    try:
+        steps.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    steps.close()
+    raise RuntimeError("a store body waited for something other than the database")
+
+
+def _run_atomic(db: aiosqlite.Connection, body: Callable[[Any], Awaitable[T]]) -> T:
+    """In aiosqlite's thread: BEGIN IMMEDIATE, the body, COMMIT; ROLLBACK when it raises."""
+    conn: sqlite3.Connection = db._conn  # the thread's own connection
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = _drive(conn, body)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _run_read(db: aiosqlite.Connection, body: Callable[[Any], Awaitable[T]]) -> T:
+    """In aiosqlite's thread: the body's queries, as separate reads would run them."""
+    return _drive(db._conn, body)
 
 
 class SQLiteStore:
@@ -85,14 +143,43 @@ class SQLiteStore:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock, self._transaction_locked() as db:
+            yield db
+
+    @asynccontextmanager
+    async def _transaction_locked(self) -> AsyncIterator[aiosqlite.Connection]:
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        await self._db.execute("COMMIT")
+
+    async def _atomic(self, body: Callable[[Any], Awaitable[T]]) -> T:
+        """``body(db)`` in a BEGIN IMMEDIATE transaction run whole in the connection's thread:
+        one trip there instead of one per statement, so that the write lock (this process's
+        and SQLite's) is held for the statements and not for the event loop's turns between
+        them. ``db`` answers the calls transaction bodies make (execute, execute_fetchall,
+        executemany) at once; a body that waits for anything else is refused."""
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+            execute = self._in_thread()
+            if execute is None:
+                async with self._transaction_locked() as db:
+                    return await body(db)
+            return cast(T, await execute(_run_atomic, self._db, body))
+
+    def _in_thread(self) -> Callable[..., Awaitable[Any]] | None:
+        """aiosqlite's queue to its thread (None with an aiosqlite that has none)."""
+        execute = getattr(self._db, "_execute", None)
+        return execute if hasattr(type(self._db), "_conn") else None
+
+    async def _read(self, body: Callable[[Any], Awaitable[T]]) -> T:
+        """``body(db)``'s queries in one trip to the connection's thread instead of one each."""
+        execute = self._in_thread()
+        if execute is None:
+            return await body(self._db)
+        return cast(T, await execute(_run_read, self._db, body))
 
     async def _write_one(self, sql: str, args: tuple[Any, ...]) -> int:
         """One statement as its own transaction (SQLite's autocommit: atomic, and waiting for
@@ -713,11 +800,13 @@ class SQLiteStore:
         )
 
     async def acme_add_nonces(self, values: Sequence[str], expires_at: dt.datetime) -> None:
-        async with self._transaction() as db:
+        async def body(db: Any) -> None:
             await db.executemany(
                 "INSERT INTO acme_nonces (value, expires_at) VALUES (?, ?)",
                 [(value, _time(expires_at)) for value in values],
             )
+
+        await self._atomic(body)
 
     async def acme_use_nonce(self, value: str, now: dt.datetime) -> bool:
         deleted = await self._write_one(
@@ -726,11 +815,13 @@ class SQLiteStore:
         return deleted == 1
 
     async def acme_prune_nonces(self, now: dt.datetime) -> int:
-        async with self._transaction() as db:
+        async def body(db: Any) -> Any:
             cursor = await db.execute(
                 "DELETE FROM acme_nonces WHERE expires_at <= ?", (_time(now),)
             )
             return cursor.rowcount
+
+        return await self._atomic(body)
 
     _EAB_COLUMNS = (
         "kid, key_sealed, allowed, lifetime_days, max_certificates, expires_at, note, created_by,"
@@ -796,7 +887,7 @@ class SQLiteStore:
     async def acme_create_account(
         self, record: AcmeAccountRecord, audit: AuditEvent, operator_key: bool
     ) -> None:
-        async with self._transaction() as db:
+        async def body(db: Any) -> None:
             if operator_key:
                 cursor = await db.execute(
                     "UPDATE acme_eab_keys SET used_at = ?, account_id = ?"
@@ -832,6 +923,8 @@ class SQLiteStore:
                     raise Conflict("this external account binding was used before") from exc
                 raise Conflict(text) from exc
             await self._append(db, audit)
+
+        await self._atomic(body)
 
     async def _acme_account_where(self, clause: str, args: tuple[Any, ...]) -> Any:
         row = await _first(
@@ -919,7 +1012,7 @@ class SQLiteStore:
         new_authorizations: list[AcmeAuthzRecord],
         audit: AuditEvent,
     ) -> None:
-        async with self._transaction() as db:
+        async def body(db: Any) -> None:
             for authz in new_authorizations:
                 await self._acme_insert_authz(db, authz)
             await db.execute(
@@ -946,10 +1039,14 @@ class SQLiteStore:
                 )
             await self._append(db, audit)
 
+        await self._atomic(body)
+
     async def acme_add_authorization(self, authz: AcmeAuthzRecord, audit: AuditEvent) -> None:
-        async with self._transaction() as db:
+        async def body(db: Any) -> None:
             await self._acme_insert_authz(db, authz)
             await self._append(db, audit)
+
+        await self._atomic(body)
 
     _ORDER_COLUMNS = (
         "seq, id, account_id, status, expires_at, identifiers, profile, replaces, error, csr_der,"
@@ -957,6 +1054,13 @@ class SQLiteStore:
     )
 
     async def _acme_orders_where(
+        self, db: aiosqlite.Connection, clause: str, args: tuple[Any, ...]
+    ) -> list[AcmeOrderRecord]:
+        if db is self._db:  # not in a transaction: its queries in one trip
+            return await self._read(lambda inner: self._acme_orders_where_in(inner, clause, args))
+        return await self._acme_orders_where_in(db, clause, args)
+
+    async def _acme_orders_where_in(
         self, db: aiosqlite.Connection, clause: str, args: tuple[Any, ...]
     ) -> list[AcmeOrderRecord]:
         rows = await db.execute_fetchall(
@@ -1013,7 +1117,8 @@ class SQLiteStore:
                 value = _time(value)
             values[name] = value
         assignments = ", ".join(f"{name} = ?" for name in values)
-        async with self._transaction() as db:
+
+        async def body(db: Any) -> Any:
             cursor = await db.execute(
                 f"UPDATE acme_orders SET {assignments} WHERE id = ? AND status = ?",  # noqa: S608
                 (*values.values(), order_id, expected_status),
@@ -1025,7 +1130,9 @@ class SQLiteStore:
             if audit is not None:
                 await self._append(db, audit)
             found = await self._acme_orders_where(db, "id = ?", (order_id,))
-        return found[0]
+            return found[0]
+
+        return await self._atomic(body)
 
     async def acme_order_by_certificate(
         self, generation: int, serial: int
@@ -1067,6 +1174,13 @@ class SQLiteStore:
     )
 
     async def _acme_authz_where(
+        self, db: aiosqlite.Connection, clause: str, args: tuple[Any, ...]
+    ) -> AcmeAuthzRecord | None:
+        if db is self._db:  # not in a transaction: its queries in one trip
+            return await self._read(lambda inner: self._acme_authz_where_in(inner, clause, args))
+        return await self._acme_authz_where_in(db, clause, args)
+
+    async def _acme_authz_where_in(
         self, db: aiosqlite.Connection, clause: str, args: tuple[Any, ...]
     ) -> AcmeAuthzRecord | None:
         row = await _first(
@@ -1114,7 +1228,7 @@ class SQLiteStore:
     async def acme_update_authorization(
         self, authz_id: str, expected_status: str, status: str, audit: AuditEvent | None = None
     ) -> AcmeAuthzRecord:
-        async with self._transaction() as db:
+        async def body(db: Any) -> Any:
             cursor = await db.execute(
                 "UPDATE acme_authorizations SET status = ? WHERE id = ? AND status = ?",
                 (status, authz_id, expected_status),
@@ -1124,8 +1238,10 @@ class SQLiteStore:
             if audit is not None:
                 await self._append(db, audit)
             found = await self._acme_authz_where(db, "id = ?", (authz_id,))
-        assert found is not None
-        return found
+            assert found is not None
+            return found
+
+        return await self._atomic(body)
 
     async def acme_challenge(self, challenge_id: str) -> AcmeChallengeRecord:
         row = await _first(
@@ -1147,7 +1263,7 @@ class SQLiteStore:
         authz_status: str | None = None,
         audit: AuditEvent | None = None,
     ) -> AcmeChallengeRecord:
-        async with self._transaction() as db:
+        async def body(db: Any) -> Any:
             cursor = await db.execute(
                 "UPDATE acme_challenges SET status = ?, updated_at = ?, error = ?,"
                 " validated_at = CASE WHEN ? = 'valid' THEN ? ELSE validated_at END"
@@ -1177,7 +1293,9 @@ class SQLiteStore:
                 f"SELECT {_CHALLENGE_COLUMNS} FROM acme_challenges WHERE id = ?",  # noqa: S608
                 (challenge_id,),
             )
-        return _acme_challenge(row)
+            return _acme_challenge(row)
+
+        return await self._atomic(body)
 
     # == end of ACME ==============================================================================
 

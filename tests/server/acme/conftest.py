@@ -178,7 +178,8 @@ def _server(
     live_jitsuin: Any, tmp_path_factory: pytest.TempPathFactory, name: str, extra: str = ""
 ) -> Iterator[Server]:
     dns_server = DNSServer()
-    http01_port, alpn_port = live_jitsuin.free_port(), live_jitsuin.free_port()
+    http01_port = live_jitsuin.lasting_port()
+    alpn_port = live_jitsuin.lasting_port(http01_port)
     acme = ACME_CONFIG.format(
         dns_port=dns_server.port,
         http01_port=http01_port,
