@@ -145,12 +145,13 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 def issuer_hashes(generation: CAGeneration, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
     """(issuerNameHash, issuerKeyHash) of RFC 6960 §4.1.1: the hashes of the DER issuer name and
     of the subjectPublicKey BIT STRING value."""
-    return _issuer_hashes(generation.der, algorithm.name)
+    return _issuer_hashes(generation.certificate, algorithm.name)
 
 
 @functools.lru_cache(maxsize=64)
-def _issuer_hashes(ca_der: bytes, algorithm: str) -> tuple[bytes, bytes]:
-    certificate = x509.load_der_x509_certificate(ca_der)
+def _issuer_hashes(certificate: x509.Certificate, algorithm: str) -> tuple[bytes, bytes]:
+    # Keyed by the certificate object (hashed and compared by its DER in cryptography): every
+    # OCSP request looks its issuer up here, so nothing is re-encoded per request.
     name = certificate.subject.public_bytes()
     spki = certificate.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -178,8 +179,10 @@ def parse_request(der: bytes) -> CertID:
         request = ocsp.load_der_ocsp_request(der)
         algorithm_name = request.hash_algorithm.name
         nonce = None
-        with contextlib.suppress(x509.ExtensionNotFound):
-            nonce = request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+        extensions = request.extensions
+        if len(extensions):  # most requests have none (RFC 5019 §2.1.1: no nonce)
+            with contextlib.suppress(x509.ExtensionNotFound):
+                nonce = extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
         cert_id = CertID(
             request.issuer_name_hash,
             request.issuer_key_hash,

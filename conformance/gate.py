@@ -3,14 +3,13 @@ the CA signs it (the S/MIME BR require pre-issuance linting, SBR 4.3.1.2), and o
 OCSP response before it is published.
 
 Findings at ERROR or above block, except codes the operator suppressed with a reason. (The
-registry's delegate rules X-13/S-18/R-09 turn a pkilint WARNING into an ERROR, so pkilint keeps
-blocking at WARNING as the first gate did.) pkilint itself is imported on the first lint.
+registry's delegate rules X-13/S-18/R-09 turn a pkilint WARNING into an ERROR, so pkilint blocks
+at WARNING.) pkilint itself is imported on the first lint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
@@ -38,78 +37,7 @@ LOOPBACK_SUPPRESSION = {
 }
 
 
-def _smime_validator():  # type: ignore[no-untyped-def]
-    from pkilint.cabf import smime
-    from pkilint.cabf.smime import smime_constants
-    from pkilint.pkix import certificate
-
-    return certificate.create_pkix_certificate_validator_container(
-        smime.create_decoding_validators(),
-        smime.create_subscriber_validators(
-            smime_constants.ValidationLevel.INDIVIDUAL, smime_constants.Generation.MULTIPURPOSE
-        ),
-    )
-
-
-def _pkix_validator():  # type: ignore[no-untyped-def]
-    from pkilint.pkix import certificate, extension, name
-
-    return certificate.create_pkix_certificate_validator_container(
-        certificate.create_decoding_validators(
-            name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS
-        ),
-        [
-            certificate.create_issuer_validator_container([]),
-            certificate.create_validity_validator_container(),
-            certificate.create_subject_validator_container([]),
-            certificate.create_extensions_validator_container([]),
-            certificate.create_spki_validator_container([]),
-        ],
-    )
-
-
-@dataclass
-class PkilintGate:
-    """Callable as ``jitsuin.ca.issuance.Lint``: returns the blocking findings of a draft."""
-
-    suppressed: Mapping[str, str] = field(default_factory=dict)  # code -> reason
-
-    def __post_init__(self) -> None:
-        self._smime = _smime_validator()
-        self._pkix = _pkix_validator()
-
-    def findings(self, der: bytes, personal: bool) -> list[tuple[str, str, str]]:
-        """(severity, code, message) of every finding at WARNING or above, not suppressed."""
-        from pkilint import loader
-        from pkilint.validation import ValidationFindingSeverity
-
-        blocking = (
-            ValidationFindingSeverity.WARNING,
-            ValidationFindingSeverity.ERROR,
-            ValidationFindingSeverity.FATAL,
-        )
-        out = []
-        for validator in (self._smime, self._pkix) if personal else (self._pkix,):
-            document = loader.load_der_certificate(der, "draft")
-            for result in validator.validate(document.root):
-                for described in result.finding_descriptions:
-                    finding = described.finding
-                    if finding.severity not in blocking or finding.code in self.suppressed:
-                        continue
-                    message = described.message or ""
-                    out.append((finding.severity.name, finding.code, message))
-        return out
-
-    def __call__(self, draft: x509.Certificate, profile: Profile) -> Sequence[str]:
-        der = draft.public_bytes(serialization.Encoding.DER)
-        return [
-            f"pkilint {severity} {code}" + (f": {message}" if message else "")
-            for severity, code, message in self.findings(der, profile.personal)
-        ]
-
-
 # -- the registry as the gate
-# (PkilintGate above is the first gate, kept for callers that want pkilint alone.)
 
 
 def _blocking(findings: Sequence[Finding], threshold: Severity) -> list[str]:

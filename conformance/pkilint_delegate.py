@@ -11,10 +11,11 @@ that only answers OCSP from its cache or serves CRLs it already has never loads 
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cryptography.utils import CryptographyDeprecationWarning
 
@@ -24,6 +25,24 @@ if TYPE_CHECKING:
     from pkilint.validation import ValidatorContainer
 
 NAMESPACE = "pkilint:"
+
+_BUILDING = threading.RLock()
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _built_once(build: _F) -> _F:
+    """``functools.cache`` that builds each value once even when several threads ask at once:
+    the server lints in worker threads, and building pkilint's S/MIME linter parses the Public
+    Suffix List several times over (seconds), which eight simultaneous first enrollments would
+    otherwise each do."""
+    cached = functools.cache(build)
+
+    @functools.wraps(build)
+    def once(*args: Any) -> Any:
+        with _BUILDING:
+            return cached(*args)
+
+    return cast(_F, once)
 
 
 @functools.cache
@@ -70,7 +89,7 @@ def _collect(results: Sequence[Any]) -> list[PkilintFinding]:
 
 
 # -- certificates
-@functools.cache
+@_built_once
 def _pkix_certificate() -> ValidatorContainer:
     """As ``pkilint/bin/lint_pkix_cert.py`` assembles it."""
     from pkilint.pkix import certificate, extension, name
@@ -89,7 +108,7 @@ def _pkix_certificate() -> ValidatorContainer:
     )
 
 
-@functools.cache
+@_built_once
 def _smime(level: str, generation: str) -> ValidatorContainer:
     """As ``lint_cabf_smime_cert lint -t LEVEL-GENERATION`` assembles it."""
     from pkilint.cabf import smime
@@ -125,15 +144,15 @@ def _certificate_document(der: bytes, decoded: Any) -> Any:
     return doc
 
 
-def lint_smime_certificate(der: bytes) -> tuple[str, list[PkilintFinding]]:
+def lint_smime_certificate(der: bytes, decoded: Any = None) -> tuple[str, list[PkilintFinding]]:
     """(type linted, findings). The type comes from the reserved policy OID (pkilint
-    ``--detect``), defaulting to INDIVIDUAL-MULTIPURPOSE, the seed profile (CONFORMANCE S-18)."""
-    from pkilint import loader
+    ``--detect``), defaulting to INDIVIDUAL-MULTIPURPOSE, the seed profile (CONFORMANCE S-18).
+    ``decoded``: as for ``lint_pkix_certificate``."""
     from pkilint.cabf import smime
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        doc = loader.load_der_certificate(der, "certificate")
+        doc = _certificate_document(der, decoded)
         detected = smime.determine_validation_level_and_generation(doc)
         level, generation = ("INDIVIDUAL", "MULTIPURPOSE")
         if detected is not None:
@@ -142,7 +161,7 @@ def lint_smime_certificate(der: bytes) -> tuple[str, list[PkilintFinding]]:
 
 
 # -- issuer/subject pairs (lint_pkix_signer_signee_cert_chain)
-@functools.cache
+@_built_once
 def _chain(verify_signature: bool) -> tuple[ValidatorContainer, ...]:
     from pkilint import document, pkix
     from pkilint.pkix import algorithm, certificate, extension, key, name
@@ -212,7 +231,7 @@ def lint_issuer_subject(
 
 
 # -- CRLs and OCSP responses
-@functools.cache
+@_built_once
 def _crl(ca_crl: bool) -> ValidatorContainer:
     """As ``lint_crl -t CRL|ARL -p BR`` assembles it."""
     from pkilint import pkix
@@ -238,7 +257,7 @@ def _crl(ca_crl: bool) -> ValidatorContainer:
     )
 
 
-@functools.cache
+@_built_once
 def _ocsp() -> ValidatorContainer:
     """As ``lint_ocsp_response`` assembles it."""
     from pkilint import pkix

@@ -444,12 +444,15 @@ def x12(doc: CertificateDoc) -> Found:
 @rule(
     "X-13",
     "pkilint RFC 5280 linter",
-    """pkilint's lint_pkix_cert reports no finding at WARNING or above.""",
+    """pkilint's lint_pkix_cert reports no finding at WARNING or above. An S/MIME subscriber
+    certificate is left to S-18: pkilint's S/MIME linter runs every validator of lint_pkix_cert
+    as well (its subject, SPKI, issuer, validity and extension containers extend the RFC 5280
+    ones), so running both would lint it twice and report each RFC 5280 finding twice.""",
     citation="RFC 5280 (delegated to pkilint lint_pkix_cert)",
     source=Source.RFC5280,
     severity=E,
     kinds=scope.CERTIFICATES,
-    applies=scope.uses_pkilint,
+    applies=lambda doc: scope.uses_pkilint(doc) and not scope.is_smime(doc),
     delegate="pkilint",
 )
 def x13(doc: CertificateDoc) -> Found:

@@ -246,12 +246,24 @@ def subject_unique_id(f):
     return f.judge("X-12", f.tamper(f.leaf(), ca.key, edit), extra=[ca.cert])
 
 
+def _critical_ski(f, leaf):
+    ca = f.ca()
+    ski = leaf.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return f.variant(leaf, ca.key, replace={x509.SubjectKeyIdentifier: (ski, True)}), ca
+
+
 @case("X-13")
 def pkilint_pkix_finding(f):
-    ca = f.ca()
-    ski = f.leaf().extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    bad = f.variant(f.leaf(), ca.key, replace={x509.SubjectKeyIdentifier: (ski, True)})
+    bad, ca = _critical_ski(f, f.tls_leaf())
     return f.judge("X-13", bad, extra=[ca.cert])
+
+
+@case("S-18")
+def pkilint_pkix_finding_on_an_smime_leaf(f):
+    # X-13 leaves S/MIME leaves to S-18, whose pkilint linter runs the RFC 5280 validators too.
+    bad, ca = _critical_ski(f, f.leaf())
+    assert f.judge("X-13", bad, extra=[ca.cert]).status is Status.NA
+    return f.judge("S-18", bad, extra=[ca.cert])
 
 
 @case("X-14")
