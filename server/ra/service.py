@@ -3,9 +3,12 @@ operator action and personal-data read is audited, and no secret is kept in clea
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import re
-from collections.abc import Mapping
+import weakref
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,6 +197,10 @@ class RAService:
         self.clock = authority.clock
         self.config = config
         self.keyring = keyring
+        # One redemption at a time per application in this process (see _redeem_checked).
+        self._redeeming: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     # -- helpers ----------------------------------------------------------------------------------
     def _audit(
@@ -735,11 +742,26 @@ class RAService:
             )
         return await self._redeem_checked(app, csr_data, actor)
 
+    @contextlib.asynccontextmanager
+    async def _one_redemption(self, app_id: str) -> AsyncIterator[None]:
+        lock = self._redeeming.get(app_id)
+        if lock is None:
+            lock = self._redeeming[app_id] = asyncio.Lock()
+        async with lock:
+            yield
+
     async def _redeem_checked(
         self, app: ApplicationRecord, csr_data: bytes, actor: str
     ) -> Redeemed:
-        """The rest of step 10 once the credential has been checked."""
+        """The rest of step 10 once the credential has been checked. Pickups of one application
+        take turns in this process, and each reads the application afresh once its turn comes:
+        a double-clicked or retried pickup finds the certificate the first one made, instead of
+        having the CA key sign a second certificate that the store then refuses."""
         csr = verify_csr(csr_data)
+        async with self._one_redemption(app.id):
+            return await self._redeem_turn(await self._load(app.id), csr, actor)
+
+    async def _redeem_turn(self, app: ApplicationRecord, csr: VerifiedCSR, actor: str) -> Redeemed:
         if app.state in (State.ISSUED, State.REVOKED, State.EXPIRED):
             return await self._repeat(app, csr)
         if app.state not in (State.APPROVED, State.PIN_SENT):
@@ -777,7 +799,18 @@ class RAService:
         except RAError as exc:
             if exc.kind is not RAKind.CONFLICT:
                 raise
-            # Another request redeemed the PIN first: the same key gets that certificate.
+            # Another server process redeemed the PIN first (the turns above are per process):
+            # this certificate was signed and is never handed out. The audit log keeps its
+            # serial so that no signature of the CA key goes unaccounted for; the same key gets
+            # the winner's certificate.
+            await self.store.append_audit(
+                self._audit(
+                    actor,
+                    "certificate.discarded",
+                    app.id,
+                    {"serial": format(issued.serial, "x"), "generation": issued.generation},
+                )
+            )
             return await self._repeat(await self._load(app.id), csr)
         return Redeemed(updated, issued.der, repeated=False)
 
@@ -848,9 +881,9 @@ class RAService:
             )
         except Conflict as exc:
             raise RAError(RAKind.CONFLICT, str(exc)) from None
-        return await self._transition(
-            await self._load(app_id), Event.REVOKE, operator.name, {"closed_reason": reason}
-        )
+        # The store closed the application in the revocation's own transaction
+        # (Store.revoke_certificate), as it does for ACME revokeCert and the CLI.
+        return await self._load(app_id)
 
     async def audit_read(
         self, operator: Operator, action: str, target: str, subjects: list[str]

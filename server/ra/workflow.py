@@ -81,6 +81,7 @@ _FLOW: dict[State, dict[Event, State]] = {
         Event.REDEEM: State.ISSUED,
     },
     State.PIN_SENT: {Event.REISSUE_PIN: State.APPROVED, Event.REDEEM: State.ISSUED},
+    # REVOKE: made by Store.revoke_certificate with the revocation itself, whatever the door.
     State.ISSUED: {Event.REVOKE: State.REVOKED, Event.EXPIRE: State.EXPIRED},
     State.REVOKED: {},
     State.EXPIRED: {},

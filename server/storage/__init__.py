@@ -302,6 +302,18 @@ def verify_chain(entries: list[AuditEntry], prev_hash: str = GENESIS_HASH) -> in
     return len(entries)
 
 
+def application_revoked(application_id: str, reason: str, revocation: AuditEvent) -> AuditEvent:
+    """The audit entry of an application closed because its certificate was revoked: the same
+    action and details as the RA's own transition (FLOW.md: issued -> revoked)."""
+    return AuditEvent(
+        revocation.at,
+        revocation.actor,
+        "application.revoke",
+        f"application/{application_id}",
+        {"from": "issued", "to": "revoked", "reason": reason},
+    )
+
+
 async def open_store(config: HasDatabaseURL) -> Store:
     """The store ``config.database_url`` names: ``sqlite:///PATH`` (the embedded default) or
     ``postgresql://USER@HOST[:PORT]/DATABASE[?schema=NAME]`` (several server processes)."""
@@ -432,7 +444,12 @@ class Store(Protocol):
 
     async def revoke_certificate(
         self, generation: int, serial: int, reason: str, at: dt.datetime, audit: AuditEvent
-    ) -> None: ...
+    ) -> None:
+        """Revoke a valid certificate (Conflict when unknown or already revoked) and, in the same
+        transaction, close the application it was issued for, if it is still ``issued``
+        (audited as ``application_revoked`` describes): whichever door revokes (RA, ACME
+        revokeCert, CLI), the certificate and its application never disagree."""
+        ...
 
     # -- revocation status -------------------------------------------------------------------
     async def revoked(

@@ -53,6 +53,7 @@ from jitsuin.server.storage import (
     Operator,
     OutboxMail,
     ReenrollmentRecord,
+    application_revoked,
     canonical_details,
     chain_hash,
     verify_chain,
@@ -640,7 +641,18 @@ class PostgresStore:
             )
             if _rows(result) != 1:
                 raise Conflict(f"certificate {serial:x} is unknown or already revoked")
-            await self._append(db, audit)
+            closed = await db.fetch(
+                "UPDATE applications SET state = 'revoked', closed_reason = $1, updated_at = $2,"
+                " version = version + 1 WHERE certificate_generation = $3"
+                " AND certificate_serial = $4 AND state = 'issued' RETURNING id",
+                reason,
+                _utc(at),
+                generation,
+                format(serial, "x"),
+            )
+            events = [audit] + [application_revoked(row[0], reason, audit) for row in closed]
+            for event in events:
+                await self._append(db, event)
 
     # -- EST re-enrollment -------------------------------------------------------------------------
     _REENROLL_COLUMNS = (

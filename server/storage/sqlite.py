@@ -49,6 +49,7 @@ from jitsuin.server.storage import (
     Operator,
     OutboxMail,
     ReenrollmentRecord,
+    application_revoked,
     canonical_details,
     chain_hash,
     verify_chain,
@@ -704,6 +705,14 @@ class SQLiteStore:
             if cursor.rowcount != 1:
                 raise Conflict(f"certificate {serial:x} is unknown or already revoked")
             await self._append(db, audit)
+            closed = await db.execute_fetchall(
+                "UPDATE applications SET state = 'revoked', closed_reason = ?, updated_at = ?,"
+                " version = version + 1 WHERE certificate_generation = ?"
+                " AND certificate_serial = ? AND state = 'issued' RETURNING id",
+                (reason, _time(at), generation, format(serial, "x")),
+            )
+            for (application_id,) in closed:
+                await self._append(db, application_revoked(application_id, reason, audit))
 
     # -- EST re-enrollment -------------------------------------------------------------------------
     _REENROLL_COLUMNS = (

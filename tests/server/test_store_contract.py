@@ -751,6 +751,39 @@ async def test_revocation_status_and_expiry(store):
     assert [e.event.action for e in await store.audit_log()][-1] == "revoke"
 
 
+async def test_revoking_a_certificate_closes_its_application_in_the_same_transaction(store):
+    await with_generation(store)
+    holder = application_record(
+        state="issued", certificate_generation=1, certificate_serial=format(BIG_SERIAL, "x")
+    )
+    other = application_record(
+        "APP-0002", state="issued", certificate_generation=1, certificate_serial="7"
+    )
+    await store.create_application(holder, event("application.create"))
+    await store.create_application(other, event("application.create"))
+    await store.record_certificate(certificate_record(BIG_SERIAL), event("issue"))
+    await store.record_certificate(certificate_record(7, spki="07" * 32), event("issue"))
+    at = T0 + dt.timedelta(days=3)
+
+    await store.revoke_certificate(1, BIG_SERIAL, "keyCompromise", at, event("revoke"))
+    closed = await store.application("APP-0001")
+    assert (closed.state, closed.closed_reason, closed.version) == (
+        "revoked",
+        "keyCompromise",
+        holder.version + 1,
+    )
+    assert closed.updated_at == at
+    assert (await store.application("APP-0002")).state == "issued"  # not its certificate
+    last = (await store.audit_log())[-2:]
+    assert [(e.event.action, e.event.target) for e in last] == [
+        ("revoke", "thing/0"),
+        ("application.revoke", "application/APP-0001"),
+    ]
+    assert last[1].event.details == {"from": "issued", "to": "revoked", "reason": "keyCompromise"}
+    assert last[1].event.actor == last[0].event.actor
+    assert await store.verify_audit_chain() == len(await store.audit_log())
+
+
 async def test_counters_and_crls(backend, store):
     assert [await store.next_counter("crl") for _ in range(3)] == [1, 2, 3]
     assert await store.next_counter("other") == 1

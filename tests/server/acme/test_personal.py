@@ -12,6 +12,7 @@ import time
 import pytest
 import requests
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ERR = "urn:ietf:params:acme:error:"
@@ -125,6 +126,13 @@ def test_personal_certificate_through_acme(server, helpers):
     refused = est_pickup(server, app, helpers.new_key(), helpers)
     assert refused.status_code == 401, refused.text
     problem(helpers.Client(server).register(app["kid"], app["hmac"]), 403, "unauthorized")
+
+    # Revoked through ACME (RFC 8555 §7.6): the RA application closes with it.
+    der = base64.urlsafe_b64encode(leaf.public_bytes(serialization.Encoding.DER)).rstrip(b"=")
+    revoked = client.post(client.url("revokeCert"), {"certificate": der.decode(), "reason": 1})
+    assert revoked.status_code == 200, revoked.text
+    record = application_state(server, app["id"])
+    assert record["state"] == "revoked", record
 
 
 def test_pin_first_spends_the_eab_key(server, helpers):

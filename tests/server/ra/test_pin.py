@@ -111,9 +111,19 @@ async def test_rejected_application_cannot_be_redeemed(server):
     assert await server.authority.store.count_certificates() == 0
 
 
-async def test_concurrent_pickups_issue_one_certificate(server):
-    """Two pickups with one PIN at the same moment: one certificate. The same key gets it
-    twice (the second as a repeat); another key is refused."""
+async def test_concurrent_pickups_issue_one_certificate(server, monkeypatch):
+    """Two pickups with one PIN at the same moment: one certificate, and the CA key signs
+    only that one. The same key gets it twice (the second as a repeat); another key is
+    refused."""
+    signed = []
+    sign_personal = server.authority.sign_personal
+
+    async def counted(*args, **kwargs):
+        issued = await sign_personal(*args, **kwargs)
+        signed.append(issued.serial)
+        return issued
+
+    monkeypatch.setattr(server.authority, "sign_personal", counted)
     flow = await server.prepare("pin_sent")
     _, csr = server.csr()
     results = await asyncio.gather(
@@ -121,6 +131,7 @@ async def test_concurrent_pickups_issue_one_certificate(server):
     )
     assert len({r.certificate_der for r in results}) == 1
     assert sorted(r.repeated for r in results) == [False, True, True]
+    assert len(signed) == 1
 
     other = await server.prepare("pin_sent")
     csrs = [server.csr()[1] for _ in range(3)]
@@ -134,3 +145,4 @@ async def test_concurrent_pickups_issue_one_certificate(server):
     assert [type(e) for e in lost] == [RAError, RAError]
     assert {e.kind for e in lost} == {RAKind.LOCKED}
     assert await server.authority.store.count_certificates() == 2
+    assert len(signed) == 2
