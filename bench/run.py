@@ -400,7 +400,7 @@ async def _enroll(
                 data=body,
                 headers={
                     "Content-Type": "application/pkcs10",
-                    "Authorization": aiohttp.BasicAuth(enrollment, pin).encode(),
+                    "Authorization": aiohttp.encode_basic_auth(enrollment, pin),
                 },
                 ssl=context,
             ) as reply:
@@ -432,6 +432,9 @@ def bench_est(count: int, concurrency: int, workers: int) -> None:
             f"p95 {q[94] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms "
             f"(the first after start: {max(first) * 1000:,.0f} ms)"
         )
+        if workers == 1:
+            assert server.process is not None
+            print(f"  server RSS after the load: {rss_mb(server.process.pid):.0f} MB")
 
 
 def bench_memory() -> None:

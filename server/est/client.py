@@ -53,14 +53,16 @@ async def _call(
     context: ssl.SSLContext,
     *,
     body: bytes | None = None,
-    auth: aiohttp.BasicAuth | None = None,
+    authorization: str | None = None,
 ) -> Reply:
     headers = {"Content-Type": est.PKCS10} if body is not None else {}
+    if authorization is not None:
+        headers["Authorization"] = authorization
     timeout = aiohttp.ClientTimeout(total=60)
     try:
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(method, url, data=body, headers=headers, auth=auth, ssl=context) as r,
+            session.request(method, url, data=body, headers=headers, ssl=context) as r,
         ):
             raw = r.headers.get("Retry-After", "")
             return Reply(
@@ -203,7 +205,8 @@ async def cmd_enroll(args: argparse.Namespace) -> int:
         _tls(args.ca_bundle),
         csr,
         args.wait,
-        auth=aiohttp.BasicAuth(args.user, password),
+        # RFC 7030 §3.2.3 / RFC 7617: the enrollment ID and the download PIN, inside TLS.
+        authorization=aiohttp.encode_basic_auth(args.user, password),
     )
     if reply.status != 200:
         raise _failure(reply, "simpleenroll")
