@@ -1,8 +1,9 @@
 """``jitsuin ra …`` and ``jitsuin audit …``: the operator workflow without hand-written HTTP.
 
 Commands act as the operator whose API token is in ``$JITSUIN_OPERATOR_TOKEN`` (the same roles
-and two-person rule as the API apply). ``ra operator add`` needs no token: whoever can read the
-CA's data directory is its administrator, and the action is audited as ``cli:<user>``.
+and two-person rule as the API apply). ``ra operator-add``, ``operator-bind-cert`` and
+``operator-unbind-cert`` need no token: whoever can read the CA's data directory is its
+administrator, and the action is audited as ``cli:<user>``.
 """
 
 from __future__ import annotations
@@ -96,7 +97,21 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
             print(token)
         elif command == "operators":
             for op in await ra.store.operators():
-                print(f"{op.name}\t{op.role}\t{op.created_at.isoformat()}")
+                bound = (
+                    f"\tcertificate sha256:{op.certificate_sha256}" if op.certificate_sha256 else ""
+                )
+                print(f"{op.name}\t{op.role}\t{op.created_at.isoformat()}{bound}")
+        elif command == "operator-bind-cert":
+            try:
+                data = Path(args.cert).read_bytes()
+            except OSError as exc:
+                raise RACLIError(f"cannot read {args.cert}: {exc.strerror}") from exc
+            binding = await ra.bind_certificate(f"cli:{getpass.getuser()}", args.name, data)
+            print(f"operator {args.name} may now authenticate with the TLS client certificate")
+            _print(binding)
+        elif command == "operator-unbind-cert":
+            await ra.unbind_certificate(f"cli:{getpass.getuser()}", args.name)
+            print(f"operator {args.name}: certificate binding removed (the API token still works)")
         elif command == "send-mail":
             print(f"{await Mailer(ra, config.mail).send_due()} mail(s) delivered")
         elif command == "list":
@@ -164,6 +179,17 @@ def add_parsers(sub: argparse._SubParsersAction, load: Loader) -> None:  # type:
     p = command("operator-add", "create an operator and print its API token", with_id=False)
     p.add_argument("name")
     p.add_argument("--role", required=True, choices=["reviewer", "approver", "admin"])
+    p = command(
+        "operator-bind-cert",
+        "let an operator authenticate with a TLS client certificate issued by this CA",
+        with_id=False,
+    )
+    p.add_argument("name")
+    p.add_argument("--cert", required=True, help="the certificate (PEM or DER)")
+    p = command(
+        "operator-unbind-cert", "remove an operator's TLS client certificate", with_id=False
+    )
+    p.add_argument("name")
     command("operators", "list operators", with_id=False)
     command("send-mail", "deliver queued PIN e-mails now", with_id=False)
     p = command("list", "list applications", with_id=False)

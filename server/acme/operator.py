@@ -12,18 +12,11 @@ from aiohttp import web
 from jitsuin.server.acme.service import eab_key_json
 from jitsuin.server.keys import ACME, RA
 from jitsuin.server.ra.errors import RAError, RAKind
-from jitsuin.server.ra.handlers import errors_as_problems
-from jitsuin.server.storage import NotFound, Operator
+from jitsuin.server.ra.handlers import errors_as_problems, operator_of
+from jitsuin.server.storage import NotFound
 
 routes = web.RouteTableDef()
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-async def _operator(request: web.Request) -> Operator:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise RAError(RAKind.UNAUTHORIZED, "send the operator API token as 'Authorization: Bearer'")
-    return await request.app[RA].authenticate(token.strip())
 
 
 async def _json(request: web.Request) -> Any:
@@ -38,7 +31,7 @@ async def _json(request: web.Request) -> Any:
 @routes.post("/ra/acme/eab-keys")
 @errors_as_problems
 async def create_eab_key(request: web.Request) -> web.Response:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     record, mac = await request.app[ACME].create_eab_key(operator, await _json(request))
     body = {**eab_key_json(record), "hmacKey": mac}
     return web.json_response(
@@ -49,7 +42,7 @@ async def create_eab_key(request: web.Request) -> web.Response:
 @routes.get("/ra/acme/eab-keys")
 @errors_as_problems
 async def list_eab_keys(request: web.Request) -> web.Response:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     request.app[RA].allow(operator, "read")
     keys = await request.app[ACME].store.acme_eab_keys()
     return web.json_response({"keys": [eab_key_json(k) for k in keys]}, headers=NO_STORE)
@@ -58,7 +51,7 @@ async def list_eab_keys(request: web.Request) -> web.Response:
 @routes.get("/ra/acme/eab-keys/{kid}")
 @errors_as_problems
 async def read_eab_key(request: web.Request) -> web.Response:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     request.app[RA].allow(operator, "read")
     try:
         key = await request.app[ACME].store.acme_eab_key(request.match_info["kid"])
@@ -70,6 +63,6 @@ async def read_eab_key(request: web.Request) -> web.Response:
 @routes.post("/ra/acme/eab-keys/{kid}/disable")
 @errors_as_problems
 async def disable_eab_key(request: web.Request) -> web.Response:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     key = await request.app[ACME].disable_eab_key(operator, request.match_info["kid"])
     return web.json_response(eab_key_json(key), headers=NO_STORE)

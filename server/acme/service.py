@@ -575,17 +575,31 @@ class AcmeService:
             return self._account_reply(account)
         now = self.clock.now()
         changes["updated_at"] = now
-        updated = await self.store.acme_update_account(
-            account.id,
-            changes,
-            AuditEvent(
-                now,
-                f"acme:{account.id}",
-                "acme.account.deactivate" if update.deactivate else "acme.account.update",
-                f"acme/account/{account.id}",
-                {k: v for k, v in changes.items() if k in ("contact", "status")},
-            ),
+        audit = AuditEvent(
+            now,
+            f"acme:{account.id}",
+            "acme.account.deactivate" if update.deactivate else "acme.account.update",
+            f"acme/account/{account.id}",
+            {k: v for k, v in changes.items() if k in ("contact", "status")},
         )
+        if not update.deactivate:
+            updated = await self.store.acme_update_account(account.id, changes, audit)
+            return self._account_reply(updated)
+        # §7.3.6: "the server SHOULD cancel any pending operations authorized by the account's
+        # key, such as certificate orders": in the same transaction, its orders not yet valid
+        # or invalid become invalid (§7.1.6) and its pending authorizations deactivated.
+        cancelled = AcmeError(
+            ErrorType.UNAUTHORIZED,
+            "the account was deactivated (RFC 8555 §7.3.6): its pending orders are cancelled",
+        )
+        try:
+            updated = await self.store.acme_deactivate_account(
+                account.id, changes, cancelled.to_json(), audit
+            )
+        except Conflict:
+            # Deactivated (or revoked) by a request racing this one.
+            updated = await self.store.acme_account(account.id)
+            raise _unauthorized(f"the account is {updated.status}") from None
         return self._account_reply(updated)
 
     async def key_change(self, verified: Verified) -> Reply:

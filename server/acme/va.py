@@ -2,6 +2,8 @@
 the CAA check (RFC 8659). Names are resolved through the configured DNS server ([acme] resolver,
 so that tests and closed networks can point it at their own), or the system's.
 
+http-01 follows redirects (§8.3) within limits Let's Encrypt also keeps: see ``_dereference``.
+
 Each failure is an ``AcmeError`` with the type §6.7 names for it (connection, dns, tls,
 unauthorized, incorrectResponse, caa); the service stores it in the challenge. dnspython is
 imported on the first lookup (a server that validates nothing does not carry it).
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 from cryptography import x509
+from yarl import URL
 
 from jitsuin.protocol.acme import challenges
 from jitsuin.protocol.acme.messages import Identifier
@@ -29,6 +32,10 @@ if TYPE_CHECKING:
 
 TIMEOUT = 10.0
 MAX_BODY = 8192
+MAX_REDIRECTS = 10  # RFC 8555 §8.3 sets no limit; Let's Encrypt's
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# §8.3: redirects are followed to these schemes only, each on the port validation uses for it.
+_PORTS = {"http": "http01_port", "https": "tlsalpn01_port"}
 # RFC 8659 §4: property tags this CA knows; a critical unknown tag forbids issuance.
 _KNOWN_CAA_TAGS = frozenset(
     {"issue", "issuewild", "iodef", "contactemail", "contactphone", "issuemail"}
@@ -107,39 +114,113 @@ class ValidationAuthority:
 
     # -- http-01 (§8.3) ----------------------------------------------------------------------
     async def http01(self, identifier: Identifier, token: str, key_authorization: str) -> None:
-        port = self.config.http01_port
-        problems = []
-        for address in await self.addresses(identifier):
-            host = f"[{address}]" if ":" in address else address
-            url = f"http://{host}:{port}{challenges.HTTP01_PATH}{token}"
-            try:
-                body = await self._get(url, identifier.value)
-            except AcmeError as exc:
-                problems.append(exc)
-                continue
-            # §8.3: the body is the key authorization; trailing whitespace is tolerated.
-            if body.rstrip() != key_authorization.encode():
-                raise AcmeError(
-                    ErrorType.INCORRECT_RESPONSE,
-                    f"{url} did not answer with the key authorization",
-                )
-            return
-        raise problems[0]
+        url = URL.build(
+            scheme="http",
+            host=identifier.value,
+            port=self.config.http01_port,
+            path=challenges.HTTP01_PATH + token,
+        )
+        body, final = await self._dereference(url)
+        # §8.3: the body is the key authorization; trailing whitespace is tolerated.
+        if body.rstrip() != key_authorization.encode():
+            where = str(url) if final == url else f"{final} (redirected from {url})"
+            raise AcmeError(
+                ErrorType.INCORRECT_RESPONSE,
+                f"{where} did not answer with the key authorization",
+            )
 
-    async def _get(self, url: str, host: str) -> bytes:
+    async def _dereference(self, url: URL) -> tuple[bytes, URL]:
+        """GET ``url`` and the redirects it leads to: (the body of the 200, the URL that gave
+        it). §8.3: "The server SHOULD follow redirects when dereferencing the URL"; as Let's
+        Encrypt does, at most MAX_REDIRECTS of them, only to http and https URLs on the ports
+        validation uses (the configured http01_port, and tlsalpn01_port as the https port:
+        80 and 443 unless configured), each target resolved like the identifier, and never
+        twice to one URL. Every refusal is a ``connection`` problem naming its reason."""
+        visited = [url]
         timeout = aiohttp.ClientTimeout(total=TIMEOUT)
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(url, headers={"Host": host}, allow_redirects=False) as reply,
-            ):
-                if reply.status != 200:
+        async with aiohttp.ClientSession(
+            timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
+        ) as session:
+            while True:
+                status, location, body = await self._get(session, url)
+                if status not in _REDIRECTS:
+                    if status != 200:
+                        raise AcmeError(
+                            ErrorType.UNAUTHORIZED, f"{url} answered HTTP {status}, not 200"
+                        )
+                    return body, url
+                target = self._redirect_target(url, location)
+                if target in visited:
                     raise AcmeError(
-                        ErrorType.UNAUTHORIZED, f"{url} answered HTTP {reply.status}, not 200"
+                        ErrorType.CONNECTION,
+                        f"redirect loop: {url} redirects to {target}, which was visited before",
                     )
-                return await reply.content.read(MAX_BODY)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise AcmeError(ErrorType.CONNECTION, f"cannot fetch {url}: {exc}") from None
+                if len(visited) > MAX_REDIRECTS:
+                    raise AcmeError(
+                        ErrorType.CONNECTION,
+                        f"too many redirects: {visited[0]} led to more than {MAX_REDIRECTS}",
+                    )
+                visited.append(target)
+                url = target
+
+    def _redirect_target(self, url: URL, location: str | None) -> URL:
+        if not location:
+            raise AcmeError(ErrorType.CONNECTION, f"{url} redirects without a Location")
+        try:
+            target = url.join(URL(location))
+        except ValueError:
+            raise AcmeError(
+                ErrorType.CONNECTION, f"{url} redirects to an unusable URL {location!r}"
+            ) from None
+        if target.scheme not in _PORTS:
+            raise AcmeError(
+                ErrorType.CONNECTION,
+                f"{url} redirects to {location!r} (scheme {target.scheme or 'none'}): only "
+                "http and https redirects are followed (RFC 8555 §8.3)",
+            )
+        if not target.host:
+            raise AcmeError(ErrorType.CONNECTION, f"{url} redirects to {location!r}, no host")
+        allowed = getattr(self.config, _PORTS[target.scheme])
+        if target.port != allowed:
+            raise AcmeError(
+                ErrorType.CONNECTION,
+                f"{url} redirects to {target}: {target.scheme} redirects are followed only to "
+                f"port {allowed}",
+            )
+        # Credentials in a Location are never sent, and a fragment never leaves the client.
+        return target.with_user(None).with_fragment(None)
+
+    async def _get(self, session: aiohttp.ClientSession, url: URL) -> tuple[int, str | None, bytes]:
+        """(status, Location, body up to MAX_BODY) of one GET of ``url``, connecting to the
+        addresses its host resolves to (the resolver validation uses), first that answers; an
+        https URL without certificate verification (§8.3 allows it for a redirect target)."""
+        assert url.host is not None
+        try:
+            ipaddress.ip_address(url.host)
+            addresses = [url.host]
+        except ValueError:
+            addresses = await self.addresses(Identifier("dns", url.host.rstrip(".").lower()))
+        https = url.scheme == "https"
+        host = f"[{url.host}]" if ":" in url.host else url.host  # RFC 9110 §7.2: uri-host
+        problems = []
+        for address in addresses:
+            direct = url.with_host(address)
+            try:
+                async with session.get(
+                    direct,
+                    headers={"Host": host},
+                    allow_redirects=False,
+                    ssl=False,  # an https target: no certificate verification (§8.3)
+                    server_hostname=url.host if https and address != url.host else None,
+                ) as reply:
+                    if reply.status in _REDIRECTS:
+                        return reply.status, reply.headers.get("Location"), b""
+                    return reply.status, None, await reply.content.read(MAX_BODY)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                problems.append(
+                    AcmeError(ErrorType.CONNECTION, f"cannot fetch {url} from {address}: {exc}")
+                )
+        raise problems[0]
 
     # -- dns-01 (§8.4) -----------------------------------------------------------------------
     async def dns01(self, identifier: Identifier, key_authorization: str) -> None:

@@ -16,7 +16,7 @@ from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.middlewares import problem_response
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.openapi import OPENAPI
-from jitsuin.server.ra.service import application_json
+from jitsuin.server.ra.service import Body, application_json
 from jitsuin.server.ra.workflow import Event
 from jitsuin.server.storage import AuditChainBroken, Operator
 
@@ -78,11 +78,33 @@ def errors_as_problems(handler: Handler) -> Handler:
     return wrapped
 
 
-async def _operator(request: web.Request) -> Operator:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+def _peer_certificate(request: web.Request) -> bytes | None:
+    """The DER of the TLS client certificate, if the peer presented one. The HTTPS listener asks
+    for one (ssl.CERT_OPTIONAL) and accepts only chains to a generation of this CA (RFC 8446
+    §4.4.2.4: the handshake fails otherwise); plain HTTP has none."""
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    if ssl_object is None:
+        return None
+    return ssl_object.getpeercert(binary_form=True) or None
+
+
+async def operator_of(request: web.Request) -> Operator:
+    """The operator making the request: by the API token (RFC 6750 §2.1 'Authorization: Bearer')
+    or, when the request has no Authorization header at all, by the TLS client certificate bound
+    to the operator (``jitsuin ra operator-bind-cert``). If both are present the token decides:
+    a bad token is refused even with a good certificate."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        peer = _peer_certificate(request)
+        if peer is not None:
+            return await request.app[RA].authenticate_certificate(peer)
+    scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise RAError(RAKind.UNAUTHORIZED, "send the operator API token as 'Authorization: Bearer'")
+        raise RAError(
+            RAKind.UNAUTHORIZED,
+            "send the operator API token as 'Authorization: Bearer', or a bound TLS client "
+            "certificate",
+        )
     return await request.app[RA].authenticate(token.strip())
 
 
@@ -121,14 +143,14 @@ async def openapi(request: web.Request) -> web.Response:
 @routes.post("/ra/applications")
 @errors_as_problems
 async def create(request: web.Request) -> web.Response:
-    app = await request.app[RA].create(await _operator(request), await _json(request))
+    app = await request.app[RA].create(await operator_of(request), await _json(request))
     return _reply(application_json(app), 201, Location=f"/ra/applications/{app.id}")
 
 
 @routes.get("/ra/applications")
 @errors_as_problems
 async def list_applications(request: web.Request) -> web.Response:
-    operator = await _operator(request)
+    operator = await operator_of(request)
     limit = _int_query(request, "limit", 100, 1000)
     offset = _int_query(request, "offset", 0, 10**9)
     apps = await request.app[RA].list(operator, request.query.get("state"), limit, offset)
@@ -138,7 +160,7 @@ async def list_applications(request: web.Request) -> web.Response:
 @routes.get("/ra/applications/{id}")
 @errors_as_problems
 async def read(request: web.Request) -> web.Response:
-    app = await request.app[RA].read(await _operator(request), _app_id(request))
+    app = await request.app[RA].read(await operator_of(request), _app_id(request))
     return _reply(application_json(app))
 
 
@@ -146,14 +168,14 @@ async def read(request: web.Request) -> web.Response:
 @errors_as_problems
 async def review(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    app = await ra.review(await _operator(request), _app_id(request), await _json(request))
+    app = await ra.review(await operator_of(request), _app_id(request), await _json(request))
     return _reply(application_json(app))
 
 
 @routes.post("/ra/applications/{id}/resubmit")
 @errors_as_problems
 async def resubmit(request: web.Request) -> web.Response:
-    app = await request.app[RA].resubmit(await _operator(request), _app_id(request))
+    app = await request.app[RA].resubmit(await operator_of(request), _app_id(request))
     return _reply(application_json(app))
 
 
@@ -163,7 +185,7 @@ async def inquiry(request: web.Request) -> web.Response:
     """Dispatch the inquiry letter. The access code is in this response only (and the letter)."""
     ra = request.app[RA]
     sent = await ra.dispatch_inquiry(
-        await _operator(request), _app_id(request), await _json(request)
+        await operator_of(request), _app_id(request), await _json(request)
     )
     if "text/html" in request.headers.get("Accept", ""):
         return web.Response(text=sent.letter_html, content_type="text/html", headers=NO_STORE)
@@ -181,7 +203,7 @@ async def inquiry(request: web.Request) -> web.Response:
 @errors_as_problems
 async def letter(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    app = await ra.record_letter(await _operator(request), _app_id(request), await _json(request))
+    app = await ra.record_letter(await operator_of(request), _app_id(request), await _json(request))
     return _reply(application_json(app))
 
 
@@ -189,21 +211,23 @@ async def letter(request: web.Request) -> web.Response:
 @errors_as_problems
 async def payment(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    app = await ra.record_payment(await _operator(request), _app_id(request), await _json(request))
+    app = await ra.record_payment(
+        await operator_of(request), _app_id(request), await _json(request)
+    )
     return _reply(application_json(app))
 
 
 @routes.post("/ra/applications/{id}/approve")
 @errors_as_problems
 async def approve(request: web.Request) -> web.Response:
-    app = await request.app[RA].approve(await _operator(request), _app_id(request))
+    app = await request.app[RA].approve(await operator_of(request), _app_id(request))
     return _reply(application_json(app))
 
 
 @routes.post("/ra/applications/{id}/reissue-pin")
 @errors_as_problems
 async def reissue_pin(request: web.Request) -> web.Response:
-    app = await request.app[RA].reissue_pin(await _operator(request), _app_id(request))
+    app = await request.app[RA].reissue_pin(await operator_of(request), _app_id(request))
     return _reply(application_json(app))
 
 
@@ -211,7 +235,7 @@ async def reissue_pin(request: web.Request) -> web.Response:
 @errors_as_problems
 async def reject(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    operator = await _operator(request)
+    operator = await operator_of(request)
     app = await ra.close(operator, _app_id(request), Event.REJECT, await _json(request))
     return _reply(application_json(app))
 
@@ -220,7 +244,7 @@ async def reject(request: web.Request) -> web.Response:
 @errors_as_problems
 async def abandon(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    operator = await _operator(request)
+    operator = await operator_of(request)
     app = await ra.close(operator, _app_id(request), Event.ABANDON, await _json(request))
     return _reply(application_json(app))
 
@@ -229,14 +253,14 @@ async def abandon(request: web.Request) -> web.Response:
 @errors_as_problems
 async def revoke(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    app = await ra.revoke(await _operator(request), _app_id(request), await _json(request))
+    app = await ra.revoke(await operator_of(request), _app_id(request), await _json(request))
     return _reply(application_json(app))
 
 
 @routes.get("/ra/applications/{id}/disclosure")
 @errors_as_problems
 async def disclosure(request: web.Request) -> web.Response:
-    data = await request.app[RA].disclose(await _operator(request), _app_id(request))
+    data = await request.app[RA].disclose(await operator_of(request), _app_id(request))
     return _reply(data)
 
 
@@ -244,7 +268,7 @@ async def disclosure(request: web.Request) -> web.Response:
 @errors_as_problems
 async def mail(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    operator = await _operator(request)
+    operator = await operator_of(request)
     ra.allow(operator, "mail")
     status = request.query.get("status")
     if status not in (None, "pending", "sent", "failed", "superseded"):
@@ -275,7 +299,7 @@ async def mail(request: web.Request) -> web.Response:
 @errors_as_problems
 async def retry_mail(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    operator = await _operator(request)
+    operator = await operator_of(request)
     ra.allow(operator, "mail")
     raw = request.match_info["id"]
     if not raw.isdigit():
@@ -288,7 +312,7 @@ async def retry_mail(request: web.Request) -> web.Response:
 @errors_as_problems
 async def audit(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    operator = await _operator(request)
+    operator = await operator_of(request)
     ra.allow(operator, "audit")
     after = _int_query(request, "after", 0, 10**12)
     entries = await ra.store.audit_log(after, _int_query(request, "limit", 100, 1000))
@@ -314,7 +338,7 @@ async def audit(request: web.Request) -> web.Response:
 @errors_as_problems
 async def audit_verify(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    ra.allow(await _operator(request), "audit")
+    ra.allow(await operator_of(request), "audit")
     try:
         count = await ra.store.verify_audit_chain()
     except AuditChainBroken as exc:
@@ -326,7 +350,7 @@ async def audit_verify(request: web.Request) -> web.Response:
 @errors_as_problems
 async def reenrollments(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    operator = await _operator(request)
+    operator = await operator_of(request)
     ra.allow(operator, "approve")
     status = request.query.get("status")
     if status not in (None, "pending", "approved", "rejected", "issued"):
@@ -360,7 +384,7 @@ async def decide_reenrollment(request: web.Request) -> web.Response:
     """EST re-enrollment waiting for an operator (per-profile policy): the client's retry of
     the same CSR then gets the certificate."""
     ra = request.app[RA]
-    operator = await _operator(request)
+    operator = await operator_of(request)
     ra.allow(operator, "approve")
     raw = request.match_info["id"]
     if not raw.isdigit():
@@ -375,7 +399,7 @@ async def decide_reenrollment(request: web.Request) -> web.Response:
 async def ca_rollover(request: web.Request) -> web.Response:
     """The next CA generation and its link certificates (SEED-R15...R17); admin only."""
     ra = request.app[RA]
-    operator = await _operator(request)
+    operator = await operator_of(request)
     ra.allow(operator, "operators")
     authority = request.app[AUTHORITY]
     new = await authority.rollover(operator.name)
@@ -389,6 +413,32 @@ async def ca_rollover(request: web.Request) -> web.Response:
         },
         201,
     )
+
+
+@routes.put("/ra/operators/{name}/certificate")
+@errors_as_problems
+async def bind_operator_certificate(request: web.Request) -> web.Response:
+    """Bind the operator to one TLS client certificate issued by this CA (admin only; audited).
+    The body is ``{"certificate": "<PEM>"}``; a later binding replaces the earlier one."""
+    ra = request.app[RA]
+    operator = await operator_of(request)
+    ra.allow(operator, "operators")
+    body = Body(await _json(request))
+    pem = body.text("certificate", limit=65536)
+    body.done()
+    binding = await ra.bind_certificate(operator.name, request.match_info["name"], pem.encode())
+    return _reply(binding)
+
+
+@routes.delete("/ra/operators/{name}/certificate")
+@errors_as_problems
+async def unbind_operator_certificate(request: web.Request) -> web.Response:
+    """The operator's certificate no longer authenticates it (admin only; audited)."""
+    ra = request.app[RA]
+    operator = await operator_of(request)
+    ra.allow(operator, "operators")
+    await ra.unbind_certificate(operator.name, request.match_info["name"])
+    return web.Response(status=204, headers=NO_STORE)
 
 
 # -- the applicant ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ _APP = {
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Application"}}},
 }
 _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_NAME = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -48,10 +49,13 @@ OPENAPI: dict[str, Any] = {
         "title": "jitsuin RA API",
         "version": "1",
         "description": "Registration-authority workflow of the seed's 12 steps (FLOW.md). "
-        "Operators authenticate with 'Authorization: Bearer <token>'. Errors are RFC 9457 "
-        "problem documents.",
+        "Operators authenticate with 'Authorization: Bearer <token>' or, on the HTTPS "
+        "listener, with a TLS client certificate of this CA that an admin bound to them "
+        "(PUT /ra/operators/{name}/certificate). The certificate counts only when the request "
+        "has no Authorization header: if both are present the token decides. Errors are RFC "
+        "9457 problem documents.",
     },
-    "security": [{"operatorToken": []}],
+    "security": [{"operatorToken": []}, {"operatorCertificate": []}],
     "paths": {
         "/ra/openapi.json": {
             "get": {
@@ -178,6 +182,26 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"201": {"description": "The new generation"}, "4XX": _PROBLEM},
             }
         },
+        "/ra/operators/{name}/certificate": {
+            "put": {
+                "summary": "Bind the operator to one TLS client certificate issued by this CA, "
+                "replacing an earlier one (admin; audited). Refused unless a CA generation signed "
+                "it, it is neither revoked nor expired, and its extended key usage has clientAuth "
+                "(RFC 5280 §4.2.1.12)",
+                "parameters": _NAME,
+                "requestBody": _body(_object({"certificate": {"type": "string"}})),
+                "responses": {
+                    "200": {"description": "The binding: sha256, generation, serial"},
+                    "4XX": _PROBLEM,
+                },
+            },
+            "delete": {
+                "summary": "Remove the operator's certificate binding (admin; audited); the API "
+                "token still works",
+                "parameters": _NAME,
+                "responses": {"204": {"description": "Unbound"}, "4XX": _PROBLEM},
+            },
+        },
         "/ra/acme/eab-keys": {
             "post": {
                 "summary": "An ACME External Account Binding key for the tls-server profile, with "
@@ -236,7 +260,13 @@ OPENAPI: dict[str, Any] = {
         },
     },
     "components": {
-        "securitySchemes": {"operatorToken": {"type": "http", "scheme": "bearer"}},
+        "securitySchemes": {
+            "operatorToken": {"type": "http", "scheme": "bearer"},
+            "operatorCertificate": {
+                "type": "mutualTLS",
+                "description": "A TLS client certificate of this CA bound to the operator",
+            },
+        },
         "responses": {
             "Problem": {
                 "description": "RFC 9457 problem document",

@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import re
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from jitsuin.ca.client_auth import client_auth_refusal, issuing_generation
 from jitsuin.ca.csr import VerifiedCSR, verify_csr
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.ca.issuance import IssuedCertificate
@@ -292,6 +295,99 @@ class RAService:
         except Conflict as exc:
             raise RAError(RAKind.CONFLICT, str(exc)) from None
         return token
+
+    # -- operators' TLS client certificates (optional to the API token) ---------------------------
+    async def authenticate_certificate(self, certificate_der: bytes) -> Operator:
+        """The operator bound to the TLS client certificate the peer presented. The handshake
+        already checked the chain to a generation of this CA (server/__main__.py, RFC 8446
+        §4.4.2.4); here: the binding, the certificate's status in the store, read on every
+        request so that a revocation takes effect at once, its validity period at this CA's
+        clock (RFC 5280 §4.1.2.5), and the operator not disabled."""
+        sha256 = hashlib.sha256(certificate_der).hexdigest()
+        operator = await self.store.operator_by_certificate(sha256)
+        if operator is None or operator.disabled_at is not None:
+            raise RAError(
+                RAKind.UNAUTHORIZED, "the client certificate is not bound to an enabled operator"
+            )
+        assert operator.certificate_generation is not None
+        assert operator.certificate_serial is not None
+        try:
+            record = await self.store.certificate(
+                operator.certificate_generation, operator.certificate_serial
+            )
+        except NotFound:
+            record = None
+        if record is None or record.status != "valid":
+            raise RAError(RAKind.UNAUTHORIZED, "the client certificate has been revoked")
+        if not record.not_before <= self.clock.now() <= record.not_after:
+            raise RAError(RAKind.UNAUTHORIZED, "the client certificate is not valid now")
+        return operator
+
+    async def bind_certificate(self, actor: str, name: str, data: bytes) -> dict[str, Any]:
+        """Bind operator ``name`` to one certificate (PEM or DER) issued by this CA, replacing
+        any earlier binding. Refused unless a generation of this CA signed it, the store holds
+        this very certificate as valid (not revoked), it is within its validity period and its
+        extended key usage has clientAuth (RFC 5280 §4.2.1.12)."""
+        try:
+            if data.lstrip().startswith(b"-----BEGIN"):
+                cert = x509.load_pem_x509_certificates(data)[0]  # the first is the leaf
+            else:
+                cert = x509.load_der_x509_certificate(data)
+        except ValueError:
+            raise RAError(RAKind.INVALID, "not an X.509 certificate (PEM or DER)") from None
+        der = cert.public_bytes(serialization.Encoding.DER)
+        generation = issuing_generation(cert, self.authority.generations)
+        if generation is None:
+            raise RAError(
+                RAKind.INVALID,
+                "the certificate was not issued by this CA (no CA generation signed it)",
+            )
+        try:
+            record = await self.store.certificate(generation.number, cert.serial_number)
+        except NotFound:
+            record = None
+        if record is None or record.der != der:
+            raise RAError(RAKind.INVALID, "the certificate is not one this CA has issued")
+        if record.status != "valid":
+            raise RAError(RAKind.INVALID, "the certificate has been revoked")
+        now = self.clock.now()
+        refusal = client_auth_refusal(cert, now)
+        if refusal is not None:
+            raise RAError(RAKind.INVALID, refusal)
+        binding = {
+            "operator": name,
+            "sha256": hashlib.sha256(der).hexdigest(),
+            "generation": generation.number,
+            "serial": format(cert.serial_number, "x"),
+            "subject": cert.subject.rfc4514_string(),
+            "notAfter": record.not_after.isoformat(),
+        }
+        audit = {k: binding[k] for k in ("sha256", "generation", "serial")}
+        try:
+            await self.store.bind_operator_certificate(
+                name,
+                binding["sha256"],
+                generation.number,
+                cert.serial_number,
+                AuditEvent(now, actor, "operator.bind_certificate", f"operator/{name}", audit),
+            )
+        except NotFound as exc:
+            raise RAError(RAKind.NOT_FOUND, str(exc)) from None
+        except Conflict as exc:
+            raise RAError(RAKind.CONFLICT, str(exc)) from None
+        return binding
+
+    async def unbind_certificate(self, actor: str, name: str) -> None:
+        """The operator's certificate no longer authenticates it (the API token still does)."""
+        now = self.clock.now()
+        try:
+            await self.store.unbind_operator_certificate(
+                name, AuditEvent(now, actor, "operator.unbind_certificate", f"operator/{name}")
+            )
+        except NotFound as exc:
+            raise RAError(RAKind.NOT_FOUND, str(exc)) from None
+        except Conflict as exc:
+            raise RAError(RAKind.CONFLICT, str(exc)) from None
 
     # -- step 1: the application ------------------------------------------------------------------
     async def create(self, operator: Operator, data: Any) -> ApplicationRecord:

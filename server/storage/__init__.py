@@ -81,6 +81,11 @@ class Operator:
     role: str
     created_at: dt.datetime
     disabled_at: dt.datetime | None = None
+    # The TLS client certificate bound to the operator (migration 0007), if any: the SHA-256
+    # fingerprint of its DER (hex) and where its revocation status is kept.
+    certificate_sha256: str | None = None
+    certificate_generation: int | None = None
+    certificate_serial: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +319,28 @@ def application_revoked(application_id: str, reason: str, revocation: AuditEvent
     )
 
 
+ACME_CANCELLABLE_ORDERS = ("pending", "ready", "processing")  # RFC 8555 §7.1.6: -> invalid
+
+
+def acme_cancelled(
+    kind: str, object_id: str, previous: str, deactivation: AuditEvent
+) -> AuditEvent:
+    """The audit entry of an order (``kind`` "order": -> invalid) or authorization ("authz":
+    -> deactivated) cancelled because its account was deactivated (RFC 8555 §7.3.6), under the
+    deactivation's actor and time."""
+    if kind == "order":
+        action, to = "acme.order.cancel", "invalid"
+    else:
+        action, to = "acme.authorization.deactivate", "deactivated"
+    return AuditEvent(
+        deactivation.at,
+        deactivation.actor,
+        action,
+        f"acme/{kind}/{object_id}",
+        {"from": previous, "to": to, "reason": "account deactivated"},
+    )
+
+
 async def open_store(config: HasDatabaseURL) -> Store:
     """The store ``config.database_url`` names: ``sqlite:///PATH`` (the embedded default) or
     ``postgresql://USER@HOST[:PORT]/DATABASE[?schema=NAME]`` (several server processes)."""
@@ -381,6 +408,23 @@ class Store(Protocol):
     async def operator_by_token(self, token_hash: str) -> Operator | None: ...
 
     async def operators(self) -> list[Operator]: ...
+
+    async def bind_operator_certificate(
+        self, name: str, sha256: str, generation: int, serial: int, audit: AuditEvent
+    ) -> None:
+        """Bind the operator to one client certificate (replacing an earlier one) with its audit
+        entry, in one transaction. NotFound when there is no such operator; Conflict when the
+        certificate is bound to another operator."""
+        ...
+
+    async def unbind_operator_certificate(self, name: str, audit: AuditEvent) -> None:
+        """Remove the operator's certificate binding with its audit entry. NotFound when there is
+        no such operator; Conflict when no certificate is bound."""
+        ...
+
+    async def operator_by_certificate(self, sha256: str) -> Operator | None:
+        """The operator bound to the certificate with this SHA-256 fingerprint (hex)."""
+        ...
 
     async def create_application(self, record: ApplicationRecord, audit: AuditEvent) -> None: ...
 
@@ -644,4 +688,21 @@ class Store(Protocol):
     ) -> AcmeChallengeRecord:
         """Move a challenge on (Conflict unless still ``expected_status``) and, with
         ``authz_status``, its pending authorization too, in one transaction."""
+        ...
+
+    async def acme_deactivate_account(
+        self,
+        account_id: str,
+        changes: Mapping[str, Any],
+        order_error: Mapping[str, Any],
+        audit: AuditEvent,
+    ) -> AcmeAccountRecord:
+        """RFC 8555 §7.3.6 in one transaction: apply ``changes`` (``status`` = ``deactivated``,
+        optionally ``contact``, ``terms_agreed``, ``updated_at``) to a ``valid`` account and
+        cancel the pending operations its key authorized: each of its orders still
+        ``pending``, ``ready`` or ``processing`` becomes ``invalid`` with ``order_error``
+        (``updated_at`` = ``audit.at``) and each of its ``pending`` authorizations
+        ``deactivated`` (§7.1.6). Audited with ``audit``, then one entry per order and per
+        authorization (``acme_cancelled``), oldest first. NotFound if there is no such account;
+        Conflict unless it is ``valid``."""
         ...

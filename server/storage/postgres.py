@@ -34,6 +34,7 @@ from typing import Any
 import asyncpg
 
 from jitsuin.server.storage import (
+    ACME_CANCELLABLE_ORDERS,
     GENESIS_HASH,
     AcmeAccountRecord,
     AcmeAuthzRecord,
@@ -53,6 +54,7 @@ from jitsuin.server.storage import (
     Operator,
     OutboxMail,
     ReenrollmentRecord,
+    acme_cancelled,
     application_revoked,
     canonical_details,
     chain_hash,
@@ -389,16 +391,55 @@ class PostgresStore:
 
     async def operator_by_token(self, token_hash: str) -> Operator | None:
         row = await self._pool.fetchrow(
-            "SELECT name, role, created_at, disabled_at FROM operators WHERE token_hash = $1",
+            f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE token_hash = $1",  # noqa: S608
             token_hash,
         )
         return _operator(row) if row else None
 
     async def operators(self) -> list[Operator]:
         rows = await self._pool.fetch(
-            "SELECT name, role, created_at, disabled_at FROM operators ORDER BY name"
+            f"SELECT {_OPERATOR_COLUMNS} FROM operators ORDER BY name"  # noqa: S608
         )
         return [_operator(r) for r in rows]
+
+    async def bind_operator_certificate(
+        self, name: str, sha256: str, generation: int, serial: int, audit: AuditEvent
+    ) -> None:
+        async with self._transaction() as db:
+            try:
+                status = await db.execute(
+                    "UPDATE operators SET cert_sha256 = $1, cert_generation = $2, cert_serial = $3"
+                    " WHERE name = $4",
+                    sha256,
+                    generation,
+                    format(serial, "x"),
+                    name,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise Conflict("the certificate is bound to another operator") from exc
+            if _rows(status) != 1:
+                raise NotFound(f"there is no operator {name!r}")
+            await self._append(db, audit)
+
+    async def unbind_operator_certificate(self, name: str, audit: AuditEvent) -> None:
+        async with self._transaction() as db:
+            status = await db.execute(
+                "UPDATE operators SET cert_sha256 = NULL, cert_generation = NULL,"
+                " cert_serial = NULL WHERE name = $1 AND cert_sha256 IS NOT NULL",
+                name,
+            )
+            if _rows(status) != 1:
+                if await db.fetchval("SELECT 1 FROM operators WHERE name = $1", name) is None:
+                    raise NotFound(f"there is no operator {name!r}")
+                raise Conflict(f"operator {name!r} has no certificate bound")
+            await self._append(db, audit)
+
+    async def operator_by_certificate(self, sha256: str) -> Operator | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE cert_sha256 = $1",  # noqa: S608
+            sha256,
+        )
+        return _operator(row) if row else None
 
     # -- applications ----------------------------------------------------------------------------
     async def create_application(self, record: ApplicationRecord, audit: AuditEvent) -> None:
@@ -1242,6 +1283,62 @@ class PostgresStore:
             )
         return _acme_challenge(row)
 
+    async def acme_deactivate_account(
+        self,
+        account_id: str,
+        changes: Mapping[str, Any],
+        order_error: Mapping[str, Any],
+        audit: AuditEvent,
+    ) -> AcmeAccountRecord:
+        values = _deactivation_values(changes)
+        assignments = ", ".join(f"{name} = ${n}" for n, name in enumerate(values, start=1))
+        n = len(values)
+        cancellable = list(ACME_CANCELLABLE_ORDERS)
+        async with self._transaction() as db:
+            result = await db.execute(
+                f"UPDATE acme_accounts SET {assignments}"  # noqa: S608
+                f" WHERE id = ${n + 1} AND status = 'valid'",
+                *values.values(),
+                account_id,
+            )
+            if _rows(result) != 1:
+                row = await db.fetchrow(
+                    "SELECT status FROM acme_accounts WHERE id = $1", account_id
+                )
+                if row is None:
+                    raise NotFound(f"no ACME account {account_id}")
+                raise Conflict(f"ACME account {account_id} is {row[0]}, not valid")
+            # FOR UPDATE: a row another transaction moves on meanwhile (an order issued) is
+            # re-checked against the WHERE clause, so only what is read here is updated.
+            orders = await db.fetch(
+                "SELECT id, status FROM acme_orders WHERE account_id = $1"
+                " AND status = ANY($2::text[]) ORDER BY seq FOR UPDATE",
+                account_id,
+                cancellable,
+            )
+            await db.execute(
+                "UPDATE acme_orders SET status = 'invalid', error = $1, updated_at = $2"
+                " WHERE id = ANY($3::text[])",
+                canonical_details(order_error),
+                _utc(audit.at),
+                [row[0] for row in orders],
+            )
+            authzs = await db.fetch(
+                "SELECT id FROM acme_authorizations WHERE account_id = $1"
+                " AND status = 'pending' ORDER BY seq FOR UPDATE",
+                account_id,
+            )
+            await db.execute(
+                "UPDATE acme_authorizations SET status = 'deactivated' WHERE id = ANY($1::text[])",
+                [row[0] for row in authzs],
+            )
+            await self._append(db, audit)
+            for row in orders:
+                await self._append(db, acme_cancelled("order", row[0], row[1], audit))
+            for row in authzs:
+                await self._append(db, acme_cancelled("authz", row[0], "pending", audit))
+        return await self.acme_account(account_id)
+
     # == end of ACME ==============================================================================
 
 
@@ -1289,8 +1386,19 @@ def _application(row: asyncpg.Record) -> ApplicationRecord:
     return ApplicationRecord(**values)
 
 
+_OPERATOR_COLUMNS = "name, role, created_at, disabled_at, cert_sha256, cert_generation, cert_serial"
+
+
 def _operator(row: asyncpg.Record) -> Operator:
-    return Operator(name=row[0], role=row[1], created_at=row[2], disabled_at=row[3])
+    return Operator(
+        name=row[0],
+        role=row[1],
+        created_at=row[2],
+        disabled_at=row[3],
+        certificate_sha256=row[4],
+        certificate_generation=row[5],
+        certificate_serial=int(row[6], 16) if row[6] is not None else None,
+    )
 
 
 def _mail(row: asyncpg.Record) -> MailRecord:
@@ -1383,3 +1491,22 @@ def _acme_challenge(row: asyncpg.Record) -> AcmeChallengeRecord:
         validated_at=row[6],
         error=json.loads(row[7]) if row[7] else None,
     )
+
+
+def _deactivation_values(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The acme_accounts columns ``acme_deactivate_account`` sets, as PostgreSQL takes them."""
+    if changes.get("status") != "deactivated":
+        raise ValueError("acme_deactivate_account sets status 'deactivated'")
+    unknown = set(changes) - {"contact", "status", "terms_agreed", "updated_at"}
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name == "contact":
+            value = json.dumps(list(value))
+        elif name == "terms_agreed":
+            value = bool(value)
+        elif isinstance(value, dt.datetime):
+            value = _utc(value)
+        values[name] = value
+    return values

@@ -30,6 +30,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 
 from jitsuin.server.storage import (
+    ACME_CANCELLABLE_ORDERS,
     GENESIS_HASH,
     AcmeAccountRecord,
     AcmeAuthzRecord,
@@ -49,6 +50,7 @@ from jitsuin.server.storage import (
     Operator,
     OutboxMail,
     ReenrollmentRecord,
+    acme_cancelled,
     application_revoked,
     canonical_details,
     chain_hash,
@@ -473,16 +475,54 @@ class SQLiteStore:
     async def operator_by_token(self, token_hash: str) -> Operator | None:
         row = await _first(
             self._db,
-            "SELECT name, role, created_at, disabled_at FROM operators WHERE token_hash = ?",
+            f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE token_hash = ?",  # noqa: S608
             (token_hash,),
         )
         return _operator(row) if row else None
 
     async def operators(self) -> list[Operator]:
         rows = await self._db.execute_fetchall(
-            "SELECT name, role, created_at, disabled_at FROM operators ORDER BY name"
+            f"SELECT {_OPERATOR_COLUMNS} FROM operators ORDER BY name"  # noqa: S608
         )
         return [_operator(r) for r in rows]
+
+    async def bind_operator_certificate(
+        self, name: str, sha256: str, generation: int, serial: int, audit: AuditEvent
+    ) -> None:
+        async with self._transaction() as db:
+            try:
+                cursor = await db.execute(
+                    "UPDATE operators SET cert_sha256 = ?, cert_generation = ?, cert_serial = ?"
+                    " WHERE name = ?",
+                    (sha256, generation, format(serial, "x"), name),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict("the certificate is bound to another operator") from exc
+            if cursor.rowcount != 1:
+                raise NotFound(f"there is no operator {name!r}")
+            await self._append(db, audit)
+
+    async def unbind_operator_certificate(self, name: str, audit: AuditEvent) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE operators SET cert_sha256 = NULL, cert_generation = NULL,"
+                " cert_serial = NULL WHERE name = ? AND cert_sha256 IS NOT NULL",
+                (name,),
+            )
+            if cursor.rowcount != 1:
+                rows = await db.execute_fetchall("SELECT 1 FROM operators WHERE name = ?", (name,))
+                if not rows:
+                    raise NotFound(f"there is no operator {name!r}")
+                raise Conflict(f"operator {name!r} has no certificate bound")
+            await self._append(db, audit)
+
+    async def operator_by_certificate(self, sha256: str) -> Operator | None:
+        row = await _first(
+            self._db,
+            f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE cert_sha256 = ?",  # noqa: S608
+            (sha256,),
+        )
+        return _operator(row) if row else None
 
     # -- applications ----------------------------------------------------------------------------
     async def create_application(self, record: ApplicationRecord, audit: AuditEvent) -> None:
@@ -1306,6 +1346,65 @@ class SQLiteStore:
 
         return await self._atomic(body)
 
+    async def acme_deactivate_account(
+        self,
+        account_id: str,
+        changes: Mapping[str, Any],
+        order_error: Mapping[str, Any],
+        audit: AuditEvent,
+    ) -> AcmeAccountRecord:
+        values = _deactivation_values(changes)
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        cancellable = ", ".join("?" for _ in ACME_CANCELLABLE_ORDERS)
+
+        async def body(db: Any) -> None:
+            cursor = await db.execute(
+                f"UPDATE acme_accounts SET {assignments}"  # noqa: S608
+                " WHERE id = ? AND status = 'valid'",
+                (*values.values(), account_id),
+            )
+            if cursor.rowcount != 1:
+                row = await _first(
+                    db, "SELECT status FROM acme_accounts WHERE id = ?", (account_id,)
+                )
+                if row is None:
+                    raise NotFound(f"no ACME account {account_id}")
+                raise Conflict(f"ACME account {account_id} is {row[0]}, not valid")
+            # BEGIN IMMEDIATE holds the write lock: what is read here is what is updated.
+            orders = await db.execute_fetchall(
+                "SELECT id, status FROM acme_orders"  # noqa: S608
+                f" WHERE account_id = ? AND status IN ({cancellable}) ORDER BY seq",
+                (account_id, *ACME_CANCELLABLE_ORDERS),
+            )
+            await db.execute(
+                "UPDATE acme_orders SET status = 'invalid', error = ?, updated_at = ?"  # noqa: S608
+                f" WHERE account_id = ? AND status IN ({cancellable})",
+                (
+                    canonical_details(order_error),
+                    _time(audit.at),
+                    account_id,
+                    *ACME_CANCELLABLE_ORDERS,
+                ),
+            )
+            authzs = await db.execute_fetchall(
+                "SELECT id FROM acme_authorizations WHERE account_id = ? AND status = 'pending'"
+                " ORDER BY seq",
+                (account_id,),
+            )
+            await db.execute(
+                "UPDATE acme_authorizations SET status = 'deactivated'"
+                " WHERE account_id = ? AND status = 'pending'",
+                (account_id,),
+            )
+            await self._append(db, audit)
+            for order_id, previous in orders:
+                await self._append(db, acme_cancelled("order", order_id, previous, audit))
+            for (authz_id,) in authzs:
+                await self._append(db, acme_cancelled("authz", authz_id, "pending", audit))
+
+        await self._atomic(body)
+        return await self.acme_account(account_id)
+
     # == end of ACME ==============================================================================
 
 
@@ -1356,12 +1455,18 @@ def _application(row: dict[str, Any]) -> ApplicationRecord:
     return ApplicationRecord(**row)
 
 
+_OPERATOR_COLUMNS = "name, role, created_at, disabled_at, cert_sha256, cert_generation, cert_serial"
+
+
 def _operator(row: Any) -> Operator:
     return Operator(
         name=row[0],
         role=row[1],
         created_at=_parse_time(row[2]),
         disabled_at=_parse_time(row[3]) if row[3] else None,
+        certificate_sha256=row[4],
+        certificate_generation=row[5],
+        certificate_serial=int(row[6], 16) if row[6] is not None else None,
     )
 
 
@@ -1475,3 +1580,22 @@ def _acme_challenge(row: Any) -> AcmeChallengeRecord:
         validated_at=_opt_parse(row[6]),
         error=json.loads(row[7]) if row[7] else None,
     )
+
+
+def _deactivation_values(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The acme_accounts columns ``acme_deactivate_account`` sets, as SQLite stores them."""
+    if changes.get("status") != "deactivated":
+        raise ValueError("acme_deactivate_account sets status 'deactivated'")
+    unknown = set(changes) - {"contact", "status", "terms_agreed", "updated_at"}
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name == "contact":
+            value = json.dumps(list(value))
+        elif name == "terms_agreed":
+            value = int(value)
+        elif isinstance(value, dt.datetime):
+            value = _time(value)
+        values[name] = value
+    return values

@@ -492,6 +492,64 @@ async def test_operators_round_trip_and_a_duplicate_is_a_conflict(store):
     assert [e.event.action for e in await store.audit_log()] == ["operator.add"] * 2
 
 
+async def test_an_operator_is_bound_to_one_client_certificate(store):
+    fingerprint, other = "ab" * 32, "cd" * 32
+    with pytest.raises(NotFound, match="no operator 'alice'"):
+        await store.bind_operator_certificate("alice", fingerprint, 1, 7, event("bind"))
+    alice, bob = Operator("alice", "reviewer", T0), Operator("bob", "approver", T0)
+    await store.add_operator(alice, "hash-a", event("operator.add", 1))
+    await store.add_operator(bob, "hash-b", event("operator.add", 2))
+    assert await store.operator_by_certificate(fingerprint) is None
+
+    await store.bind_operator_certificate("alice", fingerprint, 1, BIG_SERIAL, event("bind", 3))
+    bound = dataclasses.replace(
+        alice,
+        certificate_sha256=fingerprint,
+        certificate_generation=1,
+        certificate_serial=BIG_SERIAL,  # a 159-bit serial survives the round trip
+    )
+    assert await store.operator_by_certificate(fingerprint) == bound
+    assert await store.operator_by_token("hash-a") == bound
+    assert [o.certificate_sha256 for o in await store.operators()] == [fingerprint, None]
+
+    # One certificate authenticates one operator; the refused binding writes nothing.
+    entries = len(await store.audit_log())
+    with pytest.raises(Conflict, match="bound to another operator"):
+        await store.bind_operator_certificate("bob", fingerprint, 1, BIG_SERIAL, event("bind"))
+    assert await store.operator_by_token("hash-b") == bob
+    assert len(await store.audit_log()) == entries
+
+    # A new binding replaces the old one.
+    await store.bind_operator_certificate("alice", other, 2, 7, event("bind", 4))
+    assert await store.operator_by_certificate(fingerprint) is None
+    rebound = await store.operator_by_certificate(other)
+    assert rebound is not None
+    assert (rebound.name, rebound.certificate_generation, rebound.certificate_serial) == (
+        "alice",
+        2,
+        7,
+    )
+    # The old certificate is free for another operator now.
+    await store.bind_operator_certificate("bob", fingerprint, 1, BIG_SERIAL, event("bind", 5))
+    assert (await store.operator_by_certificate(fingerprint)).name == "bob"
+
+    await store.unbind_operator_certificate("alice", event("unbind", 6))
+    assert await store.operator_by_certificate(other) is None
+    assert await store.operator_by_token("hash-a") == alice
+    with pytest.raises(Conflict, match="no certificate bound"):
+        await store.unbind_operator_certificate("alice", event("unbind"))
+    with pytest.raises(NotFound, match="no operator 'carol'"):
+        await store.unbind_operator_certificate("carol", event("unbind"))
+    actions = [(e.event.action, e.event.target) for e in await store.audit_log()]
+    assert actions[2:] == [
+        ("bind", "thing/3"),
+        ("bind", "thing/4"),
+        ("bind", "thing/5"),
+        ("unbind", "thing/6"),
+    ]
+    assert await store.verify_audit_chain() == len(actions)
+
+
 async def test_applications_round_trip_every_column(store):
     full = application_record(
         state="pin_sent",
@@ -1146,3 +1204,88 @@ async def test_acme_orders_authorizations_and_challenges(store):
     )
     assert invalid.error == {"type": "urn:y"}
     assert await store.verify_audit_chain() == 9
+
+
+async def test_acme_account_deactivation_cancels_pending_operations(store):
+    """RFC 8555 §7.3.6: one transaction deactivates the account, makes its pending, ready and
+    processing orders invalid and its pending authorizations deactivated (§7.1.6), audited
+    per object; settled orders and authorizations, and other accounts, are left alone."""
+    await store.acme_add_eab_key(eab_key(), event("eab.add"))
+    await store.acme_add_eab_key(eab_key("kid-2"), event("eab.add"))
+    await store.acme_create_account(acme_account(), event("acct"), operator_key=True)
+    other = acme_account("acct-2", thumbprint="t2", eab_kid="kid-2")
+    await store.acme_create_account(other, event("acct"), operator_key=True)
+    await store.acme_add_authorization(authorization("az-pre", "pre.example.org"), event("authz"))
+    orders = {
+        "ord-p": ("pending", authorization("az-p", "p.example.org")),
+        "ord-r": ("ready", authorization("az-r", "r.example.org", status="valid")),
+        "ord-w": ("processing", authorization("az-w", "w.example.org", status="valid")),
+        "ord-v": ("valid", authorization("az-v", "v.example.org", status="valid")),
+        "ord-i": ("invalid", authorization("az-i", "i.example.org", status="invalid")),
+    }
+    for n, (order_id, (status, authz)) in enumerate(orders.items()):
+        error = {"type": "urn:old"} if status == "invalid" else None
+        made = order(order_id, (authz.id,), status=status, error=error, created_at=T0 + n * ONE)
+        await store.acme_add_order(made, [authz], event("order"))
+    theirs = order("ord-x", ("az-x",), account_id="acct-2")
+    await store.acme_add_order(theirs, [authorization("az-x", account_id="acct-2")], event("o"))
+    logged = len(await store.audit_log())
+
+    problem = {"type": "urn:ietf:params:acme:error:unauthorized", "detail": "deactivated"}
+    changes = {"status": "deactivated", "contact": [], "updated_at": T0 + ONE}
+    deactivation = AuditEvent(
+        T0 + ONE, "acme:acct-1", "acme.account.deactivate", "acme/account/acct-1"
+    )
+    account = await store.acme_deactivate_account("acct-1", changes, problem, deactivation)
+
+    assert (account.status, account.contact, account.updated_at) == ("deactivated", (), T0 + ONE)
+    for order_id, (status, _) in orders.items():
+        stored = await store.acme_order(order_id)
+        if status in ("pending", "ready", "processing"):
+            assert (stored.status, stored.error, stored.updated_at) == (
+                "invalid",
+                problem,
+                T0 + ONE,
+            )
+        else:
+            assert (stored.status, stored.updated_at) == (status, T0), order_id
+    assert (await store.acme_order("ord-i")).error == {"type": "urn:old"}
+    statuses = {a: (await store.acme_authorization(a)).status for a in
+                ("az-pre", "az-p", "az-r", "az-w", "az-v", "az-i", "az-x")}  # fmt: skip
+    assert statuses == {
+        "az-pre": "deactivated",  # a pre-authorization is a pending operation too
+        "az-p": "deactivated",
+        "az-r": "valid",
+        "az-w": "valid",
+        "az-v": "valid",
+        "az-i": "invalid",
+        "az-x": "pending",
+    }
+    assert (await store.acme_order("ord-x")).status == "pending"
+    assert (await store.acme_account("acct-2")).status == "valid"
+
+    entries = (await store.audit_log())[logged:]
+    assert [(e.event.action, e.event.target, e.event.details.get("from")) for e in entries] == [
+        ("acme.account.deactivate", "acme/account/acct-1", None),
+        ("acme.order.cancel", "acme/order/ord-p", "pending"),
+        ("acme.order.cancel", "acme/order/ord-r", "ready"),
+        ("acme.order.cancel", "acme/order/ord-w", "processing"),
+        ("acme.authorization.deactivate", "acme/authz/az-pre", "pending"),
+        ("acme.authorization.deactivate", "acme/authz/az-p", "pending"),
+    ]
+    assert {(e.event.actor, e.event.at) for e in entries} == {("acme:acct-1", T0 + ONE)}
+    assert await store.verify_audit_chain() == logged + 6
+
+    # Once only: the account is no longer valid; nothing is written.
+    with pytest.raises(Conflict, match="deactivated, not valid"):
+        await store.acme_deactivate_account("acct-1", changes, problem, deactivation)
+    with pytest.raises(NotFound):
+        await store.acme_deactivate_account("acct-9", changes, problem, deactivation)
+    with pytest.raises(ValueError, match="deactivated"):
+        await store.acme_deactivate_account("acct-2", {"contact": []}, problem, deactivation)
+    with pytest.raises(ValueError, match="not updatable"):
+        await store.acme_deactivate_account(
+            "acct-2", {"status": "deactivated", "kind": "x"}, problem, deactivation
+        )
+    assert len(await store.audit_log()) == logged + 6
+    assert (await store.acme_account("acct-2")).status == "valid"

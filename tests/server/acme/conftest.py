@@ -91,19 +91,34 @@ class DNSServer:
 
 # -- http-01 responder ----------------------------------------------------------------------------
 class Http01:
-    """Serves /.well-known/acme-challenge/<token> on 127.0.0.1:port while in a with block."""
+    """Serves /.well-known/acme-challenge/<token> on 127.0.0.1:port while in a with block;
+    ``redirects[path]`` = a Location answered with 302 instead (checked first), and
+    ``bodies[path]`` = a body served at any other path."""
 
     def __init__(self, port: int) -> None:
         self.port = port
         self.tokens: dict[str, str] = {}
+        self.redirects: dict[str, str] = {}
+        self.bodies: dict[str, str] = {}
         self.requests: list[tuple[str, str]] = []  # (path, Host)
 
     def __enter__(self) -> Http01:
-        tokens, seen = self.tokens, self.requests
+        tokens, seen, redirects, bodies = self.tokens, self.requests, self.redirects, self.bodies
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 seen.append((self.path, self.headers.get("Host", "")))
+                if self.path in redirects:
+                    self.send_response(302)
+                    self.send_header("Location", redirects[self.path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if self.path in bodies:
+                    self.send_response(200)
+                    self.end_headers()
+                    self.wfile.write(bodies[self.path].encode())
+                    return
                 token = self.path.rsplit("/", 1)[-1]
                 body = tokens.get(token)
                 if body is None or not self.path.startswith("/.well-known/acme-challenge/"):
