@@ -193,7 +193,8 @@ async def _wait_for_signal(stop: asyncio.Event) -> None:
 
 async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
     """The supervising parent of ``serve --workers N`` (server/workers.py): the CA, migrations
-    and the HTTPS certificate are made here once, then N workers share the bound sockets."""
+    and the HTTPS certificate are made here once, then N workers accept on sockets
+    of their own bound to the same addresses (SO_REUSEPORT; server/workers.py)."""
     authority = await Authority.open(config, SystemClock())
     try:
         if config.server.https is not None:
@@ -202,12 +203,12 @@ async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
     finally:
         await authority.close()
     listens = {"http": config.server.http, "https": config.server.https}
-    sockets: dict[str, socket.socket] = {}
+    sockets: dict[str, list[socket.socket]] = {}
     try:
         for name, listen in listens.items():
             if listen is not None:
                 try:
-                    sockets[name] = workers.bind(listen)
+                    sockets[name] = workers.bind(listen, args.workers)
                 except OSError as exc:
                     raise CLIError(f"cannot listen on {listen}: {exc.strerror}") from exc
         base = config.server.public_http_url
@@ -219,10 +220,11 @@ async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
         command = [sys.executable, "-m", "jitsuin.server", "--home", str(_home(args))]
         if config.source is not None:
             command += ["--config", str(config.source)]
-        return await workers.Supervisor([*command, "serve"], sockets, args.workers).run()
+        return await workers.Supervisor([*command, "serve"], sockets).run()
     finally:
-        for sock in sockets.values():
-            sock.close()
+        for own in sockets.values():
+            for sock in own:
+                sock.close()
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

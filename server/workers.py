@@ -3,8 +3,12 @@ listening sockets.
 
 The parent opens the CA once (migrations, generation 1 on first start, the HTTPS certificate),
 binds the listeners, and starts N children (``python -m jitsuin.server ... serve
---worker-sockets http=FD,https=FD``) that inherit the bound sockets and accept on them; the
-kernel hands each new connection to one of them. Every child has its own Authority, store pool
+--worker-sockets http=FD,https=FD``) that inherit bound sockets and accept on them. Each child
+has a listening socket of its own on each address, all bound with SO_REUSEPORT (Linux ≥ 3.9), so
+that the kernel spreads new connections evenly over the children by a hash of the connection;
+with one shared socket, whichever child happened to be waiting in accept() took them all. A
+restarted child gets its predecessor's sockets: the parent keeps them open, so connections that
+arrive meanwhile wait in that socket's backlog. Every child has its own Authority, store pool
 and mail worker; everything they must agree on lives in the store (see storage/postgres.py).
 
 The parent only supervises: SIGINT or SIGTERM stops every child (SIGTERM, then SIGKILL after
@@ -56,14 +60,25 @@ def refusal(dialect: str, workers: int) -> str | None:
     return None
 
 
-def bind(listen: Listen) -> socket.socket:
-    """A listening socket the children inherit (SO_REUSEADDR, as aiohttp's own sites)."""
+def bind(listen: Listen, count: int) -> list[socket.socket]:
+    """``count`` listening sockets on ``listen``, one per child (SO_REUSEADDR, as aiohttp's own
+    sites, and SO_REUSEPORT: the kernel balances connections across them). With port 0 the
+    first picks the port and the others join it."""
     family, _, _, _, address = socket.getaddrinfo(
         listen.host, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
-    sock = socket.create_server(address, family=family, backlog=1024)
-    sock.set_inheritable(True)
-    return sock
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.create_server(address, family=family, backlog=1024, reuse_port=True)
+            sock.set_inheritable(True)
+            sockets.append(sock)
+            address = sock.getsockname()
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def sockets_argument(sockets: dict[str, socket.socket]) -> str:
@@ -104,16 +119,21 @@ async def watch_parent(stop: asyncio.Event) -> None:
 
 
 class Supervisor:
-    def __init__(self, command: Sequence[str], sockets: dict[str, socket.socket], count: int):
-        self.command = [*command, WORKER_SOCKETS, sockets_argument(sockets)]
-        self.fds = [sock.fileno() for sock in sockets.values()]
-        self.count = count
+    def __init__(self, command: Sequence[str], sockets: dict[str, list[socket.socket]]):
+        """``sockets``: for each listener name, one bound socket per child."""
+        self.command = list(command)
+        self.sockets = [
+            {name: own[index] for name, own in sockets.items()}
+            for index in range(len(next(iter(sockets.values()))))
+        ]
+        self.count = len(self.sockets)
         self.children: dict[int, tuple[subprocess.Popen[bytes], float]] = {}
 
     def _start(self, index: int) -> None:
+        own = self.sockets[index - 1]
         child = subprocess.Popen(
-            self.command,
-            pass_fds=self.fds,
+            [*self.command, WORKER_SOCKETS, sockets_argument(own)],
+            pass_fds=[sock.fileno() for sock in own.values()],
             stdin=subprocess.DEVNULL,
             env={**os.environ, PARENT_ENV: str(os.getpid())},
         )

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import datetime as dt
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -482,6 +485,39 @@ def test_serve_workers_share_the_listeners_follow_a_rollover_and_stop(workers_ho
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_connections_are_spread_over_the_workers(workers_home):
+    """Each worker accepts on a socket of its own (SO_REUSEPORT): 64 connections made at once
+    land on both, about half each, whichever worker happens to be waiting in accept()."""
+    home, config = workers_home
+    server = _start_workers(home, config, 2)
+    port = config.server.http.port
+    held = []
+    try:
+        children = _children(server.pid)
+        for _ in range(64):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            held.append(sock)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        for sock in held:
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")  # accepted and answered
+        # Who holds the server side of each connection (iproute2's ss, as root or same user).
+        listed = subprocess.run(
+            ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        owners = collections.Counter(int(pid) for pid in re.findall(r"pid=(\d+)", listed))
+        assert set(owners) == set(children), listed
+        assert sum(owners.values()) == 64
+        assert min(owners.values()) >= 16, owners  # P(fewer by chance) is about 1e-4
+    finally:
+        for sock in held:
+            sock.close()
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=60)
 
 
 def test_workers_stop_when_their_parent_is_killed(workers_home):
