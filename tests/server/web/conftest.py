@@ -56,8 +56,10 @@ def start_server(
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module: sync Playwright keeps an event loop running while it is
+    open, which would break the asyncio.run() of any test that runs after it in the session."""
     assert CHROMIUM.exists(), "Debian's chromium is missing: ./scripts/test installs it"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
