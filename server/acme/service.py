@@ -1464,7 +1464,14 @@ class AcmeService:
                 try:
                     await self.va.validate(challenge.type, identifier, challenge.token, key_auth)
                     if identifier.type == "dns" and self.config.check_caa:
-                        await self.va.check_caa(identifier.value, authz.wildcard)
+                        # RFC 8657 §3, §4: CAA parameters may restrict issuance to an account
+                        # (its URL, as the client knows it: the kid) and to challenge types.
+                        await self.va.check_caa(
+                            identifier.value,
+                            authz.wildcard,
+                            account_uri=self.account_url(account.id),
+                            method=challenge.type,
+                        )
                 except AcmeError as exc:
                     error = exc
             now = self.clock.now()

@@ -1,6 +1,7 @@
 """The validation authority: http-01 (RFC 8555 §8.3), dns-01 (§8.4), tls-alpn-01 (RFC 8737) and
-the CAA check (RFC 8659). Names are resolved through the configured DNS server ([acme] resolver,
-so that tests and closed networks can point it at their own), or the system's.
+the CAA check (RFC 8659, with the accounturi and validationmethods parameters of RFC 8657).
+Names are resolved through the configured DNS server ([acme] resolver, so that tests and closed
+networks can point it at their own), or the system's.
 
 http-01 follows redirects (§8.3) within limits Let's Encrypt also keeps: see ``_dereference``.
 
@@ -22,7 +23,7 @@ import aiohttp
 from cryptography import x509
 from yarl import URL
 
-from jitsuin.protocol.acme import challenges
+from jitsuin.protocol.acme import caa, challenges
 from jitsuin.protocol.acme.messages import Identifier
 from jitsuin.protocol.acme.problems import AcmeError, ErrorType
 from jitsuin.server.config import AcmeConfig
@@ -285,24 +286,43 @@ class ValidationAuthority:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    # -- CAA (RFC 8659) -------------------------------------------------------------------------
-    async def check_caa(self, name: str, wildcard: bool) -> None:
-        """§3: the relevant RRset is the closest one climbing from the name towards the root."""
+    # -- CAA (RFC 8659, RFC 8657) --------------------------------------------------------------
+    async def check_caa(
+        self,
+        name: str,
+        wildcard: bool,
+        *,
+        account_uri: str | None = None,
+        method: str | None = None,
+    ) -> None:
+        """RFC 8659 §3: the relevant RRset is the closest one climbing from the name towards the
+        root. ``account_uri`` (the requesting ACME account's URL) and ``method`` (the challenge
+        type that validated the authorization) are what RFC 8657's ``accounturi`` and
+        ``validationmethods`` parameters are compared with; a caller without them is still
+        authorized by every record for this CA that carries neither parameter, and by none
+        that does (RFC 8657 §3: no account URI available → such a property does not authorize)."""
         labels = name.split(".")
         for start in range(len(labels)):
             candidate = ".".join(labels[start:])
             records = await self._query(candidate, "CAA")
             if records:
-                self._caa_permits(candidate, records, wildcard)
+                self._caa_permits(candidate, records, wildcard, account_uri, method)
                 return
 
-    def _caa_permits(self, name: str, records: list[object], wildcard: bool) -> None:
+    def _caa_permits(
+        self,
+        name: str,
+        records: list[object],
+        wildcard: bool,
+        account_uri: str | None = None,
+        method: str | None = None,
+    ) -> None:
         props = [
             (
-                int(r.flags),
+                int(r.flags),  # type: ignore[attr-defined]
                 r.tag.decode("ascii", "replace").lower(),  # type: ignore[attr-defined]
-                r.value.decode("utf-8", "replace"),
-            )  # type: ignore[attr-defined]
+                r.value.decode("utf-8", "replace"),  # type: ignore[attr-defined]
+            )
             for r in records
         ]
         for flags, tag, _ in props:
@@ -310,14 +330,34 @@ class ValidationAuthority:
                 raise AcmeError(
                     ErrorType.CAA, f"CAA at {name} has a critical unknown property {tag!r}"
                 )
+        # RFC 8659 §4.3: for a wildcard, issuewild properties (if any) replace issue ones.
         tag = "issuewild" if wildcard and any(t == "issuewild" for _, t, _ in props) else "issue"
         relevant = [value for _, t, value in props if t == tag]
         if not relevant:
             return  # §4.2: no issue property restricts issuance
-        for value in relevant:
-            domain = value.split(";", 1)[0].strip().lower()
-            if domain and domain in self.config.caa_identities:
+        # The records are alternatives: one that names this CA and whose parameters allow this
+        # request authorizes it (RFC 8657 §3: "unless at least one of the specified account
+        # URIs identifies the account").
+        refusals = []
+        for text in relevant:
+            record = f'{tag} "{text}"'
+            try:
+                value = caa.parse_issue_value(text)
+            except ValueError as exc:
+                # A value outside the RFC 8659 §4.2 grammar authorizes nobody (as Let's Encrypt
+                # treats it); it is named only if it might have been meant for this CA.
+                if any(identity in text.lower() for identity in self.config.caa_identities):
+                    refusals.append(f"{record} is malformed: {exc}")
+                continue
+            domain = (value.issuer_domain_name or "").lower()
+            if domain not in self.config.caa_identities:
+                continue
+            why = caa.parameter_refusal(value, account_uri, method)
+            if why is None:
                 return
+            refusals.append(f"{record} does not authorize this request: {why}")
+        if refusals:
+            raise AcmeError(ErrorType.CAA, f"CAA at {name}: " + "; ".join(refusals))
         names = ", ".join(self.config.caa_identities) or "(none configured)"
         raise AcmeError(
             ErrorType.CAA, f"the CAA records at {name} do not name this CA ({names}) for {tag}"

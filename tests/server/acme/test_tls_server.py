@@ -267,6 +267,101 @@ def test_caa_critical_unknown_tag_forbids(acct, server, helpers):
     assert done["error"]["type"] == ERR + "caa"
 
 
+# -- CAA parameters (RFC 8657) -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def other(server, helpers):
+    """A second tls-server account, whose URL a CAA accounturi can name instead of acct's."""
+    client = helpers.Client(server)
+    kid, mac = server.eab_key([helpers.ZONE])
+    assert client.register(kid, mac).status_code == 201
+    return client
+
+
+def caa_refused(client, helpers, name: str) -> str:
+    """Validate ``name`` by http-01 (the response itself right): the caa problem's detail."""
+    order = client.new_order(helpers.dns_ids(name)).json()
+    _, chall = challenge(client, order, "http-01")
+    with helpers.Http01(client.server.http01_port) as responder:
+        responder.tokens[chall["token"]] = client.key_authorization(chall["token"])
+        client.post(chall["url"], {})
+        done = client.wait(chall["url"], ("valid", "invalid"))
+    assert done["status"] == "invalid", done
+    assert done["error"]["type"] == ERR + "caa", done["error"]
+    order_url = order["finalize"].removesuffix("/finalize")
+    assert client.get(order_url).json()["status"] == "invalid"
+    return done["error"]["detail"]
+
+
+def test_caa_accounturi_of_this_account_permits(acct, other, server, helpers):
+    name = "caa-acct.jitsuin.test"
+    server.dns.records[(name, "CAA")] = [f'0 issue "{helpers.ZONE}; accounturi={acct.kid}"']
+    http01_certificate(acct, helpers, [name])
+    # ...and only this account (RFC 8657 §3): the record is a restriction, not a formality.
+    assert f"accounturi={acct.kid} is not the requesting account" in caa_refused(
+        other, helpers, name
+    )
+
+
+def test_caa_accounturi_of_another_account_forbids(acct, other, server, helpers):
+    name = "caa-other.jitsuin.test"
+    server.dns.records[(name, "CAA")] = [f'0 issue "{helpers.ZONE}; accounturi={other.kid}"']
+    detail = caa_refused(acct, helpers, name)
+    # The detail names the record and the parameter that failed (RFC 8657 §3).
+    assert detail.startswith(f"CAA at {name}: ")
+    assert f'issue "{helpers.ZONE}; accounturi={other.kid}"' in detail
+    assert f"accounturi={other.kid} is not the requesting account ({acct.kid})" in detail
+    # The same record authorizes the account it names.
+    http01_certificate(other, helpers, [name])
+
+
+def test_caa_validationmethods_without_the_method_used_forbids(acct, server, helpers):
+    name = "caa-dns01-only.jitsuin.test"
+    server.dns.records[(name, "CAA")] = [f'0 issue "{helpers.ZONE}; validationmethods=dns-01"']
+    detail = caa_refused(acct, helpers, name)
+    assert "validationmethods=dns-01 does not include http-01" in detail
+    # RFC 8657 §4: the listed method still validates.
+    order = acct.new_order(helpers.dns_ids(name)).json()
+    _, chall = challenge(acct, order, "dns-01")
+    digest = hashlib.sha256(acct.key_authorization(chall["token"]).encode()).digest()
+    server.dns.records[(f"_acme-challenge.{name}", "TXT")] = [f'"{b64u_encode(digest)}"']
+    acct.post(chall["url"], {})
+    assert acct.wait(chall["url"], ("valid", "invalid"))["status"] == "valid"
+
+
+def test_caa_validationmethods_with_the_method_used_permits(acct, other, server, helpers):
+    name = "caa-http01.jitsuin.test"
+    server.dns.records[(name, "CAA")] = [
+        f'0 issue "{helpers.ZONE}; validationmethods=tls-alpn-01,http-01"'
+    ]
+    http01_certificate(acct, helpers, [name])
+    # ...and a method it does not list does not (RFC 8657 §4), though dns-01 itself succeeds.
+    order = other.new_order(helpers.dns_ids(name)).json()
+    _, chall = challenge(other, order, "dns-01")
+    digest = hashlib.sha256(other.key_authorization(chall["token"]).encode()).digest()
+    server.dns.records[(f"_acme-challenge.{name}", "TXT")] = [f'"{b64u_encode(digest)}"']
+    other.post(chall["url"], {})
+    done = other.wait(chall["url"], ("valid", "invalid"))
+    assert done["status"] == "invalid" and done["error"]["type"] == ERR + "caa"
+    assert (
+        "validationmethods=tls-alpn-01,http-01 does not include dns-01" in done["error"]["detail"]
+    )
+
+
+def test_caa_unknown_parameter_is_ignored(acct, other, server, helpers):
+    # RFC 8659 §4.2: a parameter this CA does not define neither authorizes nor forbids; the
+    # ones it does define in the same record still count.
+    allowed, refused = "caa-unknown.jitsuin.test", "caa-unknown-other.jitsuin.test"
+    server.dns.records[(allowed, "CAA")] = [
+        f'0 issue "{helpers.ZONE} ; x-policy = strict ;accounturi={acct.kid}"'
+    ]
+    server.dns.records[(refused, "CAA")] = [
+        f'0 issue "{helpers.ZONE}; x-policy=strict; accounturi={other.kid}"'
+    ]
+    http01_certificate(acct, helpers, [allowed])
+    detail = caa_refused(acct, helpers, refused)
+    assert f"accounturi={other.kid} is not the requesting account" in detail
+
+
 # -- policy, profiles, pre-authorization ----------------------------------------------------------
 def test_policy_lifetime_count_and_disable(server, helpers):
     client = helpers.Client(server)
