@@ -1,9 +1,10 @@
 """``jitsuin ra …`` and ``jitsuin audit …``: the operator workflow without hand-written HTTP.
 
 Commands act as the operator whose API token is in ``$JITSUIN_OPERATOR_TOKEN`` (the same roles
-and two-person rule as the API apply). ``ra operator-add``, ``operator-bind-cert`` and
-``operator-unbind-cert`` need no token: whoever can read the CA's data directory is its
-administrator, and the action is audited as ``cli:<user>``.
+and two-person rule as the API apply). ``ra operator-add``, ``operator-bind-cert``,
+``operator-unbind-cert``, ``operator-disable``, ``operator-enable`` and ``operator-token`` need no
+token: whoever can read the CA's data directory is its administrator, and the action is audited
+as ``cli:<user>``.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
                 bound = (
                     f"\tcertificate sha256:{op.certificate_sha256}" if op.certificate_sha256 else ""
                 )
-                print(f"{op.name}\t{op.role}\t{op.created_at.isoformat()}{bound}")
+                disabled = f"\tdisabled {op.disabled_at.isoformat()}" if op.disabled_at else ""
+                print(f"{op.name}\t{op.role}\t{op.created_at.isoformat()}{bound}{disabled}")
         elif command == "operator-bind-cert":
             try:
                 data = Path(args.cert).read_bytes()
@@ -112,6 +114,16 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
         elif command == "operator-unbind-cert":
             await ra.unbind_certificate(f"cli:{getpass.getuser()}", args.name)
             print(f"operator {args.name}: certificate binding removed (the API token still works)")
+        elif command == "operator-disable":
+            await ra.disable_operator(f"cli:{getpass.getuser()}", args.name)
+            print(f"operator {args.name} disabled: its token and certificate no longer work")
+        elif command == "operator-enable":
+            await ra.enable_operator(f"cli:{getpass.getuser()}", args.name)
+            print(f"operator {args.name} enabled: its token and certificate work again")
+        elif command == "operator-token":
+            token = await ra.rotate_operator_token(f"cli:{getpass.getuser()}", args.name)
+            print(f"operator {args.name}: new API token (shown once; the old one no longer works):")
+            print(token)
         elif command == "send-mail":
             print(f"{await Mailer(ra, config.mail).send_due()} mail(s) delivered")
         elif command == "list":
@@ -188,6 +200,18 @@ def add_parsers(sub: argparse._SubParsersAction, load: Loader) -> None:  # type:
     p.add_argument("--cert", required=True, help="the certificate (PEM or DER)")
     p = command(
         "operator-unbind-cert", "remove an operator's TLS client certificate", with_id=False
+    )
+    p.add_argument("name")
+    p = command(
+        "operator-disable",
+        "cut an operator off at once (its token and certificate stop working)",
+        with_id=False,
+    )
+    p.add_argument("name")
+    p = command("operator-enable", "let a disabled operator in again", with_id=False)
+    p.add_argument("name")
+    p = command(
+        "operator-token", "give an operator a new API token (the old one dies)", with_id=False
     )
     p.add_argument("name")
     command("operators", "list operators", with_id=False)

@@ -441,6 +441,49 @@ async def unbind_operator_certificate(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=NO_STORE)
 
 
+async def _admin(request: web.Request) -> Operator:
+    """The operator making the request, who must be an admin; any body must be empty ({})."""
+    operator = await operator_of(request)
+    request.app[RA].allow(operator, "operators")
+    Body(await _json(request)).done()
+    return operator
+
+
+@routes.post("/ra/operators/{name}/disable")
+@errors_as_problems
+async def disable_operator(request: web.Request) -> web.Response:
+    """Cut the operator off at once: its token and bound certificate get 401 from the next
+    request on (admin only; audited). An admin cannot disable themself."""
+    ra = request.app[RA]
+    operator = await _admin(request)
+    name = request.match_info["name"]
+    at = await ra.disable_operator(operator.name, name)
+    return _reply({"name": name, "disabled": True, "disabledAt": at.isoformat()})
+
+
+@routes.post("/ra/operators/{name}/enable")
+@errors_as_problems
+async def enable_operator(request: web.Request) -> web.Response:
+    """The operator's token and bound certificate work again (admin only; audited)."""
+    ra = request.app[RA]
+    operator = await _admin(request)
+    name = request.match_info["name"]
+    await ra.enable_operator(operator.name, name)
+    return _reply({"name": name, "disabled": False, "disabledAt": None})
+
+
+@routes.post("/ra/operators/{name}/token")
+@errors_as_problems
+async def rotate_operator_token(request: web.Request) -> web.Response:
+    """A new API token for the operator, in this response only; the old one stops working at
+    once (admin only; audited)."""
+    ra = request.app[RA]
+    operator = await _admin(request)
+    name = request.match_info["name"]
+    token = await ra.rotate_operator_token(operator.name, name)
+    return _reply({"name": name, "token": token})
+
+
 # -- the applicant ---------------------------------------------------------------------------
 @routes.post("/applicant/status")
 @errors_as_problems

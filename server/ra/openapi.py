@@ -202,6 +202,37 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"204": {"description": "Unbound"}, "4XX": _PROBLEM},
             },
         },
+        "/ra/operators/{name}/disable": {
+            "post": {
+                "summary": "Disable the operator (admin; audited): its API token and bound TLS "
+                "client certificate get 401 from the next request on. An admin cannot disable "
+                "themself (403); disabling a disabled operator is 409",
+                "parameters": _NAME,
+                "responses": {
+                    "200": {"description": "name, disabled (true), disabledAt"},
+                    "4XX": _PROBLEM,
+                },
+            }
+        },
+        "/ra/operators/{name}/enable": {
+            "post": {
+                "summary": "Enable a disabled operator again (admin; audited): its token and bound "
+                "certificate work again. Enabling an enabled operator is 409",
+                "parameters": _NAME,
+                "responses": {
+                    "200": {"description": "name, disabled (false), disabledAt (null)"},
+                    "4XX": _PROBLEM,
+                },
+            }
+        },
+        "/ra/operators/{name}/token": {
+            "post": {
+                "summary": "A new API token for the operator (admin; audited), in this response "
+                "only and stored only as its keyed hash; the old token gets 401 at once",
+                "parameters": _NAME,
+                "responses": {"200": {"description": "name and token"}, "4XX": _PROBLEM},
+            }
+        },
         "/ra/acme/eab-keys": {
             "post": {
                 "summary": "An ACME External Account Binding key for the tls-server profile, with "

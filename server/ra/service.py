@@ -59,6 +59,13 @@ PERMISSIONS: Mapping[str, frozenset[str]] = {
     "operators": frozenset({"admin"}),
     "acme_eab": frozenset({"approver", "admin"}),  # EAB keys for the ACME tls-server profile
 }
+# How a refusal names a permission whose key is not a verb ("bob (reviewer) may not ...").
+_PERMISSION_WORDS = {
+    "operators": "manage operators",
+    "acme_eab": "manage ACME EAB keys",
+    "audit": "read the audit log",
+    "mail": "manage the mail outbox",
+}
 
 # RFC 5280 §5.3.1 reason codes an operator may give; S/MIME BR 7.2.2 exclude unspecified and
 # certificateHold (CONFORMANCE R-03).
@@ -220,7 +227,7 @@ class RAService:
     @staticmethod
     def allow(operator: Operator, permission: str) -> None:
         if operator.role not in PERMISSIONS[permission]:
-            action = permission.replace("_", " ")
+            action = _PERMISSION_WORDS.get(permission, permission.replace("_", " "))
             raise RAError(
                 RAKind.FORBIDDEN, f"operator {operator.name} ({operator.role}) may not {action}"
             )
@@ -388,6 +395,59 @@ class RAService:
             raise RAError(RAKind.NOT_FOUND, str(exc)) from None
         except Conflict as exc:
             raise RAError(RAKind.CONFLICT, str(exc)) from None
+
+    # -- cutting an operator off: disable, enable, a new token -------------------------------------
+    async def disable_operator(self, actor: str, name: str) -> dt.datetime:
+        """From now on neither the operator's token nor its bound certificate authenticates it
+        (both are checked against the store on every request); returns when. An admin cannot
+        disable themself, so that the last enabled admin is not locked out by mistake (the CLI's
+        actor is ``cli:<user>``, never an operator's name)."""
+        if actor == name:
+            raise RAError(
+                RAKind.FORBIDDEN,
+                f"operator {name} may not disable themself: another admin (or the CLI, "
+                "jitsuin ra operator-disable) must, so that the last admin is not locked out",
+            )
+        now = self.clock.now()
+        try:
+            await self.store.disable_operator(
+                name, now, AuditEvent(now, actor, "operator.disable", f"operator/{name}")
+            )
+        except NotFound as exc:
+            raise RAError(RAKind.NOT_FOUND, str(exc)) from None
+        except Conflict as exc:
+            raise RAError(RAKind.CONFLICT, str(exc)) from None
+        return now
+
+    async def enable_operator(self, actor: str, name: str) -> None:
+        """The operator's token and bound certificate authenticate it again."""
+        now = self.clock.now()
+        try:
+            await self.store.enable_operator(
+                name, AuditEvent(now, actor, "operator.enable", f"operator/{name}")
+            )
+        except NotFound as exc:
+            raise RAError(RAKind.NOT_FOUND, str(exc)) from None
+        except Conflict as exc:
+            raise RAError(RAKind.CONFLICT, str(exc)) from None
+
+    async def rotate_operator_token(self, actor: str, name: str) -> str:
+        """A new API token for the operator; the old one stops working at once. Returns the new
+        token, which is shown once and kept only as its keyed hash (like ``add_operator``). A
+        disabled operator stays disabled: rotating does not enable it."""
+        token = credentials.new_operator_token()
+        now = self.clock.now()
+        try:
+            await self.store.rotate_operator_token(
+                name,
+                self.keyring.digest("operator", token),
+                AuditEvent(now, actor, "operator.rotate_token", f"operator/{name}"),
+            )
+        except NotFound as exc:
+            raise RAError(RAKind.NOT_FOUND, str(exc)) from None
+        except Conflict as exc:
+            raise RAError(RAKind.CONFLICT, str(exc)) from None
+        return token
 
     # -- step 1: the application ------------------------------------------------------------------
     async def create(self, operator: Operator, data: Any) -> ApplicationRecord:

@@ -426,6 +426,23 @@ class Store(Protocol):
         """The operator bound to the certificate with this SHA-256 fingerprint (hex)."""
         ...
 
+    async def disable_operator(self, name: str, at: dt.datetime, audit: AuditEvent) -> None:
+        """Set the operator's ``disabled_at`` to ``at`` with its audit entry, in one transaction:
+        neither its token nor its certificate authenticates it from then on. NotFound when there
+        is no such operator; Conflict when it is disabled already."""
+        ...
+
+    async def enable_operator(self, name: str, audit: AuditEvent) -> None:
+        """Clear the operator's ``disabled_at`` with its audit entry, in one transaction. NotFound
+        when there is no such operator; Conflict when it is not disabled."""
+        ...
+
+    async def rotate_operator_token(self, name: str, token_hash: str, audit: AuditEvent) -> None:
+        """Replace the operator's token hash with its audit entry, in one transaction: the old
+        token no longer authenticates. NotFound when there is no such operator; Conflict when
+        another operator has this hash."""
+        ...
+
     async def create_application(self, record: ApplicationRecord, audit: AuditEvent) -> None: ...
 
     async def application(self, application_id: str) -> ApplicationRecord: ...

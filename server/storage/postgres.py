@@ -441,6 +441,44 @@ class PostgresStore:
         )
         return _operator(row) if row else None
 
+    async def disable_operator(self, name: str, at: dt.datetime, audit: AuditEvent) -> None:
+        async with self._transaction() as db:
+            status = await db.execute(
+                "UPDATE operators SET disabled_at = $1 WHERE name = $2 AND disabled_at IS NULL",
+                _utc(at),
+                name,
+            )
+            if _rows(status) != 1:
+                if await db.fetchval("SELECT 1 FROM operators WHERE name = $1", name) is None:
+                    raise NotFound(f"there is no operator {name!r}")
+                raise Conflict(f"operator {name!r} is disabled already")
+            await self._append(db, audit)
+
+    async def enable_operator(self, name: str, audit: AuditEvent) -> None:
+        async with self._transaction() as db:
+            status = await db.execute(
+                "UPDATE operators SET disabled_at = NULL"
+                " WHERE name = $1 AND disabled_at IS NOT NULL",
+                name,
+            )
+            if _rows(status) != 1:
+                if await db.fetchval("SELECT 1 FROM operators WHERE name = $1", name) is None:
+                    raise NotFound(f"there is no operator {name!r}")
+                raise Conflict(f"operator {name!r} is not disabled")
+            await self._append(db, audit)
+
+    async def rotate_operator_token(self, name: str, token_hash: str, audit: AuditEvent) -> None:
+        async with self._transaction() as db:
+            try:
+                status = await db.execute(
+                    "UPDATE operators SET token_hash = $1 WHERE name = $2", token_hash, name
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise Conflict("the token hash belongs to another operator") from exc
+            if _rows(status) != 1:
+                raise NotFound(f"there is no operator {name!r}")
+            await self._append(db, audit)
+
     # -- applications ----------------------------------------------------------------------------
     async def create_application(self, record: ApplicationRecord, audit: AuditEvent) -> None:
         values = _to_columns({f.name: getattr(record, f.name) for f in fields(record)})

@@ -524,6 +524,45 @@ class SQLiteStore:
         )
         return _operator(row) if row else None
 
+    async def disable_operator(self, name: str, at: dt.datetime, audit: AuditEvent) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE operators SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL",
+                (_time(at), name),
+            )
+            if cursor.rowcount != 1:
+                rows = await db.execute_fetchall("SELECT 1 FROM operators WHERE name = ?", (name,))
+                if not rows:
+                    raise NotFound(f"there is no operator {name!r}")
+                raise Conflict(f"operator {name!r} is disabled already")
+            await self._append(db, audit)
+
+    async def enable_operator(self, name: str, audit: AuditEvent) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE operators SET disabled_at = NULL"
+                " WHERE name = ? AND disabled_at IS NOT NULL",
+                (name,),
+            )
+            if cursor.rowcount != 1:
+                rows = await db.execute_fetchall("SELECT 1 FROM operators WHERE name = ?", (name,))
+                if not rows:
+                    raise NotFound(f"there is no operator {name!r}")
+                raise Conflict(f"operator {name!r} is not disabled")
+            await self._append(db, audit)
+
+    async def rotate_operator_token(self, name: str, token_hash: str, audit: AuditEvent) -> None:
+        async with self._transaction() as db:
+            try:
+                cursor = await db.execute(
+                    "UPDATE operators SET token_hash = ? WHERE name = ?", (token_hash, name)
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict("the token hash belongs to another operator") from exc
+            if cursor.rowcount != 1:
+                raise NotFound(f"there is no operator {name!r}")
+            await self._append(db, audit)
+
     # -- applications ----------------------------------------------------------------------------
     async def create_application(self, record: ApplicationRecord, audit: AuditEvent) -> None:
         values = _to_columns({f.name: getattr(record, f.name) for f in fields(record)})

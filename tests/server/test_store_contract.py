@@ -550,6 +550,72 @@ async def test_an_operator_is_bound_to_one_client_certificate(store):
     assert await store.verify_audit_chain() == len(actions)
 
 
+async def test_an_operator_is_disabled_enabled_and_given_a_new_token(store):
+    alice, bob = Operator("alice", "reviewer", T0), Operator("bob", "approver", T0)
+    await store.add_operator(alice, "hash-a", event("operator.add", 1))
+    await store.add_operator(bob, "hash-b", event("operator.add", 2))
+    fingerprint = "ab" * 32
+    await store.bind_operator_certificate("alice", fingerprint, 1, BIG_SERIAL, event("bind", 3))
+    bound = dataclasses.replace(
+        alice, certificate_sha256=fingerprint, certificate_generation=1,
+        certificate_serial=BIG_SERIAL,
+    )  # fmt: skip
+
+    # Disabled: both lookups show when, to the microsecond, and in UTC.
+    at = T0 + dt.timedelta(hours=1, microseconds=123456)
+    await store.disable_operator("alice", at, event("operator.disable", 4))
+    disabled = dataclasses.replace(bound, disabled_at=at)
+    assert await store.operator_by_token("hash-a") == disabled
+    assert await store.operator_by_certificate(fingerprint) == disabled
+    assert (await store.operator_by_token("hash-a")).disabled_at.utcoffset() == dt.timedelta(0)
+    assert [o.disabled_at for o in await store.operators()] == [at, None]
+    assert await store.operator_by_token("hash-b") == bob  # no one else
+
+    # Refusals write nothing: disabling twice, enabling an enabled one, unknown operators.
+    entries = len(await store.audit_log())
+    with pytest.raises(Conflict, match="'alice' is disabled already"):
+        await store.disable_operator("alice", at + ONE, event("operator.disable"))
+    assert (await store.operator_by_token("hash-a")).disabled_at == at  # not moved on
+    with pytest.raises(Conflict, match="'bob' is not disabled"):
+        await store.enable_operator("bob", event("operator.enable"))
+    for refused in (
+        lambda: store.disable_operator("carol", at, event("operator.disable")),
+        lambda: store.enable_operator("carol", event("operator.enable")),
+        lambda: store.rotate_operator_token("carol", "hash-c", event("operator.rotate_token")),
+    ):
+        with pytest.raises(NotFound, match="no operator 'carol'"):
+            await refused()
+    # A token hash is one operator's only: taking bob's is refused and changes nothing.
+    with pytest.raises(Conflict, match="another operator"):
+        await store.rotate_operator_token("alice", "hash-b", event("operator.rotate_token"))
+    assert (await store.operator_by_token("hash-b")).name == "bob"
+    assert await store.operator_by_token("hash-a") == disabled
+    assert len(await store.audit_log()) == entries
+
+    # Enabled again, the same token and certificate find it; then a new token.
+    await store.enable_operator("alice", event("operator.enable", 5))
+    assert await store.operator_by_token("hash-a") == bound
+    assert await store.operator_by_certificate(fingerprint) == bound
+    await store.rotate_operator_token("alice", "hash-a2", event("operator.rotate_token", 6))
+    assert await store.operator_by_token("hash-a") is None
+    assert await store.operator_by_token("hash-a2") == bound
+    assert await store.operator_by_certificate(fingerprint) == bound  # the binding stays
+    # A disabled operator's token can be replaced too (it stays disabled).
+    await store.disable_operator("bob", at, event("operator.disable", 7))
+    await store.rotate_operator_token("bob", "hash-b2", event("operator.rotate_token", 8))
+    assert await store.operator_by_token("hash-b2") == dataclasses.replace(bob, disabled_at=at)
+
+    actions = [(e.event.action, e.event.target) for e in await store.audit_log()]
+    assert actions[3:] == [
+        ("operator.disable", "thing/4"),
+        ("operator.enable", "thing/5"),
+        ("operator.rotate_token", "thing/6"),
+        ("operator.disable", "thing/7"),
+        ("operator.rotate_token", "thing/8"),
+    ]
+    assert await store.verify_audit_chain() == len(actions)
+
+
 async def test_applications_round_trip_every_column(store):
     full = application_record(
         state="pin_sent",

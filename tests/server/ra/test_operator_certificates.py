@@ -342,7 +342,7 @@ def test_binding_a_certificate_of_another_ca_is_refused(live, tmp_path):
             token=live.tokens[who],
             body={"certificate": credential.pem},
         )
-        assert "may not operators" in problem(reply, 403)["detail"]
+        assert "may not manage operators" in problem(reply, 403)["detail"]
         problem(
             call(live, "DELETE", "/ra/operators/alice/certificate", token=live.tokens[who]), 403
         )
