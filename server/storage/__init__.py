@@ -307,6 +307,29 @@ def verify_chain(entries: list[AuditEntry], prev_hash: str = GENESIS_HASH) -> in
     return len(entries)
 
 
+def verify_head(last_seq: int, last_hash: str, head: tuple[int, str] | None) -> None:
+    """Compare the end of the verified chain (``last_seq`` 0 and the genesis hash for an empty
+    log) with the head the store recorded at the last append (migration 0008): a hash chain
+    alone cannot show that its newest entries were cut off."""
+    if head is None:
+        raise AuditChainBroken("the audit log's head record is missing")
+    head_seq, head_hash = head
+    if head_seq > last_seq:
+        removed = (
+            f"entry {head_seq}"
+            if head_seq == last_seq + 1
+            else f"entries {last_seq + 1} to {head_seq}"
+        )
+        raise AuditChainBroken(
+            f"audit log {removed} removed: the log ends at entry {last_seq}, its recorded head "
+            f"is entry {head_seq}"
+        )
+    if head_seq != last_seq or head_hash != last_hash:
+        raise AuditChainBroken(
+            f"audit log entry {last_seq} does not match the recorded head (entry {head_seq})"
+        )
+
+
 def application_revoked(application_id: str, reason: str, revocation: AuditEvent) -> AuditEvent:
     """The audit entry of an application closed because its certificate was revoked: the same
     action and details as the RA's own transition (FLOW.md: issued -> revoked)."""

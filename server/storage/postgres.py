@@ -59,6 +59,7 @@ from jitsuin.server.storage import (
     canonical_details,
     chain_hash,
     verify_chain,
+    verify_head,
 )
 from jitsuin.server.storage.migrations import migrations
 
@@ -371,6 +372,8 @@ class PostgresStore:
         while batch := await self.audit_log(after_seq=after, limit=1000):
             checked += verify_chain(batch, prev_hash)
             prev_hash, after = batch[-1].hash, batch[-1].seq
+        row = await self._pool.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1")
+        verify_head(after, prev_hash, (row[0], row[1]) if row else None)
         return checked
 
     # -- operators -------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from jitsuin.server.storage import (
     canonical_details,
     chain_hash,
     verify_chain,
+    verify_head,
 )
 from jitsuin.server.storage.migrations import migrations
 
@@ -457,6 +458,8 @@ class SQLiteStore:
         while batch := await self.audit_log(after_seq=after, limit=1000):
             checked += verify_chain(batch, prev_hash)
             prev_hash, after = batch[-1].hash, batch[-1].seq
+        head = await _first(self._db, "SELECT seq, hash FROM audit_head WHERE id = 1")
+        verify_head(after, prev_hash, (head[0], head[1]) if head else None)
         return checked
 
     # -- operators -------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ def test_the_database_refuses_to_edit_the_log(home):
         (["UPDATE audit_log SET actor = 'mallory' WHERE seq = 3"], "entry 3"),
         (["UPDATE audit_log SET details = '{}' WHERE seq = 2"], "entry 2"),
         (["DELETE FROM audit_log WHERE seq = 2"], "entry 3"),  # the gap shows at the next one
+        (["DELETE FROM audit_log WHERE seq = 4"], "entry 4 removed"),  # the newest: the head
         (
             [  # swap the contents of entries 2 and 3 (a reordering)
                 "UPDATE audit_log SET seq = -2 WHERE seq = 2",
@@ -93,7 +94,7 @@ def test_the_database_refuses_to_edit_the_log(home):
             "entry 2",
         ),
     ],
-    ids=["changed-actor", "changed-details", "removed", "reordered"],
+    ids=["changed-actor", "changed-details", "removed", "removed-newest", "reordered"],
 )
 def test_tampering_is_detected_and_named(home, statements, named):
     tamper(home, *statements)

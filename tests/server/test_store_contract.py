@@ -358,6 +358,36 @@ async def test_a_removed_entry_is_detected(backend, store):
         await store.verify_audit_chain()
 
 
+@pytest.mark.parametrize(
+    ("removed", "named"),
+    [
+        ("DELETE FROM audit_log WHERE seq = 5", r"entry 5 removed"),
+        ("DELETE FROM audit_log WHERE seq >= 4", r"entries 4 to 5 removed"),
+    ],
+    ids=["newest", "two-newest"],
+)
+async def test_removed_newest_entries_are_detected(backend, store, removed, named):
+    """What is left after cutting off the newest entries is a valid chain: only the head the
+    store recorded at the last append (migration 0008) shows the cut."""
+    for n in range(1, 6):
+        await store.append_audit(event(n=n))
+
+    backend.execute_raw("DROP TRIGGER audit_log_no_delete", removed)
+    with pytest.raises(AuditChainBroken, match=named):
+        await store.verify_audit_chain()
+
+
+async def test_the_audit_head_only_moves_forward(backend, store):
+    for n in range(1, 4):
+        await store.append_audit(event(n=n))
+
+    with pytest.raises(backend.refused, match="audit_head"):
+        backend.execute_raw("UPDATE audit_head SET seq = 2")
+    with pytest.raises(backend.refused, match="audit_head"):
+        backend.execute_raw("DELETE FROM audit_head")
+    assert await store.verify_audit_chain() == 3
+
+
 async def test_concurrent_appends_keep_one_chain(store):
     entries = await asyncio.gather(*(store.append_audit(event(n=n)) for n in range(50)))
 
