@@ -187,14 +187,25 @@ def test_ca_show_without_a_ca_says_run_init(tmp_path, capsys, write_home):
 
 
 # -- issue -----------------------------------------------------------------------------------------
+# Each personal profile with each subscriber key type it accepts (SBR 6.1.5, CONFORMANCE S-03).
+SUBSCRIBER_KEYS = {
+    "ec-p256": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "ec-p384": lambda: ec.generate_private_key(ec.SECP384R1()),
+    "rsa-2048": lambda: rsa.generate_private_key(65537, 2048),
+    "rsa-3072": lambda: rsa.generate_private_key(65537, 3072),
+    "rsa-4096": lambda: rsa.generate_private_key(65537, 4096),
+}
+PROFILE_SUBJECTS = {
+    "general": {},
+    "document-manager": {
+        "qualification_group": "document-information-manager",
+        "qualification_number": "123456",
+    },
+}
 ISSUE_CASES = {
-    "ec-p256-general": (lambda: ec.generate_private_key(ec.SECP256R1()), "general", {}),
-    "rsa-2048-general": (lambda: rsa.generate_private_key(65537, 2048), "general", {}),
-    "ec-p384-document-manager": (
-        lambda: ec.generate_private_key(ec.SECP384R1()),
-        "document-manager",
-        {"qualification_group": "document-information-manager", "qualification_number": "123456"},
-    ),
+    f"{key}-{profile}": (make_key, profile, overrides)
+    for key, make_key in SUBSCRIBER_KEYS.items()
+    for profile, overrides in PROFILE_SUBJECTS.items()
 }
 
 
@@ -345,6 +356,20 @@ REFUSALS = {
         "general",
         1,
         ["refused (bad_public_key)", "1024 bits is too small"],
+    ),
+    "rsa-not-a-multiple-of-8": (
+        lambda tmp, files: files.csr(rsa.generate_private_key(65537, 2052)),
+        {},
+        "general",
+        1,
+        ["refused (bad_public_key)", "2052 bits", "multiple of 8"],
+    ),
+    "unsupported-curve": (
+        lambda tmp, files: files.csr(ec.generate_private_key(ec.SECP521R1())),
+        {},
+        "general",
+        1,
+        ["refused (bad_public_key)", "secp521r1 is not supported"],
     ),
     "uppercase-email": (
         lambda tmp, files: files.csr(),
