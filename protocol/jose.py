@@ -306,6 +306,11 @@ def parse_flattened(value: Any) -> FlattenedJWS:
     payload = b64u_decode(payload_b64, "the payload")
     signature = b64u_decode(signature_b64, "the signature")
     if not signature:
+        # RFC 8555 §6.2: an unsigned JWS ("none", RFC 7518 §3.6) or one of an unknown algorithm
+        # uses an algorithm the server does not support: badSignatureAlgorithm, not malformed.
+        alg = protected.get("alg")
+        if not isinstance(alg, str) or (alg not in ALGORITHMS and alg not in MAC_ALGORITHMS):
+            algorithm(alg)
         raise _malformed("the signature is empty")
     return FlattenedJWS(protected, protected_b64, payload, payload_b64, signature)
 

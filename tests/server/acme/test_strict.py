@@ -50,6 +50,20 @@ def test_alg_outside_the_allow_list(account, alg):
     assert body["algorithms"] == ALGORITHMS
 
 
+def test_unsigned_jws_is_a_bad_signature_algorithm(account):
+    """An unsecured JWS (RFC 7518 §3.6: alg "none", empty signature) names an algorithm the
+    server does not support: badSignatureAlgorithm (§6.2), not malformed."""
+    url = account.url("newOrder")
+    header = {"alg": "none", "kid": account.kid, "nonce": account.nonce(), "url": url}
+    raw = {
+        "protected": b64u_encode(canonical_json(header)),
+        "payload": b64u_encode(b"{}"),
+        "signature": "",
+    }
+    body = problem(account.post(url, raw=raw), 400, "badSignatureAlgorithm")
+    assert body["algorithms"] == ALGORITHMS
+
+
 def test_alg_that_does_not_fit_the_key(account):
     # ES384 named in the header, the account key is P-256.
     reply = account.post(
