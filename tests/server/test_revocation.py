@@ -1,14 +1,17 @@
 """Revocation status across a CA rollover against a running server: `openssl ocsp` reports good,
 revoked and unknown for certificates of both generations, `openssl crl` parses and verifies each
 generation's CRL, revoking shows at once in OCSP and CRL, and pkilint's CRL and OCSP linters find
-nothing at WARNING or above."""
+nothing at WARNING or above; EST cacerts carries the whole rollover set, CRLs come as
+application/pkix-crl and the responder answers GET."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -18,8 +21,10 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.x509 import ocsp
 
 JITSUIN = str(Path(sys.executable).parent / "jitsuin")
 
@@ -38,9 +43,10 @@ def run(*argv: str | Path, check: bool = True) -> subprocess.CompletedProcess[st
 
 
 class Deployment:
-    def __init__(self, home: Path, http: str) -> None:
+    def __init__(self, home: Path, http: str, https: str) -> None:
         self.home = home
         self.http = http
+        self.https = https
         self.certs: dict[str, Path] = {}
 
     def issue(self, name: str, subscriber: str, make_csr, subject_record) -> Path:
@@ -70,6 +76,11 @@ class Deployment:
         with urllib.request.urlopen(f"{self.http}{path}", timeout=10) as reply:
             target.write_bytes(reply.read())
         return target
+
+    def get(self, url: str, context: ssl.SSLContext | None = None) -> tuple[str, bytes]:
+        """The Content-Type and body of a GET."""
+        with urllib.request.urlopen(url, timeout=10, context=context) as reply:
+            return reply.headers["Content-Type"], reply.read()
 
     def ocsp(self, cert: Path, issuer: Path, serial: int | None = None) -> str:
         """openssl ocsp against the responder; returns the status line."""
@@ -108,7 +119,9 @@ def deployment(
         config.read_text().replace("[server]\n", "[server]\nocsp_status_ttl_seconds = 0\n", 1)
     )
     run(JITSUIN, "--home", home, "init")
-    deployment = Deployment(home, f"http://127.0.0.1:{http_port}")
+    deployment = Deployment(
+        home, f"http://127.0.0.1:{http_port}", f"https://localhost:{https_port}"
+    )
     deployment.issue("a", "alice", make_csr, subject_record)
     deployment.issue("b", "bob", make_csr, subject_record)
     rolled = run(JITSUIN, "--home", home, "ca", "rollover")
@@ -269,3 +282,41 @@ def test_publication_index_and_links(deployment: Deployment) -> None:
     assert ok.stdout.startswith("OK")
     revoked = run(JITSUIN, "--home", home, "verify", deployment.certs["a"], check=False)
     assert revoked.returncode == 1 and "revoked" in revoked.stderr
+
+
+def test_est_cacerts_serves_the_whole_rollover_set(deployment: Deployment) -> None:
+    """RFC 7030 §4.1.3 / RFC 9810 §4.4: after a rollover, cacerts carries OldWithOld, OldWithNew,
+    NewWithOld and NewWithNew."""
+    home = deployment.home
+    context = ssl.create_default_context(cafile=str(home / "g1.pem"))
+    context.load_verify_locations(cafile=str(home / "g2.pem"))
+    kind, body = deployment.get(f"{deployment.https}/.well-known/est/cacerts", context)
+    assert kind.startswith("application/pkcs7-mime")
+    certs = pkcs7.load_der_pkcs7_certificates(base64.b64decode(body))
+    g1 = x509.load_pem_x509_certificate((home / "g1.pem").read_bytes())
+    g2 = x509.load_pem_x509_certificate((home / "g2.pem").read_bytes())
+    assert len(certs) == 4 and len(set(certs)) == 4
+    assert g1 in certs and g2 in certs
+    # OldWithNew: the old key signed by the new one; NewWithOld: the new key signed by the old.
+    (old_with_new,) = [c for c in certs if c not in (g1, g2) and c.public_key() == g1.public_key()]
+    (new_with_old,) = [c for c in certs if c not in (g1, g2) and c.public_key() == g2.public_key()]
+    old_with_new.verify_directly_issued_by(g2)
+    new_with_old.verify_directly_issued_by(g1)
+
+
+def test_crl_media_type_and_ocsp_over_get(deployment: Deployment) -> None:
+    """RFC 5280 §4.2.1.13 / RFC 2585: CRLs as application/pkix-crl; RFC 6960 Appendix A.1: a GET
+    carries the base64 DER request in the path."""
+    home = deployment.home
+    kind, _ = deployment.get(f"{deployment.http}/crl/2.crl")
+    assert kind == "application/pkix-crl"
+    g2 = x509.load_pem_x509_certificate((home / "g2.pem").read_bytes())
+    leaf = x509.load_pem_x509_certificate(deployment.certs["d"].read_bytes())
+    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, g2, hashes.SHA1()).build()  # noqa: S303
+    path = urllib.request.quote(base64.b64encode(request.public_bytes(serialization.Encoding.DER)))
+    kind, body = deployment.get(f"{deployment.http}/ocsp/{path}")
+    assert kind == "application/ocsp-response"
+    answer = ocsp.load_der_ocsp_response(body)
+    assert answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert answer.serial_number == leaf.serial_number
