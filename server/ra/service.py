@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 import re
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,6 +200,17 @@ class Body:
             raise RAError(RAKind.INVALID, "; ".join(self.errors), {"errors": self.errors})
 
 
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """The store's NotFound and Conflict as the RA's 404 and 409 problems (house habit 1)."""
+    try:
+        yield
+    except NotFound as exc:
+        raise RAError(RAKind.NOT_FOUND, str(exc)) from None
+    except Conflict as exc:
+        raise RAError(RAKind.CONFLICT, str(exc)) from None
+
+
 class RAService:
     def __init__(self, authority: Authority, config: Config, keyring: Keyring) -> None:
         self.authority = authority
@@ -370,7 +381,7 @@ class RAService:
             "notAfter": record.not_after.isoformat(),
         }
         audit = {k: binding[k] for k in ("sha256", "generation", "serial")}
-        try:
+        with _store_errors():
             await self.store.bind_operator_certificate(
                 name,
                 binding["sha256"],
@@ -378,23 +389,15 @@ class RAService:
                 cert.serial_number,
                 AuditEvent(now, actor, "operator.bind_certificate", f"operator/{name}", audit),
             )
-        except NotFound as exc:
-            raise RAError(RAKind.NOT_FOUND, str(exc)) from None
-        except Conflict as exc:
-            raise RAError(RAKind.CONFLICT, str(exc)) from None
         return binding
 
     async def unbind_certificate(self, actor: str, name: str) -> None:
         """The operator's certificate no longer authenticates it (the API token still does)."""
         now = self.clock.now()
-        try:
+        with _store_errors():
             await self.store.unbind_operator_certificate(
                 name, AuditEvent(now, actor, "operator.unbind_certificate", f"operator/{name}")
             )
-        except NotFound as exc:
-            raise RAError(RAKind.NOT_FOUND, str(exc)) from None
-        except Conflict as exc:
-            raise RAError(RAKind.CONFLICT, str(exc)) from None
 
     # -- cutting an operator off: disable, enable, a new token -------------------------------------
     async def disable_operator(self, actor: str, name: str) -> dt.datetime:
@@ -409,27 +412,19 @@ class RAService:
                 "jitsuin ra operator-disable) must, so that the last admin is not locked out",
             )
         now = self.clock.now()
-        try:
+        with _store_errors():
             await self.store.disable_operator(
                 name, now, AuditEvent(now, actor, "operator.disable", f"operator/{name}")
             )
-        except NotFound as exc:
-            raise RAError(RAKind.NOT_FOUND, str(exc)) from None
-        except Conflict as exc:
-            raise RAError(RAKind.CONFLICT, str(exc)) from None
         return now
 
     async def enable_operator(self, actor: str, name: str) -> None:
         """The operator's token and bound certificate authenticate it again."""
         now = self.clock.now()
-        try:
+        with _store_errors():
             await self.store.enable_operator(
                 name, AuditEvent(now, actor, "operator.enable", f"operator/{name}")
             )
-        except NotFound as exc:
-            raise RAError(RAKind.NOT_FOUND, str(exc)) from None
-        except Conflict as exc:
-            raise RAError(RAKind.CONFLICT, str(exc)) from None
 
     async def rotate_operator_token(self, actor: str, name: str) -> str:
         """A new API token for the operator; the old one stops working at once. Returns the new
@@ -437,16 +432,12 @@ class RAService:
         disabled operator stays disabled: rotating does not enable it."""
         token = credentials.new_operator_token()
         now = self.clock.now()
-        try:
+        with _store_errors():
             await self.store.rotate_operator_token(
                 name,
                 self.keyring.digest("operator", token),
                 AuditEvent(now, actor, "operator.rotate_token", f"operator/{name}"),
             )
-        except NotFound as exc:
-            raise RAError(RAKind.NOT_FOUND, str(exc)) from None
-        except Conflict as exc:
-            raise RAError(RAKind.CONFLICT, str(exc)) from None
         return token
 
     # -- step 1: the application ------------------------------------------------------------------
