@@ -385,6 +385,18 @@ def test_directory_and_new_nonce_accept_post_as_get(account):
     assert nonce.status_code == 200 and nonce.headers["Replay-Nonce"]
 
 
+def test_directory_meta(account, helpers):
+    """§7.1.1 meta, with externalAccountRequired (§7.3.4) and the profiles of
+    draft-ietf-acme-profiles: what clients read before they create an account."""
+    meta = account.session.get(account.server.directory_url).json()["meta"]
+    assert meta["externalAccountRequired"] is True
+    assert meta["termsOfService"] == helpers.TERMS
+    assert meta["website"] == "https://localhost/"
+    assert meta["caaIdentities"] == [helpers.ZONE]
+    assert {"general", "document-manager", "tls-server"} <= set(meta["profiles"])
+    assert all(isinstance(text, str) and text for text in meta["profiles"].values())
+
+
 # -- 7. content types -----------------------------------------------------------------------------
 @pytest.mark.parametrize("content_type", ["application/json", "text/plain", "application/jose"])
 def test_wrong_content_type_is_415(account, helpers, content_type):
