@@ -393,3 +393,32 @@ def test_sigterm_exits_0_and_a_restart_keeps_the_ca_and_the_tls_certificate(
     assert len(state.generations) == 1
     assert state.actions == ["ca.generation.create", "certificate.issue"]  # one TLS certificate
     assert state.chain_length == 2
+
+
+def test_rollover_warning_on_health_log_and_ca_show(tmp_path, write_home, free_port):
+    """Issue 7 / SEED-R15: from ``rollover_warning_days`` before the issuance cut-off the server
+    warns at start (log), on /health and in `jitsuin ca show`. A fresh CA's cut-off is about
+    8.8 years away, so a 4,000-day warning period is already running."""
+    home = tmp_path / "home"
+    http_port, https_port = free_port(), free_port()
+    config = write_home(home, http_port=http_port, https_port=https_port)
+    config.write_text(
+        config.read_text().replace("[ca]\n", "[ca]\nrollover_warning_days = 4000\n", 1)
+    )
+    running = Server(home, http_port, https_port).start()
+    try:
+        health = fetch(f"{running.http}/health").json()
+        shown = subprocess.run(
+            [console_script(), "--home", str(home), "ca", "show"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        running.stop()
+    assert health["status"] == "warning"
+    (warning,) = health["warnings"]
+    assert "generation 1 stops issuing at" in warning and "jitsuin ca rollover" in warning
+    assert f"WARNING: {warning}" in running.output()
+    assert shown.returncode == 0, shown.stderr
+    assert "WARNING: generation 1 stops issuing at" in shown.stderr
