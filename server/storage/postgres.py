@@ -425,17 +425,14 @@ class PostgresStore:
             await self._append(db, audit)
 
     async def unbind_operator_certificate(self, name: str, audit: AuditEvent) -> None:
-        async with self._transaction() as db:
-            status = await db.execute(
-                "UPDATE operators SET cert_sha256 = NULL, cert_generation = NULL,"
-                " cert_serial = NULL WHERE name = $1 AND cert_sha256 IS NOT NULL",
-                name,
-            )
-            if _rows(status) != 1:
-                if await db.fetchval("SELECT 1 FROM operators WHERE name = $1", name) is None:
-                    raise NotFound(f"there is no operator {name!r}")
-                raise Conflict(f"operator {name!r} has no certificate bound")
-            await self._append(db, audit)
+        await self._change_operator(
+            name,
+            "UPDATE operators SET cert_sha256 = NULL, cert_generation = NULL,"
+            " cert_serial = NULL WHERE name = $1 AND cert_sha256 IS NOT NULL",
+            (),
+            f"operator {name!r} has no certificate bound",
+            audit,
+        )
 
     async def operator_by_certificate(self, sha256: str) -> Operator | None:
         row = await self._pool.fetchrow(
@@ -445,29 +442,34 @@ class PostgresStore:
         return _operator(row) if row else None
 
     async def disable_operator(self, name: str, at: dt.datetime, audit: AuditEvent) -> None:
-        async with self._transaction() as db:
-            status = await db.execute(
-                "UPDATE operators SET disabled_at = $1 WHERE name = $2 AND disabled_at IS NULL",
-                _utc(at),
-                name,
-            )
-            if _rows(status) != 1:
-                if await db.fetchval("SELECT 1 FROM operators WHERE name = $1", name) is None:
-                    raise NotFound(f"there is no operator {name!r}")
-                raise Conflict(f"operator {name!r} is disabled already")
-            await self._append(db, audit)
+        await self._change_operator(
+            name,
+            "UPDATE operators SET disabled_at = $2 WHERE name = $1 AND disabled_at IS NULL",
+            (_utc(at),),
+            f"operator {name!r} is disabled already",
+            audit,
+        )
 
     async def enable_operator(self, name: str, audit: AuditEvent) -> None:
+        await self._change_operator(
+            name,
+            "UPDATE operators SET disabled_at = NULL WHERE name = $1 AND disabled_at IS NOT NULL",
+            (),
+            f"operator {name!r} is not disabled",
+            audit,
+        )
+
+    async def _change_operator(
+        self, name: str, update: str, args: tuple[Any, ...], conflict: str, audit: AuditEvent
+    ) -> None:
+        """Run a conditional ``update`` of the operator ``name`` ($1; ``args`` from $2) with its
+        audit entry in one transaction: NotFound without such an operator, Conflict (``conflict``)
+        when its condition does not hold."""
         async with self._transaction() as db:
-            status = await db.execute(
-                "UPDATE operators SET disabled_at = NULL"
-                " WHERE name = $1 AND disabled_at IS NOT NULL",
-                name,
-            )
-            if _rows(status) != 1:
+            if _rows(await db.execute(update, name, *args)) != 1:
                 if await db.fetchval("SELECT 1 FROM operators WHERE name = $1", name) is None:
                     raise NotFound(f"there is no operator {name!r}")
-                raise Conflict(f"operator {name!r} is not disabled")
+                raise Conflict(conflict)
             await self._append(db, audit)
 
     async def rotate_operator_token(self, name: str, token_hash: str, audit: AuditEvent) -> None:

@@ -506,18 +506,14 @@ class SQLiteStore:
             await self._append(db, audit)
 
     async def unbind_operator_certificate(self, name: str, audit: AuditEvent) -> None:
-        async with self._transaction() as db:
-            cursor = await db.execute(
-                "UPDATE operators SET cert_sha256 = NULL, cert_generation = NULL,"
-                " cert_serial = NULL WHERE name = ? AND cert_sha256 IS NOT NULL",
-                (name,),
-            )
-            if cursor.rowcount != 1:
-                rows = await db.execute_fetchall("SELECT 1 FROM operators WHERE name = ?", (name,))
-                if not rows:
-                    raise NotFound(f"there is no operator {name!r}")
-                raise Conflict(f"operator {name!r} has no certificate bound")
-            await self._append(db, audit)
+        await self._change_operator(
+            name,
+            "UPDATE operators SET cert_sha256 = NULL, cert_generation = NULL,"
+            " cert_serial = NULL WHERE name = ? AND cert_sha256 IS NOT NULL",
+            (name,),
+            f"operator {name!r} has no certificate bound",
+            audit,
+        )
 
     async def operator_by_certificate(self, sha256: str) -> Operator | None:
         row = await _first(
@@ -528,30 +524,35 @@ class SQLiteStore:
         return _operator(row) if row else None
 
     async def disable_operator(self, name: str, at: dt.datetime, audit: AuditEvent) -> None:
-        async with self._transaction() as db:
-            cursor = await db.execute(
-                "UPDATE operators SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL",
-                (_time(at), name),
-            )
-            if cursor.rowcount != 1:
-                rows = await db.execute_fetchall("SELECT 1 FROM operators WHERE name = ?", (name,))
-                if not rows:
-                    raise NotFound(f"there is no operator {name!r}")
-                raise Conflict(f"operator {name!r} is disabled already")
-            await self._append(db, audit)
+        await self._change_operator(
+            name,
+            "UPDATE operators SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL",
+            (_time(at), name),
+            f"operator {name!r} is disabled already",
+            audit,
+        )
 
     async def enable_operator(self, name: str, audit: AuditEvent) -> None:
+        await self._change_operator(
+            name,
+            "UPDATE operators SET disabled_at = NULL WHERE name = ? AND disabled_at IS NOT NULL",
+            (name,),
+            f"operator {name!r} is not disabled",
+            audit,
+        )
+
+    async def _change_operator(
+        self, name: str, update: str, params: tuple[Any, ...], conflict: str, audit: AuditEvent
+    ) -> None:
+        """Run a conditional ``update`` of the operator ``name`` with its audit entry in one
+        transaction: NotFound without such an operator, Conflict (``conflict``) when its
+        condition does not hold."""
         async with self._transaction() as db:
-            cursor = await db.execute(
-                "UPDATE operators SET disabled_at = NULL"
-                " WHERE name = ? AND disabled_at IS NOT NULL",
-                (name,),
-            )
-            if cursor.rowcount != 1:
+            if (await db.execute(update, params)).rowcount != 1:
                 rows = await db.execute_fetchall("SELECT 1 FROM operators WHERE name = ?", (name,))
                 if not rows:
                     raise NotFound(f"there is no operator {name!r}")
-                raise Conflict(f"operator {name!r} is not disabled")
+                raise Conflict(conflict)
             await self._append(db, audit)
 
     async def rotate_operator_token(self, name: str, token_hash: str, audit: AuditEvent) -> None:
