@@ -45,10 +45,29 @@ def b64u(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (and its reaped children would be cutime/cstime: not counted)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # fields 14 and 15 of proc(5)
+    """utime + stime of a process and of its live child processes (the server's lint processes,
+    ``[ca] lint_processes``); reaped children (cutime/cstime) are not counted."""
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and entry.name != str(pid):
+            try:
+                if int(_stat(int(entry.name))[1]) == pid:  # field 4 of proc(5): the parent
+                    pids.append(int(entry.name))
+            except (OSError, IndexError):  # gone meanwhile
+                continue
+    total = 0
+    for one in pids:
+        try:
+            fields = _stat(one)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return total / _TICK
 
 
 @dataclass

@@ -71,6 +71,10 @@ def rss_mb(pid: int) -> float:
 POSTGRES = os.environ.get("JITSUIN_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+# ``--lint-processes``: the servers' ``[ca] lint_processes`` (0: the gate lints in-process).
+LINT_PROCESSES = 0
+
+
 class Server:
     def __init__(self, home: Path, workers: int, extra_config: str = "") -> None:
         self.home = home
@@ -84,6 +88,9 @@ class Server:
             self.schema = f"bench_{secrets.token_hex(4)}"
             text = text.replace("sqlite:///jitsuin.db", f"{POSTGRES}?schema={self.schema}")
             assert self.schema in text, "the default configuration's database_url changed"
+        if LINT_PROCESSES:
+            text = text.replace("\n[ca]\n", f"\n[ca]\nlint_processes = {LINT_PROCESSES}\n", 1)
+            assert "lint_processes" in text, "the default configuration has no [ca] table"
         path.write_text(text + extra_config)
         self.http = f"http://127.0.0.1:{self.http_port}"
         self.https = f"https://localhost:{self.https_port}"
@@ -430,7 +437,8 @@ def bench_est(count: int, concurrency: int, workers: int) -> None:
         elapsed = time.perf_counter() - start
         q = statistics.quantiles(latencies, n=100)
         print(
-            f"EST simpleenroll, {workers} process(es), {count} pre-approved pickups, "
+            f"EST simpleenroll, {workers} process(es), {LINT_PROCESSES} lint process(es), "
+            f"{count} pre-approved pickups, "
             f"concurrency {concurrency}: "
             f"{count / elapsed:,.1f} enrollments/s; latency p50 {q[49] * 1000:.0f} ms, "
             f"p95 {q[94] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms "
@@ -633,7 +641,8 @@ def bench_acme(orders: int, concurrencies: list[int], seconds: int, poll: float)
     print(
         "ACME full orders (newOrder, authz, http-01, poll authz, finalize, poll order, "
         f"certificate), {orders} per run, at most {seconds} s, polls every {poll * 1000:.0f} ms; "
-        f"jitsuin (SQLite, 1 process, CA key {KeyType.ECDSA_P384.value}) and Pebble on loopback"
+        f"jitsuin (SQLite, 1 process, {LINT_PROCESSES} lint process(es), "
+        f"CA key {KeyType.ECDSA_P384.value}) and Pebble on loopback"
     )
     for concurrency in concurrencies:
         with running(1, ACME_CONFIG) as server, pebble_running() as pebble:
@@ -751,6 +760,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, help="ocsp: load time (10); acme: limit (60)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--lint-processes", type=int, default=0, help="est, acme: the servers' [ca] lint_processes"
+    )
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--concurrency", type=int, nargs="+", help="est: 8; acme: 8 32")
     parser.add_argument("--orders", type=int, default=400, help="acme: orders per run")
@@ -761,6 +773,8 @@ def main() -> None:
     parser.add_argument("--pid", type=int, help="acme --directory: the server process")
     parser.add_argument("--domain", default=ACME_DOMAIN, help="acme --directory: names under it")
     args = parser.parse_args()
+    global LINT_PROCESSES
+    LINT_PROCESSES = args.lint_processes
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     if args.what in ("crl", "all"):
         bench_crl(args.entries)

@@ -9,7 +9,9 @@ at WARNING.) pkilint itself is imported on the first lint.
 
 from __future__ import annotations
 
+import copyreg
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 from cryptography import x509
@@ -28,6 +30,16 @@ from jitsuin.conformance.documents import (
 )
 from jitsuin.conformance.findings import Finding, Severity
 from jitsuin.conformance.runner import lint_corpus
+
+# The gate's arguments and findings cross to lint processes (``IssuanceLint(executor=...)``) by
+# pickle; cryptography's OIDs and names do not pickle by themselves, so they travel as their
+# constructor arguments.
+copyreg.pickle(x509.ObjectIdentifier, lambda o: (x509.ObjectIdentifier, (o.dotted_string,)))
+copyreg.pickle(x509.NameAttribute, lambda a: (x509.NameAttribute, (a.oid, a.value, a._type)))
+copyreg.pickle(
+    x509.RelativeDistinguishedName, lambda r: (x509.RelativeDistinguishedName, (list(r),))
+)
+copyreg.pickle(x509.Name, lambda n: (x509.Name, (list(n.rdns),)))
 
 # A loopback or private host in CRL/OCSP/caIssuers URLs is right for a development CA and wrong
 # for a public one; the embedded default configuration suppresses it with this reason.
@@ -126,6 +138,24 @@ def lint_ocsp_response(
     return _lint_one(OCSPDoc(response_der, "ocsp"), issuers, context, others)
 
 
+def _lint_draft_der(
+    der: bytes,
+    issuer_ders: Sequence[bytes],
+    profile: str,
+    expectations: Expectations | None,
+    suppressed: Mapping[str, str],
+) -> list[Finding]:
+    """``IssuanceLint.findings`` in a lint process: everything arrives as DER or pickled data."""
+    return lint_certificate(
+        x509.load_der_x509_certificate(der),
+        [x509.load_der_x509_certificate(d) for d in issuer_ders],
+        profile=profile,
+        expectations=expectations,
+        suppressed=suppressed,
+        draft=True,
+    )
+
+
 class IssuanceLint:
     """The pre-issuance gate (SBR 4.3.1.2; CONFORMANCE, issue 8): callable as
     ``jitsuin.ca.issuance.Lint``. Runs the whole registry, pkilint included, on the draft (the
@@ -140,8 +170,13 @@ class IssuanceLint:
         suppressed: Mapping[str, str] | None = None,
         issuers: Callable[[], Iterable[x509.Certificate]] | Iterable[x509.Certificate] = (),
         threshold: Severity = Severity.ERROR,
+        executor: Executor | None = None,
     ) -> None:
+        """``executor``: a process pool to lint drafts in (the issuing thread waits for the
+        answer with the GIL released, so the linting, most of an issuance's CPU, runs on another
+        core); None lints in the calling thread."""
         self.expectations = expectations
+        self.executor = executor
         self.suppressed = dict(suppressed or {})
         self._issuers = issuers
         self.threshold = threshold
@@ -151,6 +186,12 @@ class IssuanceLint:
         return list(source)
 
     def findings(self, draft: x509.Certificate, profile: Profile) -> list[Finding]:
+        if self.executor is not None:
+            der = draft.public_bytes(serialization.Encoding.DER)
+            issuers = [c.public_bytes(serialization.Encoding.DER) for c in self.issuers()]
+            return self.executor.submit(
+                _lint_draft_der, der, issuers, profile.name, self.expectations, self.suppressed
+            ).result()
         return lint_certificate(
             draft,
             self.issuers(),

@@ -7,9 +7,11 @@ import asyncio
 import datetime as dt
 import ipaddress
 import logging
+import multiprocessing
 import os
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +89,17 @@ class Link:
     new_with_old: x509.Certificate
 
 
+def _lint_pool(config: Config) -> Executor | None:
+    """The gate's lint processes. Started with ``spawn``, not ``fork``: the server has threads and
+    an event loop by then, which a forked child must not inherit. They start on the first lint,
+    so a server that issues nothing runs none."""
+    if config.ca.lint_processes == 0:
+        return None
+    return ProcessPoolExecutor(
+        config.ca.lint_processes, mp_context=multiprocessing.get_context("spawn")
+    )
+
+
 @dataclass
 class Authority:
     config: Config
@@ -95,6 +108,8 @@ class Authority:
     generations: list[CAGeneration]
     issuer: Issuer
     links: list[Link] = field(default_factory=list)
+    # The pre-issuance gate's lint processes (``[ca] lint_processes``), None when it lints inline.
+    lint_pool: Executor | None = None
     # Called with the new generation after a rollover (the server adds it to its TLS trust).
     rollover_listeners: list[Callable[[CAGeneration], None]] = field(default_factory=list)
     _ocsp_cache: OrderedDict[tuple[int, int, str], tuple[dt.datetime, bytes]] = field(
@@ -118,6 +133,7 @@ class Authority:
         """Open the store and the CA; with ``create``, make generation 1 on first start."""
         config.home.mkdir(parents=True, exist_ok=True)
         store = await open_store(config)
+        pool: Executor | None = None
         try:
             records = await store.generations()
             if not records:
@@ -134,23 +150,31 @@ class Authority:
                 )
                 for r in await store.links()
             ]
-            issuer = cls._issuer(config, generations[-1], clock)
+            pool = _lint_pool(config)
+            issuer = cls._issuer(config, generations[-1], clock, pool)
         except BaseException:
             await store.close()
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
             raise
-        return cls(config, store, clock, generations, issuer, links)
+        return cls(config, store, clock, generations, issuer, links, lint_pool=pool)
 
     @staticmethod
-    def _issuer(config: Config, generation: CAGeneration, clock: Clock) -> Issuer:
+    def _issuer(
+        config: Config, generation: CAGeneration, clock: Clock, pool: Executor | None
+    ) -> Issuer:
         gate = IssuanceLint(
             Expectations.from_policy(config.policy(), config.ca.subject),
             suppressed=config.ca.lint_suppress,
             issuers=[generation.certificate],
+            executor=pool,
         )
         return Issuer(generation, config.policy(), clock, lint=gate)
 
     async def close(self) -> None:
         await self.store.close()
+        if self.lint_pool is not None:
+            self.lint_pool.shutdown(cancel_futures=True)
 
     def _lint(self) -> IssuanceLint:
         lint = self.issuer.lint
@@ -263,7 +287,7 @@ class Authority:
                 )
                 for r in link_records
             ]
-            self.issuer = self._issuer(self.config, self.current, self.clock)
+            self.issuer = self._issuer(self.config, self.current, self.clock, self.lint_pool)
             for generation in loaded:
                 for listener in self.rollover_listeners:
                     listener(generation)
@@ -399,7 +423,7 @@ class Authority:
         )
         self.generations.append(new)
         self.links.append(Link(old.number, number, result.old_with_new, result.new_with_old))
-        self.issuer = self._issuer(self.config, new, self.clock)
+        self.issuer = self._issuer(self.config, new, self.clock, self.lint_pool)
         for listener in self.rollover_listeners:
             listener(new)
         return new

@@ -99,16 +99,28 @@ def test_a_400_day_profile_is_refused_before_the_ca_key_signs(gated, monkeypatch
     assert signer.calls == 0  # the real CA key never signed
 
 
-def test_the_server_refuses_stores_nothing_and_audits(tmp_path, monkeypatch):
-    """Through the server's Authority, as `jitsuin issue` and EST use it."""
+@pytest.mark.parametrize("lint_processes", [0, 1], ids=["in-process", "lint-process"])
+def test_the_server_refuses_stores_nothing_and_audits(tmp_path, monkeypatch, lint_processes):
+    """Through the server's Authority, as `jitsuin issue` and EST use it; with ``[ca]
+    lint_processes = 1`` the drafts are linted in a separate process, which refuses the same."""
     path = configuration.write_default(tmp_path, KeyType.ECDSA_P256, configuration.DEFAULT_SUBJECT)
+    text = path.read_text().replace("\n[ca]\n", f"\n[ca]\nlint_processes = {lint_processes}\n")
+    path.write_text(text)
     config = configuration.load(path, tmp_path)
+    assert config.ca.lint_processes == lint_processes
 
     async def run() -> tuple[int, list[str], CAError | None]:
         authority = await Authority.open(config, SystemClock())
         refused = None
         try:
             await authority.issue_personal(_csr(), SUBJECT, "general", actor="test")  # fine
+            gate = authority.issuer.lint
+            assert isinstance(gate, IssuanceLint) and gate.executor is authority.lint_pool
+            if lint_processes:
+                # The pool starts its process on the first submission: the gate used it.
+                assert len(authority.lint_pool._processes) == 1  # type: ignore[union-attr]
+            else:
+                assert authority.lint_pool is None
             broken = dataclasses.replace(
                 profiles.PROFILES["general"], validity=dt.timedelta(days=400)
             )

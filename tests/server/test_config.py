@@ -85,6 +85,7 @@ passphrase_file = "passphrase"
 policy_arc = "2.25.banana"
 name_order = "surname-first"
 cutoff_margin_days = -3
+lint_processes = -1
 shoe_size = 42
 """,
     )
@@ -103,6 +104,7 @@ MANY_MISTAKES = [
     "'2.25.banana' is not a dotted OID",
     "ca.name_order: use 'given-family' or 'family-given', not 'surname-first'",
     "ca.cutoff_margin_days: must not be negative",
+    "ca.lint_processes: must not be negative",
 ]
 
 
