@@ -76,7 +76,9 @@ LINT_PROCESSES = 0
 
 
 class Server:
-    def __init__(self, home: Path, workers: int, extra_config: str = "") -> None:
+    def __init__(
+        self, home: Path, workers: int, extra_config: str = "", postgres: bool | None = None
+    ) -> None:
         self.home = home
         self.http_port, self.https_port = free_port(), free_port()
         path = configuration.write_default(home, KeyType.ECDSA_P384, configuration.DEFAULT_SUBJECT)
@@ -84,13 +86,14 @@ class Server:
         text = text.replace("127.0.0.1:8080", f"127.0.0.1:{self.http_port}")
         text = text.replace("127.0.0.1:8443", f"127.0.0.1:{self.https_port}")
         self.schema: str | None = None
-        if workers > 1:
+        if workers > 1 if postgres is None else postgres:
             self.schema = f"bench_{secrets.token_hex(4)}"
             text = text.replace("sqlite:///jitsuin.db", f"{POSTGRES}?schema={self.schema}")
             assert self.schema in text, "the default configuration's database_url changed"
         if LINT_PROCESSES:
             text = text.replace("\n[ca]\n", f"\n[ca]\nlint_processes = {LINT_PROCESSES}\n", 1)
             assert "lint_processes" in text, "the default configuration has no [ca] table"
+        self.backend = "SQLite" if self.schema is None else "PostgreSQL"
         path.write_text(text + extra_config)
         self.http = f"http://127.0.0.1:{self.http_port}"
         self.https = f"https://localhost:{self.https_port}"
@@ -135,9 +138,12 @@ async def _drop_schema(schema: str) -> None:
 
 
 @contextmanager
-def running(workers: int = 1, extra_config: str = "") -> Iterator[Server]:
+def running(
+    workers: int = 1, extra_config: str = "", postgres: bool | None = None
+) -> Iterator[Server]:
+    """``postgres``: on PostgreSQL (default: when ``workers`` > 1, which need it)."""
     with tempfile.TemporaryDirectory(prefix="jitsuin-bench-") as tmp:
-        server = Server(Path(tmp), workers, extra_config)
+        server = Server(Path(tmp), workers, extra_config, postgres)
         server.start()
         try:
             yield server
@@ -285,8 +291,8 @@ async def python_load(url: str, seconds: int, connections: int, limit: int = 200
     return done / (time.monotonic() - start)
 
 
-def bench_ocsp(seconds: int, connections: int, workers: int) -> float:
-    with running(workers) as server:
+def bench_ocsp(seconds: int, connections: int, workers: int, postgres: bool = False) -> float:
+    with running(workers, postgres=postgres or workers > 1) as server:
         url = ocsp_url(server)
         with urllib.request.urlopen(url, timeout=5) as reply:  # warm the signed-response cache
             assert ocsp.load_der_ocsp_response(reply.read()).certificate_status.name == "GOOD"
@@ -300,7 +306,8 @@ def bench_ocsp(seconds: int, connections: int, workers: int) -> float:
             tool = "asyncio client (install wrk for a load tool outside Python)"
         assert server.process is not None
         print(
-            f"OCSP GET, {workers} process(es), {connections} connections, {seconds} s: "
+            f"OCSP GET, {workers} process(es) on {server.backend}, {connections} connections, "
+            f"{seconds} s: "
             f"{rate:,.0f} responses/s ({tool}); server RSS {rss_mb(server.process.pid):.0f} MB"
         )
         return rate
@@ -424,8 +431,8 @@ async def _enroll(
     return latencies
 
 
-def bench_est(count: int, concurrency: int, workers: int) -> None:
-    with running(workers) as server:
+def bench_est(count: int, concurrency: int, workers: int, postgres: bool = False) -> float:
+    with running(workers, postgres=postgres or workers > 1) as server:
         with urllib.request.urlopen(f"{server.http}/ca.pem", timeout=5) as reply:
             (server.home / "ca.pem").write_bytes(reply.read())
         credentials = asyncio.run(_approved(server, count + workers))
@@ -437,8 +444,8 @@ def bench_est(count: int, concurrency: int, workers: int) -> None:
         elapsed = time.perf_counter() - start
         q = statistics.quantiles(latencies, n=100)
         print(
-            f"EST simpleenroll, {workers} process(es), {LINT_PROCESSES} lint process(es), "
-            f"{count} pre-approved pickups, "
+            f"EST simpleenroll, {workers} process(es) on {server.backend}, "
+            f"{LINT_PROCESSES} lint process(es), {count} pre-approved pickups, "
             f"concurrency {concurrency}: "
             f"{count / elapsed:,.1f} enrollments/s; latency p50 {q[49] * 1000:.0f} ms, "
             f"p95 {q[94] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms "
@@ -447,6 +454,7 @@ def bench_est(count: int, concurrency: int, workers: int) -> None:
         if workers == 1:
             assert server.process is not None
             print(f"  server RSS after the load: {rss_mb(server.process.pid):.0f} MB")
+        return count / elapsed
 
 
 def bench_memory() -> None:
@@ -781,12 +789,17 @@ def main() -> None:
     if args.what in ("issue", "all"):
         bench_issue(args.count)
     if args.what in ("ocsp", "all"):
-        one = bench_ocsp(args.seconds or 10, args.connections, 1)
+        # With --workers N the one-process baseline runs on PostgreSQL too: the ratio is scaling.
+        one = bench_ocsp(args.seconds or 10, args.connections, 1, args.workers > 1)
         if args.workers > 1:
             many = bench_ocsp(args.seconds or 10, args.connections, args.workers)
             print(f"  ratio {args.workers} processes / 1 process: {many / one:.2f}x")
     if args.what in ("est", "all"):
-        bench_est(args.count, (args.concurrency or [8])[0], args.workers)
+        concurrency = (args.concurrency or [8])[0]
+        one = bench_est(args.count, concurrency, 1, args.workers > 1)
+        if args.workers > 1:
+            many = bench_est(args.count, concurrency, args.workers)
+            print(f"  ratio {args.workers} processes / 1 process: {many / one:.2f}x")
     if args.what in ("memory", "all"):
         bench_memory()
     if args.what in ("acme", "all"):
