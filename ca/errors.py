@@ -15,6 +15,7 @@ class Kind(enum.Enum):
     UNKNOWN_PROFILE = "unknown_profile"
     CUTOFF = "cutoff"  # the certificate would outlive its issuer (SEED-R15)
     LINT = "lint"  # the pre-issuance lint found an error in the draft
+    LINT_UNAVAILABLE = "lint_unavailable"  # the lint could not run, so nothing was signed
     BAD_KEY_FILE = "bad_key_file"  # CA key file missing, unreadable, wrong passphrase
     BAD_CONFIG = "bad_config"
 

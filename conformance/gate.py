@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import copyreg
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor
-from typing import Any
+from concurrent.futures import BrokenExecutor, Executor
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -187,11 +187,7 @@ class IssuanceLint:
 
     def findings(self, draft: x509.Certificate, profile: Profile) -> list[Finding]:
         if self.executor is not None:
-            der = draft.public_bytes(serialization.Encoding.DER)
-            issuers = [c.public_bytes(serialization.Encoding.DER) for c in self.issuers()]
-            return self.executor.submit(
-                _lint_draft_der, der, issuers, profile.name, self.expectations, self.suppressed
-            ).result()
+            return self._findings_elsewhere(draft, profile, self.executor)
         return lint_certificate(
             draft,
             self.issuers(),
@@ -200,6 +196,29 @@ class IssuanceLint:
             suppressed=self.suppressed,
             draft=True,
         )
+
+    def _findings_elsewhere(
+        self, draft: x509.Certificate, profile: Profile, executor: Executor
+    ) -> list[Finding]:
+        """The findings from the executor's process. A lint process that died (killed, out of
+        memory) breaks its pool: the draft is linted once more (an executor that replaces a
+        broken pool, as the server's does, lints it in a new process), and when that fails too
+        the issuance is refused: a draft no lint has passed is never signed (SBR 4.3.1.2)."""
+        der = draft.public_bytes(serialization.Encoding.DER)
+        issuers = [c.public_bytes(serialization.Encoding.DER) for c in self.issuers()]
+        args = (der, issuers, profile.name, self.expectations, self.suppressed)
+        try:
+            return cast(list[Finding], executor.submit(_lint_draft_der, *args).result())
+        except BrokenExecutor:
+            pass  # once more, below
+        try:
+            return cast(list[Finding], executor.submit(_lint_draft_der, *args).result())
+        except BrokenExecutor:
+            raise CAError(
+                Kind.LINT_UNAVAILABLE,
+                "the pre-issuance lint could not run (its process stopped); nothing was signed, "
+                "try again later",
+            ) from None
 
     def __call__(self, draft: x509.Certificate, profile: Profile) -> Sequence[str]:
         return _blocking(self.findings(draft, profile), self.threshold)

@@ -9,9 +9,11 @@ import ipaddress
 import logging
 import multiprocessing
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,15 +91,61 @@ class Link:
     new_with_old: x509.Certificate
 
 
-def _lint_pool(config: Config) -> Executor | None:
-    """The gate's lint processes. Started with ``spawn``, not ``fork``: the server has threads and
-    an event loop by then, which a forked child must not inherit. They start on the first lint,
-    so a server that issues nothing runs none."""
+class LintProcesses(Executor):
+    """The gate's lint processes (``[ca] lint_processes``), started with ``spawn``, not ``fork``:
+    the server has threads and an event loop by then, which a forked child must not inherit.
+    The processes start on the first lint, so a server that issues nothing runs none.
+
+    A lint process that dies (killed, out of memory) breaks a ``ProcessPoolExecutor`` for good;
+    here the next submission starts new processes instead, so one lost process costs the
+    drafts it was linting (the gate retries them once, then refuses) and not every issuance
+    until a restart."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._closed = False
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the lint processes are shut down")
+            if self._pool is None:
+                self._pool = self._new_pool()
+            try:
+                return self._pool.submit(fn, *args, **kwargs)
+            except BrokenProcessPool:
+                logging.getLogger("jitsuin.ca").warning(
+                    "a lint process died; starting new lint processes"
+                )
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._new_pool()
+                future: Future[object] = self._pool.submit(fn, *args, **kwargs)
+                return future
+
+    def pids(self) -> list[int]:
+        """The live lint processes' ids (none before the first lint)."""
+        with self._lock:
+            pool = self._pool
+        processes = dict(getattr(pool, "_processes", None) or {})
+        return [pid for pid, process in processes.items() if process.is_alive()]
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _lint_pool(config: Config) -> LintProcesses | None:
     if config.ca.lint_processes == 0:
         return None
-    return ProcessPoolExecutor(
-        config.ca.lint_processes, mp_context=multiprocessing.get_context("spawn")
-    )
+    return LintProcesses(config.ca.lint_processes)
 
 
 @dataclass
@@ -109,7 +157,7 @@ class Authority:
     issuer: Issuer
     links: list[Link] = field(default_factory=list)
     # The pre-issuance gate's lint processes (``[ca] lint_processes``), None when it lints inline.
-    lint_pool: Executor | None = None
+    lint_pool: LintProcesses | None = None
     # Called with the new generation after a rollover (the server adds it to its TLS trust).
     rollover_listeners: list[Callable[[CAGeneration], None]] = field(default_factory=list)
     _ocsp_cache: OrderedDict[tuple[int, int, str], tuple[dt.datetime, bytes]] = field(
@@ -133,7 +181,7 @@ class Authority:
         """Open the store and the CA; with ``create``, make generation 1 on first start."""
         config.home.mkdir(parents=True, exist_ok=True)
         store = await open_store(config)
-        pool: Executor | None = None
+        pool: LintProcesses | None = None
         try:
             records = await store.generations()
             if not records:

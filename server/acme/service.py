@@ -134,6 +134,7 @@ _CA_ERRORS: Mapping[Kind, tuple[ErrorType, int | None]] = {
     Kind.UNKNOWN_PROFILE: (ErrorType.INVALID_PROFILE, None),
     Kind.CUTOFF: (ErrorType.SERVER_INTERNAL, 503),
     Kind.LINT: (ErrorType.SERVER_INTERNAL, 500),
+    Kind.LINT_UNAVAILABLE: (ErrorType.SERVER_INTERNAL, 503),
     Kind.BAD_KEY_FILE: (ErrorType.SERVER_INTERNAL, 500),
     Kind.BAD_CONFIG: (ErrorType.SERVER_INTERNAL, 500),
 }
@@ -155,7 +156,7 @@ _RA_ERRORS: Mapping[RAKind, ErrorType] = {
 def from_ca(exc: CAError) -> AcmeError:
     """One table maps the CA's refusals to ACME error types (house habit 1)."""
     type_, status = _CA_ERRORS[exc.kind]
-    if type_ is ErrorType.SERVER_INTERNAL and exc.kind is not Kind.CUTOFF:
+    if type_ is ErrorType.SERVER_INTERNAL and exc.kind not in (Kind.CUTOFF, Kind.LINT_UNAVAILABLE):
         return AcmeError(type_, "the CA could not issue the certificate", status=status)
     return AcmeError(type_, exc.message, status=status)
 

@@ -89,6 +89,8 @@ def _from_ca(exc: CAError) -> ESTFailure:
     hint = {ERROR_HEADER: exc.kind.value}
     if exc.kind is Kind.CUTOFF:
         return ESTFailure(503, exc.message, **hint)
+    if exc.kind is Kind.LINT_UNAVAILABLE:  # RFC 7030 §4.2.3: 503 with Retry-After, try later
+        return ESTFailure(503, exc.message, **{"Retry-After": "5"}, **hint)
     return ESTFailure(400, exc.message, **hint)
 
 

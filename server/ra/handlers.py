@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives import hashes
 
-from jitsuin.ca.errors import CAError
+from jitsuin.ca.errors import CAError, Kind
 from jitsuin.protocol.problems import JITSUIN_TYPE_BASE, Problem
 from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.middlewares import problem_response
@@ -54,8 +54,10 @@ def ra_problem(exc: RAError) -> web.Response:
 
 
 def ca_problem(exc: CAError) -> web.Response:
+    # A lint that could not run is the server's trouble, for a while (RFC 9110 §15.6.4).
+    status = 503 if exc.kind is Kind.LINT_UNAVAILABLE else 400
     problem = Problem(
-        status=400, title="Request refused by the CA", detail=exc.message,
+        status=status, title="Request refused by the CA", detail=exc.message,
         type=JITSUIN_TYPE_BASE + exc.kind.value,
     )  # fmt: skip
     return problem_response(problem, NO_STORE)

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import multiprocessing
+import os
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 
 import pytest
 from cryptography import x509
@@ -23,7 +26,7 @@ from jitsuin.ca.revocation import Revoked, build_crl, build_response, parse_requ
 from jitsuin.ca.subject import VettedSubject
 from jitsuin.conformance.gate import IssuanceLint, lint_crl, lint_ocsp_response
 from jitsuin.server import config as configuration
-from jitsuin.server.authority import Authority
+from jitsuin.server.authority import Authority, LintProcesses
 
 SUBJECT = VettedSubject(
     subscriber_id="app-9",
@@ -118,7 +121,7 @@ def test_the_server_refuses_stores_nothing_and_audits(tmp_path, monkeypatch, lin
             assert isinstance(gate, IssuanceLint) and gate.executor is authority.lint_pool
             if lint_processes:
                 # The pool starts its process on the first submission: the gate used it.
-                assert len(authority.lint_pool._processes) == 1  # type: ignore[union-attr]
+                assert authority.lint_pool is not None and len(authority.lint_pool.pids()) == 1
             else:
                 assert authority.lint_pool is None
             broken = dataclasses.replace(
@@ -143,6 +146,52 @@ def test_the_server_refuses_stores_nothing_and_audits(tmp_path, monkeypatch, lin
     assert count == 1  # only the certificate issued before the profile broke
     assert actions.count("certificate.issue") == 1
     assert "certificate.lint_refused" in actions
+
+
+def test_lint_processes_replace_one_that_died():
+    """A ProcessPoolExecutor whose process died stays broken; the server's LintProcesses starts
+    new processes on the next submission instead."""
+    pool = LintProcesses(1)
+    try:
+        assert pool.pids() == []  # nothing started before the first lint
+        assert pool.submit(pow, 2, 3).result(timeout=60) == 8
+        first = pool.pids()
+        assert len(first) == 1
+        with pytest.raises(BrokenExecutor):  # the process exits under the task: as if killed
+            pool.submit(os._exit, 1).result(timeout=60)
+        assert pool.submit(pow, 2, 4).result(timeout=60) == 16
+        assert len(pool.pids()) == 1 and set(pool.pids()).isdisjoint(first)
+    finally:
+        pool.shutdown()
+    with pytest.raises(RuntimeError, match="shut down"):
+        pool.submit(pow, 2, 5)
+
+
+def test_a_lint_that_cannot_run_refuses_and_stores_nothing(tmp_path):
+    """A gate whose executor stays broken (the draft linted twice, both processes lost) refuses
+    with CAError(LINT_UNAVAILABLE): the draft is never signed without a lint (SBR 4.3.1.2)."""
+    path = configuration.write_default(tmp_path, KeyType.ECDSA_P256, configuration.DEFAULT_SUBJECT)
+    config = configuration.load(path, tmp_path)
+    broken = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    with pytest.raises(BrokenExecutor):
+        broken.submit(os._exit, 1).result(timeout=60)
+
+    async def run() -> tuple[int, CAError]:
+        authority = await Authority.open(config, SystemClock())
+        try:
+            gate = authority.issuer.lint
+            assert isinstance(gate, IssuanceLint)
+            gate.executor = broken
+            with pytest.raises(CAError) as refused:
+                await authority.issue_personal(_csr(), SUBJECT, "general", actor="test")
+            return await authority.store.count_certificates(), refused.value
+        finally:
+            await authority.close()
+            broken.shutdown()
+
+    count, refused = asyncio.run(run())
+    assert refused.kind is Kind.LINT_UNAVAILABLE and "nothing was signed" in refused.message
+    assert count == 0
 
 
 def test_crl_and_ocsp_checks(factory, times):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -514,3 +515,44 @@ def test_refusals_are_audited(server) -> None:
     assert any(
         e["action"] == "est.simpleenroll.refused" and e["details"]["status"] == 415 for e in entries
     )
+
+
+def _lint_processes(pid: int) -> set[int]:
+    """The server's lint processes: its children started by multiprocessing's spawn (not its
+    resource tracker). Each thread lists the children it started, so every thread is read."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+    found = set()
+    for child in map(int, children):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in command:
+            found.add(child)
+    return found
+
+
+def test_a_killed_lint_process_is_replaced(tmp_path: Path, live_jitsuin) -> None:
+    """With ``[ca] lint_processes = 1``: the lint process killed (as the OOM killer would), the
+    next enrollment is linted by a new one and issued; the server says what happened."""
+    with live_jitsuin.server(tmp_path / "home", lint_processes=1) as server:
+        assert server.process is not None
+        first = server.application("general")
+        der = base64.decodebytes(csr_b64().encode())
+        assert server.simpleenroll(first["enrollment_id"], first["pin"], der)[0] == 200
+        killed = _lint_processes(server.process.pid)
+        assert len(killed) == 1  # the server's own TLS certificate and the first enrollment
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        second = server.application("general")
+        der = base64.decodebytes(csr_b64().encode())
+        status, body = server.simpleenroll(second["enrollment_id"], second["pin"], der)
+        assert status == 200, body
+        now = _lint_processes(server.process.pid)
+        assert len(now) == 1 and now.isdisjoint(killed)
+        assert "a lint process died" in (server.home / "server.log").read_text()
