@@ -39,6 +39,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs7
 
 from jitsuin.ca.keys import KeyType
 from jitsuin.server import config as configuration
@@ -370,6 +373,34 @@ class LiveServer:
             headers={"Content-Type": "application/pkcs10", "Authorization": f"Basic {token}"},
         )
         return status, body
+
+    def enrolled(
+        self, folder: Path, profile: str = "general"
+    ) -> tuple[dict[str, str], x509.Certificate, Path, Path]:
+        """The RA flow to approval, then EST simpleenroll with the mailed PIN and a new P-256
+        key: (the application, the certificate, its PEM and its key's PEM, written in
+        ``folder``)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        app = self.application(profile)
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+        status, body = self.simpleenroll(
+            app["enrollment_id"],
+            app["pin"],
+            csr.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER),
+        )
+        assert status == 200, body
+        cert = pkcs7.load_der_pkcs7_certificates(base64.b64decode(body))[0]
+        cert_pem, key_pem = folder / "cert.pem", folder / "key.pem"
+        cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_pem.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return app, cert, cert_pem, key_pem
 
     def ca_certificates(self) -> list[x509.Certificate]:
         index = json.loads(self.fetch("/ca/index.json")[2])

@@ -13,7 +13,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -411,25 +410,11 @@ def test_csr_contradicting_the_vetted_record_is_400(server) -> None:
 
 
 def _enrolled(server, tmp: Path, profile: str = "general") -> tuple[dict[str, str], Path, Path]:
-    app = server.application(profile)
-    key = ec.generate_private_key(ec.SECP256R1())
-    status, _, body = post(
-        server, "simpleenroll", csr_b64(key), label=profile, user=(app["enrollment_id"], app["pin"])
-    )
-    assert status == 200, body
-    cert = pkcs7.load_der_pkcs7_certificates(base64.b64decode(body))[0]
+    """A personal certificate picked up through EST, as files: what re-enrollment presents."""
+    app, cert, cert_pem, key_pem = server.enrolled(tmp / profile, profile)
     assert (
         ExtendedKeyUsageOID.CLIENT_AUTH
         in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    )
-    cert_pem, key_pem = tmp / f"{profile}.pem", tmp / f"{profile}.key"
-    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_pem.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
     )
     return app, cert_pem, key_pem
 

@@ -9,7 +9,6 @@ validity-period tests drive the RA service of an in-process server whose clock c
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import getpass
 import hashlib
@@ -25,7 +24,6 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from jitsuin.server.ra.errors import RAError, RAKind
@@ -65,31 +63,10 @@ class Credential:
 
 def enrolled(live: Any, folder: Path) -> Credential:
     """The RA flow to approval, then EST simpleenroll with the mailed PIN."""
-    folder.mkdir(parents=True, exist_ok=True)
-    app = live.application("general")
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([]))
-        .sign(key, hashes.SHA256())
-    )
-    status, body = live.simpleenroll(
-        app["enrollment_id"], app["pin"], csr.public_bytes(serialization.Encoding.DER)
-    )
-    assert status == 200, body
-    cert = pkcs7.load_der_pkcs7_certificates(base64.b64decode(body))[0]
+    app, cert, _, _ = live.enrolled(folder)
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert ExtendedKeyUsageOID.CLIENT_AUTH in eku
-    credential = Credential(app, cert, folder)
-    credential.cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    credential.key_pem.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return credential
+    return Credential(app, cert, folder)
 
 
 def call(

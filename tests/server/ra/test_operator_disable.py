@@ -7,7 +7,6 @@ RA flow, presented in real TLS handshakes by ``requests``).
 
 from __future__ import annotations
 
-import base64
 import getpass
 import os
 import sqlite3
@@ -18,10 +17,6 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import pkcs7
 
 UNAUTHORIZED = "urn:jitsuin:problem:unauthorized"
 ACTIONS = ("disable", "enable", "token")
@@ -202,33 +197,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, live_jitsuin: Any) -> Iterato
         yield running
 
 
-def enrolled(live: Any, folder: Path) -> tuple[Path, Path]:
-    """The RA flow to approval, then EST simpleenroll with the mailed PIN: (cert, key) files."""
-    folder.mkdir(parents=True, exist_ok=True)
-    app = live.application("general")
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([]))
-        .sign(key, hashes.SHA256())
-    )
-    status, body = live.simpleenroll(
-        app["enrollment_id"], app["pin"], csr.public_bytes(serialization.Encoding.DER)
-    )
-    assert status == 200, body
-    cert = pkcs7.load_der_pkcs7_certificates(base64.b64decode(body))[0]
-    cert_pem, key_pem = folder / "cert.pem", folder / "key.pem"
-    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_pem.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_pem, key_pem
-
-
 def call(
     live: Any,
     method: str,
@@ -274,7 +242,8 @@ OPERATOR_ACTIONS = ("operator.disable", "operator.enable", "operator.rotate_toke
 
 
 def test_a_disabled_operators_certificate_gets_401_and_enabling_restores_it(live, tmp_path):
-    credential = enrolled(live, tmp_path / "bob")
+    _, _, cert_file, key_file = live.enrolled(tmp_path / "bob")
+    credential = (cert_file, key_file)
     cert_pem = credential[0].read_text()
     reply = requests.put(
         live.https + "/ra/operators/bob/certificate",
