@@ -49,9 +49,9 @@ def _stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and of its live child processes (the server's lint processes,
-    ``[ca] lint_processes``); reaped children (cutime/cstime) are not counted."""
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live child processes (the server's lint processes, ``[ca]
+    lint_processes``)."""
     pids = [pid]
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and entry.name != str(pid):
@@ -60,6 +60,13 @@ def cpu_seconds(pid: int) -> float:
                     pids.append(int(entry.name))
             except (OSError, IndexError):  # gone meanwhile
                 continue
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and of its live child processes (``process_tree``); reaped
+    children (cutime/cstime) are not counted."""
+    pids = process_tree(pid)
     total = 0
     for one in pids:
         try:
