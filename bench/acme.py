@@ -50,21 +50,26 @@ def _stat(pid: int) -> list[str]:
 
 
 def process_tree(pid: int) -> list[int]:
-    """``pid`` and its live child processes (the server's lint processes, ``[ca]
-    lint_processes``)."""
-    pids = [pid]
+    """``pid`` and its live descendants (``serve --workers N``'s worker processes, the lint
+    processes of ``[ca] lint_processes``)."""
+    parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and entry.name != str(pid):
+        if entry.name.isdigit():
             try:
-                if int(_stat(int(entry.name))[1]) == pid:  # field 4 of proc(5): the parent
-                    pids.append(int(entry.name))
+                parent = int(_stat(int(entry.name))[1])  # field 4 of proc(5): the parent
             except (OSError, IndexError):  # gone meanwhile
                 continue
-    return pids
+            parents.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        one = todo.pop()
+        tree.append(one)
+        todo += parents.get(one, [])
+    return tree
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and of its live child processes (``process_tree``); reaped
+    """utime + stime of a process and of its live descendants (``process_tree``); reaped
     children (cutime/cstime) are not counted."""
     pids = process_tree(pid)
     total = 0

@@ -694,7 +694,9 @@ def _acme_client():  # type: ignore[no-untyped-def]
     return module
 
 
-def bench_acme(orders: int, concurrencies: list[int], seconds: int, poll: float) -> None:
+def bench_acme(
+    orders: int, concurrencies: list[int], seconds: int, poll: float, workers: int = 1
+) -> None:
     """jitsuin and Pebble, both fresh for each concurrency and running side by side, loaded in
     turn by the same client. Pebble 2.4.0 (Debian) can deadlock under concurrent load (its
     in-memory store takes locks in two orders); a stalled Pebble is restarted and the rest of the
@@ -703,29 +705,31 @@ def bench_acme(orders: int, concurrencies: list[int], seconds: int, poll: float)
     print(
         "ACME full orders (newOrder, authz, http-01, poll authz, finalize, poll order, "
         f"certificate), {orders} per run, at most {seconds} s, polls every {poll * 1000:.0f} ms; "
-        f"jitsuin (SQLite, 1 process, {LINT_PROCESSES} lint process(es), "
+        f"jitsuin ({'PostgreSQL' if workers > 1 else 'SQLite'}, {workers} process(es), "
+        f"{LINT_PROCESSES} lint process(es), "
         f"CA key {KeyType.ECDSA_P384.value}) and Pebble on loopback"
     )
     for concurrency in concurrencies:
-        with running(1, ACME_CONFIG) as server, pebble_running() as pebble:
+        with running(workers, ACME_CONFIG) as server, pebble_running() as pebble:
             assert server.process is not None
             with urllib.request.urlopen(f"{server.http}/ca.pem", timeout=5) as reply:
                 (server.home / "ca.pem").write_bytes(reply.read())
-            eab = _eab_keys(server, _operator(server), concurrency + 1)
+            eab = _eab_keys(server, _operator(server), concurrency + workers)
             common = {"concurrency": concurrency, "poll_interval": poll, "domain": ACME_DOMAIN}
-            # Two orders first, untimed, on each server: jitsuin's first finalize imports
-            # pkilint and builds its linters (about a second), which is not throughput.
-            warm = {**common, "concurrency": 1, "orders": 2, "time_limit": seconds}
+            # Two orders per process first, untimed, on each server: jitsuin's first finalize
+            # in a process imports pkilint and builds its linters (about a second), which is not
+            # throughput.
+            warm = {**common, "concurrency": workers, "orders": 2 * workers, "time_limit": seconds}
             asyncio.run(
                 client.load(
                     "warm-up",
                     f"{server.https}/acme/directory",
                     ca_bundle=server.home / "ca.pem",
-                    eab_keys=eab[:1],
+                    eab_keys=eab[:workers],
                     **warm,
                 )
             )
-            eab = eab[1:]
+            eab = eab[workers:]
             asyncio.run(
                 client.load("warm-up", pebble.directory, ca_bundle=pebble.ca_bundle, **warm)
             )
@@ -872,7 +876,7 @@ def main() -> None:
                 args.domain,
             )
         else:
-            bench_acme(args.orders, concurrencies, seconds, args.poll)
+            bench_acme(args.orders, concurrencies, seconds, args.poll, args.workers)
 
 
 if __name__ == "__main__":
