@@ -119,6 +119,16 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         raise CLIError(problem)
     if args.workers > 1 and not inherited:
         return await _serve_workers(args, config)
+    try:
+        with workers.sole_server(config):
+            return await _serve(config, inherited)
+    except workers.StoreInUse as exc:
+        raise CLIError(str(exc)) from None
+
+
+async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
+    """One server process: the listeners (inherited from ``serve --workers N``'s parent, or its
+    own) until SIGINT or SIGTERM."""
     authority = await Authority.open(config, SystemClock())
     runners: list[web.AppRunner] = []
     tasks: list[asyncio.Task[None]] = []

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -32,11 +33,11 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from aiohttp import web
 
-from jitsuin.server.config import Listen
+from jitsuin.server.config import Config, Listen
 
 log = logging.getLogger("jitsuin.workers")
 
@@ -58,6 +59,41 @@ def refusal(dialect: str, workers: int) -> str | None:
             "configuration, or run one process (--workers 1)."
         )
     return None
+
+
+class StoreInUse(Exception):
+    """Another ``jitsuin serve`` is running on this SQLite store."""
+
+
+@contextlib.contextmanager
+def sole_server(config: Config) -> Iterator[None]:
+    """On SQLite, make this process the only ``jitsuin serve`` on the store file while the block
+    runs: the store keeps its ACME nonces in the serving process (storage/sqlite.py), and the
+    file's one writer lock would serialize several processes anyway (PostgreSQL is for several).
+    An exclusive ``flock`` on ``<database>.serve-lock``, which the kernel releases when the
+    process ends, however it ends; the file names the holder. Raises ``StoreInUse``. The CLI's
+    other commands (``jitsuin ra``, ``ca rollover``, ...) do not take it."""
+    if config.database_dialect != "sqlite":
+        yield
+        return
+    path = config.database_path.with_name(config.database_path.name + ".serve-lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            raise StoreInUse(
+                f"jitsuin serve (pid {holder}) is already running on {config.database_path}: "
+                "one server process per SQLite store. Stop it, or for several processes use "
+                'PostgreSQL (database_url = "postgresql://USER@HOST/DATABASE", serve --workers N).'
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def bind(listen: Listen, count: int) -> list[socket.socket]:

@@ -61,6 +61,9 @@ from jitsuin.server.storage.migrations import migrations
 
 T = TypeVar("T")
 
+# The most ACME nonces a store holds in memory (about 20 MB); see SQLiteStore.acme_add_nonce.
+MAX_NONCES = 100_000
+
 
 def _time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat()
@@ -127,6 +130,7 @@ class SQLiteStore:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self._lock = asyncio.Lock()
+        self._nonces: dict[str, dt.datetime] = {}  # ACME nonces (below): value -> expiry
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
@@ -886,34 +890,38 @@ class SQLiteStore:
 
     # == ACME (RFC 8555) ==========================================================================
     # Nonces, EAB keys, accounts, orders, authorizations and challenges (migration 0006).
+    # A SQLite store serves one server process (server/workers.py refuses --workers N on it), so
+    # its ACME nonces live in that process's memory, not in the file: redeeming one is then not a
+    # write transaction with an fsync on every request, queued behind the other writes (RFC 8555
+    # §6.5 asks that each nonce be server-issued and used once, nothing more). A restart forgets
+    # them: a client's next request gets badNonce with a fresh nonce and is retried (§6.5), and no
+    # nonce outlives a crash to be replayed. PostgreSQL keeps them in a table every process sees.
     async def acme_add_nonce(self, value: str, expires_at: dt.datetime) -> None:
-        await self._write_one(
-            "INSERT INTO acme_nonces (value, expires_at) VALUES (?, ?)", (value, _time(expires_at))
-        )
+        self._remember_nonces([value], expires_at)
 
     async def acme_add_nonces(self, values: Sequence[str], expires_at: dt.datetime) -> None:
-        async def body(db: Any) -> None:
-            await db.executemany(
-                "INSERT INTO acme_nonces (value, expires_at) VALUES (?, ?)",
-                [(value, _time(expires_at)) for value in values],
-            )
+        self._remember_nonces(values, expires_at)
 
-        await self._atomic(body)
+    def _remember_nonces(self, values: Sequence[str], expires_at: dt.datetime) -> None:
+        for value in values:
+            self._nonces[value] = expires_at
+        # Bounded: past the cap the oldest go first (their clients get badNonce and retry).
+        while len(self._nonces) > MAX_NONCES:
+            del self._nonces[next(iter(self._nonces))]
 
     async def acme_use_nonce(self, value: str, now: dt.datetime) -> bool:
-        deleted = await self._write_one(
-            "DELETE FROM acme_nonces WHERE value = ? AND expires_at > ?", (value, _time(now))
-        )
-        return deleted == 1
+        # No await between the lookup and the delete: two requests cannot both redeem it.
+        expires_at = self._nonces.get(value)
+        if expires_at is None or expires_at <= now:
+            return False
+        del self._nonces[value]
+        return True
 
     async def acme_prune_nonces(self, now: dt.datetime) -> int:
-        async def body(db: Any) -> Any:
-            cursor = await db.execute(
-                "DELETE FROM acme_nonces WHERE expires_at <= ?", (_time(now),)
-            )
-            return cursor.rowcount
-
-        return await self._atomic(body)
+        expired = [value for value, expires_at in self._nonces.items() if expires_at <= now]
+        for value in expired:
+            del self._nonces[value]
+        return len(expired)
 
     _EAB_COLUMNS = (
         "kid, key_sealed, allowed, lifetime_days, max_certificates, expires_at, note, created_by,"

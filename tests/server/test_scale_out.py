@@ -13,6 +13,7 @@ import asyncio
 import base64
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -38,6 +39,7 @@ from jitsuin.ca.errors import CAError
 from jitsuin.ca.keys import KeyType
 from jitsuin.ca.subject import VettedSubject
 from jitsuin.server import config as configuration
+from jitsuin.server import workers as serve_workers
 from jitsuin.server.__main__ import main as jitsuin_main
 from jitsuin.server.authority import Authority
 from jitsuin.server.ra.credentials import Keyring
@@ -542,3 +544,22 @@ def test_several_workers_on_sqlite_are_refused(tmp_path, write_home, capsys):
     assert 'database_url = "postgresql://' in message
     assert jitsuin_main(["--home", str(home), "serve", "--workers", "0"]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_one_server_per_sqlite_store_and_none_needed_on_postgresql(tmp_path, postgres_schema):
+    """``serve`` holds the SQLite store's serve lock while it runs (its ACME nonces live in the
+    process); a second claim is refused naming the holder, and a released lock can be taken
+    again. On PostgreSQL there is nothing to hold."""
+    path = configuration.write_default(tmp_path, KeyType.ECDSA_P256, configuration.DEFAULT_SUBJECT)
+    config = configuration.load(path, tmp_path)
+    with serve_workers.sole_server(config):
+        lock = config.database_path.with_name("jitsuin.db.serve-lock")
+        assert lock.read_text() == f"{os.getpid()}\n"
+        with pytest.raises(serve_workers.StoreInUse) as refused, serve_workers.sole_server(config):
+            pass
+        assert f"jitsuin serve (pid {os.getpid()}) is already running on" in str(refused.value)
+    with serve_workers.sole_server(config):  # released when the first one ended
+        pass
+    shared = dataclasses.replace(config, database_url=postgres_schema.url)
+    with serve_workers.sole_server(shared), serve_workers.sole_server(shared):
+        pass

@@ -1099,11 +1099,7 @@ async def test_acme_nonces_are_redeemed_once(backend, store):
     await store.acme_add_nonce("n1", T0 + ONE)
     await store.acme_add_nonce("n2", T0 - ONE)
     await store.acme_add_nonce("n3", T0 - ONE)
-    other = await backend.open()
-    try:
-        used = await asyncio.gather(store.acme_use_nonce("n1", T0), other.acme_use_nonce("n1", T0))
-    finally:
-        await other.close()
+    used = await asyncio.gather(store.acme_use_nonce("n1", T0), store.acme_use_nonce("n1", T0))
     assert sorted(used) == [False, True]
     assert await store.acme_use_nonce("never-issued", T0) is False
     assert await store.acme_use_nonce("n2", T0) is False  # expired
@@ -1111,16 +1107,36 @@ async def test_acme_nonces_are_redeemed_once(backend, store):
     assert await store.acme_prune_nonces(T0) == 0
 
 
-async def test_acme_nonces_added_in_a_batch(backend, store):
+async def test_acme_nonces_added_in_a_batch(store):
     await store.acme_add_nonces(["b1", "b2", "b3"], T0 + ONE)
-    other = await backend.open()
-    try:
-        assert await other.acme_use_nonce("b2", T0)  # any process redeems any of them
-    finally:
-        await other.close()
+    assert await store.acme_use_nonce("b2", T0)
     assert await store.acme_use_nonce("b1", T0)
     assert not await store.acme_use_nonce("b2", T0)
     assert await store.acme_prune_nonces(T0 + ONE) == 1  # b3, expired by then
+
+
+async def test_acme_nonces_are_shared_on_postgresql_and_per_process_on_sqlite(backend, store):
+    """PostgreSQL: every process redeems any nonce once (serve --workers N). SQLite: one process
+    per file, whose nonces live in its memory: another store on the file (a restarted server)
+    knows none of them, and no nonce is written to the file."""
+    await store.acme_add_nonces(["s1", "s2"], T0 + ONE)
+    other = await backend.open()
+    try:
+        if backend.name == "postgresql":
+            used = await asyncio.gather(
+                store.acme_use_nonce("s1", T0), other.acme_use_nonce("s1", T0)
+            )
+            assert sorted(used) == [False, True]
+            assert await other.acme_use_nonce("s2", T0)
+            assert not await store.acme_use_nonce("s2", T0)
+        else:
+            assert not await other.acme_use_nonce("s1", T0)
+            assert await store.acme_use_nonce("s1", T0)
+            assert backend.execute_raw(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'acme_nonces'"
+            ) == [(0,)]
+    finally:
+        await other.close()
 
 
 async def test_acme_eab_keys(store):

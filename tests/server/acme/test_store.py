@@ -18,6 +18,7 @@ from jitsuin.server.storage import (
     Conflict,
     NotFound,
 )
+from jitsuin.server.storage import sqlite as sqlite_store
 from jitsuin.server.storage.sqlite import SQLiteStore
 
 T0 = dt.datetime(2026, 11, 2, 9, 30, 15, tzinfo=dt.UTC)
@@ -60,6 +61,13 @@ async def test_nonces_are_single_use_and_expire(store):
     assert not await store.acme_use_nonce("never", T0)
     await store.acme_add_nonce("n3", T0)
     assert await store.acme_prune_nonces(T0 + dt.timedelta(seconds=5)) == 2
+
+
+async def test_the_nonces_held_in_memory_are_bounded_oldest_first(store, monkeypatch):
+    monkeypatch.setattr(sqlite_store, "MAX_NONCES", 3)
+    await store.acme_add_nonces(["a", "b"], T0 + dt.timedelta(hours=1))
+    await store.acme_add_nonces(["c", "d", "e"], T0 + dt.timedelta(hours=1))
+    assert [await store.acme_use_nonce(v, T0) for v in "abcde"] == [False] * 2 + [True] * 3
 
 
 async def test_eab_key_binds_one_account(store):

@@ -227,56 +227,36 @@ def test_client_sent_replay_nonce_header_is_refused(account, helpers):
     problem(reply, 400, "malformed")
 
 
-def test_nonces_are_shared_by_server_processes(server, account, helpers, tmp_path):
-    """A nonce handed out by one server process is redeemed by another on the same store."""
-    import time
-    import urllib.request
-
+def test_a_second_server_on_the_sqlite_store_is_refused(server, account, helpers, tmp_path):
+    """One `jitsuin serve` per SQLite store: its ACME nonces live in that process (several
+    processes share a PostgreSQL store instead, tests/server/test_scale_out.py). A second server
+    on the same file, with listeners of its own, stops at start with a clear message naming the
+    running one, and the first keeps redeeming its nonces."""
     http_port, https_port = helpers.free_port(), helpers.free_port()
     config = (server.home / "jitsuin.toml").read_text()
     original_http = server.http.rsplit(":", 1)[1]
     original_https = server.https.rsplit(":", 1)[1]
     config = config.replace(f"127.0.0.1:{original_http}", f"127.0.0.1:{http_port}")
     config = config.replace(f"127.0.0.1:{original_https}", f"127.0.0.1:{https_port}")
-    # The same home (CA key, store); only the listeners differ. The external ACME URL stays the
-    # first process's, as behind a load balancer.
+    # The same home (CA key, store); only the listeners differ.
     config = f'home = "{server.home}"\ndatabase_url = "sqlite:///{server.home}/jitsuin.db"\n' + (
         config.replace('database_url = "sqlite:///jitsuin.db"\n', "")
     )
-    config = config.replace("[acme]\n", f'[acme]\nbase_url = "{server.acme}"\n', 1)
     for secret in ("secrets/ca-passphrase", "secrets/ra.key"):
         config = config.replace(f'"{secret}"', f'"{server.home / secret}"')
     other = tmp_path / "second"
     other.mkdir()
     (other / "jitsuin.toml").write_text(config)
-    log = (tmp_path / "second.log").open("wb")
-    process = subprocess.Popen(
-        [helpers_cli(), "--home", str(other), "serve"], stdout=log, stderr=subprocess.STDOUT
+    second = subprocess.run(
+        [helpers_cli(), "--home", str(other), "serve"], capture_output=True, text=True, timeout=60
     )
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health", timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, (tmp_path / "second.log").read_text()
-                time.sleep(0.1)
-        url = account.url("newOrder")
-        nonce = account.nonce()  # from the first process
-        raw = account.jws(
-            url, {"identifiers": helpers.dns_ids("shared.jitsuin.test")}, header={"nonce": nonce}
-        )
-        second = f"https://localhost:{https_port}/acme/new-order"
-        reply = account.session.post(
-            second, data=json.dumps(raw), headers={"Content-Type": "application/jose+json"}
-        )
-        assert reply.status_code == 201, reply.text
-        # ... and the nonce is now spent for the first process too.
-        problem(account.post(url, raw=raw), 400, "badNonce")
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
+    assert second.returncode != 0
+    assert server.process is not None
+    assert f"jitsuin serve (pid {server.process.pid}) is already running on" in second.stderr
+    assert "one server process per SQLite store" in second.stderr and "PostgreSQL" in second.stderr
+    url = account.url("newOrder")
+    reply = account.post(url, {"identifiers": helpers.dns_ids("still.jitsuin.test")})
+    assert reply.status_code == 201, reply.text
 
 
 def helpers_cli() -> str:
