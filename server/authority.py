@@ -12,7 +12,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,8 +124,7 @@ class LintProcesses(Executor):
                 )
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._new_pool()
-                future: Future[object] = self._pool.submit(fn, *args, **kwargs)
-                return future
+                return self._pool.submit(fn, *args, **kwargs)
 
     def pids(self) -> list[int]:
         """The live lint processes' ids (none before the first lint)."""

@@ -189,15 +189,6 @@ class SQLiteStore:
             return await body(self._db)
         return cast(T, await execute(_run_read, self._db, body))
 
-    async def _write_one(self, sql: str, args: tuple[Any, ...]) -> int:
-        """One statement as its own transaction (SQLite's autocommit: atomic, and waiting for
-        the write lock like BEGIN IMMEDIATE), in one trip to the connection's thread instead of
-        three; returns the rows changed. The lock keeps it out of another coroutine's open
-        transaction."""
-        async with self._lock:
-            cursor = await self._db.execute(sql, args)
-            return cursor.rowcount
-
     async def _migrate(self) -> None:
         async with self._transaction() as db:
             await db.execute(
@@ -890,12 +881,13 @@ class SQLiteStore:
 
     # == ACME (RFC 8555) ==========================================================================
     # Nonces, EAB keys, accounts, orders, authorizations and challenges (migration 0006).
-    # A SQLite store serves one server process (server/workers.py refuses --workers N on it), so
-    # its ACME nonces live in that process's memory, not in the file: redeeming one is then not a
-    # write transaction with an fsync on every request, queued behind the other writes (RFC 8555
-    # §6.5 asks that each nonce be server-issued and used once, nothing more). A restart forgets
-    # them: a client's next request gets badNonce with a fresh nonce and is retried (§6.5), and no
-    # nonce outlives a crash to be replayed. PostgreSQL keeps them in a table every process sees.
+    # A SQLite store serves one server process (``serve`` holds its serve-lock and refuses
+    # --workers N on it: server/workers.py), so its ACME nonces live in that process's memory,
+    # not in the file: redeeming one is then not a write transaction with an fsync on every
+    # request, queued behind the other writes (RFC 8555 §6.5 asks that each nonce be
+    # server-issued and used once, nothing more). A restart forgets them: a client's next
+    # request gets badNonce with a fresh nonce and is retried (§6.5), and no nonce outlives a
+    # crash to be replayed. PostgreSQL keeps them in a table every process sees.
     async def acme_add_nonce(self, value: str, expires_at: dt.datetime) -> None:
         self._remember_nonces([value], expires_at)
 
