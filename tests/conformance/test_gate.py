@@ -148,6 +148,30 @@ def test_the_server_refuses_stores_nothing_and_audits(tmp_path, monkeypatch, lin
     assert "certificate.lint_refused" in actions
 
 
+def test_with_lint_processes_the_gate_finds_and_refuses_the_same(factory):
+    """Linted in a lint process, a draft gets the findings the in-process gate gives it, and a
+    finding only pkilint makes there (the others suppressed) refuses it."""
+    ca = factory.ca()
+    profile = profiles.PROFILES["general"]
+    draft = factory.variant(factory.leaf(ca=ca), ca.key, drop=[x509.SubjectAlternativeName])
+    inline = IssuanceLint(factory.expectations, issuers=[ca.cert]).findings(draft, profile)
+    assert any(f.code.startswith("pkilint:") for f in inline)
+    assert any(not f.code.startswith("pkilint:") for f in inline)
+    ours = {f.code: "test: pkilint alone" for f in inline if not f.code.startswith("pkilint:")}
+    pool = LintProcesses(1)
+    try:
+        split = IssuanceLint(factory.expectations, issuers=[ca.cert], executor=pool)
+        assert sorted(split.findings(draft, profile), key=repr) == sorted(inline, key=repr)
+        assert len(pool.pids()) == 1
+        pkilint_only = IssuanceLint(
+            factory.expectations, suppressed=ours, issuers=[ca.cert], executor=pool
+        )
+        refusal = pkilint_only(draft, profile)
+        assert refusal and all("pkilint:" in line for line in refusal)
+    finally:
+        pool.shutdown()
+
+
 def test_lint_processes_replace_one_that_died():
     """A ProcessPoolExecutor whose process died stays broken; the server's LintProcesses starts
     new processes on the next submission instead."""
