@@ -643,7 +643,8 @@ policy_arc = "{arc}"   # an example arc (RFC 5612): use your own PEN
 name_order = "given-family"
 cutoff_margin_days = 30
 # lint_processes = 1   # lint drafts in that many processes of their own (an issuance's CPU
-#                      # on more cores: on two cores bench/run.py issued 1.2-1.5 times faster)
+#                      # on more cores: on two cores bench/run.py issued 1.2-1.9 times faster,
+#                      # for about 85 MB more memory per process)
 
 [ra]
 secret_file = "secrets/ra.key"    # keyed hashes of PINs and access codes; keep it with the CA key
