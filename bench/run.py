@@ -471,13 +471,14 @@ class PeakRSS:
     def _sample(self) -> None:
         tree = _acme_client().process_tree
         while True:
-            main, total = rss_mb(self.pid), 0.0
+            sizes = {}
             for pid in tree(self.pid):
                 try:
-                    total += rss_mb(pid)
+                    sizes[pid] = rss_mb(pid)
                 except (OSError, AttributeError):  # gone meanwhile
                     continue
-            self.main, self.total = max(self.main, main), max(self.total, total)
+            self.main = max(self.main, sizes.get(self.pid, 0.0))
+            self.total = max(self.total, sum(sizes.values()))
             if self._stop.wait(0.1):
                 return
 
