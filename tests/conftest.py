@@ -42,6 +42,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from jitsuin.ca.keys import KeyType
 from jitsuin.server import config as configuration
@@ -379,7 +380,7 @@ class LiveServer:
     ) -> tuple[dict[str, str], x509.Certificate, Path, Path]:
         """The RA flow to approval, then EST simpleenroll with the mailed PIN and a new P-256
         key: (the application, the certificate, its PEM and its key's PEM, written in
-        ``folder``)."""
+        ``folder``). The certificate authenticates a TLS client (EST re-enrollment, operators)."""
         folder.mkdir(parents=True, exist_ok=True)
         app = self.application(profile)
         key = ec.generate_private_key(ec.SECP256R1())
@@ -391,6 +392,8 @@ class LiveServer:
         )
         assert status == 200, body
         cert = pkcs7.load_der_pkcs7_certificates(base64.b64decode(body))[0]
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert ExtendedKeyUsageOID.CLIENT_AUTH in eku
         cert_pem, key_pem = folder / "cert.pem", folder / "key.pem"
         cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         key_pem.write_bytes(
