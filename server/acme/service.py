@@ -1434,6 +1434,7 @@ class AcmeService:
                         self.clock.now(),
                     )
                     self._start_validation(challenge.id)
+                await self._settled(challenge.id)
                 challenge = await self.store.acme_challenge(challenge.id)
         # §8.2: a challenge still being validated tells the client when to look again.
         processing = challenge.status == ChallengeStatus.PROCESSING
@@ -1443,6 +1444,18 @@ class AcmeService:
             links=[(self.authz_url(authz.id), "up")],  # §7.5.1
             retry_after=retry,
         )
+
+    async def _settled(self, challenge_id: str) -> None:
+        """Wait up to ``challenge_wait_seconds`` for this process's validation of the challenge:
+        a quick one is answered with its outcome (§7.5.1: the response is the challenge as it is
+        then), so the client's first poll of the authorization finds it settled instead of
+        waiting out Retry-After. The validation goes on when the wait ends, or when the client
+        goes away meanwhile."""
+        task = self._tasks.get(challenge_id)
+        if task is None or self.config.challenge_wait_seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), self.config.challenge_wait_seconds)
 
     def _start_validation(self, challenge_id: str) -> None:
         task = asyncio.get_running_loop().create_task(self._validate(challenge_id))

@@ -140,6 +140,9 @@ passphrase_file = "nowhere"
 
 [ca.groups.nurse]
 title = "Nurse"
+
+[acme]
+challenge_wait_seconds = 30
 """,
     )
     with pytest.raises(ConfigError) as caught:
@@ -157,6 +160,7 @@ title = "Nurse"
         f"ca.passphrase_file: {tmp_path / 'nowhere'} does not exist",
         "ca.policy_arc: required",
         "ca.groups.nurse: title and number_pattern are required",
+        "acme.challenge_wait_seconds: from 0 (answer at once) to 10",
     ]
     for fragment in expected:
         assert sum(fragment in e for e in errors) == 1, f"{fragment!r} not once in {errors}"

@@ -228,6 +228,7 @@ def test_mode_server(
 ) -> Iterator[Server]:
     """The same, with Pebble-like test knobs on."""
     extra = (
+        "challenge_wait_seconds = 0.3\n"  # shorter than the delay: answered "processing"
         "\n[acme.test]\nreject_nonce_share = 0.5\nvalidation_always_succeeds = true\n"
         "validation_delay_seconds = 1.5\n"
     )
