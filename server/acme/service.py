@@ -123,7 +123,8 @@ PROFILE_DESCRIPTIONS: Mapping[str, str] = {
     "operator-issued EAB key",
 }
 
-# CA refusals of a CSR are the client's to fix (badCSR); the rest are the server's problem.
+# CA refusals of a CSR are the client's to fix (badCSR); the rest are the server's problem: a
+# passing one (503) is explained to the client, a fault of the CA (500) is not.
 _CA_ERRORS: Mapping[Kind, tuple[ErrorType, int | None]] = {
     Kind.BAD_CSR: (ErrorType.BAD_CSR, None),
     Kind.BAD_SIGNATURE: (ErrorType.BAD_CSR, None),
@@ -156,7 +157,7 @@ _RA_ERRORS: Mapping[RAKind, ErrorType] = {
 def from_ca(exc: CAError) -> AcmeError:
     """One table maps the CA's refusals to ACME error types (house habit 1)."""
     type_, status = _CA_ERRORS[exc.kind]
-    if type_ is ErrorType.SERVER_INTERNAL and exc.kind not in (Kind.CUTOFF, Kind.LINT_UNAVAILABLE):
+    if status == 500:
         return AcmeError(type_, "the CA could not issue the certificate", status=status)
     return AcmeError(type_, exc.message, status=status)
 
