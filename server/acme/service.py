@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 
 from jitsuin.ca.csr import VerifiedCSR, verify_csr
 from jitsuin.ca.errors import CAError, Kind
-from jitsuin.ca.issuance import check_public_key, profile_named
+from jitsuin.ca.issuance import IssuedCertificate, check_public_key, profile_named
 from jitsuin.ca.profiles import PROFILES
 from jitsuin.protocol.acme import challenges as challenge_types
 from jitsuin.protocol.acme import messages
@@ -1271,15 +1271,29 @@ class AcmeService:
             csr = verify_csr(order.csr_der)
         dns = [v for t, v in order.identifiers if t == "dns"]
         ips = [ipaddress.ip_address(v) for t, v in order.identifiers if t == "ip"]
-        await self.authority.refresh()  # never issue from a generation another process retired
-        issued = await asyncio.to_thread(
-            self.authority.issuer.issue_tls_server,
+        actor, target = f"acme:{account.id}", f"acme-order/{order.id}"
+        issued = await self.authority.sign_tls_server(
             csr.public_key,
             dns,
             ips,
             dt.timedelta(days=policy.lifetime_days),
+            requester=actor,
+            target=target,
         )
         now = self.clock.now()
+        try:
+            return await self._record_tls(account, order, issued, now)
+        except Conflict as exc:  # another process finalized the order first
+            await self.authority.discard(issued, actor, target, str(exc))
+            raise
+
+    async def _record_tls(
+        self,
+        account: AcmeAccountRecord,
+        order: AcmeOrderRecord,
+        issued: IssuedCertificate,
+        now: dt.datetime,
+    ) -> AcmeOrderRecord:
         return await self.store.acme_update_order(
             order.id,
             OrderStatus.PROCESSING,
