@@ -539,6 +539,11 @@ class Authority:
         old = self.current
         number = old.number + 1
         signer, ref = self._new_key(self.config, number)
+        # The link certificates get no signing intent: they are CA certificates made in this
+        # ceremony and stored, with their fingerprints audited, in the transaction that adds the
+        # generation. A crash before that commit loses them unpublished, and leaves the new CA
+        # key behind (file written exclusively, or labelled in the token), which makes the next
+        # rollover refuse loudly until an operator looks: the trace an intent would have been.
         result = await asyncio.to_thread(
             roll_over, old, signer, self.clock, await self.store.latest_expiry(old.number)
         )
