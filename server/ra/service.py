@@ -975,6 +975,7 @@ class RAService:
                 )
                 return await self._repeat(fresh, csr)
             return Redeemed(updated, issued.der, repeated=False)
+        await self.authority.discard(issued, actor, f"application/{app.id}", "kept changing")
         raise RAError(RAKind.CONFLICT, f"application {app.id} keeps changing: try again")
 
     async def _repeat(self, app: ApplicationRecord, csr: VerifiedCSR) -> Redeemed:
