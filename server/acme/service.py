@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 
 from jitsuin.ca.csr import VerifiedCSR, verify_csr
 from jitsuin.ca.errors import CAError, Kind
-from jitsuin.ca.issuance import IssuedCertificate, check_public_key, profile_named
+from jitsuin.ca.issuance import check_public_key, profile_named
 from jitsuin.ca.profiles import PROFILES
 from jitsuin.protocol.acme import challenges as challenge_types
 from jitsuin.protocol.acme import messages
@@ -1282,36 +1282,27 @@ class AcmeService:
         )
         now = self.clock.now()
         try:
-            return await self._record_tls(account, order, issued, now)
+            return await self.store.acme_update_order(
+                order.id,
+                OrderStatus.PROCESSING,
+                {
+                    "status": "valid",
+                    "certificate_generation": issued.generation,
+                    "certificate_serial": format(issued.serial, "x"),
+                    "updated_at": now,
+                },
+                AuditEvent(
+                    now,
+                    actor,
+                    "certificate.issue",
+                    f"generation/{issued.generation}/serial/{issued.serial:x}",
+                    {"profile": issued.profile, "order": order.id, "eabKid": account.eab_kid},
+                ),
+                certificate=self.authority.certificate_record(issued, None, None),
+            )
         except Conflict as exc:  # another process finalized the order first
             await self.authority.discard(issued, actor, target, str(exc))
             raise
-
-    async def _record_tls(
-        self,
-        account: AcmeAccountRecord,
-        order: AcmeOrderRecord,
-        issued: IssuedCertificate,
-        now: dt.datetime,
-    ) -> AcmeOrderRecord:
-        return await self.store.acme_update_order(
-            order.id,
-            OrderStatus.PROCESSING,
-            {
-                "status": "valid",
-                "certificate_generation": issued.generation,
-                "certificate_serial": format(issued.serial, "x"),
-                "updated_at": now,
-            },
-            AuditEvent(
-                now,
-                f"acme:{account.id}",
-                "certificate.issue",
-                f"generation/{issued.generation}/serial/{issued.serial:x}",
-                {"profile": issued.profile, "order": order.id, "eabKid": account.eab_kid},
-            ),
-            certificate=self.authority.certificate_record(issued, None, None),
-        )
 
     # -- authorizations and challenges (§7.5) -----------------------------------------------------
     async def _authz(self, authz_id: str) -> AcmeAuthzRecord:
