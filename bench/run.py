@@ -315,11 +315,76 @@ def bench_ocsp(seconds: int, connections: int, workers: int, postgres: bool = Fa
 
 
 # -- EST -------------------------------------------------------------------------------------------
+async def vet(ra, reviewer, n: int):  # type: ignore[no-untyped-def]
+    """Application ``n`` walked by ``reviewer`` through the RA service to online input
+    received (the step before approval); returns (application, enrollment ID)."""
+    today = dt.date.today().isoformat()
+    record = await ra.create(
+        reviewer,
+        {
+            "profile": "general",
+            "familyName": "Yamada",
+            "givenName": "Taro",
+            "email": f"taro{n}@example.jp",
+            "qualificationGroup": "member",
+            "qualificationNumber": f"AB-{n}",
+            "postalAddress": "Tokyo",
+            "dateOfBirth": "1980-01-01",
+            "billing": {"addressee": "self"},
+        },
+    )
+    await ra.review(
+        reviewer,
+        record.id,
+        {
+            "receivedOn": today,
+            "residentRecord": {
+                "issuedOn": today,
+                "original": True,
+                "showsIndividualNumber": False,
+                "nameMatches": True,
+                "addressMatches": True,
+                "dateOfBirthMatches": True,
+            },
+            "seal": {"selfInking": False},
+        },
+    )
+    sent = await ra.dispatch_inquiry(reviewer, record.id, {"trackingNumber": "RD1"})
+    await ra.record_letter(
+        reviewer, record.id, {"signed": True, "sealed": True, "selfInking": False}
+    )
+    inv = sent.application
+    await ra.record_payment(
+        reviewer, record.id, {"invoiceNumber": inv.invoice_number, "amount": inv.invoice_amount}
+    )
+    await ra.online_input(
+        {
+            "enrollmentId": sent.enrollment_id,
+            "accessCode": sent.access_code,
+            "confirm": True,
+        }
+    )
+    return record, sent.enrollment_id
+
+
+async def mailed_pins(ra, limit: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Enrollment ID -> download PIN, read from the sealed outbox with the RA key (operator
+    access: the PIN mails are not delivered in the benchmarks)."""
+    import email as email_lib
+
+    pins = {}
+    for mail in await ra.store.mail(None, limit=limit):
+        if mail.body_sealed:
+            message = email_lib.message_from_bytes(ra.open_mail(mail.body_sealed))
+            body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+            enrollment = re.search(r"Enrollment ID: (\S+)", body).group(1)  # type: ignore[union-attr]
+            pins[enrollment] = re.search(r"Download PIN: (\d+)", body).group(1)  # type: ignore[union-attr]
+    return pins
+
+
 async def _approved(server: Server, count: int) -> list[tuple[str, str]]:
     """``count`` applications walked to approval through the RA service on the server's own data
     directory; the PINs are read from the sealed outbox with the RA key (operator access)."""
-    import email as email_lib
-
     from jitsuin.ca.clock import SystemClock
     from jitsuin.server.authority import Authority
     from jitsuin.server.ra.credentials import Keyring
@@ -334,63 +399,12 @@ async def _approved(server: Server, count: int) -> list[tuple[str, str]]:
             for n, r in (("rev", "reviewer"), ("app", "approver"))
         }
         rev, app = (await ra.authenticate(tokens["rev"]), await ra.authenticate(tokens["app"]))
-        today = dt.date.today().isoformat()
         out = []
         for n in range(count):
-            record = await ra.create(
-                rev,
-                {
-                    "profile": "general",
-                    "familyName": "Yamada",
-                    "givenName": "Taro",
-                    "email": f"taro{n}@example.jp",
-                    "qualificationGroup": "member",
-                    "qualificationNumber": f"AB-{n}",
-                    "postalAddress": "Tokyo",
-                    "dateOfBirth": "1980-01-01",
-                    "billing": {"addressee": "self"},
-                },
-            )
-            await ra.review(
-                rev,
-                record.id,
-                {
-                    "receivedOn": today,
-                    "residentRecord": {
-                        "issuedOn": today,
-                        "original": True,
-                        "showsIndividualNumber": False,
-                        "nameMatches": True,
-                        "addressMatches": True,
-                        "dateOfBirthMatches": True,
-                    },
-                    "seal": {"selfInking": False},
-                },
-            )
-            sent = await ra.dispatch_inquiry(rev, record.id, {"trackingNumber": "RD1"})
-            await ra.record_letter(
-                rev, record.id, {"signed": True, "sealed": True, "selfInking": False}
-            )
-            inv = sent.application
-            await ra.record_payment(
-                rev, record.id, {"invoiceNumber": inv.invoice_number, "amount": inv.invoice_amount}
-            )
-            await ra.online_input(
-                {
-                    "enrollmentId": sent.enrollment_id,
-                    "accessCode": sent.access_code,
-                    "confirm": True,
-                }
-            )
+            record, enrollment_id = await vet(ra, rev, n)
             await ra.approve(app, record.id)
-            out.append(sent.enrollment_id)
-        pins = {}
-        for mail in await authority.store.mail(None, limit=count * 2):
-            if mail.body_sealed:
-                message = email_lib.message_from_bytes(ra.open_mail(mail.body_sealed))
-                body = message.get_payload(decode=True).decode()  # type: ignore[union-attr]
-                enrollment = re.search(r"Enrollment ID: (\S+)", body).group(1)  # type: ignore[union-attr]
-                pins[enrollment] = re.search(r"Download PIN: (\d+)", body).group(1)  # type: ignore[union-attr]
+            out.append(enrollment_id)
+        pins = await mailed_pins(ra, count * 2)
         return [(e, pins[e]) for e in out]
     finally:
         await authority.close()

@@ -7,6 +7,7 @@ comes from the vetted record. Each refusal is a ``CAError`` with a precise messa
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -33,7 +34,24 @@ from jitsuin.ca.subject import VettedSubject
 # The pre-issuance lint: inspects the draft and returns the messages of blocking findings.
 Lint = Callable[[x509.Certificate, Profile], Sequence[str]]
 
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What the CA key is about to sign, handed to the ``reserve`` hook before the signature."""
+
+    generation: int
+    serial: int
+    profile: str
+    tbs_sha256: str  # SHA-256 of the TBSCertificate the key signs (the draft's, byte for byte)
+
+
+# Records the intent to sign and reserves its serial before the CA key signs, as Boulder records
+# serials before signing: True when reserved, False when the serial is taken (a new one is drawn).
+# An exception stops the issuance with nothing signed.
+Reserve = Callable[[Intent], bool]
+
 MAX_OID_ARC = 2**28
+SERIAL_DRAWS = 3
 _SUPPORTED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
 
 
@@ -175,6 +193,8 @@ class Issuer:
         subject: VettedSubject,
         profile_name: str,
         used_keys: Collection[str] = (),
+        *,
+        reserve: Reserve | None = None,
     ) -> IssuedCertificate:
         """Issue a personal certificate. ``used_keys`` are the SPKI SHA-256 hashes of the
         subscriber's earlier certificates (SEED-R2: a renewal is always a re-key)."""
@@ -208,7 +228,7 @@ class Issuer:
                 critical=False,
             )
         )
-        return self._finish(builder, profile, csr.public_key)
+        return self._finish(builder, profile, csr.public_key, reserve)
 
     def check_subject(self, subject: VettedSubject, profile_name: str) -> None:
         """Raise ``CAError(BAD_SUBJECT)`` listing every reason the record cannot be issued to
@@ -259,6 +279,8 @@ class Issuer:
         dns_names: Sequence[str],
         ip_addresses: Sequence[object] = (),
         validity: dt.timedelta | None = None,
+        *,
+        reserve: Reserve | None = None,
     ) -> IssuedCertificate:
         """A server-auth certificate. ``validity`` may shorten the profile's (an ACME EAB
         key's policy); it never lengthens it."""
@@ -287,7 +309,7 @@ class Issuer:
             .add_extension(profile.key_usage(key_type), critical=True)
             .add_extension(x509.ExtendedKeyUsage(list(profile.eku)), critical=False)
         )
-        return self._finish(builder, profile, public_key)
+        return self._finish(builder, profile, public_key, reserve)
 
     # -- shared steps -------------------------------------------------------------------------
     def _validity(self, profile: Profile) -> tuple[dt.datetime, dt.datetime]:
@@ -324,8 +346,6 @@ class Issuer:
             x509.CertificateBuilder()
             .subject_name(name)
             .issuer_name(ca.certificate.subject)  # X-04: byte-identical issuer DN
-            # SBR 7.1: at least 64 CSPRNG bits; cryptography draws 159 bits, positive, < 2^159.
-            .serial_number(x509.random_serial_number())
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .public_key(public_key)
@@ -365,16 +385,38 @@ class Issuer:
         )
 
     def _finish(
-        self, builder: x509.CertificateBuilder, profile: Profile, public_key: PublicKey
+        self,
+        builder: x509.CertificateBuilder,
+        profile: Profile,
+        public_key: PublicKey,
+        reserve: Reserve | None,
     ) -> IssuedCertificate:
-        draft = draft_certificate(builder, self.generation.signer)
-        if self.lint is not None:
-            blocking = list(self.lint(draft, profile))
-            if blocking:
-                raise CAError(
-                    Kind.LINT,
-                    "the pre-issuance lint refused the certificate: " + "; ".join(blocking),
-                )
+        for _ in range(SERIAL_DRAWS):
+            # SBR 7.1: at least 64 CSPRNG bits; cryptography draws 159 bits, positive, < 2^159.
+            draft = draft_certificate(
+                builder.serial_number(x509.random_serial_number()), self.generation.signer
+            )
+            if self.lint is not None:
+                blocking = list(self.lint(draft, profile))
+                if blocking:
+                    raise CAError(
+                        Kind.LINT,
+                        "the pre-issuance lint refused the certificate: " + "; ".join(blocking),
+                    )
+            intent = Intent(
+                self.generation.number,
+                draft.serial_number,
+                profile.name,
+                hashlib.sha256(draft.tbs_certificate_bytes).hexdigest(),
+            )
+            if reserve is None or reserve(intent):
+                break
+        else:
+            raise CAError(
+                Kind.BAD_CONFIG,
+                f"{SERIAL_DRAWS} random serials in a row were taken: the random number "
+                "generator is broken; nothing was signed",
+            )
         signed: Signed = sign_draft(draft, self.generation.signer)
         return IssuedCertificate(
             certificate=signed.certificate,

@@ -24,8 +24,8 @@ from jitsuin.ca.clock import Clock
 from jitsuin.ca.csr import VerifiedCSR, verify_csr
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.ca.generations import CAGeneration, create_generation
-from jitsuin.ca.issuance import IssuedCertificate, Issuer
-from jitsuin.ca.keys import KeyType, Signer, SoftwareSigner, generate_private_key
+from jitsuin.ca.issuance import Intent, IssuedCertificate, Issuer, Reserve
+from jitsuin.ca.keys import KeyType, PublicKey, Signer, SoftwareSigner, generate_private_key
 from jitsuin.ca.revocation import (
     CRL_REFRESH_AFTER,
     CRL_VALIDITY,
@@ -53,9 +53,11 @@ from jitsuin.server.storage import (
     Conflict,
     CRLRecord,
     GenerationRecord,
+    IntentRecord,
     LinkRecord,
     NotFound,
     Store,
+    StoreError,
     open_store,
 )
 
@@ -351,16 +353,51 @@ class Authority:
                 logging.getLogger("jitsuin.ca").exception("reloading the CA generations failed")
 
     # -- issuance ------------------------------------------------------------------------------
+    def _reserver(self, requester: str, target: str) -> Reserve:
+        """The hook the issuer calls before the CA key signs: it records the intent (serial,
+        generation, profile, TBS hash, who and what for) and waits for the commit, so that a
+        crash after the signature leaves a reserved intent, never silence. It runs in the
+        signing worker thread and writes through this event loop."""
+        loop = asyncio.get_running_loop()
+
+        def reserve(intent: Intent) -> bool:
+            record = IntentRecord(
+                generation=intent.generation,
+                serial=intent.serial,
+                profile=intent.profile,
+                tbs_sha256=intent.tbs_sha256,
+                requester=requester,
+                target=target,
+                reserved_at=self.clock.now(),
+            )
+            try:
+                asyncio.run_coroutine_threadsafe(self.store.reserve_intent(record), loop).result()
+            except Conflict:  # the serial is reserved or certified already: draw another
+                return False
+            return True
+
+        return reserve
+
     async def sign_personal(
-        self, csr: VerifiedCSR, subject: VettedSubject, profile: str
+        self,
+        csr: VerifiedCSR,
+        subject: VettedSubject,
+        profile: str,
+        *,
+        requester: str,
+        target: str,
     ) -> IssuedCertificate:
-        """Issue from the vetted record; nothing is recorded yet. SEED-R2: the subscriber's
-        earlier keys are looked up so that a renewal is always a re-key. Generations added by
-        another process are loaded first, so no process issues from a superseded one."""
+        """Issue from the vetted record; only the signing intent is recorded yet. SEED-R2: the
+        subscriber's earlier keys are looked up so that a renewal is always a re-key.
+        Generations added by another process are loaded first, so no process issues from a
+        superseded one."""
         await self.refresh()
         used = await self.store.used_keys(subject.subscriber_id)
+        reserve = self._reserver(requester, target)
         try:
-            return await asyncio.to_thread(self.issuer.issue, csr, subject, profile, used)
+            return await asyncio.to_thread(
+                self.issuer.issue, csr, subject, profile, used, reserve=reserve
+            )
         except CAError as exc:
             if exc.kind is Kind.LINT:  # SBR 4.3.1.2: a draft the lint refused leaves a trace
                 await self.store.append_audit(
@@ -374,13 +411,66 @@ class Authority:
                 )
             raise
 
+    async def sign_tls_server(
+        self,
+        public_key: PublicKey,
+        dns: list[str],
+        ips: list[ipaddress.IPv4Address | ipaddress.IPv6Address],
+        validity: dt.timedelta | None = None,
+        *,
+        requester: str,
+        target: str,
+    ) -> IssuedCertificate:
+        """A tls-server certificate; as ``sign_personal``, only its signing intent is recorded."""
+        await self.refresh()  # never issue from a generation another process retired
+        return await asyncio.to_thread(
+            self.issuer.issue_tls_server,
+            public_key,
+            dns,
+            ips,
+            validity,
+            reserve=self._reserver(requester, target),
+        )
+
+    async def discard(self, issued: IssuedCertificate, actor: str, target: str, why: str) -> None:
+        """Settle the intent of a certificate that was signed but will never be handed out (the
+        request was answered by another signature meanwhile), with an audit entry carrying its
+        serial: no signature of the CA key goes unaccounted for."""
+        now = self.clock.now()
+        try:
+            await self.store.discard_intent(
+                issued.generation,
+                issued.serial,
+                now,
+                AuditEvent(
+                    now,
+                    actor,
+                    "certificate.discarded",
+                    target,
+                    {
+                        "serial": format(issued.serial, "x"),
+                        "generation": issued.generation,
+                        "profile": issued.profile,
+                        "reason": why,
+                    },
+                ),
+            )
+        except StoreError:  # the intent stays reserved: audit verify still lists it
+            logging.getLogger("jitsuin.ca").exception(
+                "could not settle the discarded signature of serial %x", issued.serial
+            )
+
     async def issue_personal(
         self, csr_data: bytes, subject: VettedSubject, profile: str, actor: str
     ) -> IssuedCertificate:
         """The operator path: verify the CSR, issue, and record the certificate with its audit
-        entry in one transaction. A refusal raises ``CAError`` and writes nothing."""
-        issued = await self.sign_personal(verify_csr(csr_data), subject, profile)
-        await self._record(issued, subject.subscriber_id, subject.email, actor)
+        entry in one transaction. A refusal raises ``CAError`` and writes nothing but the
+        signing intent (settled as discarded when the store refuses the certificate)."""
+        target = f"subscriber/{subject.subscriber_id}"
+        issued = await self.sign_personal(
+            verify_csr(csr_data), subject, profile, requester=actor, target=target
+        )
+        await self._record(issued, subject.subscriber_id, subject.email, actor, target)
         return issued
 
     def certificate_record(
@@ -401,7 +491,13 @@ class Authority:
         )
 
     async def _record(
-        self, issued: IssuedCertificate, subscriber_id: str | None, email: str | None, actor: str
+        self,
+        issued: IssuedCertificate,
+        subscriber_id: str | None,
+        email: str | None,
+        actor: str,
+        target: str,
+        details: dict[str, object] | None = None,
     ) -> None:
         try:
             await self.store.record_certificate(
@@ -411,11 +507,16 @@ class Authority:
                     actor=actor,
                     action="certificate.issue",
                     target=f"generation/{issued.generation}/serial/{issued.serial:x}",
-                    details={"profile": issued.profile, "subscriber_id": subscriber_id},
+                    details={
+                        "profile": issued.profile,
+                        "subscriber_id": subscriber_id,
+                        **(details or {}),
+                    },
                 ),
             )
         except Conflict as exc:
             # Two requests with one key raced past the used_keys check (SEED-R2).
+            await self.discard(issued, actor, target, str(exc))
             raise CAError(Kind.KEY_REUSED, str(exc)) from exc
 
     # -- rollover (SEED-R15...R17) ----------------------------------------------------------------
@@ -438,6 +539,11 @@ class Authority:
         old = self.current
         number = old.number + 1
         signer, ref = self._new_key(self.config, number)
+        # The link certificates get no signing intent: they are CA certificates made in this
+        # ceremony and stored, with their fingerprints audited, in the transaction that adds the
+        # generation. A crash before that commit loses them unpublished, and leaves the new CA
+        # key behind (file written exclusively, or labelled in the token), which makes the next
+        # rollover refuse loudly until an operator looks: the trace an intent would have been.
         result = await asyncio.to_thread(
             roll_over, old, signer, self.clock, await self.store.latest_expiry(old.number)
         )
@@ -611,8 +717,23 @@ class Authority:
         key = generate_private_key(KeyType.ECDSA_P256)
         dns = [n for n in server.tls_names if not _is_ip(n)]
         ips = [ipaddress.ip_address(n) for n in server.tls_names if _is_ip(n)]
-        issued = await asyncio.to_thread(self.issuer.issue_tls_server, key.public_key(), dns, ips)
-        await self._record(issued, None, None, "system")
+        issued = await self.sign_tls_server(
+            key.public_key(), dns, ips, requester="system", target="tls/server"
+        )
+        # The server's own certificate is audited like any other, with its names.
+        await self._record(
+            issued,
+            None,
+            None,
+            "system",
+            "tls/server",
+            {
+                "purpose": "server TLS",
+                "serial": format(issued.serial, "x"),
+                "generation": issued.generation,
+                "sans": list(server.tls_names),
+            },
+        )
         write_secret(
             key_path,
             key.private_bytes(

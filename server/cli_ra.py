@@ -158,19 +158,49 @@ def run_ra(args: argparse.Namespace, load: Loader) -> Any:
 
 
 def run_audit_verify(args: argparse.Namespace, load: Loader) -> Any:
-    """Walk the hash chain; name the first entry that was changed, removed or reordered."""
+    """Walk the hash chain; name the first entry that was changed, removed or reordered. Then
+    account for the CA key's signatures: every recorded certificate must have an intent settled
+    as issued (exit 1 otherwise), and the intents never settled, serials signed or maybe signed
+    with no certificate record (a crash between signature and commit), are listed."""
 
     async def go() -> int:
         config = load(args)
         store = await open_store(config)
         try:
             count = await store.verify_audit_chain()
+            unaccounted = await store.certificates_without_intent()
+            open_intents = await store.intents("reserved")
+            discarded = await store.intents("discarded")
         except AuditChainBroken as exc:
             print(f"audit log BROKEN: {exc}", file=sys.stderr)
             return 1
         finally:
             await store.close()
         print(f"audit log OK: {count} entries, hash chain intact")
+        print(
+            f"signing intents: {len(open_intents)} never completed, "
+            f"{len(discarded)} discarded (signed, never handed out)"
+        )
+        for intent in open_intents:
+            print(
+                f"  never completed: generation {intent.generation} serial {intent.serial:x} "
+                f"profile {intent.profile} for {intent.target} by {intent.requester} "
+                f"reserved {intent.reserved_at.isoformat()} (signed or maybe signed, "
+                "no certificate recorded)"
+            )
+        if unaccounted:
+            for generation, serial in unaccounted:
+                print(
+                    f"certificate without a signing intent: generation {generation} "
+                    f"serial {serial:x}",
+                    file=sys.stderr,
+                )
+            print(
+                f"signatures UNACCOUNTED: {len(unaccounted)} certificates have no signing intent",
+                file=sys.stderr,
+            )
+            return 1
+        print("certificates: every one has its signing intent")
         return 0
 
     return go()
@@ -245,5 +275,8 @@ def add_parsers(sub: argparse._SubParsersAction, load: Loader) -> None:  # type:
     audit = sub.add_parser("audit", help="audit log").add_subparsers(
         dest="audit_command", required=True
     )
-    p = audit.add_parser("verify", help="check the audit hash chain")
+    p = audit.add_parser(
+        "verify",
+        help="check the audit hash chain and that every certificate has its signing intent",
+    )
     p.set_defaults(handler=lambda a: run_audit_verify(a, load))

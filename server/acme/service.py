@@ -1271,33 +1271,38 @@ class AcmeService:
             csr = verify_csr(order.csr_der)
         dns = [v for t, v in order.identifiers if t == "dns"]
         ips = [ipaddress.ip_address(v) for t, v in order.identifiers if t == "ip"]
-        await self.authority.refresh()  # never issue from a generation another process retired
-        issued = await asyncio.to_thread(
-            self.authority.issuer.issue_tls_server,
+        actor, target = f"acme:{account.id}", f"acme-order/{order.id}"
+        issued = await self.authority.sign_tls_server(
             csr.public_key,
             dns,
             ips,
             dt.timedelta(days=policy.lifetime_days),
+            requester=actor,
+            target=target,
         )
         now = self.clock.now()
-        return await self.store.acme_update_order(
-            order.id,
-            OrderStatus.PROCESSING,
-            {
-                "status": "valid",
-                "certificate_generation": issued.generation,
-                "certificate_serial": format(issued.serial, "x"),
-                "updated_at": now,
-            },
-            AuditEvent(
-                now,
-                f"acme:{account.id}",
-                "certificate.issue",
-                f"generation/{issued.generation}/serial/{issued.serial:x}",
-                {"profile": issued.profile, "order": order.id, "eabKid": account.eab_kid},
-            ),
-            certificate=self.authority.certificate_record(issued, None, None),
-        )
+        try:
+            return await self.store.acme_update_order(
+                order.id,
+                OrderStatus.PROCESSING,
+                {
+                    "status": "valid",
+                    "certificate_generation": issued.generation,
+                    "certificate_serial": format(issued.serial, "x"),
+                    "updated_at": now,
+                },
+                AuditEvent(
+                    now,
+                    actor,
+                    "certificate.issue",
+                    f"generation/{issued.generation}/serial/{issued.serial:x}",
+                    {"profile": issued.profile, "order": order.id, "eabKid": account.eab_kid},
+                ),
+                certificate=self.authority.certificate_record(issued, None, None),
+            )
+        except Conflict as exc:  # another process finalized the order first
+            await self.authority.discard(issued, actor, target, str(exc))
+            raise
 
     # -- authorizations and challenges (§7.5) -----------------------------------------------------
     async def _authz(self, authz_id: str) -> AcmeAuthzRecord:

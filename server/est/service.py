@@ -152,7 +152,10 @@ class Reenrollment:
         if request.status == "rejected":
             raise RAError(RAKind.FORBIDDEN, "an operator rejected this re-enrollment request")
         subject = vetted_from_certificate(self.authority, peer)
-        issued = await self.authority.sign_personal(csr, subject, request.profile)
+        target = f"reenrollment/{request.id}"
+        issued = await self.authority.sign_personal(
+            csr, subject, request.profile, requester=actor, target=target
+        )
         try:
             await self.store.complete_reenrollment(
                 request.id,
@@ -165,7 +168,8 @@ class Reenrollment:
                     {"request": request.id, "previous": request.previous_serial},
                 ),
             )
-        except Conflict:  # issued by a concurrent retry: return that one
+        except Conflict as exc:  # issued by a concurrent retry: return that one
+            await self.authority.discard(issued, actor, target, str(exc))
             return await self._stored(await self.store.reenrollment_by_id(request.id))
         return Reenrolled("issued", issued.der, request.id)
 

@@ -824,9 +824,20 @@ class RAService:
         return self.keyring.open(_PURPOSE_EAB, app.eab_key_sealed)
 
     async def pin_mailed(self, app_id: str) -> None:
-        app = await self._load(app_id)
-        if app.state == State.APPROVED:
-            await self._transition(app, Event.PIN_MAILED, "system")
+        """The PIN e-mail went out: approved -> pin_sent. A pickup may redeem the PIN at any
+        moment, before or while this runs; an application no longer approved (issued, say) has
+        nothing left to record, and the mail stays marked sent."""
+        for _ in range(_REDEEM_TRIES):
+            app = await self._load(app_id)
+            if app.state != State.APPROVED:
+                return
+            try:
+                await self._transition(app, Event.PIN_MAILED, "system")
+            except RAError as exc:
+                if exc.kind is not RAKind.CONFLICT:
+                    raise
+                continue  # changed meanwhile: read it again
+            return
 
     # -- step 10: redeem --------------------------------------------------------------------------
     async def redeem(
@@ -920,46 +931,52 @@ class RAService:
         contradiction = contradicts(csr, app)
         if contradiction:
             raise CAError(Kind.BAD_SUBJECT, contradiction)
-        issued = await self.authority.sign_personal(csr, self.subject_of(app), app.profile)
+        issued = await self.authority.sign_personal(
+            csr, self.subject_of(app), app.profile, requester=actor, target=f"application/{app.id}"
+        )
         return await self._commit_issue(app, issued, actor, csr)
 
     async def _commit_issue(
         self, app: ApplicationRecord, issued: IssuedCertificate, actor: str, csr: VerifiedCSR
     ) -> Redeemed:
         record = self.authority.certificate_record(issued, app.email, app.email)
-        try:
-            updated = await self._transition(
-                app,
-                Event.REDEEM,
-                actor,
-                {
-                    # The PIN's hash stays: a retry with it after a lost response gets the
-                    # same certificate; pin_used_at is what makes the PIN spent.
-                    "pin_used_at": self.clock.now(),
-                    "eab_key_sealed": None,
-                    "certificate_generation": issued.generation,
-                    "certificate_serial": format(issued.serial, "x"),
-                },
-                {"serial": format(issued.serial, "x"), "generation": issued.generation},
-                certificate=record,
-            )
-        except RAError as exc:
-            if exc.kind is not RAKind.CONFLICT:
-                raise
-            # Another server process redeemed the PIN first (the turns above are per process):
-            # this certificate was signed and is never handed out. The audit log keeps its
-            # serial so that no signature of the CA key goes unaccounted for; the same key gets
-            # the winner's certificate.
-            await self.store.append_audit(
-                self._audit(
+        for _ in range(_REDEEM_TRIES):
+            try:
+                updated = await self._transition(
+                    app,
+                    Event.REDEEM,
                     actor,
-                    "certificate.discarded",
-                    app.id,
+                    {
+                        # The PIN's hash stays: a retry with it after a lost response gets the
+                        # same certificate; pin_used_at is what makes the PIN spent.
+                        "pin_used_at": self.clock.now(),
+                        "eab_key_sealed": None,
+                        "certificate_generation": issued.generation,
+                        "certificate_serial": format(issued.serial, "x"),
+                    },
                     {"serial": format(issued.serial, "x"), "generation": issued.generation},
+                    certificate=record,
                 )
-            )
-            return await self._repeat(await self._load(app.id), csr)
-        return Redeemed(updated, issued.der, repeated=False)
+            except RAError as exc:
+                if exc.kind is not RAKind.CONFLICT:
+                    raise
+                fresh = await self._load(app.id)
+                if _same_pin_unspent(app, fresh):
+                    # Only the mailer moved (approved -> pin_sent, its PIN e-mail went out): a
+                    # pickup in approved or pin_sent redeems the same way, so commit again.
+                    app = fresh
+                    continue
+                # Another server process redeemed the PIN first (the turns above are per
+                # process): this certificate was signed and is never handed out. Its intent is
+                # settled as discarded, with an audit entry carrying its serial, so that no
+                # signature of the CA key goes unaccounted for; the same key gets the winner's.
+                await self.authority.discard(
+                    issued, actor, f"application/{app.id}", f"the application is {fresh.state}"
+                )
+                return await self._repeat(fresh, csr)
+            return Redeemed(updated, issued.der, repeated=False)
+        await self.authority.discard(issued, actor, f"application/{app.id}", "kept changing")
+        raise RAError(RAKind.CONFLICT, f"application {app.id} keeps changing: try again")
 
     async def _repeat(self, app: ApplicationRecord, csr: VerifiedCSR) -> Redeemed:
         if app.certificate_generation is None or app.certificate_serial is None:
@@ -1107,6 +1124,21 @@ _BEFORE_ONLINE_INPUT = frozenset(
     }
 )
 _BEFORE_APPROVAL = _BEFORE_ONLINE_INPUT | {State.AWAITING_ONLINE_INPUT, State.ONLINE_INPUT_RECEIVED}
+
+# A redemption or the mailer's step commits again when only the other one moved the application.
+_REDEEM_TRIES = 3
+
+
+def _same_pin_unspent(before: ApplicationRecord, after: ApplicationRecord) -> bool:
+    """The application can still be redeemed with the PIN checked against ``before``: waiting
+    for pickup (approved or pin_sent), the same PIN, not spent, not reissued (SEED-R13)."""
+    return (
+        after.state in (State.APPROVED, State.PIN_SENT)
+        and after.pin_hash == before.pin_hash
+        and after.pin_expires_at == before.pin_expires_at
+        and after.pin_used_at is None
+        and after.certificate_serial is None
+    )
 
 
 def contradicts(csr: VerifiedCSR, app: ApplicationRecord) -> str | None:

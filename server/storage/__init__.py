@@ -76,6 +76,22 @@ class CertificateRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class IntentRecord:
+    """The intent to sign a certificate, recorded before the CA key signs it: ``reserved`` until
+    the certificate is recorded (``issued``) or the signature is thrown away (``discarded``)."""
+
+    generation: int
+    serial: int
+    profile: str
+    tbs_sha256: str | None  # None for certificates recorded before intents existed
+    requester: str
+    target: str
+    reserved_at: dt.datetime
+    state: str = "reserved"
+    settled_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Operator:
     name: str
     role: str
@@ -403,6 +419,27 @@ class Store(Protocol):
     async def record_certificate(self, record: CertificateRecord, audit: AuditEvent) -> None:
         """Record an issued certificate and its audit entry in one transaction. Conflict when the
         serial exists for the generation or the subscriber's key was certified before."""
+        ...
+
+    async def reserve_intent(self, intent: IntentRecord) -> None:
+        """Record the intent to sign before the CA key signs. Conflict when the serial is already
+        reserved or certified in the generation. Recording a certificate settles its intent as
+        ``issued`` in the same transaction (every method that records a certificate does)."""
+        ...
+
+    async def discard_intent(
+        self, generation: int, serial: int, at: dt.datetime, audit: AuditEvent
+    ) -> None:
+        """Settle a reserved intent as ``discarded`` (signed, never handed out) with its audit
+        entry. NotFound when there is no such intent; Conflict when it is settled already."""
+        ...
+
+    async def intents(self, state: str, limit: int = 1000) -> list[IntentRecord]:
+        """Intents in ``state``, oldest first."""
+        ...
+
+    async def certificates_without_intent(self, limit: int = 1000) -> list[tuple[int, int]]:
+        """(generation, serial) of recorded certificates with no intent settled as issued."""
         ...
 
     async def certificate(self, generation: int, serial: int) -> CertificateRecord: ...

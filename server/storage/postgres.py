@@ -48,6 +48,7 @@ from jitsuin.server.storage import (
     Conflict,
     CRLRecord,
     GenerationRecord,
+    IntentRecord,
     LinkRecord,
     MailRecord,
     NotFound,
@@ -269,6 +270,78 @@ class PostgresStore:
             raise Conflict(str(exc)) from exc
         except asyncpg.IntegrityConstraintViolationError as exc:  # an unknown generation
             raise Conflict(str(exc)) from exc
+        await db.execute(
+            "UPDATE signing_intents SET state = 'issued', settled_at = $1"
+            " WHERE generation = $2 AND serial = $3 AND state = 'reserved'",
+            _utc(record.issued_at),
+            record.generation,
+            format(record.serial, "x"),
+        )
+
+    # -- signing intents ---------------------------------------------------------------------
+    async def reserve_intent(self, intent: IntentRecord) -> None:
+        serial = format(intent.serial, "x")
+        async with self._transaction() as db:
+            try:
+                status = await db.execute(
+                    "INSERT INTO signing_intents (generation, serial, profile, tbs_sha256,"
+                    " requester, target, reserved_at) SELECT $1, $2, $3, $4, $5, $6, $7"
+                    " WHERE NOT EXISTS (SELECT 1 FROM certificates"
+                    " WHERE generation = $1 AND serial = $2)",
+                    intent.generation,
+                    serial,
+                    intent.profile,
+                    intent.tbs_sha256,
+                    intent.requester,
+                    intent.target,
+                    _utc(intent.reserved_at),
+                )
+            except asyncpg.IntegrityConstraintViolationError as exc:
+                raise Conflict(f"serial {serial} is already reserved in this generation") from exc
+            if status != "INSERT 0 1":
+                raise Conflict(f"serial {serial} is already certified in this generation")
+
+    async def discard_intent(
+        self, generation: int, serial: int, at: dt.datetime, audit: AuditEvent
+    ) -> None:
+        async with self._transaction() as db:
+            state = await db.fetchval(
+                "SELECT state FROM signing_intents WHERE generation = $1 AND serial = $2"
+                " FOR UPDATE",
+                generation,
+                format(serial, "x"),
+            )
+            if state is None:
+                raise NotFound(f"no signing intent for serial {serial:x}")
+            if state != "reserved":
+                raise Conflict(f"the signing intent for serial {serial:x} is {state}")
+            await db.execute(
+                "UPDATE signing_intents SET state = 'discarded', settled_at = $1"
+                " WHERE generation = $2 AND serial = $3",
+                _utc(at),
+                generation,
+                format(serial, "x"),
+            )
+            await self._append(db, audit)
+
+    async def intents(self, state: str, limit: int = 1000) -> list[IntentRecord]:
+        rows = await self._pool.fetch(
+            "SELECT generation, serial, profile, tbs_sha256, requester, target, reserved_at,"
+            " state, settled_at FROM signing_intents WHERE state = $1"
+            " ORDER BY reserved_at, generation, serial LIMIT $2",
+            state,
+            limit,
+        )
+        return [IntentRecord(r[0], int(r[1], 16), *r[2:]) for r in rows]
+
+    async def certificates_without_intent(self, limit: int = 1000) -> list[tuple[int, int]]:
+        rows = await self._pool.fetch(
+            "SELECT c.generation, c.serial FROM certificates c LEFT JOIN signing_intents i"
+            " ON i.generation = c.generation AND i.serial = c.serial AND i.state = 'issued'"
+            " WHERE i.serial IS NULL ORDER BY c.id LIMIT $1",
+            limit,
+        )
+        return [(r[0], int(r[1], 16)) for r in rows]
 
     _CERT_COLUMNS = (
         "generation, serial, der, subscriber_id, subject, email, profile, not_before,"

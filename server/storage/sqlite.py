@@ -44,6 +44,7 @@ from jitsuin.server.storage import (
     Conflict,
     CRLRecord,
     GenerationRecord,
+    IntentRecord,
     LinkRecord,
     MailRecord,
     NotFound,
@@ -349,6 +350,89 @@ class SQLiteStore:
             if "serial" in text:
                 raise Conflict(f"serial {record.serial:x} exists in this generation") from exc
             raise Conflict(text) from exc
+        await db.execute(
+            "UPDATE signing_intents SET state = 'issued', settled_at = ?"
+            " WHERE generation = ? AND serial = ? AND state = 'reserved'",
+            (_time(record.issued_at), record.generation, format(record.serial, "x")),
+        )
+
+    # -- signing intents ---------------------------------------------------------------------
+    async def reserve_intent(self, intent: IntentRecord) -> None:
+        async with self._transaction() as db:
+            serial = format(intent.serial, "x")
+            try:
+                cursor = await db.execute(
+                    "INSERT INTO signing_intents (generation, serial, profile, tbs_sha256,"
+                    " requester, target, reserved_at) SELECT ?, ?, ?, ?, ?, ?, ?"
+                    " WHERE NOT EXISTS (SELECT 1 FROM certificates"
+                    " WHERE generation = ? AND serial = ?)",
+                    (
+                        intent.generation,
+                        serial,
+                        intent.profile,
+                        intent.tbs_sha256,
+                        intent.requester,
+                        intent.target,
+                        _time(intent.reserved_at),
+                        intent.generation,
+                        serial,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"serial {serial} is already reserved in this generation") from exc
+            if cursor.rowcount != 1:
+                raise Conflict(f"serial {serial} is already certified in this generation")
+
+    async def discard_intent(
+        self, generation: int, serial: int, at: dt.datetime, audit: AuditEvent
+    ) -> None:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE signing_intents SET state = 'discarded', settled_at = ?"
+                " WHERE generation = ? AND serial = ? AND state = 'reserved'",
+                (_time(at), generation, format(serial, "x")),
+            )
+            if cursor.rowcount != 1:
+                row = await _first(
+                    db,
+                    "SELECT state FROM signing_intents WHERE generation = ? AND serial = ?",
+                    (generation, format(serial, "x")),
+                )
+                if row is None:
+                    raise NotFound(f"no signing intent for serial {serial:x}")
+                raise Conflict(f"the signing intent for serial {serial:x} is {row[0]}")
+            await self._append(db, audit)
+
+    async def intents(self, state: str, limit: int = 1000) -> list[IntentRecord]:
+        rows = await self._db.execute_fetchall(
+            "SELECT generation, serial, profile, tbs_sha256, requester, target, reserved_at,"
+            " state, settled_at FROM signing_intents WHERE state = ?"
+            " ORDER BY reserved_at, generation, serial LIMIT ?",
+            (state, limit),
+        )
+        return [
+            IntentRecord(
+                r[0],
+                int(r[1], 16),
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                _parse_time(r[6]),
+                r[7],
+                _parse_time(r[8]) if r[8] else None,
+            )
+            for r in rows
+        ]
+
+    async def certificates_without_intent(self, limit: int = 1000) -> list[tuple[int, int]]:
+        rows = await self._db.execute_fetchall(
+            "SELECT c.generation, c.serial FROM certificates c LEFT JOIN signing_intents i"
+            " ON i.generation = c.generation AND i.serial = c.serial AND i.state = 'issued'"
+            " WHERE i.serial IS NULL ORDER BY c.id LIMIT ?",
+            (limit,),
+        )
+        return [(r[0], int(r[1], 16)) for r in rows]
 
     _CERT_COLUMNS = (
         "generation, serial, der, subscriber_id, subject, email, profile, not_before,"

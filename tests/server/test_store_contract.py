@@ -39,6 +39,7 @@ from jitsuin.server.storage import (
     Conflict,
     CRLRecord,
     GenerationRecord,
+    IntentRecord,
     LinkRecord,
     NotFound,
     Operator,
@@ -293,6 +294,88 @@ async def test_used_keys_are_per_subscriber(store):
     assert await store.used_keys("app-0001") == {"01" * 32, "02" * 32}
     assert await store.used_keys("app-0002") == {"03" * 32}
     assert await store.used_keys("app-9999") == set()
+
+
+# -- signing intents -------------------------------------------------------------------------------
+def intent_record(serial: int = BIG_SERIAL, *, generation: int = 1) -> IntentRecord:
+    return IntentRecord(
+        generation=generation,
+        serial=serial,
+        profile="general",
+        tbs_sha256=hashlib.sha256(f"tbs-{serial}".encode()).hexdigest(),
+        requester="applicant:E-1:est",
+        target="application/APP-0001",
+        reserved_at=T0,
+    )
+
+
+async def test_an_intent_is_reserved_once_and_settled_by_its_certificate(store):
+    await store.add_generation(generation_record(1), event())
+    await store.add_generation(generation_record(2), event())
+    await store.reserve_intent(intent_record())
+    with pytest.raises(Conflict, match="reserved"):  # SBR 7.1: a serial is reserved once
+        await store.reserve_intent(dataclasses.replace(intent_record(), target="application/X"))
+    await store.reserve_intent(intent_record(generation=2))  # unique per CA (RFC 5280 4.1.2.2)
+    with pytest.raises(StoreError):  # no such generation
+        await store.reserve_intent(intent_record(generation=7))
+    assert await store.intents("reserved") == [intent_record(), intent_record(generation=2)]
+
+    issued_at = T0 + ONE
+    await store.record_certificate(
+        dataclasses.replace(certificate_record(BIG_SERIAL), issued_at=issued_at), event()
+    )
+    settled = dataclasses.replace(intent_record(), state="issued", settled_at=issued_at)
+    assert await store.intents("issued") == [settled]
+    assert await store.intents("reserved") == [intent_record(generation=2)]
+    assert await store.certificates_without_intent() == []
+    # A certified serial cannot be reserved again, even when its intent is gone.
+    with pytest.raises(Conflict):
+        await store.reserve_intent(intent_record())
+
+
+async def test_a_serial_certified_without_an_intent_is_reported_and_never_reserved(store):
+    await with_generation(store)
+    await store.record_certificate(certificate_record(5, spki="05" * 32), event())
+    assert await store.certificates_without_intent() == [(1, 5)]
+    with pytest.raises(Conflict, match="certified"):
+        await store.reserve_intent(intent_record(5))
+    assert await store.intents("reserved") == []
+
+
+async def test_every_way_of_recording_a_certificate_settles_its_intent(store):
+    await with_generation(store)
+    await store.create_application(application_record(), event("application.create"))
+    await store.reserve_intent(intent_record(6))
+    await store.update_application(
+        "APP-0001",
+        1,
+        {"state": "issued", "certificate_serial": "6"},
+        event("application.redeem"),
+        certificate=certificate_record(6, spki="06" * 32),
+    )
+    request = await store.add_reenrollment(reenrollment_record(), event("reenroll.request"))
+    await store.reserve_intent(intent_record(7))
+    await store.complete_reenrollment(
+        request.id, certificate_record(7, spki="07" * 32), event("reenroll")
+    )
+    assert [i.serial for i in await store.intents("issued")] == [6, 7]
+    assert await store.intents("reserved") == []
+
+
+async def test_a_discarded_intent_is_settled_once_with_its_audit_entry(store):
+    await with_generation(store)
+    await store.reserve_intent(intent_record(8))
+    before = len(await store.audit_log())
+    await store.discard_intent(1, 8, T0 + ONE, event("certificate.discarded"))
+    assert await store.intents("discarded") == [
+        dataclasses.replace(intent_record(8), state="discarded", settled_at=T0 + ONE)
+    ]
+    with pytest.raises(Conflict, match="discarded"):
+        await store.discard_intent(1, 8, T0 + ONE, event("again"))
+    with pytest.raises(NotFound):
+        await store.discard_intent(1, 9, T0 + ONE, event("unknown"))
+    assert len(await store.audit_log()) == before + 1
+    assert await store.verify_audit_chain() == before + 1
 
 
 # -- the audit log ---------------------------------------------------------------------------------

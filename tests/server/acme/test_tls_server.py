@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import socket
+import sqlite3
 import ssl
 import threading
 from pathlib import Path
@@ -593,3 +594,28 @@ def test_weak_csr_key_leaves_the_order_ready(acct, helpers):
     assert acct.get(order["finalize"].removesuffix("/finalize")).json()["status"] == "ready"
     done = acct.finalize(order, helpers.make_csr(helpers.new_key(), dns=[name], cn=name))
     assert done.json()["status"] == "valid"
+
+
+def test_a_finalized_order_settles_the_signing_intent_recorded_before_the_signature(acct, helpers):
+    """The intent to sign (serial, profile, TBS hash, account and order) was in the store before
+    the CA key signed, and the order's commit settled it as issued."""
+    name = "intent.jitsuin.test"
+    done, cert, _ = http01_certificate(acct, helpers, [name])
+    db = sqlite3.connect(f"file:{acct.server.home / 'jitsuin.db'}?mode=ro", uri=True)
+    try:
+        row = db.execute(
+            "SELECT profile, tbs_sha256, requester, target, state FROM signing_intents"
+            " WHERE serial = ?",
+            (format(cert.serial_number, "x"),),
+        ).fetchone()
+    finally:
+        db.close()
+    order_id = done["finalize"].removesuffix("/finalize").rsplit("/", 1)[-1]
+    assert row == (
+        "tls-server",
+        hashlib.sha256(cert.tbs_certificate_bytes).hexdigest(),
+        row[2],
+        f"acme-order/{order_id}",
+        "issued",
+    )
+    assert row[2].startswith("acme:")

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import signal
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 
@@ -465,6 +468,22 @@ def test_reenroll_waiting_for_an_operator_202_then_200(server, tmp_path: Path) -
     assert status == 200, first
     status, _, second = post(server, "simplereenroll", body, label="document-manager", extra=tls)
     assert status == 200 and second == first  # one certificate for one request
+    # The intent to sign was recorded before the CA key signed, and settled by the commit.
+    (cert,) = pkcs7.load_der_pkcs7_certificates(base64.b64decode(first))
+    db = sqlite3.connect(f"file:{server.home / 'jitsuin.db'}?mode=ro", uri=True)
+    try:
+        intent = db.execute(
+            "SELECT profile, tbs_sha256, target, state FROM signing_intents WHERE serial = ?",
+            (format(cert.serial_number, "x"),),
+        ).fetchone()
+    finally:
+        db.close()
+    assert intent == (
+        "document-manager",
+        hashlib.sha256(cert.tbs_certificate_bytes).hexdigest(),
+        f"reenrollment/{request['id']}",
+        "issued",
+    )
 
 
 def test_serverkeygen_and_fullcmc_are_not_offered(server) -> None:
