@@ -329,11 +329,13 @@ async def _approved(server: Server, count: int) -> list[tuple[str, str]]:
     authority = await Authority.open(cfg, SystemClock(), create=False)
     ra = RAService(authority, cfg, Keyring(cfg.ra_secret()))
     try:
-        tokens = {
-            n: await ra.add_operator("bench", n, r)
-            for n, r in (("rev", "reviewer"), ("app", "approver"))
-        }
-        rev, app = (await ra.authenticate(tokens["rev"]), await ra.authenticate(tokens["app"]))
+        operators = []
+        for n, r in (("rev", "reviewer"), ("app", "approver")):
+            # Each takes over the token the CLI made (two-person rule: the setter acts too).
+            handed_over = await ra.add_operator("cli:bench", n, r)
+            own = await ra.rotate_operator_token(await ra.authenticate(handed_over), n)
+            operators.append(await ra.authenticate(own))
+        rev, app = operators
         today = dt.date.today().isoformat()
         out = []
         for n in range(count):
