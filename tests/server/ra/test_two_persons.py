@@ -10,6 +10,8 @@ and real TLS handshakes for the certificate path.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -134,6 +136,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, live_jitsuin: Any) -> Iterato
     so alice is carol here); bob and erin approve."""
     operators = (("alice", "admin"), ("bob", "approver"), ("root", "admin"), ("erin", "approver"))
     with live_jitsuin.server(tmp_path_factory.mktemp("two-persons"), operators=operators) as run:
+        run.script = live_jitsuin.cli()
         yield run
 
 
@@ -179,11 +182,26 @@ def test_an_admin_cannot_approve_with_a_certificate_they_bound_to_an_approver(li
     assert all(e["details"]["credentialSetBy"] == ["alice"] for e in refusals)
     assert live.wait_state(app["id"], "online_input_received")
 
-    # The host CLI gives erin a new token, she takes it over, and approves: a second person.
-    out = live.cli("ra", "operator-token", "erin")
-    handed_over = out.strip().splitlines()[-1]
-    reply = request(live, "/ra/operators/erin/token", token=handed_over)
-    assert reply.status_code == 200 and reply.json()["setBy"] == []
-    reply = request(live, path, token=reply.json()["token"])
+    # The host CLI gives erin a new token, she takes it over (`jitsuin ra own-token`), and
+    # approves: a second person.
+    handed_over = live.cli("ra", "operator-token", "erin").strip().splitlines()[-1]
+    out = subprocess.run(
+        [live.script, "--home", str(live.home), "ra", "own-token"],
+        env={**os.environ, "JITSUIN_OPERATOR_TOKEN": handed_over},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    own = out.stdout.strip().splitlines()[-1]
+    assert request(live, "/ra/applications", token=handed_over).status_code == 401
+    reply = request(live, path, token=own)
     assert reply.status_code == 200, reply.text
+    taken_over = live.ok("GET", "/ra/audit?limit=1000", "root")["entries"][-3:]
+    assert any(
+        e["action"] == "operator.rotate_token"
+        and e["actor"] == "erin"
+        and e["details"]["credentialSetBy"][0].startswith("cli:")
+        and e["details"]["setBy"] == []
+        for e in taken_over
+    )
     assert "audit log OK" in live.cli("audit", "verify")
