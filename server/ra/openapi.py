@@ -188,8 +188,8 @@ OPENAPI: dict[str, Any] = {
             "put": {
                 "summary": "Bind the operator to one TLS client certificate issued by this CA, "
                 "replacing an earlier one (an admin, or the operator themself; audited). Refused "
-                "unless a CA generation signed it, it is neither revoked nor expired, and its extended key usage has clientAuth "
-                "(RFC 5280 §4.2.1.12)",
+                "unless a CA generation signed it, it is neither revoked nor expired, and its "
+                "extended key usage has clientAuth (RFC 5280 §4.2.1.12)",
                 "parameters": _NAME,
                 "requestBody": _body(_object({"certificate": {"type": "string"}})),
                 "responses": {
