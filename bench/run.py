@@ -78,9 +78,16 @@ LINT_PROCESSES = 0
 
 class Server:
     def __init__(
-        self, home: Path, workers: int, extra_config: str = "", postgres: bool | None = None
+        self,
+        home: Path,
+        workers: int,
+        extra_config: str = "",
+        postgres: bool | None = None,
+        test_mode: bool = False,
     ) -> None:
         self.home = home
+        # [acme.test] knobs are refused unless the environment of jitsuin allows them.
+        self.env = {**os.environ, "JITSUIN_ALLOW_TEST_MODE": "1"} if test_mode else None
         self.http_port, self.https_port = free_port(), free_port()
         path = configuration.write_default(home, KeyType.ECDSA_P384, configuration.DEFAULT_SUBJECT)
         text = path.read_text()
@@ -106,7 +113,7 @@ class Server:
         if self.workers > 1:
             argv += ["--workers", str(self.workers)]
         log = (self.home / "server.log").open("wb")
-        self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         for _ in range(300):
             try:
                 with urllib.request.urlopen(f"{self.http}/health", timeout=1):
@@ -140,11 +147,12 @@ async def _drop_schema(schema: str) -> None:
 
 @contextmanager
 def running(
-    workers: int = 1, extra_config: str = "", postgres: bool | None = None
+    workers: int = 1, extra_config: str = "", postgres: bool | None = None, test_mode: bool = False
 ) -> Iterator[Server]:
-    """``postgres``: on PostgreSQL (default: when ``workers`` > 1, which need it)."""
+    """``postgres``: on PostgreSQL (default: when ``workers`` > 1, which need it); ``test_mode``:
+    allow ``[acme.test]`` knobs in ``extra_config`` (JITSUIN_ALLOW_TEST_MODE=1)."""
     with tempfile.TemporaryDirectory(prefix="jitsuin-bench-") as tmp:
-        server = Server(Path(tmp), workers, extra_config, postgres)
+        server = Server(Path(tmp), workers, extra_config, postgres, test_mode)
         server.start()
         try:
             yield server
@@ -556,6 +564,7 @@ def _operator(server: Server) -> str:
         capture_output=True,
         text=True,
         check=True,
+        env=server.env,
     )
     return out.stdout.strip().splitlines()[-1]
 
@@ -713,7 +722,10 @@ def bench_acme(
         f"CA key {KeyType.ECDSA_P384.value}) and Pebble on loopback"
     )
     for concurrency in concurrencies:
-        with running(workers, ACME_CONFIG) as server, pebble_running() as pebble:
+        with (
+            running(workers, ACME_CONFIG, test_mode=True) as server,
+            pebble_running() as pebble,
+        ):
             assert server.process is not None
             with urllib.request.urlopen(f"{server.http}/ca.pem", timeout=5) as reply:
                 (server.home / "ca.pem").write_bytes(reply.read())
