@@ -39,10 +39,10 @@ async def operator_entries(server: Any) -> list[tuple[str, str, str]]:
     entries, taken_over = [], set()
     for e in await server.authority.store.audit_log():
         actor, action, target = e.event.actor, e.event.action, e.event.target
-        if action == "operator.rotate_token" and target == f"operator/{actor}":
-            if actor not in taken_over:
-                taken_over.add(actor)
-                continue
+        takes_over = action == "operator.rotate_token" and target == f"operator/{actor}"
+        if takes_over and actor not in taken_over:
+            taken_over.add(actor)
+            continue
         if action.startswith("operator.") and action != "operator.add":
             entries.append((actor, action, target))
     return entries
