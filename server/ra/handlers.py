@@ -430,14 +430,16 @@ async def _admin_or_self(request: web.Request) -> Operator:
 @errors_as_problems
 async def bind_operator_certificate(request: web.Request) -> web.Response:
     """Bind the operator to one TLS client certificate issued by this CA (an admin, or the
-    operator themself; audited). The body is ``{"certificate": "<PEM>"}``; a later binding
-    replaces the earlier one."""
+    operator themself presenting it in the handshake; audited). The body is
+    ``{"certificate": "<PEM>"}``; a later binding replaces the earlier one."""
     ra = request.app[RA]
     operator = await _admin_or_self(request)
     body = Body(await _json(request))
     pem = body.text("certificate", limit=65536)
     body.done()
-    binding = await ra.bind_certificate(operator, request.match_info["name"], pem.encode())
+    binding = await ra.bind_certificate(
+        operator, request.match_info["name"], pem.encode(), _peer_certificate(request)
+    )
     return _reply(binding)
 
 

@@ -187,7 +187,8 @@ OPENAPI: dict[str, Any] = {
         "/ra/operators/{name}/certificate": {
             "put": {
                 "summary": "Bind the operator to one TLS client certificate issued by this CA, "
-                "replacing an earlier one (an admin, or the operator themself; audited). Refused "
+                "replacing an earlier one (an admin, or the operator themself presenting it as the "
+                "TLS client certificate of the request; audited). Refused "
                 "unless a CA generation signed it, it is neither revoked nor expired, and its "
                 "extended key usage has clientAuth (RFC 5280 §4.2.1.12)",
                 "parameters": _NAME,

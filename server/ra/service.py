@@ -359,7 +359,7 @@ class RAService:
         return dataclasses.replace(operator, credential="certificate")
 
     async def bind_certificate(
-        self, actor: Operator | str, name: str, data: bytes
+        self, actor: Operator | str, name: str, data: bytes, presented: bytes | None = None
     ) -> dict[str, Any]:
         """Bind operator ``name`` to one certificate (PEM or DER) issued by this CA, replacing
         any earlier binding. Refused unless a generation of this CA signed it, the store holds
@@ -391,6 +391,15 @@ class RAService:
         refusal = client_auth_refusal(cert, now)
         if refusal is not None:
             raise RAError(RAKind.INVALID, refusal)
+        if isinstance(actor, Operator) and actor.name == name and presented != der:
+            # Binding one's own certificate makes it one's own credential (two-person rule): the
+            # operator proves that they hold its key by presenting it in this TLS handshake, so
+            # that nobody can talk them into binding a certificate whose key someone else holds.
+            raise RAError(
+                RAKind.INVALID,
+                "to bind your own certificate, present it as the TLS client certificate of this "
+                "request (proof that you hold its key)",
+            )
         binding = {
             "operator": name,
             "sha256": hashlib.sha256(der).hexdigest(),

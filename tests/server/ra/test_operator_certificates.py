@@ -340,7 +340,13 @@ def test_one_certificate_authenticates_one_operator(live, tmp_path):
     credential = enrolled(live, tmp_path / "shared")
     root = live.tokens["root"]
     body = {"certificate": credential.pem}
-    assert call(live, "PUT", "/ra/operators/root/certificate", token=root, body=body).ok
+    # Binding one's own certificate needs it presented in the handshake (proof of possession).
+    reply = call(live, "PUT", "/ra/operators/root/certificate", token=root, body=body)
+    assert "present it as the TLS client certificate" in problem(reply, 422)["detail"]
+    reply = call(
+        live, "PUT", "/ra/operators/root/certificate", token=root, body=body, credential=credential
+    )
+    assert reply.ok and reply.json()["boundBy"] == []
     reply = call(live, "PUT", "/ra/operators/alice/certificate", token=root, body=body)
     assert "another operator" in problem(reply, 409)["detail"]
     # root, an admin, by certificate alone: reads the audit log and unbinds itself over the API.

@@ -192,7 +192,7 @@ def test_an_admin_cannot_approve_with_a_certificate_they_bound_to_an_approver(li
         text=True,
         check=True,
     )
-    own = out.stdout.strip().splitlines()[-1]
+    own = live.tokens["erin"] = out.stdout.strip().splitlines()[-1]
     assert request(live, "/ra/applications", token=handed_over).status_code == 401
     reply = request(live, path, token=own)
     assert reply.status_code == 200, reply.text
@@ -205,3 +205,27 @@ def test_an_admin_cannot_approve_with_a_certificate_they_bound_to_an_approver(li
         for e in taken_over
     )
     assert "audit log OK" in live.cli("audit", "verify")
+
+
+def test_an_operator_binds_a_certificate_they_hold_and_approves_with_it(live, tmp_path):
+    _, _, cert_pem, key_pem = live.enrolled(tmp_path)
+    body = {"certificate": cert_pem.read_text()}
+    path = "/ra/operators/erin/certificate"
+    # Without presenting it, erin could be talked into binding a certificate someone else holds.
+    status, problem = live.api("PUT", path, "erin", body)
+    assert status == 422 and "proof that you hold its key" in problem["detail"]
+    reply = requests.put(
+        live.https + path,
+        json=body,
+        headers={"Authorization": f"Bearer {live.tokens['erin']}"},
+        cert=(str(cert_pem), str(key_pem)),
+        verify=str(live.ca_pem),
+        timeout=30,
+    )
+    assert reply.status_code == 200 and reply.json()["boundBy"] == [], reply.text
+    app = live.application(approve=False)  # entered and reviewed by alice
+    reply = request(
+        live, f"/ra/applications/{app['id']}/approve", cert=(str(cert_pem), str(key_pem))
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["approvedBy"] == "erin"
