@@ -700,7 +700,7 @@ cutoff_margin_days = 30
 
 [ra]
 secret_file = "secrets/ra.key"    # keyed hashes of PINs and access codes; keep it with the CA key
-two_person_rule = true
+two_person_rule = true            # false: one person may vet and approve (test setups only)
 max_attempts = 5
 pin_ttl_hours = 336
 invoice_amount = 11000
