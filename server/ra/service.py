@@ -805,10 +805,10 @@ class RAService:
 
     async def _two_persons(self, operator: Operator, app: ApplicationRecord) -> None:
         """The two-person rule (vetting and approval by different people): refuse, and audit, an
-        approval by a person who entered or reviewed the application under any
-        identity. The persons behind an action are the operator and whoever else may know the
-        credential it was made with (who set the token, who bound the certificate); those
-        behind the vetting are read from the audit log, resubmissions included."""
+        approval by a person who entered or reviewed the application under any operator name.
+        The persons behind an action are the operator and whoever else may know the credential
+        it was made with (who set the token, who bound the certificate); those behind the
+        vetting are read from the audit log, resubmissions included."""
         vetters = await self.store.audit_persons(f"application/{app.id}", _VETTING_ACTIONS)
         vetters |= {name for name in (app.created_by, app.reviewed_by) if name}
         approvers = {operator.name, *operator.credential_set_by}
