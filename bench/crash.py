@@ -43,7 +43,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
-from run import JITSUIN, Server, _drop_schema, mailed_pins, vet
+from run import JITSUIN, Server, _drop_schema, mailed_pins, own_token, vet
 
 from jitsuin.ca.clock import SystemClock
 from jitsuin.server import config as configuration
@@ -102,8 +102,8 @@ class Crash:
     async def setup(self) -> str:
         authority, ra = await self.open_ra()
         try:
-            self.reviewer = await ra.authenticate(await ra.add_operator("crash", "rev", "reviewer"))
-            return await ra.add_operator("crash", "app", "approver")
+            self.reviewer = await ra.authenticate(await own_token(ra, "rev", "reviewer"))
+            return await own_token(ra, "app", "approver")
         finally:
             await authority.close()
 

@@ -179,10 +179,10 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
         print(f"health: {base}/health")
         if server.https is not None:
             print(f"HTTPS (enrollment): {server.public_https_url}/")
-        warning = authority.rollover_warning()
-        if warning:
-            logging.getLogger("jitsuin.ca").warning(warning)
-            print(f"WARNING: {warning}")
+        for warning in [authority.rollover_warning(), *config.warnings()]:
+            if warning:
+                logging.getLogger("jitsuin.ca").warning(warning)
+                print(f"WARNING: {warning}")
         print("press Ctrl-C to stop", flush=True)
         await _wait_for_signal(stop)
     finally:
@@ -226,6 +226,9 @@ async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
         print(f"health: {base}/health")
         if config.server.https is not None:
             print(f"HTTPS (enrollment): {config.server.public_https_url}/")
+        for warning in config.warnings():
+            logging.getLogger("jitsuin.ca").warning(warning)
+            print(f"WARNING: {warning}")
         print(f"{args.workers} worker processes; press Ctrl-C to stop", flush=True)
         command = [sys.executable, "-m", "jitsuin.server", "--home", str(_home(args))]
         if config.source is not None:
@@ -257,6 +260,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"{path}: {len(problems)} error(s)", file=sys.stderr)
         print(_bullets(problems), file=sys.stderr)
         return EXIT_USAGE
+    for warning in config.warnings():
+        print(f"WARNING: {warning}", file=sys.stderr)
     print(f"{path}: OK")
     return 0
 

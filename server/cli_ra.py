@@ -3,8 +3,9 @@
 Commands act as the operator whose API token is in ``$JITSUIN_OPERATOR_TOKEN`` (the same roles
 and two-person rule as the API apply). ``ra operator-add``, ``operator-bind-cert``,
 ``operator-unbind-cert``, ``operator-disable``, ``operator-enable`` and ``operator-token`` need no
-token: whoever can read the CA's data directory is its administrator, and the action is audited
-as ``cli:<user>``.
+token: whoever can read the CA's data directory and keys is its administrator, trusted like root.
+The action is audited as ``cli:<user>``, and a token or certificate binding it makes stays known
+to ``cli:<user>`` for the two-person rule until the operator replaces it (``ra own-token``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ from jitsuin.server.ra.workflow import Event
 from jitsuin.server.storage import ApplicationRecord, AuditChainBroken, Operator, open_store
 
 TOKEN_ENV = "JITSUIN_OPERATOR_TOKEN"  # noqa: S105 (a variable name)
+_TAKE_OVER = (
+    "{name} should replace it with a token of their own before approving anything "
+    "(JITSUIN_OPERATOR_TOKEN=<this token> jitsuin ra own-token, or POST "
+    "/ra/operators/{name}/token): "
+    "until then the two-person rule counts whoever ran this command as acting too"
+)
 
 Loader = Callable[[argparse.Namespace], Config]
 
@@ -95,6 +102,7 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
         if command == "operator-add":
             token = await ra.add_operator(f"cli:{getpass.getuser()}", args.name, args.role)
             print(f"operator {args.name} ({args.role}) created; API token (shown once):")
+            print(_TAKE_OVER.format(name=args.name), file=sys.stderr)
             print(token)
         elif command == "operators":
             for op in await ra.store.operators():
@@ -123,6 +131,15 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
         elif command == "operator-token":
             token = await ra.rotate_operator_token(f"cli:{getpass.getuser()}", args.name)
             print(f"operator {args.name}: new API token (shown once; the old one no longer works):")
+            print(_TAKE_OVER.format(name=args.name), file=sys.stderr)
+            print(token)
+        elif command == "own-token":
+            operator = await _operator(ra)
+            token = await ra.rotate_operator_token(operator, operator.name)
+            print(
+                f"operator {operator.name}: your new API token (shown once; the old one no longer"
+            )
+            print("works; nobody else has seen this one):")
             print(token)
         elif command == "send-mail":
             print(f"{await Mailer(ra, config.mail).send_due()} mail(s) delivered")
@@ -244,6 +261,11 @@ def add_parsers(sub: argparse._SubParsersAction, load: Loader) -> None:  # type:
         "operator-token", "give an operator a new API token (the old one dies)", with_id=False
     )
     p.add_argument("name")
+    command(
+        "own-token",
+        "replace your own API token ($JITSUIN_OPERATOR_TOKEN) with one nobody else has seen",
+        with_id=False,
+    )
     command("operators", "list operators", with_id=False)
     command("send-mail", "deliver queued PIN e-mails now", with_id=False)
     p = command("list", "list applications", with_id=False)

@@ -108,10 +108,17 @@ class ESTConfig:
     reenroll_approval: frozenset[str] = frozenset()
 
 
+# Test-mode knobs are refused unless the environment of the jitsuin process says so: a
+# configuration file alone (copied into production, or edited by someone who may write it but
+# not start the server) cannot make the VA accept every challenge.
+ALLOW_TEST_MODE_ENV = "JITSUIN_ALLOW_TEST_MODE"
+
+
 @dataclass(frozen=True, slots=True)
 class AcmeTestMode:
     """Knobs like Pebble's, so that ACME clients can be tested for robustness against jitsuin.
-    Never for production: check-config warns nothing, so keep them out of production files."""
+    Never for production: refused at load unless $JITSUIN_ALLOW_TEST_MODE is 1, and then
+    ``serve`` and /health say that the CA is in test mode."""
 
     reject_nonce_share: float = 0.0  # share of valid nonces answered with badNonce (0..1)
     validation_always_succeeds: bool = False  # the VA accepts every challenge without looking
@@ -119,11 +126,20 @@ class AcmeTestMode:
 
     @property
     def active(self) -> bool:
-        return bool(
-            self.reject_nonce_share
-            or self.validation_always_succeeds
-            or self.validation_delay_seconds
-        )
+        return bool(self.knobs)
+
+    @property
+    def knobs(self) -> list[str]:
+        """The knobs that are on, as written in the file."""
+        return [
+            f"{name} = {str(value).lower() if isinstance(value, bool) else value}"
+            for name, value in (
+                ("reject_nonce_share", self.reject_nonce_share),
+                ("validation_always_succeeds", self.validation_always_succeeds),
+                ("validation_delay_seconds", self.validation_delay_seconds),
+            )
+            if value
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +181,27 @@ class Config:
     mail: MailConfig = MailConfig()
     est: ESTConfig = ESTConfig()
     acme: AcmeConfig = AcmeConfig()
+
+    def test_mode_warning(self) -> str | None:
+        """What ``serve`` and /health say when [acme.test] knobs are on (allowed by
+        $JITSUIN_ALLOW_TEST_MODE=1, else ``load`` refused them)."""
+        knobs = self.acme.test.knobs
+        if not knobs:
+            return None
+        return (
+            f"TEST MODE ({ALLOW_TEST_MODE_ENV}=1): [acme.test] {', '.join(knobs)}: the ACME "
+            "server misbehaves on purpose; nothing this CA issues may be trusted"
+        )
+
+    def warnings(self) -> list[str]:
+        """Settings that weaken the CA on purpose, said at every start and by check-config."""
+        found = [w for w in (self.test_mode_warning(),) if w]
+        if not self.ra.two_person_rule:
+            found.append(
+                "[ra] two_person_rule = false: one person may enter, review and approve an "
+                "application; for a test setup with a single operator only"
+            )
+        return found
 
     def ra_secret(self) -> bytes:
         path = self.ra.secret_file or self.home / "secrets" / "ra.key"
@@ -578,6 +615,13 @@ def _acme_test(table: Any, errors: list[str]) -> AcmeTestMode:
         validation_delay_seconds=delay,
     )
     test.finish()
+    if mode.active and os.environ.get(ALLOW_TEST_MODE_ENV) != "1":
+        errors.append(
+            f"acme.test: test-mode knobs ({', '.join(mode.knobs)}) are refused unless "
+            f"{ALLOW_TEST_MODE_ENV}=1 is set in the environment of jitsuin: they make the ACME "
+            "server misbehave on purpose (validation_always_succeeds issues for any name without "
+            "looking); never in production"
+        )
     return mode
 
 
@@ -656,7 +700,7 @@ cutoff_margin_days = 30
 
 [ra]
 secret_file = "secrets/ra.key"    # keyed hashes of PINs and access codes; keep it with the CA key
-two_person_rule = true
+two_person_rule = true            # false: one person may vet and approve (test setups only)
 max_attempts = 5
 pin_ttl_hours = 336
 invoice_amount = 11000

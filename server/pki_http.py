@@ -151,11 +151,17 @@ async def health(request: web.Request) -> web.Response:
     current = authority.current
     now = authority.clock.now()
     await authority.store.count_certificates()  # the store answers
-    warning = authority.rollover_warning()
+    test_mode = authority.config.test_mode_warning()
+    warnings = [w for w in (authority.rollover_warning(), test_mode) if w]
     return web.json_response(
         {
-            "status": "warning" if warning else "ok",
-            "warnings": [warning] if warning else [],
+            "status": "warning" if warnings else "ok",
+            "warnings": warnings,
+            # [acme.test] knobs, allowed by $JITSUIN_ALLOW_TEST_MODE=1: the CA misbehaves.
+            "testMode": {
+                "active": test_mode is not None,
+                "knobs": authority.config.acme.test.knobs,
+            },
             "time": now.isoformat(),
             "ca": {
                 "generation": current.number,

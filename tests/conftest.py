@@ -133,6 +133,7 @@ class LiveServer:
     inbox: Inbox
     ready_path: str | None = None  # an https path that must answer too before start() returns
     eab_in_mail: bool = False  # approval mails carry the ACME EAB key (read by application())
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment of jitsuin
     process: subprocess.Popen[bytes] | None = None
     tokens: dict[str, str] = field(default_factory=dict)
 
@@ -151,7 +152,10 @@ class LiveServer:
     def start(self) -> None:
         log = (self.home / "server.log").open("ab")
         self.process = subprocess.Popen(
-            [jitsuin_cli(), "--home", str(self.home), "serve"], stdout=log, stderr=subprocess.STDOUT
+            [jitsuin_cli(), "--home", str(self.home), "serve"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
         )
         log.close()
         for _ in range(300):
@@ -188,6 +192,7 @@ class LiveServer:
             capture_output=True,
             text=True,
             check=True,
+            env={**os.environ, **self.env},
         )
         return out.stdout
 
@@ -455,10 +460,12 @@ def running_server(
     operators: Sequence[tuple[str, str]] = OPERATORS,
     ready_path: str | None = None,
     eab_in_mail: bool = False,
+    env: dict[str, str] | None = None,
     **config: Any,
 ) -> Iterator[LiveServer]:
     """A jitsuin server in ``home`` (configured by ``write_config(home, **config)``) with its
-    own SMTP server and ``operators`` (name, role) added; stopped on exit."""
+    own SMTP server and ``operators`` (name, role) added; stopped on exit. ``env`` is added to
+    the environment of jitsuin (the server and the CLI)."""
     inbox = Inbox()
     smtp_port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
@@ -473,12 +480,16 @@ def running_server(
         inbox=inbox,
         ready_path=ready_path,
         eab_in_mail=eab_in_mail,
+        env=dict(env or {}),
     )
     try:
         running.start()
         for name, role in operators:
             out = running.cli("ra", "operator-add", name, "--role", role)
             running.tokens[name] = out.strip().splitlines()[-1]
+            # The operator replaces the token the host CLI made with one of their own (README):
+            # until then the CLI's user counts as acting too (two-person rule).
+            running.tokens[name] = running.ok("POST", f"/ra/operators/{name}/token", name)["token"]
         yield running
     finally:
         running.stop()

@@ -75,7 +75,7 @@ from jitsuin.server.config import AcmeConfig
 from jitsuin.server.est.service import Reenrollment, generation_of
 from jitsuin.server.ra import credentials
 from jitsuin.server.ra.errors import RAError, RAKind
-from jitsuin.server.ra.service import Body, RAService, contradicts
+from jitsuin.server.ra.service import Body, RAService, contradicts, credential_details
 from jitsuin.server.ra.workflow import State
 from jitsuin.server.storage import (
     AcmeAccountRecord,
@@ -720,6 +720,7 @@ class AcmeService:
                     "allowed": list(record.allowed),
                     "lifetimeDays": lifetime,
                     "maxCertificates": limit,
+                    **credential_details(operator),
                 },
             ),
         )
@@ -730,7 +731,15 @@ class AcmeService:
         now = self.clock.now()
         try:
             await self.store.acme_disable_eab_key(
-                kid, now, AuditEvent(now, operator.name, "acme.eab_key.disable", f"acme/eab/{kid}")
+                kid,
+                now,
+                AuditEvent(
+                    now,
+                    operator.name,
+                    "acme.eab_key.disable",
+                    f"acme/eab/{kid}",
+                    credential_details(operator),
+                ),
             )
         except NotFound:
             raise RAError(RAKind.NOT_FOUND, f"there is no EAB key {kid}") from None

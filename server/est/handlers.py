@@ -196,7 +196,7 @@ async def simplereenroll(request: web.Request) -> web.Response:
     service = request.app[REENROLLMENT]
     retry_after = request.app[RA].config.ra.retry_after_seconds
     try:
-        result = await service.reenroll(peer, csr_der)
+        result = await service.reenroll(peer, csr_der, profile=request.match_info.get("label"))
     except RAError as exc:
         raise _from_ra(exc, retry_after) from None
     except CAError as exc:

@@ -80,10 +80,16 @@ class Reenrollment:
         self.approval_profiles = approval_profiles
 
     async def reenroll(
-        self, peer_der: bytes, csr_der: bytes, *, identity_checked: bool = False
+        self,
+        peer_der: bytes,
+        csr_der: bytes,
+        *,
+        identity_checked: bool = False,
+        profile: str | None = None,
     ) -> Reenrolled:
         """``identity_checked``: the caller (ACME, whose order names the identifiers) has already
-        matched the CSR to the certificate being renewed; the subject comes from it anyway."""
+        matched the CSR to the certificate being renewed; the subject comes from it anyway.
+        ``profile``: the EST label the request came under, which must be the certificate's."""
         peer = x509.load_der_x509_certificate(peer_der)
         generation = generation_of(self.authority, peer)
         if generation is None:
@@ -102,6 +108,14 @@ class Reenrollment:
             raise RAError(RAKind.UNAUTHORIZED, "the client certificate is not valid now")
         if record.subscriber_id is None or record.profile == "tls-server":
             raise RAError(RAKind.FORBIDDEN, "only personal certificates are re-enrolled here")
+        if profile is not None and profile != record.profile:
+            # RFC 7030 §3.2.2: the label selects the CA's profile; a renewal keeps the profile
+            # the person was vetted for, so another label is refused, as in simpleenroll.
+            raise RAError(
+                RAKind.INVALID,
+                f"this is a {record.profile} certificate: re-enroll under the {record.profile} "
+                f"label (/.well-known/est/{record.profile}/simplereenroll)",
+            )
         csr = verify_csr(csr_der)
         problem = None if identity_checked else _same_identity(csr, peer)
         if problem:

@@ -16,7 +16,7 @@ from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.middlewares import problem_response
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.openapi import OPENAPI
-from jitsuin.server.ra.service import Body, application_json
+from jitsuin.server.ra.service import Body, application_json, credential_known_to
 from jitsuin.server.ra.workflow import Event
 from jitsuin.server.storage import AuditChainBroken, Operator
 
@@ -417,18 +417,29 @@ async def ca_rollover(request: web.Request) -> web.Response:
     )
 
 
+async def _admin_or_self(request: web.Request) -> Operator:
+    """The operator making the request, who must be an admin or the operator named in the path:
+    everyone may set their own credential, which makes it theirs (two-person rule)."""
+    operator = await operator_of(request)
+    if operator.name != request.match_info["name"]:
+        request.app[RA].allow(operator, "operators")
+    return operator
+
+
 @routes.put("/ra/operators/{name}/certificate")
 @errors_as_problems
 async def bind_operator_certificate(request: web.Request) -> web.Response:
-    """Bind the operator to one TLS client certificate issued by this CA (admin only; audited).
-    The body is ``{"certificate": "<PEM>"}``; a later binding replaces the earlier one."""
+    """Bind the operator to one TLS client certificate issued by this CA (an admin, or the
+    operator themself presenting it in the handshake; audited). The body is
+    ``{"certificate": "<PEM>"}``; a later binding replaces the earlier one."""
     ra = request.app[RA]
-    operator = await operator_of(request)
-    ra.allow(operator, "operators")
+    operator = await _admin_or_self(request)
     body = Body(await _json(request))
     pem = body.text("certificate", limit=65536)
     body.done()
-    binding = await ra.bind_certificate(operator.name, request.match_info["name"], pem.encode())
+    binding = await ra.bind_certificate(
+        operator, request.match_info["name"], pem.encode(), _peer_certificate(request)
+    )
     return _reply(binding)
 
 
@@ -439,7 +450,7 @@ async def unbind_operator_certificate(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await operator_of(request)
     ra.allow(operator, "operators")
-    await ra.unbind_certificate(operator.name, request.match_info["name"])
+    await ra.unbind_certificate(operator, request.match_info["name"])
     return web.Response(status=204, headers=NO_STORE)
 
 
@@ -459,7 +470,7 @@ async def disable_operator(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await _admin(request)
     name = request.match_info["name"]
-    at = await ra.disable_operator(operator.name, name)
+    at = await ra.disable_operator(operator, name)
     return _reply({"name": name, "disabled": True, "disabledAt": at.isoformat()})
 
 
@@ -470,7 +481,7 @@ async def enable_operator(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await _admin(request)
     name = request.match_info["name"]
-    await ra.enable_operator(operator.name, name)
+    await ra.enable_operator(operator, name)
     return _reply({"name": name, "disabled": False, "disabledAt": None})
 
 
@@ -478,12 +489,15 @@ async def enable_operator(request: web.Request) -> web.Response:
 @errors_as_problems
 async def rotate_operator_token(request: web.Request) -> web.Response:
     """A new API token for the operator, in this response only; the old one stops working at
-    once (admin only; audited)."""
+    once (an admin, or the operator themself; audited). ``setBy``: who else may know it."""
     ra = request.app[RA]
-    operator = await _admin(request)
+    operator = await _admin_or_self(request)
+    Body(await _json(request)).done()
     name = request.match_info["name"]
-    token = await ra.rotate_operator_token(operator.name, name)
-    return _reply({"name": name, "token": token})
+    token = await ra.rotate_operator_token(operator, name)
+    return _reply(
+        {"name": name, "token": token, "setBy": list(credential_known_to(operator, name))}
+    )
 
 
 # -- the applicant ---------------------------------------------------------------------------

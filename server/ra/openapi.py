@@ -109,7 +109,9 @@ OPENAPI: dict[str, Any] = {
             _object({"invoiceNumber": _STR, "amount": {"type": "integer", "minimum": 0}}),
         ),
         "/ra/applications/{id}/approve": _action(
-            "Approve (SEED-R11, two-person rule); the PIN e-mail is queued (SEED-R13)"
+            "Approve (SEED-R11, two-person rule); the PIN e-mail is queued (SEED-R13). 403 when "
+            "a person who entered or reviewed it would approve, under any operator name: the "
+            "persons behind an action are the operator and whoever set the credential it used"
         ),
         "/ra/applications/{id}/reissue-pin": _action("Send a new PIN; the old one dies"),
         "/ra/applications/{id}/reject": _action("Reject (any open state)", _REASON),
@@ -185,9 +187,10 @@ OPENAPI: dict[str, Any] = {
         "/ra/operators/{name}/certificate": {
             "put": {
                 "summary": "Bind the operator to one TLS client certificate issued by this CA, "
-                "replacing an earlier one (admin; audited). Refused unless a CA generation signed "
-                "it, it is neither revoked nor expired, and its extended key usage has clientAuth "
-                "(RFC 5280 §4.2.1.12)",
+                "replacing an earlier one (an admin, or the operator themself presenting it as the "
+                "TLS client certificate of the request; audited). Refused "
+                "unless a CA generation signed it, it is neither revoked nor expired, and its "
+                "extended key usage has clientAuth (RFC 5280 §4.2.1.12)",
                 "parameters": _NAME,
                 "requestBody": _body(_object({"certificate": {"type": "string"}})),
                 "responses": {
@@ -227,8 +230,10 @@ OPENAPI: dict[str, Any] = {
         },
         "/ra/operators/{name}/token": {
             "post": {
-                "summary": "A new API token for the operator (admin; audited), in this response "
-                "only and stored only as its keyed hash; the old token gets 401 at once",
+                "summary": "A new API token for the operator (an admin, or the operator "
+                "themself; audited), in this response only and stored only as its keyed hash; "
+                "the old token gets 401 at once. setBy names who else may know it (two-person "
+                "rule): an operator who replaces the token the host CLI gave them owns it",
                 "parameters": _NAME,
                 "responses": {"200": {"description": "name and token"}, "4XX": _PROBLEM},
             }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import re
@@ -225,14 +226,28 @@ class RAService:
 
     # -- helpers ----------------------------------------------------------------------------------
     def _audit(
-        self, actor: str, action: str, app_id: str, details: Mapping[str, Any] | None = None
+        self,
+        actor: Operator | str,
+        action: str,
+        app_id: str,
+        details: Mapping[str, Any] | None = None,
     ) -> AuditEvent:
+        return self._event(actor, action, f"application/{app_id}", details)
+
+    def _event(
+        self,
+        actor: Operator | str,
+        action: str,
+        target: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEvent:
+        """An audit entry; an operator's carries the credential it acted with (issue 14)."""
         return AuditEvent(
             at=self.clock.now(),
-            actor=actor,
+            actor=actor if isinstance(actor, str) else actor.name,
             action=action,
-            target=f"application/{app_id}",
-            details=dict(details or {}),
+            target=target,
+            details={**(details or {}), **credential_details(actor)},
         )
 
     @staticmethod
@@ -253,7 +268,7 @@ class RAService:
         self,
         app: ApplicationRecord,
         event: Event,
-        actor: str,
+        actor: Operator | str,
         changes: Mapping[str, Any] | None = None,
         details: Mapping[str, Any] | None = None,
         **extra: Any,
@@ -294,10 +309,12 @@ class RAService:
         operator = await self.store.operator_by_token(self.keyring.digest("operator", token))
         if operator is None or operator.disabled_at is not None:
             raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token")
-        return operator
+        return dataclasses.replace(operator, credential="token")
 
     async def add_operator(self, actor: str, name: str, role: str) -> str:
-        """Create an operator; returns the API token, which is shown once and kept only hashed."""
+        """Create an operator; returns the API token, which is shown once and kept only hashed.
+        Only the host CLI creates operators (``actor`` is ``cli:<user>``), so the token is
+        known to ``actor`` until the operator replaces it (``rotate_operator_token``)."""
         if role not in ROLES:
             raise RAError(RAKind.INVALID, f"role must be one of {', '.join(ROLES)}")
         if not re.fullmatch(r"[a-z][a-z0-9._-]{0,63}", name):
@@ -306,7 +323,7 @@ class RAService:
         now = self.clock.now()
         try:
             await self.store.add_operator(
-                Operator(name=name, role=role, created_at=now),
+                Operator(name=name, role=role, created_at=now, token_set_by=(actor,)),
                 self.keyring.digest("operator", token),
                 AuditEvent(now, actor, "operator.add", f"operator/{name}", {"role": role}),
             )
@@ -339,9 +356,11 @@ class RAService:
             raise RAError(RAKind.UNAUTHORIZED, "the client certificate has been revoked")
         if not record.not_before <= self.clock.now() <= record.not_after:
             raise RAError(RAKind.UNAUTHORIZED, "the client certificate is not valid now")
-        return operator
+        return dataclasses.replace(operator, credential="certificate")
 
-    async def bind_certificate(self, actor: str, name: str, data: bytes) -> dict[str, Any]:
+    async def bind_certificate(
+        self, actor: Operator | str, name: str, data: bytes, presented: bytes | None = None
+    ) -> dict[str, Any]:
         """Bind operator ``name`` to one certificate (PEM or DER) issued by this CA, replacing
         any earlier binding. Refused unless a generation of this CA signed it, the store holds
         this very certificate as valid (not revoked), it is within its validity period and its
@@ -372,6 +391,15 @@ class RAService:
         refusal = client_auth_refusal(cert, now)
         if refusal is not None:
             raise RAError(RAKind.INVALID, refusal)
+        if isinstance(actor, Operator) and actor.name == name and presented != der:
+            # Binding one's own certificate makes it one's own credential (two-person rule): the
+            # operator proves that they hold its key by presenting it in this TLS handshake, so
+            # that nobody can talk them into binding a certificate whose key someone else holds.
+            raise RAError(
+                RAKind.INVALID,
+                "to bind your own certificate, present it as the TLS client certificate of this "
+                "request (proof that you hold its key)",
+            )
         binding = {
             "operator": name,
             "sha256": hashlib.sha256(der).hexdigest(),
@@ -380,6 +408,7 @@ class RAService:
             "subject": cert.subject.rfc4514_string(),
             "notAfter": record.not_after.isoformat(),
         }
+        bound_by = credential_known_to(actor, name)
         audit = {k: binding[k] for k in ("sha256", "generation", "serial")}
         with _store_errors():
             await self.store.bind_operator_certificate(
@@ -387,25 +416,30 @@ class RAService:
                 binding["sha256"],
                 generation.number,
                 cert.serial_number,
-                AuditEvent(now, actor, "operator.bind_certificate", f"operator/{name}", audit),
+                self._event(
+                    actor,
+                    "operator.bind_certificate",
+                    f"operator/{name}",
+                    {**audit, "boundBy": list(bound_by)},
+                ),
+                bound_by=bound_by,
             )
-        return binding
+        return {**binding, "boundBy": list(bound_by)}
 
-    async def unbind_certificate(self, actor: str, name: str) -> None:
+    async def unbind_certificate(self, actor: Operator | str, name: str) -> None:
         """The operator's certificate no longer authenticates it (the API token still does)."""
-        now = self.clock.now()
         with _store_errors():
             await self.store.unbind_operator_certificate(
-                name, AuditEvent(now, actor, "operator.unbind_certificate", f"operator/{name}")
+                name, self._event(actor, "operator.unbind_certificate", f"operator/{name}")
             )
 
     # -- cutting an operator off: disable, enable, a new token -------------------------------------
-    async def disable_operator(self, actor: str, name: str) -> dt.datetime:
+    async def disable_operator(self, actor: Operator | str, name: str) -> dt.datetime:
         """From now on neither the operator's token nor its bound certificate authenticates it
         (both are checked against the store on every request); returns when. An admin cannot
         disable themself, so that the last enabled admin is not locked out by mistake (the CLI's
         actor is ``cli:<user>``, never an operator's name)."""
-        if actor == name:
+        if actor == name or (isinstance(actor, Operator) and actor.name == name):
             raise RAError(
                 RAKind.FORBIDDEN,
                 f"operator {name} may not disable themself: another admin (or the CLI, "
@@ -414,29 +448,33 @@ class RAService:
         now = self.clock.now()
         with _store_errors():
             await self.store.disable_operator(
-                name, now, AuditEvent(now, actor, "operator.disable", f"operator/{name}")
+                name, now, self._event(actor, "operator.disable", f"operator/{name}")
             )
         return now
 
-    async def enable_operator(self, actor: str, name: str) -> None:
+    async def enable_operator(self, actor: Operator | str, name: str) -> None:
         """The operator's token and bound certificate authenticate it again."""
-        now = self.clock.now()
         with _store_errors():
             await self.store.enable_operator(
-                name, AuditEvent(now, actor, "operator.enable", f"operator/{name}")
+                name, self._event(actor, "operator.enable", f"operator/{name}")
             )
 
-    async def rotate_operator_token(self, actor: str, name: str) -> str:
+    async def rotate_operator_token(self, actor: Operator | str, name: str) -> str:
         """A new API token for the operator; the old one stops working at once. Returns the new
         token, which is shown once and kept only as its keyed hash (like ``add_operator``). A
-        disabled operator stays disabled: rotating does not enable it."""
+        disabled operator stays disabled: rotating does not enable it. Who else may know the
+        new token is recorded with it (``credential_known_to``): an operator who rotates their
+        own token takes it over from the host CLI that created it."""
         token = credentials.new_operator_token()
-        now = self.clock.now()
+        set_by = credential_known_to(actor, name)
         with _store_errors():
             await self.store.rotate_operator_token(
                 name,
                 self.keyring.digest("operator", token),
-                AuditEvent(now, actor, "operator.rotate_token", f"operator/{name}"),
+                self._event(
+                    actor, "operator.rotate_token", f"operator/{name}", {"setBy": list(set_by)}
+                ),
+                set_by=set_by,
             )
         return token
 
@@ -495,7 +533,7 @@ class RAService:
             updated_at=now,
         )
         await self.store.create_application(
-            record, self._audit(operator.name, "application.create", app_id, {"profile": profile})
+            record, self._audit(operator, "application.create", app_id, {"profile": profile})
         )
         return record
 
@@ -503,7 +541,7 @@ class RAService:
         """A personal-data read, audited (SEED-R18)."""
         self.allow(operator, "read")
         app = await self._load(app_id)
-        await self.store.append_audit(self._audit(operator.name, "application.read", app_id))
+        await self.store.append_audit(self._audit(operator, "application.read", app_id))
         return app
 
     async def list(
@@ -514,9 +552,8 @@ class RAService:
             raise RAError(RAKind.INVALID, f"unknown state {state!r}")
         apps = await self.store.applications(state, limit, offset)
         await self.store.append_audit(
-            AuditEvent(
-                self.clock.now(),
-                operator.name,
+            self._event(
+                operator,
                 "application.list",
                 "applications",
                 {"state": state, "ids": [a.id for a in apps]},
@@ -579,7 +616,7 @@ class RAService:
         return await self._transition(
             app,
             event,
-            operator.name,
+            operator,
             {"review": review, "reviewed_by": operator.name},
             {"deficiencies": deficiencies},
         )
@@ -587,7 +624,7 @@ class RAService:
     async def resubmit(self, operator: Operator, app_id: str) -> ApplicationRecord:
         """New documents arrived for a deficient application: review starts again."""
         self.allow(operator, "review")
-        return await self._transition(await self._load(app_id), Event.RESUBMIT, operator.name)
+        return await self._transition(await self._load(app_id), Event.RESUBMIT, operator)
 
     # -- step 3: inquiry letter -------------------------------------------------------------------
     async def dispatch_inquiry(self, operator: Operator, app_id: str, data: Any) -> Dispatched:
@@ -604,7 +641,7 @@ class RAService:
         updated = await self._transition(
             app,
             Event.DISPATCH_INQUIRY,
-            operator.name,
+            operator,
             {
                 "tracking_number": tracking,
                 "enrollment_id": enrollment_id,
@@ -644,7 +681,7 @@ class RAService:
             )
         app = await self._load(app_id)
         return await self._transition(
-            app, Event.LETTER_RETURNED, operator.name, {"letter_returned_at": self.clock.now()}
+            app, Event.LETTER_RETURNED, operator, {"letter_returned_at": self.clock.now()}
         )
 
     async def record_payment(self, operator: Operator, app_id: str, data: Any) -> ApplicationRecord:
@@ -667,7 +704,7 @@ class RAService:
         return await self._transition(
             app,
             Event.PAYMENT,
-            operator.name,
+            operator,
             {"paid_at": self.clock.now(), "paid_amount": amount},
             {"amount": amount},
         )
@@ -757,30 +794,63 @@ class RAService:
         ]
         if missing and app.state == State.ONLINE_INPUT_RECEIVED:
             raise RAError(RAKind.INVALID, "cannot approve without " + ", ".join(missing))
-        # Everyone who ever entered or reviewed it, resubmissions included (audit log).
-        vetters = await self.store.audit_actors(f"application/{app.id}", _VETTING_ACTIONS)
-        if self.config.ra.two_person_rule and operator.name in (
-            vetters | {app.created_by, app.reviewed_by}
-        ):
-            raise RAError(
-                RAKind.FORBIDDEN,
-                f"two-person rule: {operator.name} entered or reviewed this application and may "
-                "not approve it",
-            )
+        if self.config.ra.two_person_rule:
+            await self._two_persons(operator, app)
         return await self._new_pin(
             app,
             Event.APPROVE,
-            operator.name,
+            operator,
             {"approved_by": operator.name, "approved_at": self.clock.now()},
+        )
+
+    async def _two_persons(self, operator: Operator, app: ApplicationRecord) -> None:
+        """The two-person rule (vetting and approval by different people): refuse, and audit, an
+        approval by a person who entered or reviewed the application under any operator name.
+        The persons behind an action are the operator and whoever else may know the credential
+        it was made with (who set the token, who bound the certificate); those behind the
+        vetting are read from the audit log, resubmissions included."""
+        vetters = await self.store.audit_persons(f"application/{app.id}", _VETTING_ACTIONS)
+        vetters |= {name for name in (app.created_by, app.reviewed_by) if name}
+        approvers = {operator.name, *operator.credential_set_by}
+        shared = sorted({person(p) for p in approvers} & {person(p) for p in vetters})
+        if not shared:
+            return
+        facts = {"persons": sorted(approvers), "vetters": sorted(vetters), "shared": shared}
+        await self.store.append_audit(
+            self._audit(operator, "application.approve.refused", app.id, facts)
+        )
+        setters = operator.credential_set_by
+        acting = (
+            f"{operator.name}, with a {operator.credential} that {', '.join(setters)} set, acts "
+            f"for {', '.join(sorted(approvers))}"
+            if setters
+            else f"{operator.name} acts for themself"
+        )
+        raise RAError(
+            RAKind.FORBIDDEN,
+            f"two-person rule: {acting}, and {', '.join(shared)} entered or reviewed this "
+            "application, so may not approve it"
+            + (
+                f"; a token from the host CLI (jitsuin ra operator-token {operator.name}) becomes "
+                f"{operator.name}'s own once they replace it (POST /ra/operators/"
+                f"{operator.name}/token)"
+                if setters
+                else ""
+            ),
+            {"rule": "two-person", **facts},
         )
 
     async def reissue_pin(self, operator: Operator, app_id: str) -> ApplicationRecord:
         """A new PIN and EAB key; the old ones die with the superseded mail."""
         self.allow(operator, "reissue_pin")
-        return await self._new_pin(await self._load(app_id), Event.REISSUE_PIN, operator.name, {})
+        return await self._new_pin(await self._load(app_id), Event.REISSUE_PIN, operator, {})
 
     async def _new_pin(
-        self, app: ApplicationRecord, event: Event, actor: str, changes: Mapping[str, Any]
+        self,
+        app: ApplicationRecord,
+        event: Event,
+        actor: Operator | str,
+        changes: Mapping[str, Any],
     ) -> ApplicationRecord:
         pin = credentials.new_pin()
         eab_key = credentials.new_eab_key()
@@ -1004,7 +1074,7 @@ class RAService:
         return await self._transition(
             app,
             event,
-            operator.name,
+            operator,
             {
                 "closed_reason": reason,
                 "pin_hash": None,
@@ -1053,16 +1123,13 @@ class RAService:
         self, operator: Operator, action: str, target: str, subjects: list[str]
     ) -> None:
         """A read of personal data (addresses, names) is audited (SEED-R18)."""
-        await self.store.append_audit(
-            AuditEvent(self.clock.now(), operator.name, action, target, {"subjects": subjects})
-        )
+        await self.store.append_audit(self._event(operator, action, target, {"subjects": subjects}))
 
     async def retry_mail(self, operator: Operator, mail_id: int) -> None:
         self.allow(operator, "mail")
-        now = self.clock.now()
         try:
             await self.store.retry_mail(
-                mail_id, now, AuditEvent(now, operator.name, "mail.requeue", f"mail/{mail_id}")
+                mail_id, self.clock.now(), self._event(operator, "mail.requeue", f"mail/{mail_id}")
             )
         except Conflict as exc:
             raise RAError(RAKind.CONFLICT, str(exc)) from None
@@ -1089,7 +1156,7 @@ class RAService:
                 )
         await self.store.append_audit(
             self._audit(
-                operator.name,
+                operator,
                 "application.disclose",
                 app_id,
                 {"applications": [a.id for a in people]},
@@ -1139,6 +1206,41 @@ def _same_pin_unspent(before: ApplicationRecord, after: ApplicationRecord) -> bo
         and after.pin_used_at is None
         and after.certificate_serial is None
     )
+
+
+def person(who: str) -> str:
+    """The person behind an actor: the host account ``<user>`` of the CLI's ``cli:<user>`` is
+    taken to be operator ``<user>``, so that someone who sets a credential on the host and
+    vets through the API as themself is one person to the two-person rule."""
+    return who.removeprefix("cli:")
+
+
+def credential_details(actor: Operator | str) -> dict[str, Any]:
+    """What an operator's audit entry says about the credential the action was made with: the
+    kind and who else may know it (empty: the operator's own)."""
+    if isinstance(actor, str) or actor.credential is None:
+        return {}
+    return {"credential": actor.credential, "credentialSetBy": list(actor.credential_set_by)}
+
+
+def credential_known_to(actor: Operator | str, name: str) -> tuple[str, ...]:
+    """Who, besides operator ``name``, may know a credential that ``actor`` sets for it (a
+    token, or the choice of a bound certificate):
+
+    - the host CLI (``cli:<user>``, trusted like root): that user, until the operator replaces
+      the credential with one of their own;
+    - another operator (an admin through the API): the admin and whoever else may know the
+      credential the admin acted with, so that setting a credential through a chain of
+      operators does not shed anyone;
+    - the operator themself: whoever else may know the credential they acted with, except the
+      host CLI: replacing what the CLI handed over takes the credential over, while one that
+      an admin set stays known to that admin however often it is replaced with itself.
+    """
+    if isinstance(actor, str):
+        return (actor,)
+    if actor.name != name:
+        return tuple(sorted({actor.name, *actor.credential_set_by} - {name}))
+    return tuple(sorted(p for p in actor.credential_set_by if not p.startswith("cli:")))
 
 
 def contradicts(csr: VerifiedCSR, app: ApplicationRecord) -> str | None:

@@ -102,6 +102,23 @@ class Operator:
     certificate_sha256: str | None = None
     certificate_generation: int | None = None
     certificate_serial: int | None = None
+    # Who else may know each credential (migration 0012): the persons who set the token and
+    # bound the certificate, when that was not the operator themself ("cli:<user>" for the host
+    # CLI). Empty: the operator's own. The two-person rule counts them as acting too.
+    token_set_by: tuple[str, ...] = ()
+    certificate_bound_by: tuple[str, ...] = ()
+    # How this operator authenticated the request at hand ("token" or "certificate"); None for
+    # an operator read from the store outside a request.
+    credential: str | None = None
+
+    @property
+    def credential_set_by(self) -> tuple[str, ...]:
+        """Who else may know the credential this request was made with."""
+        if self.credential == "token":
+            return self.token_set_by
+        if self.credential == "certificate":
+            return self.certificate_bound_by
+        return ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +363,24 @@ def verify_head(last_seq: int, last_hash: str, head: tuple[int, str] | None) -> 
         )
 
 
+def persons_column(persons: Sequence[str]) -> str:
+    """``Operator.token_set_by`` / ``certificate_bound_by`` as stored: a sorted JSON array."""
+    return json.dumps(sorted(set(persons)))
+
+
+def persons_from_column(text: str | None) -> tuple[str, ...]:
+    # NULL only on a row that migration 0012 found no audit entry for; operators are created by
+    # the host CLI only, so such a credential was set there.
+    return tuple(json.loads(text)) if text is not None else ("cli:unknown",)
+
+
+def entry_persons(actor: str, details: Mapping[str, Any]) -> set[str]:
+    """The persons behind one audit entry: its actor and whoever else knew the credential it
+    was made with (details ``credentialSetBy``, written by the RA for operator actions)."""
+    others = details.get("credentialSetBy")
+    return {actor, *(others if isinstance(others, list) else ())}
+
+
 def application_revoked(application_id: str, reason: str, revocation: AuditEvent) -> AuditEvent:
     """The audit entry of an application closed because its certificate was revoked: the same
     action and details as the RA's own transition (FLOW.md: issued -> revoked)."""
@@ -462,7 +497,7 @@ class Store(Protocol):
 
     # -- RA workflow -----------------------------------------------------------------------------
     async def add_operator(self, operator: Operator, token_hash: str, audit: AuditEvent) -> None:
-        """Conflict when the name exists."""
+        """Insert the operator (its ``token_set_by`` included). Conflict when the name exists."""
         ...
 
     async def operator_by_token(self, token_hash: str) -> Operator | None: ...
@@ -470,10 +505,18 @@ class Store(Protocol):
     async def operators(self) -> list[Operator]: ...
 
     async def bind_operator_certificate(
-        self, name: str, sha256: str, generation: int, serial: int, audit: AuditEvent
+        self,
+        name: str,
+        sha256: str,
+        generation: int,
+        serial: int,
+        audit: AuditEvent,
+        *,
+        bound_by: tuple[str, ...],
     ) -> None:
-        """Bind the operator to one client certificate (replacing an earlier one) with its audit
-        entry, in one transaction. NotFound when there is no such operator; Conflict when the
+        """Bind the operator to one client certificate (replacing an earlier one), recording
+        ``bound_by`` (``Operator.certificate_bound_by``), with its audit entry, in one
+        transaction. NotFound when there is no such operator; Conflict when the
         certificate is bound to another operator."""
         ...
 
@@ -497,8 +540,11 @@ class Store(Protocol):
         when there is no such operator; Conflict when it is not disabled."""
         ...
 
-    async def rotate_operator_token(self, name: str, token_hash: str, audit: AuditEvent) -> None:
-        """Replace the operator's token hash with its audit entry, in one transaction: the old
+    async def rotate_operator_token(
+        self, name: str, token_hash: str, audit: AuditEvent, *, set_by: tuple[str, ...]
+    ) -> None:
+        """Replace the operator's token hash and record ``set_by`` (``Operator.token_set_by``)
+        with its audit entry, in one transaction: the old
         token no longer authenticates. NotFound when there is no such operator; Conflict when
         another operator has this hash."""
         ...
@@ -511,8 +557,9 @@ class Store(Protocol):
 
     async def applications_by_email(self, email: str) -> list[ApplicationRecord]: ...
 
-    async def audit_actors(self, target: str, actions: frozenset[str]) -> set[str]:
-        """Who did any of ``actions`` on ``target``, from the audit log."""
+    async def audit_persons(self, target: str, actions: frozenset[str]) -> set[str]:
+        """Who did any of ``actions`` on ``target``, from the audit log: each entry's actor and
+        the persons its details name in ``credentialSetBy`` (who else knew the credential)."""
         ...
 
     async def applications(

@@ -59,6 +59,9 @@ from jitsuin.server.storage import (
     application_revoked,
     canonical_details,
     chain_hash,
+    entry_persons,
+    persons_column,
+    persons_from_column,
     verify_chain,
     verify_head,
 )
@@ -454,12 +457,13 @@ class PostgresStore:
         async with self._transaction() as db:
             try:
                 await db.execute(
-                    "INSERT INTO operators (name, role, token_hash, created_at)"
-                    " VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO operators (name, role, token_hash, created_at, token_set_by)"
+                    " VALUES ($1, $2, $3, $4, $5)",
                     operator.name,
                     operator.role,
                     token_hash,
                     _utc(operator.created_at),
+                    persons_column(operator.token_set_by),
                 )
             except asyncpg.IntegrityConstraintViolationError as exc:
                 raise Conflict(f"operator {operator.name!r} exists") from exc
@@ -479,16 +483,24 @@ class PostgresStore:
         return [_operator(r) for r in rows]
 
     async def bind_operator_certificate(
-        self, name: str, sha256: str, generation: int, serial: int, audit: AuditEvent
+        self,
+        name: str,
+        sha256: str,
+        generation: int,
+        serial: int,
+        audit: AuditEvent,
+        *,
+        bound_by: tuple[str, ...],
     ) -> None:
         async with self._transaction() as db:
             try:
                 status = await db.execute(
-                    "UPDATE operators SET cert_sha256 = $1, cert_generation = $2, cert_serial = $3"
-                    " WHERE name = $4",
+                    "UPDATE operators SET cert_sha256 = $1, cert_generation = $2, cert_serial = $3,"
+                    " cert_bound_by = $4 WHERE name = $5",
                     sha256,
                     generation,
                     format(serial, "x"),
+                    persons_column(bound_by),
                     name,
                 )
             except asyncpg.UniqueViolationError as exc:
@@ -501,7 +513,7 @@ class PostgresStore:
         await self._change_operator(
             name,
             "UPDATE operators SET cert_sha256 = NULL, cert_generation = NULL,"
-            " cert_serial = NULL WHERE name = $1 AND cert_sha256 IS NOT NULL",
+            " cert_serial = NULL, cert_bound_by = NULL WHERE name = $1 AND cert_sha256 IS NOT NULL",
             (),
             f"operator {name!r} has no certificate bound",
             audit,
@@ -545,11 +557,16 @@ class PostgresStore:
                 raise Conflict(conflict)
             await self._append(db, audit)
 
-    async def rotate_operator_token(self, name: str, token_hash: str, audit: AuditEvent) -> None:
+    async def rotate_operator_token(
+        self, name: str, token_hash: str, audit: AuditEvent, *, set_by: tuple[str, ...]
+    ) -> None:
         async with self._transaction() as db:
             try:
                 status = await db.execute(
-                    "UPDATE operators SET token_hash = $1 WHERE name = $2", token_hash, name
+                    "UPDATE operators SET token_hash = $1, token_set_by = $2 WHERE name = $3",
+                    token_hash,
+                    persons_column(set_by),
+                    name,
                 )
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict("the token hash belongs to another operator") from exc
@@ -597,13 +614,13 @@ class PostgresStore:
         )
         return [_application(r) for r in rows]
 
-    async def audit_actors(self, target: str, actions: frozenset[str]) -> set[str]:
+    async def audit_persons(self, target: str, actions: frozenset[str]) -> set[str]:
         rows = await self._pool.fetch(
-            "SELECT DISTINCT actor FROM audit_log WHERE target = $1 AND action = ANY($2::text[])",
+            "SELECT actor, details FROM audit_log WHERE target = $1 AND action = ANY($2::text[])",
             target,
             sorted(actions),
         )
-        return {row[0] for row in rows}
+        return {p for actor, details in rows for p in entry_persons(actor, json.loads(details))}
 
     async def applications(
         self, state: str | None = None, limit: int = 100, offset: int = 0
@@ -1502,7 +1519,10 @@ def _application(row: asyncpg.Record) -> ApplicationRecord:
     return ApplicationRecord(**values)
 
 
-_OPERATOR_COLUMNS = "name, role, created_at, disabled_at, cert_sha256, cert_generation, cert_serial"
+_OPERATOR_COLUMNS = (
+    "name, role, created_at, disabled_at, cert_sha256, cert_generation, cert_serial,"
+    " token_set_by, cert_bound_by"
+)
 
 
 def _operator(row: asyncpg.Record) -> Operator:
@@ -1514,6 +1534,8 @@ def _operator(row: asyncpg.Record) -> Operator:
         certificate_sha256=row[4],
         certificate_generation=row[5],
         certificate_serial=int(row[6], 16) if row[6] is not None else None,
+        token_set_by=persons_from_column(row[7]),
+        certificate_bound_by=persons_from_column(row[8]) if row[4] is not None else (),
     )
 
 

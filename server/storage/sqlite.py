@@ -55,6 +55,9 @@ from jitsuin.server.storage import (
     application_revoked,
     canonical_details,
     chain_hash,
+    entry_persons,
+    persons_column,
+    persons_from_column,
     verify_chain,
     verify_head,
 )
@@ -546,9 +549,15 @@ class SQLiteStore:
         async with self._transaction() as db:
             try:
                 await db.execute(
-                    "INSERT INTO operators (name, role, token_hash, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (operator.name, operator.role, token_hash, _time(operator.created_at)),
+                    "INSERT INTO operators (name, role, token_hash, created_at, token_set_by)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        operator.name,
+                        operator.role,
+                        token_hash,
+                        _time(operator.created_at),
+                        persons_column(operator.token_set_by),
+                    ),
                 )
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"operator {operator.name!r} exists") from exc
@@ -569,14 +578,21 @@ class SQLiteStore:
         return [_operator(r) for r in rows]
 
     async def bind_operator_certificate(
-        self, name: str, sha256: str, generation: int, serial: int, audit: AuditEvent
+        self,
+        name: str,
+        sha256: str,
+        generation: int,
+        serial: int,
+        audit: AuditEvent,
+        *,
+        bound_by: tuple[str, ...],
     ) -> None:
         async with self._transaction() as db:
             try:
                 cursor = await db.execute(
-                    "UPDATE operators SET cert_sha256 = ?, cert_generation = ?, cert_serial = ?"
-                    " WHERE name = ?",
-                    (sha256, generation, format(serial, "x"), name),
+                    "UPDATE operators SET cert_sha256 = ?, cert_generation = ?, cert_serial = ?,"
+                    " cert_bound_by = ? WHERE name = ?",
+                    (sha256, generation, format(serial, "x"), persons_column(bound_by), name),
                 )
             except sqlite3.IntegrityError as exc:
                 raise Conflict("the certificate is bound to another operator") from exc
@@ -588,7 +604,7 @@ class SQLiteStore:
         await self._change_operator(
             name,
             "UPDATE operators SET cert_sha256 = NULL, cert_generation = NULL,"
-            " cert_serial = NULL WHERE name = ? AND cert_sha256 IS NOT NULL",
+            " cert_serial = NULL, cert_bound_by = NULL WHERE name = ? AND cert_sha256 IS NOT NULL",
             (name,),
             f"operator {name!r} has no certificate bound",
             audit,
@@ -634,11 +650,14 @@ class SQLiteStore:
                 raise Conflict(conflict)
             await self._append(db, audit)
 
-    async def rotate_operator_token(self, name: str, token_hash: str, audit: AuditEvent) -> None:
+    async def rotate_operator_token(
+        self, name: str, token_hash: str, audit: AuditEvent, *, set_by: tuple[str, ...]
+    ) -> None:
         async with self._transaction() as db:
             try:
                 cursor = await db.execute(
-                    "UPDATE operators SET token_hash = ? WHERE name = ?", (token_hash, name)
+                    "UPDATE operators SET token_hash = ?, token_set_by = ? WHERE name = ?",
+                    (token_hash, persons_column(set_by), name),
                 )
             except sqlite3.IntegrityError as exc:
                 raise Conflict("the token hash belongs to another operator") from exc
@@ -689,13 +708,13 @@ class SQLiteStore:
             names = [d[0] for d in cursor.description]
         return [_application(dict(zip(names, r, strict=True))) for r in rows]
 
-    async def audit_actors(self, target: str, actions: frozenset[str]) -> set[str]:
+    async def audit_persons(self, target: str, actions: frozenset[str]) -> set[str]:
         marks = ", ".join("?" for _ in actions)
         rows = await self._db.execute_fetchall(
-            f"SELECT DISTINCT actor FROM audit_log WHERE target = ? AND action IN ({marks})",  # noqa: S608
+            f"SELECT actor, details FROM audit_log WHERE target = ? AND action IN ({marks})",  # noqa: S608
             (target, *sorted(actions)),
         )
-        return {row[0] for row in rows}
+        return {p for actor, details in rows for p in entry_persons(actor, json.loads(details))}
 
     async def applications(
         self, state: str | None = None, limit: int = 100, offset: int = 0
@@ -1582,7 +1601,10 @@ def _application(row: dict[str, Any]) -> ApplicationRecord:
     return ApplicationRecord(**row)
 
 
-_OPERATOR_COLUMNS = "name, role, created_at, disabled_at, cert_sha256, cert_generation, cert_serial"
+_OPERATOR_COLUMNS = (
+    "name, role, created_at, disabled_at, cert_sha256, cert_generation, cert_serial,"
+    " token_set_by, cert_bound_by"
+)
 
 
 def _operator(row: Any) -> Operator:
@@ -1594,6 +1616,8 @@ def _operator(row: Any) -> Operator:
         certificate_sha256=row[4],
         certificate_generation=row[5],
         certificate_serial=int(row[6], 16) if row[6] is not None else None,
+        token_set_by=persons_from_column(row[7]),
+        certificate_bound_by=persons_from_column(row[8]) if row[4] is not None else (),
     )
 
 

@@ -282,3 +282,24 @@ def test_check_config_as_a_process(tmp_path):
     assert result.returncode == 2
     assert "1 error(s)" in result.stderr and "not valid TOML" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_check_config_warns_of_settings_that_weaken_the_ca(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("JITSUIN_ALLOW_TEST_MODE", raising=False)
+    path = write_default(tmp_path / "home", KeyType.ECDSA_P384, "CN=Test CA")
+    text = path.read_text().replace("two_person_rule = true", "two_person_rule = false")
+    path.write_text(text)
+    assert main(["check-config", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == f"{path}: OK"
+    assert "WARNING: [ra] two_person_rule = false: one person may enter, review and approve" in err
+
+    # A test-mode knob is an error unless the environment allows it, then a warning.
+    path.write_text(text + "\n[acme.test]\nvalidation_always_succeeds = true\n")
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "acme.test: test-mode knobs (validation_always_succeeds = true) are refused" in err
+    monkeypatch.setenv("JITSUIN_ALLOW_TEST_MODE", "1")
+    assert main(["check-config", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: TEST MODE (JITSUIN_ALLOW_TEST_MODE=1): [acme.test] validation_always" in err

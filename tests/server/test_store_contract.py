@@ -595,11 +595,14 @@ def pin_mail(app_id: str = "APP-0001", body: bytes = b"sealed-1", n: int = 0) ->
 async def test_operators_round_trip_and_a_duplicate_is_a_conflict(store):
     alice = Operator("alice", "reviewer", T0)
     await store.add_operator(alice, "hash-a", event("operator.add", 1))
-    await store.add_operator(Operator("bob", "approver", T0), "hash-b", event("operator.add", 2))
+    # Who else may know bob's token (the two-person rule counts them): kept sorted.
+    bob = Operator("bob", "approver", T0, token_set_by=("carol", "cli:root"))
+    await store.add_operator(bob, "hash-b", event("operator.add", 2))
     with pytest.raises(Conflict, match="'alice' exists"):
         await store.add_operator(Operator("alice", "admin", T0), "hash-c", event("dup"))
 
     assert await store.operator_by_token("hash-a") == alice
+    assert await store.operator_by_token("hash-b") == bob
     assert await store.operator_by_token("hash-c") is None
     assert [o.name for o in await store.operators()] == ["alice", "bob"]
     assert [e.event.action for e in await store.audit_log()] == ["operator.add"] * 2
@@ -608,13 +611,17 @@ async def test_operators_round_trip_and_a_duplicate_is_a_conflict(store):
 async def test_an_operator_is_bound_to_one_client_certificate(store):
     fingerprint, other = "ab" * 32, "cd" * 32
     with pytest.raises(NotFound, match="no operator 'alice'"):
-        await store.bind_operator_certificate("alice", fingerprint, 1, 7, event("bind"))
+        await store.bind_operator_certificate(
+            "alice", fingerprint, 1, 7, event("bind"), bound_by=()
+        )
     alice, bob = Operator("alice", "reviewer", T0), Operator("bob", "approver", T0)
     await store.add_operator(alice, "hash-a", event("operator.add", 1))
     await store.add_operator(bob, "hash-b", event("operator.add", 2))
     assert await store.operator_by_certificate(fingerprint) is None
 
-    await store.bind_operator_certificate("alice", fingerprint, 1, BIG_SERIAL, event("bind", 3))
+    await store.bind_operator_certificate(
+        "alice", fingerprint, 1, BIG_SERIAL, event("bind", 3), bound_by=()
+    )
     bound = dataclasses.replace(
         alice,
         certificate_sha256=fingerprint,
@@ -628,12 +635,14 @@ async def test_an_operator_is_bound_to_one_client_certificate(store):
     # One certificate authenticates one operator; the refused binding writes nothing.
     entries = len(await store.audit_log())
     with pytest.raises(Conflict, match="bound to another operator"):
-        await store.bind_operator_certificate("bob", fingerprint, 1, BIG_SERIAL, event("bind"))
+        await store.bind_operator_certificate(
+            "bob", fingerprint, 1, BIG_SERIAL, event("bind"), bound_by=()
+        )
     assert await store.operator_by_token("hash-b") == bob
     assert len(await store.audit_log()) == entries
 
     # A new binding replaces the old one.
-    await store.bind_operator_certificate("alice", other, 2, 7, event("bind", 4))
+    await store.bind_operator_certificate("alice", other, 2, 7, event("bind", 4), bound_by=())
     assert await store.operator_by_certificate(fingerprint) is None
     rebound = await store.operator_by_certificate(other)
     assert rebound is not None
@@ -643,8 +652,11 @@ async def test_an_operator_is_bound_to_one_client_certificate(store):
         7,
     )
     # The old certificate is free for another operator now.
-    await store.bind_operator_certificate("bob", fingerprint, 1, BIG_SERIAL, event("bind", 5))
+    await store.bind_operator_certificate(
+        "bob", fingerprint, 1, BIG_SERIAL, event("bind", 5), bound_by=("carol",)
+    )
     assert (await store.operator_by_certificate(fingerprint)).name == "bob"
+    assert (await store.operator_by_certificate(fingerprint)).certificate_bound_by == ("carol",)
 
     await store.unbind_operator_certificate("alice", event("unbind", 6))
     assert await store.operator_by_certificate(other) is None
@@ -668,7 +680,9 @@ async def test_an_operator_is_disabled_enabled_and_given_a_new_token(store):
     await store.add_operator(alice, "hash-a", event("operator.add", 1))
     await store.add_operator(bob, "hash-b", event("operator.add", 2))
     fingerprint = "ab" * 32
-    await store.bind_operator_certificate("alice", fingerprint, 1, BIG_SERIAL, event("bind", 3))
+    await store.bind_operator_certificate(
+        "alice", fingerprint, 1, BIG_SERIAL, event("bind", 3), bound_by=()
+    )
     bound = dataclasses.replace(
         alice, certificate_sha256=fingerprint, certificate_generation=1,
         certificate_serial=BIG_SERIAL,
@@ -694,13 +708,17 @@ async def test_an_operator_is_disabled_enabled_and_given_a_new_token(store):
     for refused in (
         lambda: store.disable_operator("carol", at, event("operator.disable")),
         lambda: store.enable_operator("carol", event("operator.enable")),
-        lambda: store.rotate_operator_token("carol", "hash-c", event("operator.rotate_token")),
+        lambda: store.rotate_operator_token(
+            "carol", "hash-c", event("operator.rotate_token"), set_by=()
+        ),
     ):
         with pytest.raises(NotFound, match="no operator 'carol'"):
             await refused()
     # A token hash is one operator's only: taking bob's is refused and changes nothing.
     with pytest.raises(Conflict, match="another operator"):
-        await store.rotate_operator_token("alice", "hash-b", event("operator.rotate_token"))
+        await store.rotate_operator_token(
+            "alice", "hash-b", event("operator.rotate_token"), set_by=()
+        )
     assert (await store.operator_by_token("hash-b")).name == "bob"
     assert await store.operator_by_token("hash-a") == disabled
     assert len(await store.audit_log()) == entries
@@ -709,14 +727,20 @@ async def test_an_operator_is_disabled_enabled_and_given_a_new_token(store):
     await store.enable_operator("alice", event("operator.enable", 5))
     assert await store.operator_by_token("hash-a") == bound
     assert await store.operator_by_certificate(fingerprint) == bound
-    await store.rotate_operator_token("alice", "hash-a2", event("operator.rotate_token", 6))
+    await store.rotate_operator_token(
+        "alice", "hash-a2", event("operator.rotate_token", 6), set_by=()
+    )
     assert await store.operator_by_token("hash-a") is None
     assert await store.operator_by_token("hash-a2") == bound
     assert await store.operator_by_certificate(fingerprint) == bound  # the binding stays
     # A disabled operator's token can be replaced too (it stays disabled).
     await store.disable_operator("bob", at, event("operator.disable", 7))
-    await store.rotate_operator_token("bob", "hash-b2", event("operator.rotate_token", 8))
-    assert await store.operator_by_token("hash-b2") == dataclasses.replace(bob, disabled_at=at)
+    await store.rotate_operator_token(
+        "bob", "hash-b2", event("operator.rotate_token", 8), set_by=("carol",)
+    )
+    assert await store.operator_by_token("hash-b2") == dataclasses.replace(
+        bob, disabled_at=at, token_set_by=("carol",)
+    )
 
     actions = [(e.event.action, e.event.target) for e in await store.audit_log()]
     assert actions[3:] == [
@@ -931,22 +955,28 @@ async def test_one_of_two_racing_updates_wins(backend, store):
     assert await store.verify_audit_chain() == 2
 
 
-async def test_audit_actors_reads_the_log(store):
-    for n, (actor, action) in enumerate(
+async def test_audit_persons_reads_the_log(store):
+    for n, (actor, action, set_by) in enumerate(
         [
-            ("alice", "application.create"),
-            ("carol", "application.accept_documents"),
-            ("bob", "application.approve"),
-            ("alice", "application.read"),
+            ("alice", "application.create", []),
+            ("carol", "application.accept_documents", ["cli:root", "erin"]),
+            ("bob", "application.approve", ["frank"]),
+            ("alice", "application.read", ["grace"]),
         ]
     ):
-        await store.append_audit(AuditEvent(T0 + n * ONE, actor, action, "application/APP-1"))
+        details = {"credential": "token", "credentialSetBy": set_by}
+        await store.append_audit(
+            AuditEvent(T0 + n * ONE, actor, action, "application/APP-1", details)
+        )
     await store.append_audit(AuditEvent(T0, "dave", "application.create", "application/APP-2"))
 
     vetting = frozenset({"application.create", "application.accept_documents"})
-    assert await store.audit_actors("application/APP-1", vetting) == {"alice", "carol"}
-    assert await store.audit_actors("application/APP-3", vetting) == set()
-    assert await store.audit_actors("application/APP-1", frozenset()) == set()
+    # The actors, and who else knew the credentials they acted with.
+    persons = {"alice", "carol", "cli:root", "erin"}
+    assert await store.audit_persons("application/APP-1", vetting) == persons
+    assert await store.audit_persons("application/APP-2", vetting) == {"dave"}
+    assert await store.audit_persons("application/APP-3", vetting) == set()
+    assert await store.audit_persons("application/APP-1", frozenset()) == set()
 
 
 # -- rollover and revocation -----------------------------------------------------------------------

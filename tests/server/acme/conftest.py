@@ -190,7 +190,11 @@ orders_per_hour = 40
 
 
 def _server(
-    live_jitsuin: Any, tmp_path_factory: pytest.TempPathFactory, name: str, extra: str = ""
+    live_jitsuin: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    extra: str = "",
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     dns_server = DNSServer()
     http01_port = live_jitsuin.lasting_port()
@@ -211,6 +215,7 @@ def _server(
             toml=acme,
             ready_path="/acme/directory",
             eab_in_mail=True,
+            env=env,
         ) as live:
             yield Server(live, dns_server, http01_port, alpn_port)
     finally:
@@ -232,7 +237,9 @@ def test_mode_server(
         "\n[acme.test]\nreject_nonce_share = 0.5\nvalidation_always_succeeds = true\n"
         "validation_delay_seconds = 1.5\n"
     )
-    yield from _server(live_jitsuin, tmp_path_factory, "acme-test-mode", extra)
+    # Test-mode knobs are refused unless the environment allows them (issue 14).
+    allow = {"JITSUIN_ALLOW_TEST_MODE": "1"}
+    yield from _server(live_jitsuin, tmp_path_factory, "acme-test-mode", extra, allow)
 
 
 # -- the client -----------------------------------------------------------------------------------

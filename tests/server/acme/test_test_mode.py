@@ -6,6 +6,9 @@ certificates (§7.4.2 Link rel="alternate")."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
 
 import pytest
 from cryptography import x509
@@ -99,3 +102,50 @@ def test_rollover_offers_alternate_chains(client, helpers, test_mode_server):
     info = client.session.get(f"{client.url('renewalInfo')}/{ari_cert_id(old_leaf)}").json()
     start = dt.datetime.fromisoformat(info["suggestedWindow"]["start"].replace("Z", "+00:00"))
     assert start < dt.datetime.now(dt.UTC)
+
+
+# -- test mode is explicit and loud (issue 14) -----------------------------------------------------
+def _jitsuin(cli: str, home, *args: str, allow: bool) -> subprocess.CompletedProcess[str]:
+    """The console script on ``home``, with or without JITSUIN_ALLOW_TEST_MODE=1."""
+    env = {k: v for k, v in os.environ.items() if k != "JITSUIN_ALLOW_TEST_MODE"}
+    if allow:
+        env["JITSUIN_ALLOW_TEST_MODE"] = "1"
+    return subprocess.run(
+        [cli, "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_health_and_serve_say_the_ca_is_in_test_mode(test_mode_server, server):
+    health = json.loads(test_mode_server.fetch("/health")[2])
+    assert health["status"] == "warning"
+    assert health["testMode"] == {
+        "active": True,
+        "knobs": [
+            "reject_nonce_share = 0.5",
+            "validation_always_succeeds = true",
+            "validation_delay_seconds = 1.5",
+        ],
+    }
+    assert any(w.startswith("TEST MODE (JITSUIN_ALLOW_TEST_MODE=1)") for w in health["warnings"])
+    log = (test_mode_server.home / "server.log").read_text()
+    assert "WARNING: TEST MODE (JITSUIN_ALLOW_TEST_MODE=1): [acme.test]" in log
+    # The server without knobs says nothing of the kind.
+    plain = json.loads(server.fetch("/health")[2])
+    assert plain["testMode"] == {"active": False, "knobs": []}
+    assert "TEST MODE" not in (server.home / "server.log").read_text()
+
+
+def test_knobs_are_refused_without_the_environment_variable(test_mode_server, live_jitsuin):
+    cli, home = live_jitsuin.cli(), test_mode_server.home
+    for command in (["check-config"], ["serve"], ["ra", "operators"]):
+        out = _jitsuin(cli, home, *command, allow=False)
+        assert out.returncode == 2, (command, out.stdout, out.stderr)
+        assert "acme.test: test-mode knobs (reject_nonce_share = 0.5, " in out.stderr
+        assert "unless JITSUIN_ALLOW_TEST_MODE=1 is set" in out.stderr
+    out = _jitsuin(cli, home, "check-config", allow=True)
+    assert out.returncode == 0, out.stderr
+    assert "OK" in out.stdout and "WARNING: TEST MODE" in out.stderr

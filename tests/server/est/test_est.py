@@ -430,6 +430,25 @@ def test_reenroll_with_the_same_key_is_refused(server, tmp_path: Path) -> None:
     assert status == 400 and b"SEED-R2" in text
 
 
+def test_reenroll_under_another_profiles_label_is_400(server, tmp_path: Path) -> None:
+    """A general certificate renewed under the document-manager label is refused, as
+    simpleenroll refuses a label that is not the application's (issue 14); nothing is queued."""
+    _, cert_pem, key_pem = _enrolled(server, tmp_path)
+    tls = ("--cert", str(cert_pem), "--key", str(key_pem))
+    status, headers, text = post(
+        server, "simplereenroll", csr_b64(), label="document-manager", extra=tls
+    )
+    assert status == 400, text
+    assert headers["content-type"].startswith("text/plain")
+    assert b"general certificate" in text and b"general label" in text
+    serial = format(x509.load_pem_x509_certificate(cert_pem.read_bytes()).serial_number, "x")
+    requests = server.ok("GET", "/ra/reenrollments", "bob")["reenrollments"]
+    assert [r for r in requests if r["previousSerial"] == serial] == []
+    # Under its own label the same certificate is renewed.
+    status, _, text = post(server, "simplereenroll", csr_b64(), label="general", extra=tls)
+    assert status == 200, text
+
+
 def test_reenroll_without_a_client_certificate_is_401(server) -> None:
     status, _, text = post(server, "simplereenroll", csr_b64())
     assert status == 401, text

@@ -431,9 +431,14 @@ async def _start_server(
     authority = await Authority.open(config, clock)
     started.append(authority.close)
     app = create_app(authority, send_mail=send_mail)
-    tokens = {
-        name: await app[RA].add_operator("cli", name, role) for name, role in OPERATORS.items()
-    }
+    # Each operator replaces the token the host CLI made with one of their own, as the README
+    # asks: until then the CLI's user counts as acting too (two-person rule).
+    tokens = {}
+    for name, role in OPERATORS.items():
+        handed_over = await app[RA].add_operator("cli:host", name, role)
+        tokens[name] = await app[RA].rotate_operator_token(
+            await app[RA].authenticate(handed_over), name
+        )
     runner = web.AppRunner(app)
     await runner.setup()
     started.append(runner.cleanup)

@@ -60,7 +60,7 @@ async def test_operator_actions_and_reads_are_audited(server):
     assert_in_order(
         entries,
         [
-            *[("cli", "operator.add", f"operator/{name}") for name in server.tokens],
+            *[("cli:host", "operator.add", f"operator/{name}") for name in server.tokens],
             ("alice", "application.create", target),
             ("carol", "application.accept_documents", target),
             ("carol", "application.dispatch_inquiry", target),
@@ -96,6 +96,10 @@ async def test_operator_actions_and_reads_are_audited(server):
         "from": "online_input_received",
         "to": "approved",
         "pinExpiresAt": by_action["application.approve"]["details"]["pinExpiresAt"],
+        # The credential the approval was made with, and who else may know it: nobody, bob
+        # replaced the token the CLI made (two-person rule).
+        "credential": "token",
+        "credentialSetBy": [],
     }
 
     # Paging with ``after``.

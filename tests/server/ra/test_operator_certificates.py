@@ -309,15 +309,17 @@ def test_binding_a_certificate_of_another_ca_is_refused(live, tmp_path):
         body={"certificate": credential.pem},
     )
     problem(reply, 404)
+    # Only an admin binds a certificate to another operator (everyone may bind their own), and
+    # only an admin removes a binding.
+    reply = call(
+        live,
+        "PUT",
+        "/ra/operators/alice/certificate",
+        token=live.tokens["bob"],
+        body={"certificate": credential.pem},
+    )
+    assert "may not manage operators" in problem(reply, 403)["detail"]
     for who in ("alice", "bob"):
-        reply = call(
-            live,
-            "PUT",
-            "/ra/operators/alice/certificate",
-            token=live.tokens[who],
-            body={"certificate": credential.pem},
-        )
-        assert "may not manage operators" in problem(reply, 403)["detail"]
         problem(
             call(live, "DELETE", "/ra/operators/alice/certificate", token=live.tokens[who]), 403
         )
@@ -338,7 +340,13 @@ def test_one_certificate_authenticates_one_operator(live, tmp_path):
     credential = enrolled(live, tmp_path / "shared")
     root = live.tokens["root"]
     body = {"certificate": credential.pem}
-    assert call(live, "PUT", "/ra/operators/root/certificate", token=root, body=body).ok
+    # Binding one's own certificate needs it presented in the handshake (proof of possession).
+    reply = call(live, "PUT", "/ra/operators/root/certificate", token=root, body=body)
+    assert "present it as the TLS client certificate" in problem(reply, 422)["detail"]
+    reply = call(
+        live, "PUT", "/ra/operators/root/certificate", token=root, body=body, credential=credential
+    )
+    assert reply.ok and reply.json()["boundBy"] == []
     reply = call(live, "PUT", "/ra/operators/alice/certificate", token=root, body=body)
     assert "another operator" in problem(reply, 409)["detail"]
     # root, an admin, by certificate alone: reads the audit log and unbinds itself over the API.
