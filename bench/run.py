@@ -380,7 +380,8 @@ async def _approved(server: Server, count: int) -> list[tuple[str, str]]:
                     "enrollmentId": sent.enrollment_id,
                     "accessCode": sent.access_code,
                     "confirm": True,
-                }
+                },
+                "127.0.0.1",
             )
             await ra.approve(app, record.id)
             out.append(sent.enrollment_id)

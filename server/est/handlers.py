@@ -17,6 +17,7 @@ from jitsuin.ca.profiles import PERSONAL_PROFILES
 from jitsuin.protocol import est
 from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.ra.errors import RAError, RAKind
+from jitsuin.server.ra.handlers import source_of
 from jitsuin.server.storage import AuditEvent
 
 routes = web.RouteTableDef()
@@ -34,6 +35,7 @@ _RA_STATUS = {
     RAKind.ILLEGAL_TRANSITION: 403,
     RAKind.FORBIDDEN: 403,
     RAKind.CONFLICT: 409,
+    RAKind.THROTTLED: 429,  # RFC 6585 §4 with Retry-After: this address must wait
 }
 
 
@@ -82,6 +84,10 @@ def _from_ra(exc: RAError, retry_after: int) -> ESTFailure:
         return ESTFailure(401, exc.message, **{"WWW-Authenticate": REALM}, **hint)
     if status == 202:
         return ESTFailure(202, exc.message, **{"Retry-After": str(retry_after)}, **hint)
+    if status == 429:
+        return ESTFailure(
+            429, exc.message, **{"Retry-After": str(exc.extensions["retryAfter"])}, **hint
+        )
     return ESTFailure(status, exc.message, **hint)
 
 
@@ -173,7 +179,12 @@ async def simpleenroll(request: web.Request) -> web.Response:
     ra = request.app[RA]
     try:
         redeemed = await ra.redeem(
-            auth.login, auth.password, csr_der, "est", profile=request.match_info.get("label")
+            auth.login,
+            auth.password,
+            csr_der,
+            "est",
+            source_of(request),
+            profile=request.match_info.get("label"),
         )
     except RAError as exc:
         raise _from_ra(exc, ra.config.ra.retry_after_seconds) from None

@@ -18,6 +18,7 @@ class RAKind(enum.Enum):
     LOCKED = "locked"  # too many wrong attempts: 403
     EXPIRED = "expired"  # the PIN expired: 403
     PENDING = "pending"  # not approved yet: the client waits (EST 202)
+    THROTTLED = "throttled"  # this source tried a wrong credential just now: 429, Retry-After
 
 
 class RAError(Exception):

@@ -309,7 +309,7 @@ async def main(config_path, home, enrollment_id, pin, csr):
     ra = RAService(authority, config, Keyring(config.ra_secret()))
     barrier()
     try:
-        done = await ra.redeem(enrollment_id, pin, csr.encode(), "est")
+        done = await ra.redeem(enrollment_id, pin, csr.encode(), "est", "192.0.2.1")
         result = {"der": base64.b64encode(done.certificate_der).decode(), "repeated": done.repeated}
     except RAError as exc:
         result = {"refused": exc.kind.value, "details": exc.extensions}
