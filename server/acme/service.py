@@ -538,6 +538,7 @@ class AcmeService:
         try:
             app = await self.store.application_by_enrollment_id(enrollment_id)
         except NotFound:
+            self.ra.refused("unknown_eab_kid", "no EAB key or application has this kid")
             raise _unauthorized("unknown external account binding key id") from None
         if self.ra.eab_key(app) is None:
             raise _unauthorized(

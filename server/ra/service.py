@@ -298,8 +298,22 @@ class RAService:
     # -- operators --------------------------------------------------------------------------------
     async def authenticate(self, token: str) -> Operator:
         operator = await self.store.operator_by_token(self.keyring.digest("operator", token))
-        if operator is None or operator.disabled_at is not None:
-            raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token")
+        if operator is None:
+            self.refused("unknown_operator_token", "no operator has this token")
+            raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token", recorded=True)
+        if operator.disabled_at is not None:
+            # A known operator's credential: audited.
+            now = self.clock.now()
+            await self.store.append_audit(
+                AuditEvent(
+                    now,
+                    operator.name,
+                    "operator.refused",
+                    f"operator/{operator.name}",
+                    {"reason": "disabled"},
+                )
+            )
+            raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token", recorded=True)
         return operator
 
     async def add_operator(self, actor: str, name: str, role: str) -> str:
@@ -709,20 +723,31 @@ class RAService:
     def _refuse_unless_right(
         self, attempt: Attempt, *, locked: tuple[str, str], wrong: str
     ) -> None:
-        if attempt.outcome is Outcome.LOCKED:
-            raise RAError(RAKind.LOCKED, locked[0], {"reason": locked[1]})
-        if attempt.outcome is Outcome.THROTTLED:
-            raise RAError(
-                RAKind.THROTTLED,
-                "a wrong credential was tried from this address just now: wait before trying again",
-                {"retryAfter": self.retry_after(attempt)},
-            )
+        """The refusal of a try that was not right. A wrong try is in the audit log already; a
+        locked or throttled one decided nothing (it was not compared) and anyone who knows the
+        enrollment ID can send any number of them, so it is counted and logged, not audited."""
+        if attempt.outcome is Outcome.RIGHT:
+            return
         if attempt.outcome is Outcome.WRONG:
             raise RAError(
                 RAKind.UNAUTHORIZED,
                 wrong,
                 {"attemptsLeft": max(self.attempts.limit - attempt.wrong, 0)},
+                recorded=True,
             )
+        self.refused(f"credential_{attempt.outcome.value}", locked[1])
+        if attempt.outcome is Outcome.LOCKED:
+            raise RAError(RAKind.LOCKED, locked[0], {"reason": locked[1]}, recorded=True)
+        raise RAError(
+            RAKind.THROTTLED,
+            "a wrong credential was tried from this address just now: wait before trying again",
+            {"retryAfter": self.retry_after(attempt)},
+            recorded=True,
+        )
+
+    def refused(self, kind: str, detail: str) -> None:
+        """Count and log a refusal that decided nothing about anyone known (not audited)."""
+        self.authority.refusals.note(kind, self.clock.now(), detail)
 
     def retry_after(self, attempt: Attempt) -> int:
         """Whole seconds until a throttled source may try again (RFC 9110 §10.2.3)."""
@@ -794,8 +819,9 @@ class RAService:
                 credentials.grouped(credentials.normalise(enrollment_id))
             )
         except NotFound:
+            self.refused("unknown_enrollment_id", "no application has this enrollment ID")
             raise RAError(
-                RAKind.UNAUTHORIZED, "unknown enrollment ID or wrong credential"
+                RAKind.UNAUTHORIZED, "unknown enrollment ID or wrong credential", recorded=True
             ) from None
 
     # -- steps 7-9: approval, PIN e-mail ----------------------------------------------------------
@@ -898,12 +924,18 @@ class RAService:
         source: str,
         profile: str | None = None,
     ) -> Redeemed:
-        """Check the PIN (``try_credential``), issue from the vetted record, and consume the
-        PIN, mark the application issued and store the certificate in one transaction
-        (SEED-R13). A retry with the same PIN and key after a lost response gets the same
-        certificate. ``source``: the client's address, which waits after a wrong try."""
+        """Check the PIN (``check_pin``), issue from the vetted record, and consume the PIN,
+        mark the application issued and store the certificate in one transaction (SEED-R13).
+        A retry with the same PIN and key after a lost response gets the same certificate."""
+        app = await self.check_pin(enrollment_id, pin, csr_data, channel, source)
+        return await self.redeem_checked(app, csr_data, channel, profile)
+
+    async def check_pin(
+        self, enrollment_id: str, pin: str, csr_data: bytes, channel: str, source: str
+    ) -> ApplicationRecord:
+        """The application whose PIN this is (``try_credential``); ``source``: the client's
+        address, which waits after a wrong try."""
         app = await self._by_enrollment(enrollment_id)
-        actor = f"applicant:{app.enrollment_id}:{channel}"
         if app.state in _BEFORE_APPROVAL:
             # RFC 7030 §4.2.1: a CSR that cannot be issued is refused now (400), not deferred
             # with 202 to be retried forever.
@@ -919,7 +951,7 @@ class RAService:
             Credential.PIN,
             source,
             lambda stored: self.keyring.matches(_PURPOSE_PIN, candidate, stored),
-            actor,
+            f"applicant:{app.enrollment_id}:{channel}",
             "redeem.wrong_pin",
         )
         self._refuse_unless_right(
@@ -927,12 +959,18 @@ class RAService:
             locked=("too many wrong PINs: ask the CA to send a new PIN", "pin_locked"),
             wrong="unknown enrollment ID or wrong PIN",
         )
+        return app
+
+    async def redeem_checked(
+        self, app: ApplicationRecord, csr_data: bytes, channel: str, profile: str | None = None
+    ) -> Redeemed:
+        """Step 10 once ``check_pin`` accepted the PIN."""
         if profile is not None and profile != app.profile:
             raise RAError(
                 RAKind.INVALID,
                 f"this enrollment is for a {app.profile} certificate: use the {app.profile} label",
             )
-        return await self._redeem_checked(app, csr_data, actor)
+        return await self._redeem_checked(app, csr_data, f"applicant:{app.enrollment_id}:{channel}")
 
     async def redeem_by_eab(self, enrollment_id: str, csr_data: bytes, channel: str) -> Redeemed:
         """Step 10 through ACME: the caller proved the External Account Binding made with this
