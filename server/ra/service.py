@@ -302,18 +302,7 @@ class RAService:
             self.refused("unknown_operator_token", "no operator has this token")
             raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token", recorded=True)
         if operator.disabled_at is not None:
-            # A known operator's credential: audited.
-            now = self.clock.now()
-            await self.store.append_audit(
-                AuditEvent(
-                    now,
-                    operator.name,
-                    "operator.refused",
-                    f"operator/{operator.name}",
-                    {"reason": "disabled"},
-                )
-            )
-            raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token", recorded=True)
+            raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token")
         return operator
 
     async def add_operator(self, actor: str, name: str, role: str) -> str:
@@ -721,7 +710,7 @@ class RAService:
         )
 
     def _refuse_unless_right(
-        self, attempt: Attempt, *, locked: tuple[str, str], wrong: str
+        self, attempt: Attempt, what: str, *, locked: tuple[str, str], wrong: str
     ) -> None:
         """The refusal of a try that was not right. A wrong try is in the audit log already; a
         locked or throttled one decided nothing (it was not compared) and anyone who knows the
@@ -735,7 +724,7 @@ class RAService:
                 {"attemptsLeft": max(self.attempts.limit - attempt.wrong, 0)},
                 recorded=True,
             )
-        self.refused(f"credential_{attempt.outcome.value}", locked[1])
+        self.refused(f"credential_{attempt.outcome.value}", f"a try of {what} was not compared")
         if attempt.outcome is Outcome.LOCKED:
             raise RAError(RAKind.LOCKED, locked[0], {"reason": locked[1]}, recorded=True)
         raise RAError(
@@ -781,6 +770,7 @@ class RAService:
         )
         self._refuse_unless_right(
             attempt,
+            f"the access code of {app.id}",
             locked=(
                 "too many wrong access codes: ask the CA for a new letter",
                 "access_code_locked",
@@ -956,6 +946,7 @@ class RAService:
         )
         self._refuse_unless_right(
             attempt,
+            f"the PIN of {app.id}",
             locked=("too many wrong PINs: ask the CA to send a new PIN", "pin_locked"),
             wrong="unknown enrollment ID or wrong PIN",
         )
