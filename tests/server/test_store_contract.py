@@ -911,18 +911,18 @@ async def test_concurrent_tries_from_two_instances_compare_at_most_the_limit(bac
         # Three sources: each compared once, then waits; the rest are throttled, not locked.
         assert outcomes == {Outcome.WRONG: 3, Outcome.THROTTLED: 77}
         assert wrong.compared == 3
-        late = [
+        late = [  # 80 sources, none waiting
             s.try_credential(
                 "APP-0001",
                 Credential.PIN,
                 policy,
-                f"198.51.100.{n}",
+                f"198.51.{100 + i}.{n}",
                 T0,
                 wrong,
                 event("redeem.wrong_pin", n),
             )
             for n in range(40)
-            for s in (store, other)
+            for i, s in enumerate((store, other))
         ]
         outcomes = collections.Counter(a.outcome for a in await asyncio.gather(*late))
         assert outcomes == {Outcome.WRONG: 2, Outcome.LOCKED: 78}
