@@ -557,6 +557,10 @@ class AcmeService:
             f"applicant:{enrollment_id}:acme",
             "redeem.wrong_eab",
         )
+        if attempt.outcome in (Outcome.LOCKED, Outcome.THROTTLED):
+            # Not compared: counted and logged, not audited (server/refusals.py).
+            what = f"a try of the EAB key of {app.id} was not compared"
+            self.ra.refused(f"credential_{attempt.outcome.value}", what)
         if attempt.outcome is Outcome.LOCKED:
             raise _unauthorized("too many wrong tries: ask the CA to send a new PIN")
         if attempt.outcome is Outcome.THROTTLED:
