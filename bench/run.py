@@ -377,7 +377,8 @@ async def vet(ra, reviewer, n: int):  # type: ignore[no-untyped-def]
             "enrollmentId": sent.enrollment_id,
             "accessCode": sent.access_code,
             "confirm": True,
-        }
+        },
+        "127.0.0.1",
     )
     return record, sent.enrollment_id
 

@@ -47,6 +47,7 @@ from jitsuin.server.config import Config
 from jitsuin.server.pkcs11_signer import Pkcs11Signer
 from jitsuin.server.pkcs11_signer import key_ref as pkcs11_key_ref
 from jitsuin.server.pkcs11_signer import parse_key_ref as parse_pkcs11_ref
+from jitsuin.server.refusals import Refusals
 from jitsuin.server.storage import (
     AuditEvent,
     CertificateRecord,
@@ -161,6 +162,8 @@ class Authority:
     lint_pool: LintProcesses | None = None
     # Called with the new generation after a rollover (the server adds it to its TLS trust).
     rollover_listeners: list[Callable[[CAGeneration], None]] = field(default_factory=list)
+    # Refusals tied to no known application or operator: counted and logged, not audited.
+    refusals: Refusals = field(default_factory=Refusals)
     _ocsp_cache: OrderedDict[tuple[int, int, str], tuple[dt.datetime, bytes]] = field(
         default_factory=OrderedDict
     )

@@ -84,6 +84,9 @@ class RAConfig:
     secret_file: Path | None = None  # 32+ random bytes: keyed hashes and sealing (0600)
     two_person_rule: bool = True  # who entered or reviewed an application cannot approve it
     max_attempts: int = 5  # wrong access codes / PINs before the credential locks
+    # After each wrong try, its source address waits this long (doubled per wrong try of that
+    # source) before a try of the credential is compared again: no burst spends max_attempts.
+    attempt_backoff: dt.timedelta = dt.timedelta(seconds=15)
     pin_ttl: dt.timedelta = dt.timedelta(days=14)
     invoice_amount: int = 11000  # the issuance fee, in yen
     retry_after_seconds: int = 3600  # what a waiting enrollment client is told
@@ -451,6 +454,7 @@ def load(path: Path | None, home: Path) -> Config:
         secret_file=ra_secret,
         two_person_rule=ra.get("two_person_rule", bool, True),
         max_attempts=_positive(ra, "max_attempts", 5),
+        attempt_backoff=dt.timedelta(seconds=_not_negative(ra, "attempt_backoff_seconds", 15)),
         pin_ttl=dt.timedelta(hours=_positive(ra, "pin_ttl_hours", 14 * 24)),
         invoice_amount=_positive(ra, "invoice_amount", 11000),
         retry_after_seconds=_positive(ra, "retry_after_seconds", 3600),
@@ -633,6 +637,14 @@ def _positive(reader: _Reader, key: str, default: int) -> int:
     return int(value)
 
 
+def _not_negative(reader: _Reader, key: str, default: int) -> int:
+    value = reader.get(key, int, default)
+    if value < 0:
+        reader.errors.append(f"{reader.where}.{key}: must be 0 or more")
+        return default
+    return int(value)
+
+
 def _check_secret_file(path: Path, where: str, errors: list[str]) -> None:
     try:
         mode = path.stat().st_mode
@@ -701,7 +713,8 @@ cutoff_margin_days = 30
 [ra]
 secret_file = "secrets/ra.key"    # keyed hashes of PINs and access codes; keep it with the CA key
 two_person_rule = true            # false: one person may vet and approve (test setups only)
-max_attempts = 5
+max_attempts = 5                  # wrong tries lock an access code or PIN until a new one is sent
+attempt_backoff_seconds = 15      # an address waits after a wrong try, doubled per try (0: none)
 pin_ttl_hours = 336
 invoice_amount = 11000
 

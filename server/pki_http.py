@@ -170,6 +170,8 @@ async def health(request: web.Request) -> web.Response:
                 "issuanceCutoff": authority.rollover_due().isoformat(),
                 "sha256": _fingerprint(current.certificate),
             },
+            # This process's refusals that were logged, not audited (server/refusals.py).
+            "refusals": dict(sorted(authority.refusals.counts.items())),
         }
     )
 

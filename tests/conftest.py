@@ -425,13 +425,15 @@ def write_config(
     https_port: int,
     smtp_port: int,
     retry_after_seconds: int | None = None,
+    attempt_backoff_seconds: int | None = None,
     reenroll_approval: Sequence[str] = (),
     lint_processes: int = 0,
     toml: str = "",
 ) -> Path:
     """The configuration of ``jitsuin init`` in ``home``, edited as an operator would: the
     listeners and the mail relay on the given loopback ports (the mail queue polled every 0.2 s),
-    optionally ``[ra] retry_after_seconds``, ``[ca] lint_processes`` and ``[est]
+    optionally ``[ra] retry_after_seconds`` and ``attempt_backoff_seconds``, ``[ca]
+    lint_processes`` and ``[est]
     reenroll_approval``, and ``toml`` appended (further sections)."""
     path = configuration.write_default(home, KeyType.ECDSA_P256, configuration.DEFAULT_SUBJECT)
     text = path.read_text()
@@ -442,6 +444,13 @@ def write_config(
     ]
     if retry_after_seconds is not None:
         edits.append(("[ra]\n", f"[ra]\nretry_after_seconds = {retry_after_seconds}\n"))
+    if attempt_backoff_seconds is not None:
+        edits.append(
+            (
+                "attempt_backoff_seconds = 15 ",
+                f"attempt_backoff_seconds = {attempt_backoff_seconds} ",
+            )
+        )
     if lint_processes:
         edits.append(("\n[ca]\n", f"\n[ca]\nlint_processes = {lint_processes}\n"))
     for old, new in edits:

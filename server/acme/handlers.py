@@ -20,6 +20,7 @@ from jitsuin.protocol.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from jitsuin.server.acme.service import AcmeService, Reply, Verified, from_ca, from_ra
 from jitsuin.server.keys import ACME
 from jitsuin.server.ra.errors import RAError
+from jitsuin.server.ra.handlers import source_of
 
 routes = web.RouteTableDef()
 JOSE_JSON = "application/jose+json"
@@ -138,7 +139,7 @@ async def new_account(
     request: web.Request, service: AcmeService, verified: Verified | None
 ) -> Reply:
     assert verified is not None
-    return await service.new_account(verified)
+    return await service.new_account(verified, source_of(request))
 
 
 @routes.route("*", "/acme/acct/{id}")

@@ -86,8 +86,10 @@ from jitsuin.server.storage import (
     ApplicationRecord,
     AuditEvent,
     Conflict,
+    Credential,
     NotFound,
     Operator,
+    Outcome,
 )
 
 log = logging.getLogger("jitsuin.acme")
@@ -151,6 +153,7 @@ _RA_ERRORS: Mapping[RAKind, ErrorType] = {
     RAKind.LOCKED: ErrorType.UNAUTHORIZED,
     RAKind.EXPIRED: ErrorType.UNAUTHORIZED,
     RAKind.PENDING: ErrorType.UNAUTHORIZED,
+    RAKind.THROTTLED: ErrorType.RATE_LIMITED,
 }
 
 
@@ -440,7 +443,7 @@ class AcmeService:
             self.account_object(account), status=status, location=self.account_url(account.id)
         )
 
-    async def new_account(self, verified: Verified) -> Reply:
+    async def new_account(self, verified: Verified, source: str) -> Reply:
         request = messages.parse_new_account(verified.payload())
         assert verified.jwk is not None
         thumbprint = verified.jwk.thumbprint()
@@ -479,7 +482,7 @@ class AcmeService:
                 ) from None
             raise messages.malformed(f"externalAccountBinding: {exc.message}") from None
         now = self.clock.now()
-        kind, application_id, kid = await self._check_binding(eab.kid, eab, now)
+        kind, application_id, kid = await self._check_binding(eab.kid, eab, now, source)
         record = AcmeAccountRecord(
             id=_new_id(),
             thumbprint=thumbprint,
@@ -510,8 +513,11 @@ class AcmeService:
             raise _unauthorized(f"the external account binding cannot be used: {exc}") from None
         return self._account_reply(record, 201)
 
+    def _mac_key(self, sealed: bytes) -> bytes:
+        return b64u_decode(self.ra.open_eab_key(sealed).decode(), "EAB key")
+
     async def _check_binding(
-        self, kid: str, eab: Any, now: dt.datetime
+        self, kid: str, eab: Any, now: dt.datetime, source: str
     ) -> tuple[str, str | None, str]:
         """(kind, application id, stored kid) of a binding whose MAC verifies (§7.3.4)."""
         try:
@@ -532,28 +538,43 @@ class AcmeService:
         try:
             app = await self.store.application_by_enrollment_id(enrollment_id)
         except NotFound:
+            self.ra.refused("unknown_eab_kid", "no EAB key or application has this kid")
             raise _unauthorized("unknown external account binding key id") from None
-        mac_text = self.ra.eab_key(app)
-        if mac_text is None:
+        if self.ra.eab_key(app) is None:
             raise _unauthorized(
                 f"the application is {app.state}: its external account binding key is not "
                 "usable (it is made at approval and spent with the certificate)"
             )
-        if app.pin_attempts >= self.ra.config.ra.max_attempts:
-            raise _unauthorized("too many wrong tries: ask the CA to send a new PIN")
         if app.pin_expires_at is not None and now > app.pin_expires_at:
             raise _unauthorized("the PIN and its external account binding key have expired")
-        if not verify_eab(eab, b64u_decode(mac_text.decode(), "EAB key")):
-            await self.store.count_failed_attempt(
-                app.id,
-                "pin_attempts",
-                AuditEvent(
-                    now,
-                    f"applicant:{enrollment_id}:acme",
-                    "redeem.wrong_eab",
-                    f"application/{app.id}",
-                ),
+        # The MAC key shares the PIN's attempt count, counted before it is compared (see
+        # RAService.try_credential): the PIN and the EAB key together get max_attempts wrong tries.
+        attempt = await self.ra.try_credential(
+            app,
+            Credential.EAB_KEY,
+            source,
+            lambda sealed: sealed is not None and verify_eab(eab, self._mac_key(sealed)),
+            f"applicant:{enrollment_id}:acme",
+            "redeem.wrong_eab",
+        )
+        if attempt.outcome in (Outcome.LOCKED, Outcome.THROTTLED):
+            # Not compared: counted and logged, not audited (server/refusals.py).
+            what = f"a try of the EAB key of {app.id} was not compared"
+            self.ra.refused(f"credential_{attempt.outcome.value}", what)
+        if attempt.outcome is Outcome.LOCKED:
+            raise _unauthorized("too many wrong tries: ask the CA to send a new PIN")
+        if attempt.outcome is Outcome.THROTTLED:
+            # RFC 8555 §6.6: rateLimited with Retry-After.
+            raise AcmeError(
+                ErrorType.RATE_LIMITED,
+                "a wrong external account binding was tried from this address just now: wait "
+                "before trying again",
+                headers=[
+                    ("Retry-After", str(self.ra.retry_after(attempt))),
+                    ("Link", f'<{self.help_url()}>;rel="help"'),
+                ],
             )
+        if attempt.outcome is Outcome.WRONG:
             raise _unauthorized("the external account binding MAC does not verify")
         return PERSONAL, app.id, enrollment_id
 

@@ -1,5 +1,7 @@
 """EST over HTTPS at /.well-known/est/ (RFC 7030), one label per profile. Errors are text/plain
-with a reason (RFC 7030 §4.2.3); never a 200 for a failure; every decision is audited."""
+with a reason (RFC 7030 §4.2.3); never a 200 for a failure. Every decision about a known
+application or certificate is audited; refusals of requests that proved no credential are counted
+and logged instead (server/refusals.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from jitsuin.ca.profiles import PERSONAL_PROFILES
 from jitsuin.protocol import est
 from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.ra.errors import RAError, RAKind
+from jitsuin.server.ra.handlers import source_of
 from jitsuin.server.storage import AuditEvent
 
 routes = web.RouteTableDef()
@@ -34,14 +37,16 @@ _RA_STATUS = {
     RAKind.ILLEGAL_TRANSITION: 403,
     RAKind.FORBIDDEN: 403,
     RAKind.CONFLICT: 409,
+    RAKind.THROTTLED: 429,  # RFC 6585 §4 with Retry-After: this address must wait
 }
 
 
 class ESTFailure(Exception):
-    def __init__(self, status: int, reason: str, **headers: str) -> None:
+    def __init__(self, status: int, reason: str, *, recorded: bool = False, **headers: str) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.recorded = recorded  # the RA recorded it already (RAError.recorded)
         self.headers = headers
 
 
@@ -79,10 +84,12 @@ def _from_ra(exc: RAError, retry_after: int) -> ESTFailure:
     if "attemptsLeft" in exc.extensions:
         hint[ATTEMPTS_HEADER] = str(exc.extensions["attemptsLeft"])
     if status == 401:
-        return ESTFailure(401, exc.message, **{"WWW-Authenticate": REALM}, **hint)
-    if status == 202:
-        return ESTFailure(202, exc.message, **{"Retry-After": str(retry_after)}, **hint)
-    return ESTFailure(status, exc.message, **hint)
+        hint["WWW-Authenticate"] = REALM
+    elif status == 202:
+        hint["Retry-After"] = str(retry_after)
+    elif status == 429:  # RFC 6585 §4
+        hint["Retry-After"] = str(exc.extensions["retryAfter"])
+    return ESTFailure(status, exc.message, recorded=exc.recorded, **hint)
 
 
 def _from_ca(exc: CAError) -> ESTFailure:
@@ -107,7 +114,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def audited(operation: str) -> Callable[[Handler], Handler]:
-    """Answer ESTFailure as text/plain, and append every refusal to the audit log."""
+    """Answer ESTFailure as text/plain. A refusal of a request that proved a credential (the
+    PIN, or a client certificate of this CA) is appended to the audit log, with the actor the
+    handler named in ``request["est_actor"]``; any other refusal decided nothing about anyone
+    known and is counted and logged (server/refusals.py), so that strangers cannot fill the
+    append-only audit log."""
 
     def wrap(handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -115,15 +126,19 @@ def audited(operation: str) -> Callable[[Handler], Handler]:
                 return await handler(request)
             except ESTFailure as exc:
                 authority = request.app[AUTHORITY]
-                await authority.store.append_audit(
-                    AuditEvent(
-                        authority.clock.now(),
-                        request.get("est_actor", "anonymous"),
-                        f"est.{operation}.refused",
-                        request.path,
-                        {"status": exc.status, "reason": exc.reason},
+                now = authority.clock.now()
+                if "est_actor" in request:
+                    await authority.store.append_audit(
+                        AuditEvent(
+                            now,
+                            request["est_actor"],
+                            f"est.{operation}.refused",
+                            request.get("est_target", request.path),
+                            {"status": exc.status, "reason": exc.reason},
+                        )
                     )
-                )
+                elif not exc.recorded:
+                    authority.refusals.note(f"est.{operation}", now, f"{exc.status} {exc.reason}")
                 return _text(exc.status, exc.reason, **exc.headers)
 
         wrapped.__name__ = handler.__name__
@@ -168,12 +183,15 @@ async def simpleenroll(request: web.Request) -> web.Response:
         raise ESTFailure(
             401, "malformed Basic credentials", **{"WWW-Authenticate": REALM}
         ) from None
-    request["est_actor"] = f"applicant:{auth.login}:est"
     csr_der = _csr_body(await request.read(), request.content_type)
     ra = request.app[RA]
     try:
-        redeemed = await ra.redeem(
-            auth.login, auth.password, csr_der, "est", profile=request.match_info.get("label")
+        app = await ra.check_pin(auth.login, auth.password, csr_der, "est", source_of(request))
+        # The PIN is right: what follows is decided about this application, and audited.
+        request["est_actor"] = f"applicant:{app.enrollment_id}:est"
+        request["est_target"] = f"application/{app.id}"
+        redeemed = await ra.redeem_checked(
+            app, csr_der, "est", profile=request.match_info.get("label")
         )
     except RAError as exc:
         raise _from_ra(exc, ra.config.ra.retry_after_seconds) from None

@@ -18,13 +18,23 @@ class RAKind(enum.Enum):
     LOCKED = "locked"  # too many wrong attempts: 403
     EXPIRED = "expired"  # the PIN expired: 403
     PENDING = "pending"  # not approved yet: the client waits (EST 202)
+    THROTTLED = "throttled"  # this source tried a wrong credential just now: 429, Retry-After
 
 
 class RAError(Exception):
     def __init__(
-        self, kind: RAKind, message: str, extensions: Mapping[str, Any] | None = None
+        self,
+        kind: RAKind,
+        message: str,
+        extensions: Mapping[str, Any] | None = None,
+        *,
+        recorded: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.extensions = dict(extensions or {})
+        # The RA has recorded this refusal already: in the audit log (a wrong credential, in the
+        # transaction that counted it) or in the refusal counts (server/refusals.py). The edge
+        # records nothing more.
+        self.recorded = recorded

@@ -33,6 +33,7 @@ STATUS: dict[RAKind, tuple[int, str]] = {
     RAKind.LOCKED: (403, "Credential locked or used"),
     RAKind.EXPIRED: (403, "Credential expired"),
     RAKind.PENDING: (409, "Waiting for the CA"),
+    RAKind.THROTTLED: (429, "Too many tries from this address"),  # RFC 6585 §4
 }
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -43,6 +44,8 @@ def ra_problem(exc: RAError) -> web.Response:
     headers = dict(NO_STORE)
     if exc.kind is RAKind.UNAUTHORIZED:
         headers["WWW-Authenticate"] = 'Bearer realm="jitsuin-ra"'
+    if "retryAfter" in exc.extensions:  # RFC 6585 §4: 429 says when to come back
+        headers["Retry-After"] = str(exc.extensions["retryAfter"])
     problem = Problem(
         status=status,
         title=title,
@@ -64,6 +67,13 @@ def ca_problem(exc: CAError) -> web.Response:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def source_of(request: web.Request) -> str:
+    """The address that a wrong credential's wait is kept for: the TCP peer. Behind a reverse
+    proxy that is the proxy (X-Forwarded-For is not trusted), and every applicant then shares
+    the proxy's wait; the hard limit of wrong tries holds either way."""
+    return request.remote or "unknown"
 
 
 def errors_as_problems(handler: Handler) -> Handler:
@@ -523,7 +533,7 @@ async def applicant_status(request: web.Request) -> web.Response:
 async def online_input(request: web.Request) -> web.Response:
     """Seed step 6 (SEED-R12): confirm the online input with the mailed credential."""
     data = await _json(request)
-    app = await request.app[RA].online_input(data)
+    app = await request.app[RA].online_input(data, source_of(request))
     confirmed = app.online_input_at is not None
     return _reply(
         {

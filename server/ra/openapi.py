@@ -286,7 +286,9 @@ OPENAPI: dict[str, Any] = {
         "/applicant/online-input": {
             "post": {
                 "summary": "Seed step 6: the applicant confirms the online input with the "
-                "enrollment ID and access code from the letter (single use)",
+                "enrollment ID and access code from the letter (single use; locked after "
+                "max_attempts wrong codes; after a wrong code the address waits: 429 with "
+                "Retry-After)",
                 "security": [],
                 "requestBody": _body(
                     _object({"enrollmentId": _STR, "accessCode": _STR, "confirm": _BOOL})

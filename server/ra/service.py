@@ -8,9 +8,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import math
 import re
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,11 +35,15 @@ from jitsuin.server.ra.mynumber import fields_with_individual_number
 from jitsuin.server.ra.workflow import Event, IllegalTransition, State, next_state
 from jitsuin.server.storage import (
     ApplicationRecord,
+    Attempt,
+    AttemptPolicy,
     AuditEvent,
     Conflict,
+    Credential,
     NotFound,
     Operator,
     OutboxMail,
+    Outcome,
 )
 
 ROLES = ("reviewer", "approver", "admin")
@@ -219,6 +224,7 @@ class RAService:
         self.clock = authority.clock
         self.config = config
         self.keyring = keyring
+        self.attempts = AttemptPolicy(config.ra.max_attempts, config.ra.attempt_backoff)
         # One redemption at a time per application in this process (see _redeem_checked).
         self._redeeming: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -307,7 +313,10 @@ class RAService:
     # -- operators --------------------------------------------------------------------------------
     async def authenticate(self, token: str) -> Operator:
         operator = await self.store.operator_by_token(self.keyring.digest("operator", token))
-        if operator is None or operator.disabled_at is not None:
+        if operator is None:
+            self.refused("unknown_operator_token", "no operator has this token")
+            raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token", recorded=True)
+        if operator.disabled_at is not None:
             raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token")
         return dataclasses.replace(operator, credential="token")
 
@@ -709,10 +718,73 @@ class RAService:
             {"amount": amount},
         )
 
+    # -- the applicant's credentials ---------------------------------------------------------------
+    async def try_credential(
+        self,
+        app: ApplicationRecord,
+        credential: Credential,
+        source: str,
+        matches: Callable[[Any], bool],
+        actor: str,
+        action: str,
+    ) -> Attempt:
+        """One try of an applicant's credential (SEED-R12, SEED-R13), counted before it is
+        compared, in one transaction with the comparison (the store's ``try_credential``): of any
+        number of concurrent tries, from any number of processes, at most ``max_attempts`` wrong
+        ones are ever compared until the CA sends a new credential. A right try is not counted.
+        After a wrong try its source waits (``attempt_backoff``, doubled per wrong try of that
+        source); its tries meanwhile are refused uncompared and uncounted, so a stranger who
+        knows the enrollment ID cannot lock the credential with one burst. A wrong try is
+        audited with its source, so that the CA can tell a lock-out from the applicant's typos."""
+        return await self.store.try_credential(
+            app.id,
+            credential,
+            self.attempts,
+            source,
+            self.clock.now(),
+            matches,
+            self._audit(actor, action, app.id, {"source": source}),
+        )
+
+    def _refuse_unless_right(
+        self, attempt: Attempt, what: str, *, locked: tuple[str, str], wrong: str
+    ) -> None:
+        """The refusal of a try that was not right. A wrong try is in the audit log already; a
+        locked or throttled one decided nothing (it was not compared) and anyone who knows the
+        enrollment ID can send any number of them, so it is counted and logged, not audited."""
+        if attempt.outcome is Outcome.RIGHT:
+            return
+        if attempt.outcome is Outcome.WRONG:
+            raise RAError(
+                RAKind.UNAUTHORIZED,
+                wrong,
+                {"attemptsLeft": max(self.attempts.limit - attempt.wrong, 0)},
+                recorded=True,
+            )
+        self.refused(f"credential_{attempt.outcome.value}", f"a try of {what} was not compared")
+        if attempt.outcome is Outcome.LOCKED:
+            raise RAError(RAKind.LOCKED, locked[0], {"reason": locked[1]}, recorded=True)
+        raise RAError(
+            RAKind.THROTTLED,
+            "a wrong credential was tried from this address just now: wait before trying again",
+            {"retryAfter": self.retry_after(attempt)},
+            recorded=True,
+        )
+
+    def refused(self, kind: str, detail: str) -> None:
+        """Count and log a refusal that decided nothing about anyone known (not audited)."""
+        self.authority.refusals.note(kind, self.clock.now(), detail)
+
+    def retry_after(self, attempt: Attempt) -> int:
+        """Whole seconds until a throttled source may try again (RFC 9110 §10.2.3)."""
+        assert attempt.retry_at is not None
+        return max(math.ceil((attempt.retry_at - self.clock.now()).total_seconds()), 1)
+
     # -- step 6: the applicant's online input -----------------------------------------------------
-    async def online_input(self, data: Any) -> ApplicationRecord:
+    async def online_input(self, data: Any, source: str) -> ApplicationRecord:
         """SEED-R12: enrollment ID + access code from the mailed notice; single use; wrong
-        attempts counted and locked. ``confirm: false`` shows the vetted data first."""
+        attempts counted and locked (``try_credential``). ``confirm: false`` shows the vetted
+        data first. ``source``: the client's address, which waits after a wrong try."""
         body = Body(data)
         enrollment_id = body.text("enrollmentId", limit=32)
         code = body.text("accessCode", limit=64)
@@ -720,28 +792,28 @@ class RAService:
         body.done()
         app = await self._by_enrollment(enrollment_id)
         actor = f"applicant:{app.enrollment_id}"
-        limit = self.config.ra.max_attempts
         if app.access_used_at is not None:
             raise RAError(
                 RAKind.LOCKED, "this access code has been used", {"reason": "access_code_used"}
             )
-        if app.access_attempts >= limit:
-            raise RAError(
-                RAKind.LOCKED,
+        candidate = credentials.normalise(code)
+        attempt = await self.try_credential(
+            app,
+            Credential.ACCESS_CODE,
+            source,
+            lambda stored: self.keyring.matches(_PURPOSE_ACCESS, candidate, stored),
+            actor,
+            "online_input.wrong_code",
+        )
+        self._refuse_unless_right(
+            attempt,
+            f"the access code of {app.id}",
+            locked=(
                 "too many wrong access codes: ask the CA for a new letter",
-                {"reason": "access_code_locked"},
-            )
-        if not self.keyring.matches(
-            _PURPOSE_ACCESS, credentials.normalise(code), app.access_code_hash
-        ):
-            count = await self.store.count_failed_attempt(
-                app.id, "access_attempts", self._audit(actor, "online_input.wrong_code", app.id)
-            )
-            raise RAError(
-                RAKind.UNAUTHORIZED,
-                "unknown enrollment ID or wrong access code",
-                {"attemptsLeft": max(limit - count, 0)},
-            )
+                "access_code_locked",
+            ),
+            wrong="unknown enrollment ID or wrong access code",
+        )
         if app.state != State.AWAITING_ONLINE_INPUT:
             raise RAError(
                 RAKind.PENDING if app.state in _BEFORE_ONLINE_INPUT else RAKind.ILLEGAL_TRANSITION,
@@ -774,8 +846,9 @@ class RAService:
                 credentials.grouped(credentials.normalise(enrollment_id))
             )
         except NotFound:
+            self.refused("unknown_enrollment_id", "no application has this enrollment ID")
             raise RAError(
-                RAKind.UNAUTHORIZED, "unknown enrollment ID or wrong credential"
+                RAKind.UNAUTHORIZED, "unknown enrollment ID or wrong credential", recorded=True
             ) from None
 
     # -- steps 7-9: approval, PIN e-mail ----------------------------------------------------------
@@ -891,7 +964,10 @@ class RAService:
         """The EAB MAC key, while the application can still be redeemed (for ACME)."""
         if app.eab_key_sealed is None or app.state not in (State.APPROVED, State.PIN_SENT):
             return None
-        return self.keyring.open(_PURPOSE_EAB, app.eab_key_sealed)
+        return self.open_eab_key(app.eab_key_sealed)
+
+    def open_eab_key(self, sealed: bytes) -> bytes:
+        return self.keyring.open(_PURPOSE_EAB, sealed)
 
     async def pin_mailed(self, app_id: str) -> None:
         """The PIN e-mail went out: approved -> pin_sent. A pickup may redeem the PIN at any
@@ -916,14 +992,21 @@ class RAService:
         pin: str,
         csr_data: bytes,
         channel: str,
+        source: str,
         profile: str | None = None,
     ) -> Redeemed:
-        """Check the PIN, issue from the vetted record, and consume the PIN, mark the
-        application issued and store the certificate in one transaction (SEED-R13).
+        """Check the PIN (``check_pin``), issue from the vetted record, and consume the PIN,
+        mark the application issued and store the certificate in one transaction (SEED-R13).
         A retry with the same PIN and key after a lost response gets the same certificate."""
+        app = await self.check_pin(enrollment_id, pin, csr_data, channel, source)
+        return await self.redeem_checked(app, csr_data, channel, profile)
+
+    async def check_pin(
+        self, enrollment_id: str, pin: str, csr_data: bytes, channel: str, source: str
+    ) -> ApplicationRecord:
+        """The application whose PIN this is (``try_credential``); ``source``: the client's
+        address, which waits after a wrong try."""
         app = await self._by_enrollment(enrollment_id)
-        actor = f"applicant:{app.enrollment_id}:{channel}"
-        limit = self.config.ra.max_attempts
         if app.state in _BEFORE_APPROVAL:
             # RFC 7030 §4.2.1: a CSR that cannot be issued is refused now (400), not deferred
             # with 202 to be retried forever.
@@ -933,27 +1016,33 @@ class RAService:
                 f"the application is {app.state}: the certificate can be picked up after approval",
                 {"state": app.state},
             )
-        if app.pin_attempts >= limit:
-            raise RAError(
-                RAKind.LOCKED,
-                "too many wrong PINs: ask the CA to send a new PIN",
-                {"reason": "pin_locked"},
-            )
-        if not self.keyring.matches(_PURPOSE_PIN, pin.strip(), app.pin_hash):
-            count = await self.store.count_failed_attempt(
-                app.id, "pin_attempts", self._audit(actor, "redeem.wrong_pin", app.id)
-            )
-            raise RAError(
-                RAKind.UNAUTHORIZED,
-                "unknown enrollment ID or wrong PIN",
-                {"attemptsLeft": max(limit - count, 0)},
-            )
+        candidate = pin.strip()
+        attempt = await self.try_credential(
+            app,
+            Credential.PIN,
+            source,
+            lambda stored: self.keyring.matches(_PURPOSE_PIN, candidate, stored),
+            f"applicant:{app.enrollment_id}:{channel}",
+            "redeem.wrong_pin",
+        )
+        self._refuse_unless_right(
+            attempt,
+            f"the PIN of {app.id}",
+            locked=("too many wrong PINs: ask the CA to send a new PIN", "pin_locked"),
+            wrong="unknown enrollment ID or wrong PIN",
+        )
+        return app
+
+    async def redeem_checked(
+        self, app: ApplicationRecord, csr_data: bytes, channel: str, profile: str | None = None
+    ) -> Redeemed:
+        """Step 10 once ``check_pin`` accepted the PIN."""
         if profile is not None and profile != app.profile:
             raise RAError(
                 RAKind.INVALID,
                 f"this enrollment is for a {app.profile} certificate: use the {app.profile} label",
             )
-        return await self._redeem_checked(app, csr_data, actor)
+        return await self._redeem_checked(app, csr_data, f"applicant:{app.enrollment_id}:{channel}")
 
     async def redeem_by_eab(self, enrollment_id: str, csr_data: bytes, channel: str) -> Redeemed:
         """Step 10 through ACME: the caller proved the External Account Binding made with this

@@ -7,9 +7,10 @@ implementation passes the same contract tests (tests/server/test_store_contract.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -164,6 +165,55 @@ class ApplicationRecord:
     certificate_generation: int | None = None
     certificate_serial: str | None = None
     closed_reason: str | None = None
+
+
+class Credential(enum.Enum):
+    """A secret the applicant types, by the counter its wrong tries add to and the column that
+    keeps it (hashed or sealed). The PIN e-mail's ACME EAB key shares the PIN's counter: both are
+    the same pickup credential (FLOW.md)."""
+
+    ACCESS_CODE = ("access_attempts", "access_code_hash")
+    PIN = ("pin_attempts", "pin_hash")
+    EAB_KEY = ("pin_attempts", "eab_key_sealed")
+
+    @property
+    def counter(self) -> str:
+        return self.value[0]
+
+    @property
+    def column(self) -> str:
+        return self.value[1]
+
+
+class Outcome(enum.Enum):
+    RIGHT = "right"  # compared and matched: the try is not counted
+    WRONG = "wrong"  # compared and did not match: counted, audited, the source waits
+    LOCKED = "locked"  # max_attempts wrong tries already: not compared
+    THROTTLED = "throttled"  # this source's wait after its last wrong try is not over: not compared
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptPolicy:
+    """The hard lock (``limit`` wrong tries per credential, lifted only by a new credential) and
+    the wait a source has after each of its wrong tries: ``backoff`` doubled per wrong try of that
+    source, at most ``longest_wait``."""
+
+    limit: int
+    backoff: dt.timedelta
+    longest_wait: dt.timedelta = dt.timedelta(hours=1)
+
+    def wait(self, wrong_from_source: int) -> dt.timedelta:
+        if wrong_from_source <= 0 or not self.backoff:
+            return dt.timedelta(0)
+        doublings = min(wrong_from_source - 1, 32)
+        return min(self.backoff * 2**doublings, self.longest_wait)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    outcome: Outcome
+    wrong: int  # wrong tries counted against the credential, this one included
+    retry_at: dt.datetime | None = None  # THROTTLED: when this source may try again
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,10 +630,22 @@ class Store(Protocol):
         same kind) and record a certificate, all in one transaction."""
         ...
 
-    async def count_failed_attempt(
-        self, application_id: str, counter: str, audit: AuditEvent
-    ) -> int:
-        """Add one to ``access_attempts`` or ``pin_attempts``; returns the new count."""
+    async def try_credential(
+        self,
+        application_id: str,
+        credential: Credential,
+        policy: AttemptPolicy,
+        source: str,
+        now: dt.datetime,
+        matches: Callable[[Any], bool],
+        failure: AuditEvent,
+    ) -> Attempt:
+        """One try of ``credential``, atomic across coroutines and processes: in one transaction,
+        count the try first (a conditional increment that only succeeds below ``policy.limit``;
+        LOCKED without comparing otherwise), then THROTTLED (uncounted, not compared) while
+        ``source`` is waiting after its last wrong try, then ``matches(stored column value)``.
+        RIGHT takes the count back; WRONG keeps it, makes ``source`` wait ``policy.wait`` and
+        appends ``failure`` to the audit log. NotFound if there is no such application."""
         ...
 
     async def due_mail(self, now: dt.datetime, limit: int = 10) -> list[MailRecord]: ...

@@ -26,7 +26,7 @@ import datetime as dt
 import json
 import re
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from typing import Any
@@ -42,10 +42,13 @@ from jitsuin.server.storage import (
     AcmeEABKeyRecord,
     AcmeOrderRecord,
     ApplicationRecord,
+    Attempt,
+    AttemptPolicy,
     AuditEntry,
     AuditEvent,
     CertificateRecord,
     Conflict,
+    Credential,
     CRLRecord,
     GenerationRecord,
     IntentRecord,
@@ -54,6 +57,7 @@ from jitsuin.server.storage import (
     NotFound,
     Operator,
     OutboxMail,
+    Outcome,
     ReenrollmentRecord,
     acme_cancelled,
     application_revoked,
@@ -675,6 +679,13 @@ class PostgresStore:
                 raise Conflict(
                     f"application {application_id} changed meanwhile (now {current.state})"
                 )
+            for counter in _ATTEMPT_COUNTERS & set(values):
+                # A new credential (new letter, new PIN): the waits of its old tries go too.
+                await db.execute(
+                    "DELETE FROM attempt_throttle WHERE application_id = $1 AND counter = $2",
+                    application_id,
+                    counter,
+                )
             if certificate is not None:
                 await self._insert_certificate(db, certificate)
             if mail is not None:
@@ -700,23 +711,70 @@ class PostgresStore:
         assert updated is not None
         return updated
 
-    async def count_failed_attempt(
-        self, application_id: str, counter: str, audit: AuditEvent
-    ) -> int:
-        if counter not in ("access_attempts", "pin_attempts"):
-            raise ValueError(f"not an attempt counter: {counter}")
+    async def try_credential(
+        self,
+        application_id: str,
+        credential: Credential,
+        policy: AttemptPolicy,
+        source: str,
+        now: dt.datetime,
+        matches: Callable[[Any], bool],
+        failure: AuditEvent,
+    ) -> Attempt:
+        counter, column = credential.counter, credential.column
         async with self._transaction() as db:
-            # One statement: the increment and the value it returns cannot interleave with
-            # another process's increment.
-            value = await db.fetchval(
-                f"UPDATE applications SET {counter} = {counter} + 1 WHERE id = $1"  # noqa: S608
-                f" RETURNING {counter}",
+            # Count first, in one conditional statement: its row lock makes tries of one
+            # application from any process take turns until COMMIT, and PostgreSQL re-checks
+            # the limit after the wait, so a try beyond it is never compared.
+            claimed = await db.fetchrow(
+                f"UPDATE applications SET {counter} = {counter} + 1"  # noqa: S608
+                f" WHERE id = $1 AND {counter} < $2 RETURNING {counter}, {column}",
                 application_id,
+                policy.limit,
             )
-            if value is None:
-                raise NotFound(f"no application {application_id}")
-            await self._append(db, audit)
-        return int(value)
+            if claimed is None:
+                value = await db.fetchval(
+                    f"SELECT {counter} FROM applications WHERE id = $1",  # noqa: S608
+                    application_id,
+                )
+                if value is None:
+                    raise NotFound(f"no application {application_id}")
+                return Attempt(Outcome.LOCKED, int(value))
+            tried, stored = int(claimed[0]), claimed[1]
+            waiting = await db.fetchrow(
+                "SELECT wrong, retry_at FROM attempt_throttle"
+                " WHERE application_id = $1 AND counter = $2 AND source = $3",
+                application_id,
+                counter,
+                source,
+            )
+            wrong_here = int(waiting[0]) if waiting else 0
+            refund = f"UPDATE applications SET {counter} = {counter} - 1 WHERE id = $1"  # noqa: S608
+            if waiting and waiting[1] > now:
+                await db.execute(refund, application_id)
+                return Attempt(Outcome.THROTTLED, tried - 1, waiting[1])
+            if matches(stored):
+                await db.execute(refund, application_id)
+                await db.execute(
+                    "DELETE FROM attempt_throttle"
+                    " WHERE application_id = $1 AND counter = $2 AND source = $3",
+                    application_id,
+                    counter,
+                    source,
+                )
+                return Attempt(Outcome.RIGHT, tried - 1)
+            await db.execute(
+                "INSERT INTO attempt_throttle (application_id, counter, source, wrong, retry_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (application_id, counter, source)"
+                " DO UPDATE SET wrong = excluded.wrong, retry_at = excluded.retry_at",
+                application_id,
+                counter,
+                source,
+                wrong_here + 1,
+                _utc(now + policy.wait(wrong_here + 1)),
+            )
+            await self._append(db, failure)
+        return Attempt(Outcome.WRONG, tried)
 
     # -- mail outbox -----------------------------------------------------------------------------
     _MAIL_COLUMNS = (
@@ -1494,6 +1552,7 @@ def _reenrollment(row: asyncpg.Record) -> ReenrollmentRecord:
 
 
 _APPLICATION_COLUMNS = frozenset(f.name for f in fields(ApplicationRecord))
+_ATTEMPT_COUNTERS = frozenset(c.counter for c in Credential)
 _TIME_COLUMNS = frozenset(name for name in _APPLICATION_COLUMNS if name.endswith("_at"))
 
 

@@ -38,10 +38,13 @@ from jitsuin.server.storage import (
     AcmeEABKeyRecord,
     AcmeOrderRecord,
     ApplicationRecord,
+    Attempt,
+    AttemptPolicy,
     AuditEntry,
     AuditEvent,
     CertificateRecord,
     Conflict,
+    Credential,
     CRLRecord,
     GenerationRecord,
     IntentRecord,
@@ -50,6 +53,7 @@ from jitsuin.server.storage import (
     NotFound,
     Operator,
     OutboxMail,
+    Outcome,
     ReenrollmentRecord,
     acme_cancelled,
     application_revoked,
@@ -757,6 +761,12 @@ class SQLiteStore:
                 raise Conflict(
                     f"application {application_id} changed meanwhile (now {current.state})"
                 )
+            for counter in _ATTEMPT_COUNTERS & set(values):
+                # A new credential (new letter, new PIN): the waits of its old tries go too.
+                await db.execute(
+                    "DELETE FROM attempt_throttle WHERE application_id = ? AND counter = ?",
+                    (application_id, counter),
+                )
             if certificate is not None:
                 await self._insert_certificate(db, certificate)
             if mail is not None:
@@ -782,25 +792,72 @@ class SQLiteStore:
         assert updated is not None
         return updated
 
-    async def count_failed_attempt(
-        self, application_id: str, counter: str, audit: AuditEvent
-    ) -> int:
-        if counter not in ("access_attempts", "pin_attempts"):
-            raise ValueError(f"not an attempt counter: {counter}")
-        async with self._transaction() as db:
-            await db.execute(
-                f"UPDATE applications SET {counter} = {counter} + 1 WHERE id = ?",  # noqa: S608
-                (application_id,),
-            )
-            row = await _first(
+    async def try_credential(
+        self,
+        application_id: str,
+        credential: Credential,
+        policy: AttemptPolicy,
+        source: str,
+        now: dt.datetime,
+        matches: Callable[[Any], bool],
+        failure: AuditEvent,
+    ) -> Attempt:
+        counter, column = credential.counter, credential.column
+
+        async def body(db: Any) -> Attempt:
+            # Count first: the increment is conditional, so a try beyond the limit is never
+            # compared, however many arrive at once (one writer at a time: BEGIN IMMEDIATE).
+            claimed = await _first(
                 db,
-                f"SELECT {counter} FROM applications WHERE id = ?",  # noqa: S608
-                (application_id,),
+                f"UPDATE applications SET {counter} = {counter} + 1"  # noqa: S608
+                f" WHERE id = ? AND {counter} < ? RETURNING {counter}, {column}",
+                (application_id, policy.limit),
             )
-            if row is None:
-                raise NotFound(f"no application {application_id}")  # rolls back: nothing audited
-            await self._append(db, audit)
-        return int(row[0])
+            if claimed is None:
+                row = await _first(
+                    db,
+                    f"SELECT {counter} FROM applications WHERE id = ?",  # noqa: S608
+                    (application_id,),
+                )
+                if row is None:
+                    raise NotFound(f"no application {application_id}")
+                return Attempt(Outcome.LOCKED, int(row[0]))
+            tried, stored = int(claimed[0]), claimed[1]
+            waiting = await _first(
+                db,
+                "SELECT wrong, retry_at FROM attempt_throttle"
+                " WHERE application_id = ? AND counter = ? AND source = ?",
+                (application_id, counter, source),
+            )
+            wrong_here = int(waiting[0]) if waiting else 0
+            refund = f"UPDATE applications SET {counter} = {counter} - 1 WHERE id = ?"  # noqa: S608
+            if waiting and _parse_time(waiting[1]) > now:
+                await db.execute(refund, (application_id,))
+                return Attempt(Outcome.THROTTLED, tried - 1, _parse_time(waiting[1]))
+            if matches(stored):
+                await db.execute(refund, (application_id,))
+                await db.execute(
+                    "DELETE FROM attempt_throttle"
+                    " WHERE application_id = ? AND counter = ? AND source = ?",
+                    (application_id, counter, source),
+                )
+                return Attempt(Outcome.RIGHT, tried - 1)
+            await db.execute(
+                "INSERT INTO attempt_throttle (application_id, counter, source, wrong, retry_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (application_id, counter, source)"
+                " DO UPDATE SET wrong = excluded.wrong, retry_at = excluded.retry_at",
+                (
+                    application_id,
+                    counter,
+                    source,
+                    wrong_here + 1,
+                    _time(now + policy.wait(wrong_here + 1)),
+                ),
+            )
+            await self._append(db, failure)
+            return Attempt(Outcome.WRONG, tried)
+
+        return await self._atomic(body)
 
     # -- mail outbox -----------------------------------------------------------------------------
     _MAIL_COLUMNS = (
@@ -1573,6 +1630,7 @@ def _reenrollment(row: Any) -> ReenrollmentRecord:
 
 
 _APPLICATION_COLUMNS = frozenset(f.name for f in fields(ApplicationRecord))
+_ATTEMPT_COUNTERS = frozenset(c.counter for c in Credential)
 _TIME_COLUMNS = frozenset(name for name in _APPLICATION_COLUMNS if name.endswith("_at")) | {
     "created_at",
     "updated_at",

@@ -283,6 +283,11 @@ CLIENT: Mapping[str, tuple[str, str]] = {
         "受付番号またはアクセスコードが正しくありません。あと{left}回間違えるとロックされます。",
         "The enrollment ID or the access code is wrong. {left} more wrong tries will lock it.",
     ),
+    "attempt_wait": (
+        "この接続元から直前に誤った入力がありました。{seconds}秒待ってからもう一度お試しください。",
+        "A wrong credential was just tried from this address. Wait {seconds} seconds and try "
+        "again.",
+    ),
     "unknown_credential": (
         "受付番号またはアクセスコードが正しくありません。",
         "The enrollment ID or the access code is wrong.",

@@ -1,5 +1,5 @@
 """Several server processes on one PostgreSQL store (issue 9): real OS processes race each other
-on what must stay exact: PIN attempt counts, serial and key uniqueness, the audit chain, a PIN
+on what must stay exact: PIN tries compared, serial and key uniqueness, the audit chain, a PIN
 redeemed once; and ``jitsuin serve --workers N`` runs, follows a rollover and stops.
 
 Each racer is ``python -c SCRIPT``: it opens the store (or the whole Authority) first, prints
@@ -130,32 +130,49 @@ def application(app_id: str = "APP-RACE0001", **overrides: Any) -> ApplicationRe
 
 
 # -- the store, raced by two processes -------------------------------------------------------------
-async def test_failed_pin_attempts_from_two_processes_add_up_exactly(postgres_schema):
+async def test_pin_tries_from_two_processes_compare_at_most_the_limit(postgres_schema):
+    """80 wrong tries at once from two processes (40 each, from 80 addresses): the count comes
+    first, in one conditional statement, so exactly max_attempts are compared."""
     store = await store_of(postgres_schema.url)
     try:
         await store.create_application(application(), AuditEvent(T0, "alice", "create", "a"))
         results = await asyncio.to_thread(
             race,
             """
+            from jitsuin.server.storage import AttemptPolicy, Credential
+
             async def main(url, name):
                 store = await opened(url)
+                policy = AttemptPolicy(limit=5, backoff=dt.timedelta(0))
+                compared = []
+
+                def wrong(stored):
+                    compared.append(stored)
+                    return False
+
                 barrier()
-                counts = await asyncio.gather(*(
-                    store.count_failed_attempt("APP-RACE0001", "pin_attempts", event(name, n))
+                attempts = await asyncio.gather(*(
+                    store.try_credential(
+                        "APP-RACE0001", Credential.PIN, policy, f"{name}-{n}",
+                        dt.datetime.now(dt.UTC), wrong, event(name, n),
+                    )
                     for n in range(40)
                 ))
                 await store.close()
-                print(json.dumps(counts))
+                print(json.dumps({
+                    "outcomes": [a.outcome.value for a in attempts], "compared": len(compared)
+                }))
 
             asyncio.run(main(*sys.argv[1:]))
             """,
             [postgres_schema.url, "p1"],
             [postgres_schema.url, "p2"],
         )
-        # Every increment returned a different count: none was lost or counted twice.
-        assert sorted(results[0] + results[1]) == list(range(1, 81))
-        assert (await store.application("APP-RACE0001")).pin_attempts == 80
-        assert await store.verify_audit_chain() == 81
+        outcomes = collections.Counter(o for r in results for o in r["outcomes"])
+        assert outcomes == {"wrong": 5, "locked": 75}
+        assert sum(r["compared"] for r in results) == 5
+        assert (await store.application("APP-RACE0001")).pin_attempts == 5
+        assert await store.verify_audit_chain() == 6
     finally:
         await store.close()
 
@@ -309,7 +326,7 @@ async def main(config_path, home, enrollment_id, pin, csr):
     ra = RAService(authority, config, Keyring(config.ra_secret()))
     barrier()
     try:
-        done = await ra.redeem(enrollment_id, pin, csr.encode(), "est")
+        done = await ra.redeem(enrollment_id, pin, csr.encode(), "est", "192.0.2.1")
         result = {"der": base64.b64encode(done.certificate_der).decode(), "repeated": done.repeated}
     except RAError as exc:
         result = {"refused": exc.kind.value, "details": exc.extensions}

@@ -9,6 +9,7 @@ A backend is a class with five members: ``open``, ``migration_files``, ``execute
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime as dt
 import hashlib
@@ -33,10 +34,13 @@ from jitsuin.server.storage import (
     AcmeEABKeyRecord,
     AcmeOrderRecord,
     ApplicationRecord,
+    Attempt,
+    AttemptPolicy,
     AuditChainBroken,
     AuditEvent,
     CertificateRecord,
     Conflict,
+    Credential,
     CRLRecord,
     GenerationRecord,
     IntentRecord,
@@ -44,6 +48,7 @@ from jitsuin.server.storage import (
     NotFound,
     Operator,
     OutboxMail,
+    Outcome,
     ReenrollmentRecord,
     Store,
     StoreError,
@@ -903,36 +908,136 @@ async def test_a_failed_mail_can_be_put_back(store):
         await store.retry_mail(mail.id, later, event("twice"))
 
 
-async def test_failed_attempts_are_counted(store):
+class Tries:
+    """``matches`` for ``try_credential``: right when the stored value is ``right``; counts the
+    comparisons made, which the attempt limit bounds."""
+
+    def __init__(self, right: str | None = "hash-of-the-pin") -> None:
+        self.right = right
+        self.compared = 0
+
+    def __call__(self, stored: object) -> bool:
+        self.compared += 1
+        return stored is not None and stored == self.right
+
+
+def refuse_to_compare(stored: object) -> bool:
+    raise AssertionError("a locked or throttled try was compared")
+
+
+async def test_a_credential_try_is_counted_first_and_only_wrong_ones_stay(store):
     await store.create_application(application_record(), event("application.create"))
-    assert await store.count_failed_attempt("APP-0001", "pin_attempts", event("pin", 1)) == 1
-    assert await store.count_failed_attempt("APP-0001", "pin_attempts", event("pin", 2)) == 2
-    assert await store.count_failed_attempt("APP-0001", "access_attempts", event("ac", 3)) == 1
+    await store.update_application("APP-0001", 1, {"pin_hash": "hash-of-the-pin"}, event("pin"))
+    policy = AttemptPolicy(limit=3, backoff=dt.timedelta(0))
+    right, wrong = Tries(), Tries(right=None)
+
+    async def attempt(matches, source="192.0.2.1", credential=Credential.PIN):
+        return await store.try_credential(
+            "APP-0001", credential, policy, source, T0, matches, event("redeem.wrong_pin")
+        )
+
+    assert await attempt(wrong) == Attempt(Outcome.WRONG, 1)
+    assert await attempt(right) == Attempt(Outcome.RIGHT, 1)  # a right try is not counted
+    assert await attempt(wrong, "192.0.2.2") == Attempt(Outcome.WRONG, 2)
+    assert await attempt(wrong) == Attempt(Outcome.WRONG, 3)
+    # Locked: not compared, even with the right credential; nothing counted or audited.
+    assert await attempt(refuse_to_compare) == Attempt(Outcome.LOCKED, 3)
+    assert await attempt(Tries(right="access"), credential=Credential.ACCESS_CODE) == Attempt(
+        Outcome.WRONG, 1
+    )
     app = await store.application("APP-0001")
-    assert (app.pin_attempts, app.access_attempts, app.version) == (2, 1, 1)
-    with pytest.raises(ValueError, match="not an attempt counter"):
-        await store.count_failed_attempt("APP-0001", "version", event("bad"))
+    assert (app.pin_attempts, app.access_attempts, app.version) == (3, 1, 2)
+    audit = [e.event.action for e in await store.audit_log()]
+    assert audit.count("redeem.wrong_pin") == 4  # three PIN tries and the access code one
+    # The EAB key shares the PIN's counter, and is compared with the sealed column.
+    assert await attempt(refuse_to_compare, credential=Credential.EAB_KEY) == Attempt(
+        Outcome.LOCKED, 3
+    )
     with pytest.raises(NotFound):
-        await store.count_failed_attempt("APP-9999", "pin_attempts", event("missing"))
-    assert await store.verify_audit_chain() >= 4
+        await store.try_credential(
+            "APP-9999", Credential.PIN, policy, "192.0.2.1", T0, wrong, event("missing")
+        )
+    assert await store.verify_audit_chain() == 6
 
 
-async def test_concurrent_failed_attempts_from_two_instances_add_up(backend, store):
+async def test_a_source_waits_after_its_wrong_try_and_a_new_credential_ends_the_wait(store):
     await store.create_application(application_record(), event("application.create"))
+    await store.update_application("APP-0001", 1, {"pin_hash": "hash-of-the-pin"}, event("pin"))
+    policy = AttemptPolicy(limit=5, backoff=dt.timedelta(seconds=10))
+    wrong = Tries(right=None)
+
+    async def attempt(matches, at, source="192.0.2.1"):
+        return await store.try_credential(
+            "APP-0001", Credential.PIN, policy, source, at, matches, event("redeem.wrong_pin")
+        )
+
+    assert await attempt(wrong, T0) == Attempt(Outcome.WRONG, 1)
+    second = T0 + dt.timedelta(seconds=9)
+    # Throttled: not compared and not counted.
+    assert await attempt(refuse_to_compare, second) == Attempt(
+        Outcome.THROTTLED, 1, T0 + dt.timedelta(seconds=10)
+    )
+    assert await attempt(wrong, second, "192.0.2.2") == Attempt(Outcome.WRONG, 2)  # another source
+    assert await attempt(wrong, T0 + dt.timedelta(seconds=10)) == Attempt(Outcome.WRONG, 3)
+    later = T0 + dt.timedelta(seconds=29)  # the second wait is twice as long
+    assert (await attempt(refuse_to_compare, later)).outcome is Outcome.THROTTLED
+    assert (await store.application("APP-0001")).pin_attempts == 3
+    assert await attempt(Tries(), T0 + dt.timedelta(seconds=30)) == Attempt(Outcome.RIGHT, 3)
+    assert await attempt(wrong, T0 + dt.timedelta(seconds=30)) == Attempt(Outcome.WRONG, 4)
+    # A new PIN resets the count and ends every source's wait.
+    app = await store.application("APP-0001")
+    await store.update_application(
+        "APP-0001", app.version, {"pin_hash": "new", "pin_attempts": 0}, event("reissue")
+    )
+    assert await attempt(wrong, T0 + dt.timedelta(seconds=31)) == Attempt(Outcome.WRONG, 1)
+
+
+async def test_concurrent_tries_from_two_instances_compare_at_most_the_limit(backend, store):
+    await store.create_application(application_record(), event("application.create"))
+    await store.update_application("APP-0001", 1, {"pin_hash": "hash-of-the-pin"}, event("pin"))
     other = await backend.open()
+    policy = AttemptPolicy(limit=5, backoff=dt.timedelta(seconds=60))
+    wrong = Tries(right=None)
     try:
-        counts = await asyncio.gather(
+        attempts = await asyncio.gather(
             *(
-                s.count_failed_attempt("APP-0001", "pin_attempts", event("pin", n))
-                for n in range(20)
+                s.try_credential(
+                    "APP-0001",
+                    Credential.PIN,
+                    policy,
+                    f"192.0.2.{n % 3}",
+                    T0,
+                    wrong,
+                    event("redeem.wrong_pin", n),
+                )
+                for n in range(40)
                 for s in (store, other)
             )
         )
+        outcomes = collections.Counter(a.outcome for a in attempts)
+        # Three sources: each compared once, then waits; the rest are throttled, not locked.
+        assert outcomes == {Outcome.WRONG: 3, Outcome.THROTTLED: 77}
+        assert wrong.compared == 3
+        late = [  # 80 sources, none waiting
+            s.try_credential(
+                "APP-0001",
+                Credential.PIN,
+                policy,
+                f"198.51.{100 + i}.{n}",
+                T0,
+                wrong,
+                event("redeem.wrong_pin", n),
+            )
+            for n in range(40)
+            for i, s in enumerate((store, other))
+        ]
+        outcomes = collections.Counter(a.outcome for a in await asyncio.gather(*late))
+        assert outcomes == {Outcome.WRONG: 2, Outcome.LOCKED: 78}
+        assert wrong.compared == 5
     finally:
         await other.close()
-    assert sorted(counts) == list(range(1, 41))
-    assert (await store.application("APP-0001")).pin_attempts == 40
-    assert await store.verify_audit_chain() == 41
+    assert (await store.application("APP-0001")).pin_attempts == 5
+    assert await store.verify_audit_chain() == 7
 
 
 async def test_one_of_two_racing_updates_wins(backend, store):

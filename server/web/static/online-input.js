@@ -61,6 +61,8 @@ function validate() {
 function explain(reply) {
   const kind = problemKind(reply.body);
   const reason = reply.body?.reason;
+  // 429 (RFC 6585): a wrong try from this address just now; it waits before the next one counts.
+  if (reply.status === 429) return t("attempt_wait", { seconds: reply.body?.retryAfter ?? 15 });
   if (reply.status === 401) {
     const left = reply.body?.attemptsLeft;
     return left === undefined ? t("unknown_credential") : t("wrong_access_code", { left });

@@ -103,6 +103,9 @@ async function enroll() {
     wait(response);
   } else if (response.status === 401) {
     abandon(explainUnauthorized(response));
+  } else if (response.status === 429) {
+    // RFC 6585: a wrong PIN from this address just now; it waits before the next try counts.
+    abandon(t("attempt_wait", { seconds: response.headers.get("Retry-After") ?? "15" }));
   } else if (response.status === 400 && response.headers.get("Jitsuin-Error") === "key_reused") {
     abandon(t("key_reused"));
   } else if (response.status === 400 || response.status === 403 || response.status === 415) {

@@ -167,7 +167,12 @@ def test_eab_before_approval_and_wrong_mac(server, helpers):
     assert "MAC" in wrong["detail"]
     # The wrong MAC counted as a wrong try on the application's one-time credentials.
     assert application_state(server, app["id"])["pin"]["attempts"] == 1
-    assert helpers.Client(server).register(app["kid"], app["hmac"]).status_code == 201
+    # This address waits before its next try is compared (RFC 8555 §6.6 rateLimited), even with
+    # the right MAC; the wait is not a try.
+    waited = helpers.Client(server).register(app["kid"], app["hmac"])
+    assert problem(waited, 429, "rateLimited")
+    assert 1 <= int(waited.headers["Retry-After"]) <= 15
+    assert application_state(server, app["id"])["pin"]["attempts"] == 1
 
 
 def test_renewal_waits_for_an_operator_across_a_restart(server, helpers):

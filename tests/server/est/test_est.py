@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import collections
 import hashlib
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 from pathlib import Path
 
+import aiohttp
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -528,11 +532,79 @@ def test_est_is_not_served_over_plain_http(server) -> None:
     assert out.stdout == "404"
 
 
-def test_refusals_are_audited(server) -> None:
-    post(server, "simpleenroll", csr_b64(), "text/plain", ("nobody", "nothing"))
-    entries = server.ok("GET", "/ra/audit?limit=1000", "root")["entries"]
-    assert any(
-        e["action"] == "est.simpleenroll.refused" and e["details"]["status"] == 415 for e in entries
+def _audit_after(server, seq: int) -> list[dict]:
+    """The audit entries after ``seq``, but for the reads of the log by root (audited too)."""
+    entries = server.ok("GET", f"/ra/audit?after={seq}&limit=1000", "root")["entries"]
+    return [e for e in entries if e["actor"] != "root"]
+
+
+def _last_seq(server) -> int:
+    seq = 0
+    while entries := server.ok("GET", f"/ra/audit?after={seq}&limit=1000", "root")["entries"]:
+        seq = entries[-1]["seq"]
+    return seq
+
+
+def test_strangers_refusals_are_counted_and_logged_not_audited(server) -> None:
+    """Issue 14: 500 enrollments with unknown enrollment IDs add no audit entry and a line or
+    two to the log (one per kind per minute, with the count left out); /health counts them."""
+    seq = _last_seq(server)
+    log = server.home / "server.log"
+    logged = log.stat().st_size
+    before = json.loads(server.fetch("/health")[2])["refusals"].get("unknown_enrollment_id", 0)
+    csr = base64.b64encode(base64.b64decode(csr_b64()))
+
+    async def burst() -> collections.Counter[int]:
+        limit = asyncio.Semaphore(16)
+        connector = aiohttp.TCPConnector(ssl=server.tls(), limit=16)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def one(n: int) -> int:
+                auth = base64.b64encode(f"ZZZZZ-{n:05d}:12345678".encode()).decode()
+                headers = {"Content-Type": "application/pkcs10", "Authorization": f"Basic {auth}"}
+                async with (
+                    limit,
+                    session.post(f"{est(server)}/simpleenroll", data=csr, headers=headers) as reply,
+                ):
+                    return reply.status
+
+            return collections.Counter(await asyncio.gather(*(one(n) for n in range(500))))
+
+    assert asyncio.run(burst()) == {401: 500}
+    post(server, "simpleenroll", csr_b64(), "text/plain", ("nobody", "nothing"))  # 415
+    assert _audit_after(server, seq) == []
+    with log.open("rb") as handle:
+        handle.seek(logged)
+        lines = [ln for ln in handle.read().decode().splitlines() if "refused (" in ln]
+    assert 1 <= len(lines) <= 4, lines
+    after = json.loads(server.fetch("/health")[2])["refusals"]
+    assert after["unknown_enrollment_id"] - before == 500
+
+    # Against a known application: a wrong PIN adds one entry, counted with the try; a refusal
+    # after the right PIN (the wrong label) is audited with the application as its target.
+    app = server.application("general")
+    seq = _last_seq(server)
+    wrong = "12345678" if app["pin"] != "12345678" else "87654321"
+    assert post(server, "simpleenroll", csr_b64(), user=(app["enrollment_id"], wrong))[0] == 401
+    (entry,) = _audit_after(server, seq)
+    assert entry["action"] == "redeem.wrong_pin"
+    assert entry["target"] == f"application/{app['id']}"
+    assert entry["details"]["source"] == "127.0.0.1"
+    # The right PIN from the same address at once: it waits (429), uncompared, not audited.
+    status, headers, _ = post(
+        server, "simpleenroll", csr_b64(), user=(app["enrollment_id"], app["pin"])
+    )
+    assert status == 429 and headers["jitsuin-error"] == "throttled", headers
+    assert 1 <= int(headers["retry-after"]) <= 15
+    assert _audit_after(server, entry["seq"]) == []
+    other = server.application("general")
+    seq = _last_seq(server)
+    user = (other["enrollment_id"], other["pin"])
+    assert post(server, "simpleenroll", csr_b64(), user=user, label="document-manager")[0] == 400
+    (entry,) = _audit_after(server, seq)
+    assert (entry["action"], entry["target"]) == (
+        "est.simpleenroll.refused",
+        f"application/{other['id']}",
     )
 
 

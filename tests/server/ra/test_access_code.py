@@ -3,6 +3,7 @@ person types it, attempt-limited."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 LETTER_CODE = re.compile(r"アクセスコード / Access code: <span class=\"code\">([^<]+)</span>")
@@ -59,6 +60,7 @@ async def test_wrong_codes_are_counted_and_lock(server):
     flow = await server.prepare("awaiting_online_input")
     wrong = "0" * 26
     for attempt in range(1, 6):
+        server.clock.advance(dt.timedelta(hours=1))  # each after this address's wait
         reply = await server.online_input(flow.enrollment_id, wrong, confirm=True)
         problem = reply.problem(401)
         assert problem["attemptsLeft"] == 5 - attempt
@@ -79,6 +81,7 @@ async def test_wrong_codes_are_counted_and_lock(server):
     assert sent["application"]["accessCode"]["attempts"] == 0
     reply = await server.online_input(flow.enrollment_id, old_code, confirm=True)
     assert reply.problem(401)["attemptsLeft"] == 4
+    server.clock.advance(dt.timedelta(seconds=15))  # this address waits after a wrong try
     reply = await server.online_input(flow.enrollment_id, flow.access_code, confirm=True)
     assert reply.expect(200).json["state"] == "online_input_received"
 
@@ -87,6 +90,7 @@ async def test_locked_code_before_the_payment_gets_a_new_packet(server):
     flow = await server.prepare("inquiry_sent")
     await server.letter(flow)  # identity_confirmed: the letter is back, the payment is not
     for _ in range(5):
+        server.clock.advance(dt.timedelta(hours=1))  # each after this address's wait
         (await server.online_input(flow.enrollment_id, "0" * 26, confirm=False)).problem(401)
     sent = await server.dispatch(flow)
     assert sent["application"]["state"] == "identity_confirmed"
@@ -105,6 +109,7 @@ async def test_resent_packet_kills_the_old_code(server):
     await server.letter(flow)
     reply = await server.online_input(flow.enrollment_id, old_code, confirm=True)
     assert reply.problem(401)["attemptsLeft"] == 4
+    server.clock.advance(dt.timedelta(seconds=15))  # this address waits after a wrong try
     reply = await server.online_input(flow.enrollment_id, flow.access_code, confirm=True)
     assert reply.expect(200).json["state"] == "online_input_received"
 

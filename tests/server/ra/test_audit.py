@@ -3,6 +3,7 @@ hash-chained log, and an edited or deleted row is found by /ra/audit/verify."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import sqlite3
 
@@ -32,6 +33,7 @@ async def test_operator_actions_and_reads_are_audited(server):
     target = f"application/{flow.id}"
     applicant = f"applicant:{flow.enrollment_id}"
     (await server.online_input(flow.enrollment_id, "0" * 26, confirm=True)).problem(401)
+    server.clock.advance(dt.timedelta(seconds=15))  # this address waits after a wrong try
     (await server.online_input(flow.enrollment_id, flow.access_code, confirm=False)).expect(200)
     (await server.online_input(flow.enrollment_id, flow.access_code, confirm=True)).expect(200)
     await server.approve(flow, "bob")
@@ -39,7 +41,7 @@ async def test_operator_actions_and_reads_are_audited(server):
     (await server.call("POST", f"/ra/applications/{flow.id}/reissue-pin", "dave")).expect(200)
     await server.next_pin_mail(flow, before)
     _, csr = server.csr()
-    await server.ra.redeem(flow.enrollment_id, flow.pin, csr, "test")
+    await server.ra.redeem(flow.enrollment_id, flow.pin, csr, "test", "192.0.2.1")
     reply = await server.call(
         "POST", f"/ra/applications/{flow.id}/revoke", "bob", body={"reason": "superseded"}
     )

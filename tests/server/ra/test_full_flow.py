@@ -116,7 +116,7 @@ async def test_seed_flow_over_http(server, letter_first):
     # Nothing can be picked up before approval.
     _, csr_pem = server.csr()
     with pytest.raises(RAError) as pending:
-        await server.ra.redeem(enrollment_id, "00000000", csr_pem, "test")
+        await server.ra.redeem(enrollment_id, "00000000", csr_pem, "test", "192.0.2.66")
     assert pending.value.kind is RAKind.PENDING
 
     # Step 6: the applicant looks at the data first (nothing changes), then confirms.
@@ -160,13 +160,13 @@ async def test_seed_flow_over_http(server, letter_first):
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Somebody Else")])
     )
     with pytest.raises(CAError) as refused:
-        await server.ra.redeem(enrollment_id, mail.pin, contradicting, "test")
+        await server.ra.redeem(enrollment_id, mail.pin, contradicting, "test", "192.0.2.1")
     assert refused.value.kind is Kind.BAD_SUBJECT
     assert (await server.record(app_id)).state == "pin_sent"
 
     # An empty subject: the certificate is made from the vetted record only.
     key, csr_pem = server.csr()
-    redeemed = await server.ra.redeem(enrollment_id, mail.pin, csr_pem, "test")
+    redeemed = await server.ra.redeem(enrollment_id, mail.pin, csr_pem, "test", "192.0.2.1")
     assert redeemed.repeated is False
     assert redeemed.application.state == "issued"
     cert = x509.load_der_x509_certificate(redeemed.certificate_der)
@@ -205,14 +205,14 @@ async def test_seed_flow_over_http(server, letter_first):
     }
 
     # A retry after a lost response: same PIN, same key -> the same certificate.
-    again = await server.ra.redeem(enrollment_id, mail.pin, csr_pem, "test")
+    again = await server.ra.redeem(enrollment_id, mail.pin, csr_pem, "test", "192.0.2.1")
     assert again.repeated is True
     assert again.certificate_der == redeemed.certificate_der
     assert await server.authority.store.count_certificates() == 1
     # Same PIN, another key: refused.
     _, other_csr = server.csr()
     with pytest.raises(RAError) as other:
-        await server.ra.redeem(enrollment_id, mail.pin, other_csr, "test")
+        await server.ra.redeem(enrollment_id, mail.pin, other_csr, "test", "192.0.2.1")
     assert other.value.kind is RAKind.LOCKED
     assert await server.authority.store.count_certificates() == 1
 
@@ -230,7 +230,7 @@ async def test_csr_subject_that_agrees_is_not_copied(server):
             ]
         )
     )
-    redeemed = await server.ra.redeem(flow.enrollment_id, flow.pin, csr_pem, "test")
+    redeemed = await server.ra.redeem(flow.enrollment_id, flow.pin, csr_pem, "test", "192.0.2.1")
     cert = x509.load_der_x509_certificate(redeemed.certificate_der)
     assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME) == []
     assert [a.value for a in cert.subject.get_attributes_for_oid(NameOID.TITLE)] == [

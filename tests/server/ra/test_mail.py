@@ -76,7 +76,7 @@ async def test_mail_failure_retry_and_delivery(ra_server):
     assert mail.enrollment_id == flow.enrollment_id
     # The delivered PIN is the one the application holds.
     _, csr = server.csr()
-    redeemed = await server.ra.redeem(flow.enrollment_id, mail.pin, csr, "test")
+    redeemed = await server.ra.redeem(flow.enrollment_id, mail.pin, csr, "test", "192.0.2.1")
     assert redeemed.application.state == "issued"
     # A sent mail cannot be retried; its sealed body is gone.
     (await server.call("POST", f"/ra/mail/{failed['id']}/retry", "bob")).problem(409)

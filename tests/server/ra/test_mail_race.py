@@ -41,7 +41,7 @@ class PickingUp:
     async def _pickup(self, enrollment_id: str, pin: str) -> Any:
         _, csr = self.server.csr()
         try:
-            return await self.server.ra.redeem(enrollment_id, pin, csr, "est")
+            return await self.server.ra.redeem(enrollment_id, pin, csr, "est", "192.0.2.1")
         except RAError as exc:
             return exc
 

@@ -366,7 +366,9 @@ def test_one_certificate_authenticates_one_operator(live, tmp_path):
 async def test_expiry_and_a_disabled_operator(server):
     flow = await server.prepare("pin_sent")
     _, csr = server.csr()
-    der = (await server.ra.redeem(flow.enrollment_id, flow.pin, csr, "test")).certificate_der
+    der = (
+        await server.ra.redeem(flow.enrollment_id, flow.pin, csr, "test", "192.0.2.1")
+    ).certificate_der
     binding = await server.ra.bind_certificate("cli:test", "carol", der)
     assert binding["sha256"] == hashlib.sha256(der).hexdigest()
     assert (await server.ra.authenticate_certificate(der)).name == "carol"

@@ -19,14 +19,14 @@ async def test_five_wrong_pins_lock_then_reissue(server):
     _, csr = server.csr()
     bad = wrong_pin(flow.pin)
     for attempt in range(1, 6):
-        with pytest.raises(RAError) as refused:
-            await server.ra.redeem(flow.enrollment_id, bad, csr, "test")
+        with pytest.raises(RAError) as refused:  # from five addresses: none waits
+            await server.ra.redeem(flow.enrollment_id, bad, csr, "test", f"192.0.2.{attempt}")
         assert refused.value.kind is RAKind.UNAUTHORIZED
         assert refused.value.extensions["attemptsLeft"] == 5 - attempt
         assert (await server.record(flow.id)).pin_attempts == attempt  # counted in the store
     # The sixth attempt is refused even with the right PIN.
     with pytest.raises(RAError) as locked:
-        await server.ra.redeem(flow.enrollment_id, flow.pin, csr, "test")
+        await server.ra.redeem(flow.enrollment_id, flow.pin, csr, "test", "192.0.2.1")
     assert locked.value.kind is RAKind.LOCKED
     record = await server.record(flow.id)
     assert (record.state, record.pin_attempts) == ("pin_sent", 5)
@@ -49,9 +49,10 @@ async def test_five_wrong_pins_lock_then_reissue(server):
 
     # The old PIN is dead, the new one works.
     with pytest.raises(RAError) as dead:
-        await server.ra.redeem(flow.enrollment_id, old.pin, csr, "test")
+        await server.ra.redeem(flow.enrollment_id, old.pin, csr, "test", "192.0.2.1")
     assert dead.value.kind is RAKind.UNAUTHORIZED
-    redeemed = await server.ra.redeem(flow.enrollment_id, new.pin, csr, "test")
+    server.clock.advance(dt.timedelta(seconds=15))  # this address waits after a wrong try
+    redeemed = await server.ra.redeem(flow.enrollment_id, new.pin, csr, "test", "192.0.2.1")
     assert redeemed.application.state == "issued" and not redeemed.repeated
 
 
@@ -64,7 +65,7 @@ async def test_pin_expires(ra_server):
 
     server.clock.advance(dt.timedelta(hours=2, seconds=1))
     with pytest.raises(RAError) as expired:
-        await server.ra.redeem(flow.enrollment_id, flow.pin, csr, "test")
+        await server.ra.redeem(flow.enrollment_id, flow.pin, csr, "test", "192.0.2.1")
     assert expired.value.kind is RAKind.EXPIRED
     assert (await server.record(flow.id)).state == "pin_sent"
     assert await server.authority.store.count_certificates() == 0
@@ -74,7 +75,7 @@ async def test_pin_expires(ra_server):
     (await server.call("POST", f"/ra/applications/{flow.id}/reissue-pin", "dave")).expect(200)
     new = await server.next_pin_mail(flow, before)
     server.clock.advance(dt.timedelta(hours=2))
-    redeemed = await server.ra.redeem(flow.enrollment_id, new.pin, csr, "test")
+    redeemed = await server.ra.redeem(flow.enrollment_id, new.pin, csr, "test", "192.0.2.1")
     assert redeemed.application.state == "issued"
 
 
@@ -84,16 +85,16 @@ async def test_pin_needs_the_right_enrollment_id(server):
     _, csr = server.csr()
     # Another application's PIN counts against this one and issues nothing.
     with pytest.raises(RAError) as refused:
-        await server.ra.redeem(first.enrollment_id, second.pin, csr, "test")
+        await server.ra.redeem(first.enrollment_id, second.pin, csr, "test", "192.0.2.1")
     assert refused.value.kind is RAKind.UNAUTHORIZED
     with pytest.raises(RAError) as unknown:
-        await server.ra.redeem("ZZZZZ-ZZZZZ", first.pin, csr, "test")
+        await server.ra.redeem("ZZZZZ-ZZZZZ", first.pin, csr, "test", "192.0.2.1")
     assert unknown.value.kind is RAKind.UNAUTHORIZED
     assert (await server.record(first.id)).pin_attempts == 1
     assert (await server.record(second.id)).pin_attempts == 0
     # The enrollment ID is read back as typed: lower case, without the dash.
     typed = first.enrollment_id.replace("-", "").lower()
-    redeemed = await server.ra.redeem(typed, first.pin, csr, "test")
+    redeemed = await server.ra.redeem(typed, first.pin, csr, "test", "192.0.2.2")
     assert redeemed.application.id == first.id
 
 
@@ -107,7 +108,7 @@ async def test_rejected_application_cannot_be_redeemed(server):
     assert record.pin_hash is None and record.eab_key_sealed is None
     _, csr = server.csr()
     with pytest.raises(RAError):
-        await server.ra.redeem(flow.enrollment_id, flow.pin, csr, "test")
+        await server.ra.redeem(flow.enrollment_id, flow.pin, csr, "test", "192.0.2.1")
     assert await server.authority.store.count_certificates() == 0
 
 
@@ -127,7 +128,10 @@ async def test_concurrent_pickups_issue_one_certificate(server, monkeypatch):
     flow = await server.prepare("pin_sent")
     _, csr = server.csr()
     results = await asyncio.gather(
-        *(server.ra.redeem(flow.enrollment_id, flow.pin, csr, f"c{i}") for i in range(3)),
+        *(
+            server.ra.redeem(flow.enrollment_id, flow.pin, csr, f"c{i}", "192.0.2.1")
+            for i in range(3)
+        ),
     )
     assert len({r.certificate_der for r in results}) == 1
     assert sorted(r.repeated for r in results) == [False, True, True]
@@ -136,7 +140,7 @@ async def test_concurrent_pickups_issue_one_certificate(server, monkeypatch):
     other = await server.prepare("pin_sent")
     csrs = [server.csr()[1] for _ in range(3)]
     results = await asyncio.gather(
-        *(server.ra.redeem(other.enrollment_id, other.pin, c, "test") for c in csrs),
+        *(server.ra.redeem(other.enrollment_id, other.pin, c, "test", "192.0.2.1") for c in csrs),
         return_exceptions=True,
     )
     won = [r for r in results if not isinstance(r, BaseException)]

@@ -9,7 +9,7 @@ from cryptography import x509
 async def issued(server, **overrides):
     flow = await server.prepare("pin_sent", **overrides)
     _, csr = server.csr()
-    redeemed = await server.ra.redeem(flow.enrollment_id, flow.pin, csr, "test")
+    redeemed = await server.ra.redeem(flow.enrollment_id, flow.pin, csr, "test", "192.0.2.1")
     return flow, x509.load_der_x509_certificate(redeemed.certificate_der)
 
 

@@ -4,6 +4,7 @@ codes, EAB keys, operator tokens, nor the Individual Number that was sent and re
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import sqlite3
@@ -78,6 +79,7 @@ async def test_no_secret_in_database_or_logs(ra_server, caplog):
     await server.letter(flow)
     await server.pay(flow)
     (await server.online_input(flow.enrollment_id, "0" * 26, confirm=True)).problem(401)
+    server.clock.advance(dt.timedelta(seconds=15))  # this address waits after a wrong try
     (await server.online_input(flow.enrollment_id, printed, confirm=False)).expect(200)
     (await server.online_input(flow.enrollment_id, printed, confirm=True)).expect(200)
 
@@ -85,15 +87,15 @@ async def test_no_secret_in_database_or_logs(ra_server, caplog):
     mail = await server.approve(flow, "bob")
     secrets["PIN 1"], secrets["EAB key 1"] = mail.pin, mail.eab_key
     _, csr = server.csr()
-    for wrong in {"00000000", "99999999"} - {mail.pin}:
-        with pytest.raises(RAError) as refused:
-            await server.ra.redeem(flow.enrollment_id, wrong, csr, "test")
+    for n, wrong in enumerate(sorted({"00000000", "99999999"} - {mail.pin})):
+        with pytest.raises(RAError) as refused:  # from two addresses: neither waits
+            await server.ra.redeem(flow.enrollment_id, wrong, csr, "test", f"192.0.2.{n}")
         assert refused.value.kind is RAKind.UNAUTHORIZED
     before = len(server.mailbox.messages_to(flow.email))
     (await server.call("POST", f"/ra/applications/{flow.id}/reissue-pin", "bob")).expect(200)
     mail = await server.next_pin_mail(flow, before)
     secrets["PIN 2"], secrets["EAB key 2"] = mail.pin, mail.eab_key
-    await server.ra.redeem(flow.enrollment_id, mail.pin, csr, "test")
+    await server.ra.redeem(flow.enrollment_id, mail.pin, csr, "test", "192.0.2.1")
 
     # A second application left waiting with its PIN and EAB key alive (sealed, not wiped).
     waiting = await server.prepare("pin_sent")

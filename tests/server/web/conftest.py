@@ -36,9 +36,13 @@ Server = Any  # tests/conftest.py's LiveServer (a conftest cannot import another
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, live_jitsuin: Any) -> Iterator[Server]:
-    """The server the browser tests share (each test makes its own applications)."""
+    """The server the browser tests share (each test makes its own applications). An address
+    does not wait after a wrong try here, so that a test can show each refusal in turn
+    (test_refusals.py shows the wait on a server of its own)."""
     with live_jitsuin.server(
-        tmp_path_factory.mktemp("web-home"), retry_after_seconds=RETRY_AFTER_SECONDS
+        tmp_path_factory.mktemp("web-home"),
+        retry_after_seconds=RETRY_AFTER_SECONDS,
+        attempt_backoff_seconds=0,
     ) as started:
         yield started
 
@@ -46,12 +50,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, live_jitsuin: Any) -> Itera
 @pytest.fixture
 def start_server(
     tmp_path_factory: pytest.TempPathFactory, live_jitsuin: Any
-) -> Iterator[Callable[[], Server]]:
-    """``start_server()``: a server of the test's own, for tests that change the CA."""
+) -> Iterator[Callable[..., Server]]:
+    """``start_server(**options)``: a server of the test's own, for tests that change the CA or
+    its configuration (the options of tests/conftest.py's ``write_config``)."""
     with contextlib.ExitStack() as stack:
-        yield lambda: stack.enter_context(
+        yield lambda **options: stack.enter_context(
             live_jitsuin.server(
-                tmp_path_factory.mktemp("web-own"), retry_after_seconds=RETRY_AFTER_SECONDS
+                tmp_path_factory.mktemp("web-own"),
+                retry_after_seconds=RETRY_AFTER_SECONDS,
+                **options,
             )
         )
 

@@ -73,6 +73,23 @@ def test_wrong_pin_counts_down_then_locks(server, visit, lang):
     expect(tab.page.locator("#state-extra")).to_have_text(say("pin_is_locked", lang))
 
 
+def test_after_a_wrong_pin_the_address_waits(start_server, visit):
+    """With the default wait after a wrong try ([ra] attempt_backoff_seconds = 15): the right PIN
+    typed at once is not compared; the page says how long to wait (429 + Retry-After)."""
+    own = start_server()
+    applicant = own.application()
+    tab = visit("en", on=own)
+    tab.goto("/pickup")
+    pick_up(tab, applicant["enrollment_id"], other_pin(applicant["pin"], 1))
+    assert alert(tab) == say("wrong_pin", "en", left=4)
+    pick_up(tab, applicant["enrollment_id"], applicant["pin"])
+    message = alert(tab)
+    seconds = int(message.split("Wait ")[1].split(" ")[0])
+    assert message == say("attempt_wait", "en", seconds=seconds) and 1 <= seconds <= 15
+    tab.screenshot("10-pickup-wait")
+    assert own.state(applicant["id"])["pin"]["attempts"] == 1  # the wait cost no try
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_used_pin(server, visit, lang):
     applicant = server.application()
