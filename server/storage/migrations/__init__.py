@@ -22,6 +22,6 @@ def migrations(dialect: str) -> list[tuple[int, str, str]]:
             found.append((int(match.group(1)), item.name, item.read_text(encoding="utf-8")))
     found.sort()
     versions = [v for v, _, _ in found]
-    if len(set(versions)) != len(versions) or versions[:1] not in ([], [1]):
-        raise RuntimeError(f"{dialect} migrations are not numbered 1, 2, ...: {versions}")
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"{dialect} migrations are not numbered 1..n: {versions}")
     return found
