@@ -33,6 +33,7 @@ from jitsuin.server import config as configuration
 from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
 from jitsuin.server.config import Config, ConfigError
+from jitsuin.server.connections import Listener
 from jitsuin.server.est import client as est_client
 from jitsuin.server.storage import CertificateRecord, Conflict, NotFound, open_store
 
@@ -137,14 +138,21 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
         server = config.server
         # No access log on the public listener: CRL/OCSP/AIA fetches are high-volume and carry
         # no personal data; the HTTPS listener keeps its access log.
-        public = web.AppRunner(create_public_app(authority), access_log=None)
+        # aiohttp's keep-alive timer is the request head deadline (server/connections.py).
+        head = config.http.request_head_timeout
+        public = web.AppRunner(
+            create_public_app(authority), access_log=None, keepalive_timeout=head
+        )
         await public.setup()
         runners.append(public)
-        sites = [workers.site(public, server.http, inherited.get("http"))]
+        sites = [Listener(public, server.http, inherited.get("http"), config.http)]
         if server.https is not None:
             cert_file, key_file = await authority.tls_files()
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 8996; RFC 7030 §3.3
+            # TLS 1.2: ECDHE with an AEAD cipher only (RFC 9325 §4.2), no CBC suites; the
+            # TLS 1.3 suites are set apart by OpenSSL and are all AEAD.
+            context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
             context.load_cert_chain(cert_file, key_file)
             # EST re-enrollment authenticates with the subscriber's certificate (RFC 7030
             # §3.3.2): ask for one, and accept only chains to a generation of this CA.
@@ -160,10 +168,11 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
                     cadata=generation.certificate.public_bytes(serialization.Encoding.PEM).decode()
                 )
             )
-            full = web.AppRunner(create_app(authority))
+            full = web.AppRunner(create_app(authority), keepalive_timeout=head)
             await full.setup()
             runners.append(full)
-            sites.append(workers.site(full, server.https, inherited.get("https"), context))
+            https = inherited.get("https")
+            sites.append(Listener(full, server.https, https, config.http, context))
         for site in sites:
             await site.start()
         # A rollover by `jitsuin ca rollover` or another worker reaches this process too.
