@@ -28,7 +28,7 @@ from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
 from jitsuin.ca.revocation import REASONS
 from jitsuin.ca.subject import VettedSubject
 from jitsuin.ca.verify import Verdict, verify_subscriber
-from jitsuin.server import cli_conformance, cli_ra, workers
+from jitsuin.server import cli_conformance, cli_ra, permissions, workers
 from jitsuin.server import config as configuration
 from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
@@ -89,7 +89,10 @@ def _fingerprint(cert: x509.Certificate) -> str:
 
 # -- commands -------------------------------------------------------------------------------
 async def cmd_init(args: argparse.Namespace) -> int:
+    permissions.restrict_new_files()
     config = _load(args, initialise=True)
+    for warning in permissions.secure_data_directory(config):
+        print(f"WARNING: {warning}", file=sys.stderr)
     authority = await Authority.open(config, SystemClock())
     try:
         _describe(config, authority)
@@ -107,6 +110,7 @@ def _describe(config: Config, authority: Authority) -> None:
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
+    permissions.restrict_new_files()
     config = _load(args, initialise=True)
     inherited = workers.inherited_sockets(args.worker_sockets)
     logging.basicConfig(
@@ -115,6 +119,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         + ("[%(process)d] " if inherited else "")
         + "%(levelname)s %(name)s %(message)s",
     )
+    for warning in permissions.secure_data_directory(config):
+        logging.getLogger("jitsuin.files").warning(warning)
     problem = workers.refusal(config.database_dialect, args.workers)
     if problem:
         raise CLIError(problem)

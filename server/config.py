@@ -666,7 +666,7 @@ def is_loopback_url(url: str) -> bool:
 def write_default(home: Path, key_type: KeyType, subject: str) -> Path:
     """The embedded default: a config with a fresh policy arc and a generated passphrase file
     (mode 0600) in ``home``. Returns the config path."""
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     secrets_dir = home / "secrets"
     secrets_dir.mkdir(mode=0o700, exist_ok=True)
     passphrase = secrets_dir / "ca-passphrase"
@@ -685,7 +685,8 @@ def write_default(home: Path, key_type: KeyType, subject: str) -> Path:
     arc = f"1.3.6.1.4.1.32473.{secrets.randbelow(2**24) + 1}"
     config = home / CONFIG_NAME
     subject_toml = subject.replace("\\", "\\\\").replace('"', '\\"')
-    with config.open("w", encoding="utf-8") as handle:
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(
             f"""# jitsuin configuration, written by `jitsuin init`. Paths are relative to this file.
 # Check it with `jitsuin check-config {config}`.
