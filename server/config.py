@@ -515,27 +515,28 @@ def load(path: Path | None, home: Path) -> Config:
 def _http(table: Any, errors: list[str]) -> HTTPConfig:
     """The [http] table: timeouts and connection limits of the listeners, and HSTS."""
     http = _Reader(table, "http", errors)
+    defaults = HTTPConfig()
     timeouts = {}
     for key, default in (
-        ("request_head_timeout_seconds", HTTPConfig.request_head_timeout),
-        ("request_body_timeout_seconds", HTTPConfig.request_body_timeout),
-        ("tls_handshake_timeout_seconds", HTTPConfig.tls_handshake_timeout),
+        ("request_head_timeout_seconds", defaults.request_head_timeout),
+        ("request_body_timeout_seconds", defaults.request_body_timeout),
+        ("tls_handshake_timeout_seconds", defaults.tls_handshake_timeout),
     ):
         timeouts[key] = float(http.get(key, (int, float), default))
         if not 0 < timeouts[key] <= 3600:
             errors.append(f"http.{key}: from more than 0 to 3600 seconds")
             timeouts[key] = default
-    hsts = http.get("hsts_max_age_seconds", int, HTTPConfig.hsts_max_age)
+    hsts = http.get("hsts_max_age_seconds", int, defaults.hsts_max_age)
     if hsts < 0:
         errors.append("http.hsts_max_age_seconds: must not be negative (0 clears the policy)")
-        hsts = HTTPConfig.hsts_max_age
+        hsts = defaults.hsts_max_age
     config = HTTPConfig(
         request_head_timeout=timeouts["request_head_timeout_seconds"],
         request_body_timeout=timeouts["request_body_timeout_seconds"],
         tls_handshake_timeout=timeouts["tls_handshake_timeout_seconds"],
-        max_connections=_positive(http, "max_connections", HTTPConfig.max_connections),
+        max_connections=_positive(http, "max_connections", defaults.max_connections),
         max_connections_per_address=_positive(
-            http, "max_connections_per_address", HTTPConfig.max_connections_per_address
+            http, "max_connections_per_address", defaults.max_connections_per_address
         ),
         hsts_max_age=hsts,
     )
