@@ -25,6 +25,7 @@ spreads one address's connections over the workers.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import ipaddress
 import logging
 import socket
@@ -40,6 +41,22 @@ from jitsuin.server.config import HTTPConfig, Listen
 log = logging.getLogger("jitsuin.connections")
 
 REFUSAL_LOG_SECONDS = 60.0  # at most one log line per listener this often about refusals
+# A burst: this many connections open at once on a listener. When fewer than a quarter of its
+# peak remain open, the C heap's free pages go back to the system (bench/run.py slow measures it).
+BURST = 64
+
+try:  # glibc; elsewhere the heap keeps what it has
+    _malloc_trim = ctypes.CDLL(None).malloc_trim
+except AttributeError:
+    _malloc_trim = None
+
+
+def give_back_memory() -> None:
+    """Return the C heap's free pages to the system (glibc ``malloc_trim``). What the TLS and
+    parser buffers of thousands of connections took stays with glibc after they closed, spread
+    among chunks still in use, and glibc trims only the top of its heap by itself."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def address_key(host: str) -> str:
@@ -71,6 +88,7 @@ class Gate:
         self.connections: set[GuardedConnection] = set()
         self.refused = 0
         self._logged = 0.0
+        self.peak = 0  # the most connections open at once since the last trim
 
     def __call__(self) -> GuardedConnection:
         return GuardedConnection(self)
@@ -84,6 +102,7 @@ class Gate:
             return False
         self.total += 1
         self.open[key] += 1
+        self.peak = max(self.peak, self.total)
         return True
 
     def release(self, key: str) -> None:
@@ -91,6 +110,11 @@ class Gate:
         self.open[key] -= 1
         if not self.open[key]:
             del self.open[key]
+        if self.peak >= BURST and self.total < self.peak // 4:
+            self.peak = self.total
+            # In a thread: trimming a heap of hundreds of MB takes a while, and glibc locks
+            # each arena only while it trims that one.
+            asyncio.get_running_loop().run_in_executor(None, give_back_memory)
 
     def _refusal(self, key: str) -> None:
         self.refused += 1
