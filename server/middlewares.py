@@ -64,19 +64,20 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
 def request_body_deadline(
     seconds: float,
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """A middleware that reads the whole request body (at most the application's
-    ``client_max_size``) within ``seconds`` of the request head, before the handler runs; the
-    handlers' own reads then come from memory. A client that sends its body slower is answered
-    408 (RFC 9110 §15.5.9) and its connection closed, so that a trickled body cannot hold a
-    connection, and a slot of the listener's limits, for ever (the head has its own deadline,
-    server/connections.py)."""
+    """A middleware that lets a handler run only once the whole request body has arrived, within
+    ``seconds`` of the request head; it is left unread for the handler, as it came. A client that
+    sends its body slower is answered 408 (RFC 9110 §15.5.9) and its connection closed, so that
+    a trickled body cannot hold a connection, and a place under the listener's limits, for ever
+    (the head has its own deadline, server/connections.py). A body announced longer than the
+    application takes goes to the handler at once, whose read refuses it (413); a chunked body
+    of more than aiohttp's read buffer (128 KiB) is not taken in whole and gets the 408."""
 
     @web.middleware
     async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.can_read_body:
+        if request.body_exists and (request.content_length or 0) <= request.client_max_size:
             try:
                 async with asyncio.timeout(seconds):
-                    await request.read()
+                    await request.content.wait_eof()
             except TimeoutError:
                 problem = Problem(
                     status=408,
