@@ -11,7 +11,7 @@ held each one, and its buffers, for as long as it liked. Here:
   ``[http] max_connections`` or ``max_connections_per_address`` as soon as it is accepted,
   before any TLS or HTTP work is spent on it.
 - On the HTTPS listener the TLS handshake runs here (``loop.start_tls``), after that check, and
-  must finish within ``tls_handshake_timeout``.
+  must finish within ``tls_handshake_timeout``; so must the close_notify exchange at the end.
 - aiohttp's keep-alive timer, set to ``request_head_timeout``, closes a connection whose handler
   is waiting for a request head that has not fully arrived: from the start of the connection
   and again from each response. That is the deadline for the first request head, for each later
@@ -173,6 +173,9 @@ class GuardedConnection(asyncio.Protocol):
                 self.gate.tls,
                 server_side=True,
                 ssl_handshake_timeout=self.gate.limits.tls_handshake_timeout,
+                # and the closing exchange: a client that never answers the server's
+                # close_notify would hold its place for asyncio's default 30 s more.
+                ssl_shutdown_timeout=self.gate.limits.tls_handshake_timeout,
             )
         except OSError:  # a TLS alert, a reset, or too slow: start_tls has closed it
             self._release()

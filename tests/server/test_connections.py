@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from jitsuin.server import config as configuration
+from jitsuin.server.connections import address_key
 
 PATIENCE = 30.0  # how long a test waits for the server to close a connection it must close
 HEAD = b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"
@@ -154,6 +155,21 @@ def eventually_held(port: int, source: str, tls: bool = False) -> socket.socket:
     return sock
 
 
+@pytest.mark.parametrize(
+    ("peer", "key"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),  # IPv4 through a dual-stack socket
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),  # one host, one /64
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+    ],
+)
+def test_the_per_address_limit_counts_ipv4_addresses_and_ipv6_64s(peer, key):
+    assert address_key(peer) == key
+
+
 # -- deadlines ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def short(tmp_path_factory, write_home, free_port):
@@ -198,6 +214,16 @@ def test_a_tls_handshake_that_never_finishes_is_closed(short):
     with tcp_socket(short.https_port, "127.0.0.2") as sock:
         sock.sendall(b"\x16\x03\x01\x02\x00\x01")  # the start of a ClientHello, and no more
         assert read_until_closed(sock) == b""
+
+
+def test_a_client_that_never_answers_the_tls_close_is_dropped(short):
+    with tls_socket(short.https_port, "127.0.0.2") as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: loc")
+        assert read_until_closed(sock) == b""  # the server's close_notify, never answered
+        with socket.socket(fileno=os.dup(sock.fileno())) as raw:
+            raw.settimeout(20)  # asyncio's default wait for the answer is 30 s
+            with contextlib.suppress(ConnectionError):  # then the TCP connection is closed
+                assert raw.recv(1) == b""
 
 
 def test_a_trickled_body_is_answered_408_and_closed(short):
