@@ -33,7 +33,7 @@ from jitsuin.server import config as configuration
 from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
 from jitsuin.server.config import Config, ConfigError
-from jitsuin.server.connections import Listener
+from jitsuin.server.connections import Listener, allow_file_descriptors
 from jitsuin.server.est import client as est_client
 from jitsuin.server.storage import CertificateRecord, Conflict, NotFound, open_store
 
@@ -179,6 +179,7 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
             runners.append(full)
             https = inherited.get("https")
             sites.append(Listener(full, server.https, https, config.http, context))
+        allow_file_descriptors(config.http, len(sites))
         for site in sites:
             await site.start()
         # A rollover by `jitsuin ca rollover` or another worker reaches this process too.

@@ -28,6 +28,7 @@ import asyncio
 import ctypes
 import ipaddress
 import logging
+import resource
 import socket
 import ssl
 import time
@@ -71,6 +72,26 @@ def address_key(host: str) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+def allow_file_descriptors(limits: HTTPConfig, listeners: int) -> None:
+    """Raise this process's open-file limit (up to the hard limit) so that ``listeners`` full
+    listeners fit beside the store, logs and TLS files: with the usual soft limit of 1024,
+    accept() would fail (EMFILE, and asyncio stops accepting for a second) before
+    max_connections is reached."""
+    needed = listeners * limits.max_connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if wanted < needed:
+        log.warning(
+            "open files are limited to %d (ulimit -Hn): fewer than %d connections per listener "
+            "can be open; lower [http] max_connections or raise the limit",
+            wanted,
+            limits.max_connections,
+        )
 
 
 class Gate:

@@ -68,9 +68,11 @@ def serving(home: Path, write_home, free_port, *extra: str, **values: int | floa
 def _run(home: Path, http_port: int, https_port: int, *extra: str) -> Iterator[Running]:
     jitsuin = shutil.which("jitsuin") or str(Path(sys.executable).parent / "jitsuin")
     env = {key: value for key, value in os.environ.items() if key != "JITSUIN_CONFIG"}
+    # The soft open-file limit most shells start with, whatever this one has.
+    command = ["sh", "-c", 'ulimit -Sn 1024 && exec "$0" "$@"', jitsuin, "--home", str(home)]
     with (home / "server.log").open("ab") as log:
         process = subprocess.Popen(
-            [jitsuin, "--home", str(home), "serve", *extra],
+            [*command, "serve", *extra],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -233,6 +235,34 @@ def test_a_trickled_body_is_answered_408_and_closed(short):
     assert received.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), received
     assert b"application/problem+json" in received
     assert b"Connection: close" in received
+
+
+def test_a_whole_body_reaches_the_handler_and_a_too_long_one_is_refused_at_once(short):
+    with tls_socket(short.https_port, "127.0.0.2") as sock:
+        sock.sendall(
+            b"POST /ocsp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/ocsp-request"
+            b"\r\nContent-Length: 3\r\n\r\nabc"
+        )
+        reply = sock.recv(65536)
+    # The OCSP responder's own answer to a request that is not DER (RFC 6960 malformedRequest).
+    assert reply.startswith(b"HTTP/1.1 200 "), reply
+    assert b"application/ocsp-response" in reply
+    with tls_socket(short.https_port, "127.0.0.2") as sock:
+        sock.sendall(
+            b"POST /ocsp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/ocsp-request"
+            b"\r\nContent-Length: 100000\r\n\r\n"
+        )
+        sock.sendall(b"0" * 70_000)  # more than client_max_size, and the rest never comes
+        assert sock.recv(65536).startswith(b"HTTP/1.1 413 ")
+
+
+def test_the_open_file_limit_is_raised_for_the_connection_limits(short):
+    """Two listeners of 1000 connections each do not fit under a soft limit of 1024."""
+    limits = Path(f"/proc/{short.process.pid}/limits").read_text()
+    soft, hard = next(line for line in limits.splitlines() if line.startswith("Max open files"))[
+        len("Max open files") :
+    ].split()[:2]
+    assert int(soft) >= min(2 * 1000 + 256, int(hard))
 
 
 # -- HSTS and cipher suites -----------------------------------------------------------------------
