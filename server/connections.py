@@ -182,6 +182,7 @@ class GuardedConnection(asyncio.Protocol):
         if self.gate.tls is None:
             self._hand_over(transport)
         else:
+            transport.pause_reading()  # type: ignore[attr-defined]  # the ClientHello waits for TLS
             self._handshaking = asyncio.get_running_loop().create_task(self._handshake(transport))
 
     async def _handshake(self, transport: asyncio.BaseTransport) -> None:
@@ -201,7 +202,8 @@ class GuardedConnection(asyncio.Protocol):
         except OSError:  # a TLS alert, a reset, or too slow: start_tls has closed it
             self._release()
             return
-        if self.key is None or secured is None:  # lost while the handshake was finishing
+        if secured is None:  # closed while the handshake was finishing
+            self._release()
             return
         self.transport = secured
         self._hand_over(secured)

@@ -210,6 +210,31 @@ def test_an_idle_connection_and_a_half_sent_second_head_are_closed(short):
     assert received.count(b"HTTP/1.1 ") == 1  # the first answered, the second never finished
 
 
+def test_a_request_in_the_same_packet_as_the_tls_finished_message_is_answered(short):
+    """The server's TLS layer can deliver the request before the connection is handed to the
+    HTTP server: it must not be lost."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = client_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with tcp_socket(short.https_port, "127.0.0.2") as sock:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                incoming.write(sock.recv(65536))
+        tls.write(HEAD)  # behind the client's Finished, which has not been sent yet
+        sock.sendall(outgoing.read())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            data = sock.recv(65536)
+            assert data, f"closed without an answer; received {received!r}"
+            incoming.write(data)
+            with contextlib.suppress(ssl.SSLWantReadError):
+                received += tls.read(65536)
+    assert received.startswith(b"HTTP/1.1 200 "), received
+
+
 def test_a_tls_handshake_that_never_finishes_is_closed(short):
     with tcp_socket(short.https_port, "127.0.0.2") as sock:
         assert read_until_closed(sock) == b""  # no ClientHello
