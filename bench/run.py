@@ -5,6 +5,7 @@
     .venv/bin/python bench/run.py ocsp [--seconds 10] [--connections 32] [--workers N]
     .venv/bin/python bench/run.py est [--count 200] [--concurrency 8] [--workers N]
     .venv/bin/python bench/run.py memory
+    .venv/bin/python bench/run.py slow [--connections 3000] [--seconds 60]
     .venv/bin/python bench/run.py acme [--orders 400] [--concurrency 8 32] [--seconds 60]
     .venv/bin/python bench/run.py acme --directory URL [--ca-bundle PEM] [--eab KID:HMAC ...]
     .venv/bin/python bench/run.py all
@@ -550,6 +551,118 @@ def bench_memory() -> None:
     )
 
 
+# -- slow clients ----------------------------------------------------------------------------------
+SLOW_HEAD = b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
+
+
+async def _slow_clients(
+    port: int, count: int, sources: int, tls: bool, seconds: float, trickle: float = 2.0
+) -> tuple[list[float], list[float], int]:
+    """``count`` connections from ``sources`` loopback addresses, each sending half a request
+    head and then a byte every ``trickle`` seconds. Returns the seconds after which the server
+    closed each one (at once: refused at accept; later: by a deadline, 10 s), split at 5 s, and how
+    many were still open after ``seconds``."""
+    context = None
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    at_once: list[float] = []
+    later: list[float] = []
+    still_open = 0
+    connecting = asyncio.Semaphore(200)  # stay within the listen backlog while connecting
+
+    async def one(n: int) -> None:
+        nonlocal still_open
+        source = f"127.0.{n % sources // 250}.{n % sources % 250 + 1}"
+        async with connecting:
+            started = time.monotonic()
+            try:
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", port, ssl=context, local_addr=(source, 0)
+                )
+            except (OSError, ssl.SSLError):  # refused during the TLS handshake
+                at_once.append(time.monotonic() - started)
+                return
+        try:
+            writer.write(SLOW_HEAD)
+            while time.monotonic() - started < seconds:
+                try:
+                    if not await asyncio.wait_for(reader.read(1024), trickle):
+                        break
+                except TimeoutError:
+                    writer.write(b"x")
+            else:
+                still_open += 1
+                return
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+        elapsed = time.monotonic() - started
+        (at_once if elapsed < 5.0 else later).append(elapsed)
+
+    await asyncio.gather(*(one(n) for n in range(count)))
+    return at_once, later, still_open
+
+
+def bench_slow(connections: int, seconds: int) -> None:
+    """Slow clients against one server process (SQLite): ``connections`` connections that each
+    send half a request head and trickle a byte every 2 s, on the plain and on the HTTPS
+    listener, from one address and spread over 30 addresses, with the default [http] limits and
+    with the limits lifted (every connection admitted, only the head deadline closes them). The
+    server's RSS before, at the peak, and 5 s after the last connection closed."""
+    scenarios = [
+        ("defaults, one address", {}, 1),
+        ("defaults, 30 addresses", {}, 30),
+        (
+            "limits lifted, 30 addresses",
+            {"max_connections": 100_000, "max_connections_per_address": 100_000},
+            30,
+        ),
+    ]
+    for tls in (False, True):
+        for label, settings, sources in scenarios:
+            with tempfile.TemporaryDirectory(prefix="jitsuin-bench-") as tmp:
+                server = Server(Path(tmp), 1)
+                path = server.home / configuration.CONFIG_NAME
+                text = path.read_text()
+                for key, value in settings.items():
+                    text, found = re.subn(rf"(?m)^{key} = \S+", f"{key} = {value}", text)
+                    assert found == 1, f"the configuration template has no [http] {key}"
+                path.write_text(text)
+                server.start()
+                try:
+                    assert server.process is not None
+                    pid = server.process.pid
+                    time.sleep(1)
+                    before = rss_mb(pid)
+                    port = server.https_port if tls else server.http_port
+                    started = time.monotonic()
+                    with PeakRSS(pid) as peak:
+                        at_once, later, still_open = asyncio.run(
+                            _slow_clients(port, connections, sources, tls, seconds)
+                        )
+                        took = time.monotonic() - started
+                        time.sleep(5)
+                    after = rss_mb(pid)
+                finally:
+                    server.stop()
+            later.sort()
+            closing = (
+                f"{len(later)} closed by a deadline after {later[0]:.1f}-{later[-1]:.1f} s "
+                f"(median {statistics.median(later):.1f} s)"
+                if later
+                else "none closed by a deadline"
+            )
+            print(
+                f"slow clients, {'HTTPS' if tls else 'HTTP'}, {label}: {connections} connections "
+                f"in {took:.0f} s: {len(at_once)} closed at accept, {closing}, "
+                f"{still_open} still open after {seconds} s; server RSS {before:.0f} MB before, "
+                f"{peak.main:.0f} MB at the peak, {after:.0f} MB 5 s after the last closed"
+            )
+
+
 # -- ACME ------------------------------------------------------------------------------------------
 # jitsuin's Pebble-like test knobs: every challenge valid without looking, no delay, no nonce
 # rejected; a rate limit no benchmark reaches.
@@ -853,10 +966,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["crl", "issue", "ocsp", "est", "memory", "acme", "all"])
+    parser.add_argument(
+        "what", choices=["crl", "issue", "ocsp", "est", "memory", "slow", "acme", "all"]
+    )
     parser.add_argument("--entries", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--seconds", type=int, help="ocsp: load time (10); acme: limit (60)")
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seconds", type=int, help="ocsp: load time (10); acme, slow: limit (60)")
+    parser.add_argument("--connections", type=int, help="ocsp: 32; slow: 3000")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
         "--lint-processes", type=int, default=0, help="est, acme: the servers' [ca] lint_processes"
@@ -880,9 +995,9 @@ def main() -> None:
         bench_issue(args.count)
     if args.what in ("ocsp", "all"):
         # With --workers N the one-process baseline runs on PostgreSQL too: the ratio is scaling.
-        one = bench_ocsp(args.seconds or 10, args.connections, 1, args.workers > 1)
+        one = bench_ocsp(args.seconds or 10, args.connections or 32, 1, args.workers > 1)
         if args.workers > 1:
-            many = bench_ocsp(args.seconds or 10, args.connections, args.workers)
+            many = bench_ocsp(args.seconds or 10, args.connections or 32, args.workers)
             print(f"  ratio {args.workers} processes / 1 process: {many / one:.2f}x")
     if args.what in ("est", "all"):
         concurrency = (args.concurrency or [8])[0]
@@ -892,6 +1007,8 @@ def main() -> None:
             print(f"  ratio {args.workers} processes / 1 process: {many / one:.2f}x")
     if args.what in ("memory", "all"):
         bench_memory()
+    if args.what in ("slow", "all"):
+        bench_slow(args.connections or 3000, args.seconds or 60)
     if args.what in ("acme", "all"):
         concurrencies = args.concurrency or [8, 32]
         seconds = args.seconds or 60

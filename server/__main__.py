@@ -28,11 +28,12 @@ from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
 from jitsuin.ca.revocation import REASONS
 from jitsuin.ca.subject import VettedSubject
 from jitsuin.ca.verify import Verdict, verify_subscriber
-from jitsuin.server import cli_conformance, cli_ra, workers
+from jitsuin.server import cli_conformance, cli_ra, permissions, workers
 from jitsuin.server import config as configuration
 from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
 from jitsuin.server.config import Config, ConfigError
+from jitsuin.server.connections import Listener, allow_file_descriptors
 from jitsuin.server.est import client as est_client
 from jitsuin.server.storage import CertificateRecord, Conflict, NotFound, open_store
 
@@ -88,7 +89,10 @@ def _fingerprint(cert: x509.Certificate) -> str:
 
 # -- commands -------------------------------------------------------------------------------
 async def cmd_init(args: argparse.Namespace) -> int:
+    permissions.restrict_new_files()
     config = _load(args, initialise=True)
+    for warning in permissions.secure_data_directory(config):
+        print(f"WARNING: {warning}", file=sys.stderr)
     authority = await Authority.open(config, SystemClock())
     try:
         _describe(config, authority)
@@ -106,6 +110,7 @@ def _describe(config: Config, authority: Authority) -> None:
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
+    permissions.restrict_new_files()
     config = _load(args, initialise=True)
     inherited = workers.inherited_sockets(args.worker_sockets)
     logging.basicConfig(
@@ -114,6 +119,8 @@ async def cmd_serve(args: argparse.Namespace) -> int:
         + ("[%(process)d] " if inherited else "")
         + "%(levelname)s %(name)s %(message)s",
     )
+    for warning in permissions.secure_data_directory(config):
+        logging.getLogger("jitsuin.files").warning(warning)
     problem = workers.refusal(config.database_dialect, args.workers)
     if problem:
         raise CLIError(problem)
@@ -137,14 +144,21 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
         server = config.server
         # No access log on the public listener: CRL/OCSP/AIA fetches are high-volume and carry
         # no personal data; the HTTPS listener keeps its access log.
-        public = web.AppRunner(create_public_app(authority), access_log=None)
+        # aiohttp's keep-alive timer is the request head deadline (server/connections.py).
+        head = config.http.request_head_timeout
+        public = web.AppRunner(
+            create_public_app(authority), access_log=None, keepalive_timeout=head
+        )
         await public.setup()
         runners.append(public)
-        sites = [workers.site(public, server.http, inherited.get("http"))]
+        sites = [Listener(public, server.http, inherited.get("http"), config.http)]
         if server.https is not None:
             cert_file, key_file = await authority.tls_files()
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 8996; RFC 7030 §3.3
+            # TLS 1.2: ECDHE with an AEAD cipher only (RFC 9325 §4.2), no CBC suites; the
+            # TLS 1.3 suites are set apart by OpenSSL and are all AEAD.
+            context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
             context.load_cert_chain(cert_file, key_file)
             # EST re-enrollment authenticates with the subscriber's certificate (RFC 7030
             # §3.3.2): ask for one, and accept only chains to a generation of this CA.
@@ -160,10 +174,12 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
                     cadata=generation.certificate.public_bytes(serialization.Encoding.PEM).decode()
                 )
             )
-            full = web.AppRunner(create_app(authority))
+            full = web.AppRunner(create_app(authority), keepalive_timeout=head)
             await full.setup()
             runners.append(full)
-            sites.append(workers.site(full, server.https, inherited.get("https"), context))
+            https = inherited.get("https")
+            sites.append(Listener(full, server.https, https, config.http, context))
+        allow_file_descriptors(config.http, len(sites))
         for site in sites:
             await site.start()
         # A rollover by `jitsuin ca rollover` or another worker reaches this process too.

@@ -16,7 +16,7 @@ from jitsuin.server.authority import Authority
 from jitsuin.server.est import handlers as est_handlers
 from jitsuin.server.est.service import Reenrollment
 from jitsuin.server.keys import ACME, AUTHORITY, RA, REENROLLMENT
-from jitsuin.server.middlewares import problems
+from jitsuin.server.middlewares import problems, request_body_deadline
 from jitsuin.server.ra import handlers as ra_handlers
 from jitsuin.server.ra.credentials import Keyring
 from jitsuin.server.ra.mailer import Mailer
@@ -27,17 +27,15 @@ from jitsuin.server.web import pages as web_pages
 def create_public_app(authority: Authority) -> web.Application:
     """The plain-HTTP listener: only what must be http (CA certificates for AIA caIssuers, and
     later CRL and OCSP) and health. Operator, applicant and enrollment routes are HTTPS only."""
-    app = web.Application(middlewares=[problems], client_max_size=64 * 1024)
-    app[AUTHORITY] = authority
+    app = _application(authority)
     app.add_routes(pki_http.routes)
     return app
 
 
 def create_app(authority: Authority, *, send_mail: bool = True) -> web.Application:
     """The HTTPS listener: everything."""
-    app = web.Application(middlewares=[problems], client_max_size=64 * 1024)
+    app = _application(authority)
     config = authority.config
-    app[AUTHORITY] = authority
     app[RA] = RAService(authority, config, Keyring(config.ra_secret()))
     # The browser pages; their landing page takes "/" here (the JSON index for non-browsers).
     app.add_routes(web_pages.routes)
@@ -55,6 +53,27 @@ def create_app(authority: Authority, *, send_mail: bool = True) -> web.Applicati
     app.on_cleanup.append(acme_handlers.close)
     if send_mail:
         app.cleanup_ctx.append(_mail_worker)
+    return app
+
+
+def _application(authority: Authority) -> web.Application:
+    http = authority.config.http
+    app = web.Application(
+        middlewares=[problems, request_body_deadline(http.request_body_timeout)],
+        client_max_size=64 * 1024,
+    )
+    app[AUTHORITY] = authority
+    hsts = f"max-age={http.hsts_max_age}"
+
+    async def strict_transport_security(request: web.Request, response: web.StreamResponse) -> None:
+        # RFC 6797 §7.1: on every response over TLS; §7.2: never over plain HTTP, where it
+        # would mean nothing and could be injected. No includeSubDomains: names under the CA's
+        # host are not jitsuin's, and CRL, OCSP and CA certificate URLs must stay plain HTTP
+        # (RFC 5280 §4.2.1.13, RFC 6960 Appendix A.1) wherever an operator puts them.
+        if request.secure:
+            response.headers["Strict-Transport-Security"] = hsts
+
+    app.on_response_prepare.append(strict_transport_security)
     return app
 
 

@@ -59,6 +59,26 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HTTPConfig:
+    """What one server process allows its clients on each listener (server/connections.py)."""
+
+    # From a connection's accept, and from each response on a kept-alive connection, to a complete
+    # request head: a slow or idle client is closed after this (the idle keep-alive timeout too).
+    request_head_timeout: float = 10.0
+    # From a complete request head to the whole body (at most 64 KiB): 408 and closed after this.
+    request_body_timeout: float = 30.0
+    # From accept to a finished TLS handshake on the HTTPS listener.
+    tls_handshake_timeout: float = 10.0
+    # Open connections per listener; more are closed at accept.
+    max_connections: int = 1000
+    # Open connections per listener from one IPv4 address or IPv6 /64; more are closed at accept.
+    max_connections_per_address: int = 100
+    # RFC 6797 Strict-Transport-Security max-age on every HTTPS response (0 tells browsers to
+    # forget the policy).
+    hsts_max_age: int = 63_072_000
+
+
+@dataclass(frozen=True, slots=True)
 class CAConfig:
     subject: x509.Name
     key_type: KeyType = KeyType.ECDSA_P384
@@ -184,6 +204,7 @@ class Config:
     mail: MailConfig = MailConfig()
     est: ESTConfig = ESTConfig()
     acme: AcmeConfig = AcmeConfig()
+    http: HTTPConfig = HTTPConfig()
 
     def test_mode_warning(self) -> str | None:
         """What ``serve`` and /health say when [acme.test] knobs are on (allowed by
@@ -489,6 +510,7 @@ def load(path: Path | None, home: Path) -> Config:
         errors.append(f"est.reenroll_approval: unknown profiles {unknown}")
     est.finish()
     acme_config = _acme(top.get("acme", dict, {}), public_https, errors)
+    http_config = _http(top.get("http", dict, {}), errors)
     top.finish()
     if errors:
         raise ConfigError(errors)
@@ -527,7 +549,40 @@ def load(path: Path | None, home: Path) -> Config:
         mail=mail_config,
         est=ESTConfig(reenroll_approval=frozenset(p for p in approval if isinstance(p, str))),
         acme=acme_config,
+        http=http_config,
     )
+
+
+def _http(table: Any, errors: list[str]) -> HTTPConfig:
+    """The [http] table: timeouts and connection limits of the listeners, and HSTS."""
+    http = _Reader(table, "http", errors)
+    defaults = HTTPConfig()
+    timeouts = {}
+    for key, default in (
+        ("request_head_timeout_seconds", defaults.request_head_timeout),
+        ("request_body_timeout_seconds", defaults.request_body_timeout),
+        ("tls_handshake_timeout_seconds", defaults.tls_handshake_timeout),
+    ):
+        timeouts[key] = float(http.get(key, (int, float), default))
+        if not 0 < timeouts[key] <= 3600:
+            errors.append(f"http.{key}: from more than 0 to 3600 seconds")
+            timeouts[key] = default
+    hsts = http.get("hsts_max_age_seconds", int, defaults.hsts_max_age)
+    if hsts < 0:
+        errors.append("http.hsts_max_age_seconds: must not be negative (0 clears the policy)")
+        hsts = defaults.hsts_max_age
+    config = HTTPConfig(
+        request_head_timeout=timeouts["request_head_timeout_seconds"],
+        request_body_timeout=timeouts["request_body_timeout_seconds"],
+        tls_handshake_timeout=timeouts["tls_handshake_timeout_seconds"],
+        max_connections=_positive(http, "max_connections", defaults.max_connections),
+        max_connections_per_address=_positive(
+            http, "max_connections_per_address", defaults.max_connections_per_address
+        ),
+        hsts_max_age=hsts,
+    )
+    http.finish()
+    return config
 
 
 def _postgresql_url_errors(url: str) -> list[str]:
@@ -668,7 +723,7 @@ def is_loopback_url(url: str) -> bool:
 def write_default(home: Path, key_type: KeyType, subject: str) -> Path:
     """The embedded default: a config with a fresh policy arc and a generated passphrase file
     (mode 0600) in ``home``. Returns the config path."""
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     secrets_dir = home / "secrets"
     secrets_dir.mkdir(mode=0o700, exist_ok=True)
     passphrase = secrets_dir / "ca-passphrase"
@@ -687,8 +742,10 @@ def write_default(home: Path, key_type: KeyType, subject: str) -> Path:
     arc = f"1.3.6.1.4.1.32473.{secrets.randbelow(2**24) + 1}"
     config = home / CONFIG_NAME
     subject_toml = subject.replace("\\", "\\\\").replace('"', '\\"')
-    config.write_text(
-        f"""# jitsuin configuration, written by `jitsuin init`. Paths are relative to this file.
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(
+            f"""# jitsuin configuration, written by `jitsuin init`. Paths are relative to this file.
 # Check it with `jitsuin check-config {config}`.
 database_url = "sqlite:///jitsuin.db"
 
@@ -697,6 +754,14 @@ http_listen = "127.0.0.1:8080"    # CRL, OCSP, CA certificates (must be plain ht
 https_listen = "127.0.0.1:8443"   # enrollment (TLS >= 1.2)
 public_http_url = "http://127.0.0.1:8080"
 tls_names = ["localhost", "127.0.0.1"]
+
+[http]                             # per listener and per server process (serve --workers N: each)
+request_head_timeout_seconds = 10  # accept (or the last response) to a whole request head
+request_body_timeout_seconds = 30  # a whole request head to its whole body (at most 64 KiB)
+tls_handshake_timeout_seconds = 10
+max_connections = 1000             # open connections; more are closed at accept
+max_connections_per_address = 100  # from one IPv4 address or IPv6 /64 (a NAT shares one)
+hsts_max_age_seconds = 63072000    # Strict-Transport-Security on HTTPS (2 years; 0 clears it)
 
 [ca]
 subject = "{subject_toml}"
@@ -726,7 +791,6 @@ sender = "jitsuin CA <ca@localhost>"
 [ca.lint_suppress]
 "cabf.internal_domain_name" = "development CA: CRL, OCSP and CA certificate URLs are on loopback"
 "pkix.invalid_domain_name_syntax" = "development TLS certificate: the server is named localhost"
-""",
-        encoding="utf-8",
-    )
+"""
+        )
     return config

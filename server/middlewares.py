@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -58,3 +59,38 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     response.headers.setdefault("X-Request-Id", request_id)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response
+
+
+def request_body_deadline(
+    seconds: float,
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """A middleware that lets a handler run only once the whole request body has arrived, within
+    ``seconds`` of the request head; it is left unread for the handler, as it came. A client that
+    sends its body slower is answered 408 (RFC 9110 §15.5.9) and its connection closed, so that
+    a trickled body cannot hold a connection, and a place under the listener's limits, for ever
+    (the head has its own deadline, server/connections.py). A body announced longer than the
+    application takes goes to the handler at once, whose read refuses it (413); a chunked body
+    of more than aiohttp's read buffer (128 KiB) is not taken in whole and gets the 408."""
+
+    @web.middleware
+    async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.body_exists and (request.content_length or 0) <= request.client_max_size:
+            try:
+                async with asyncio.timeout(seconds):
+                    await request.content.wait_eof()
+            except TimeoutError:
+                problem = Problem(
+                    status=408,
+                    title="Request Timeout",
+                    detail=f"the request body did not arrive within {seconds:g} s",
+                )
+            except ConnectionError:  # the client left mid-body: nobody reads the answer
+                problem = Problem(status=400, title="Bad Request", detail="incomplete body")
+            else:
+                return await handler(request)
+            response = problem_response(problem)
+            response.force_close()
+            return response
+        return await handler(request)
+
+    return deadline

@@ -29,13 +29,10 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-
-from aiohttp import web
 
 from jitsuin.server.config import Config, Listen
 
@@ -130,18 +127,6 @@ def inherited_sockets(argument: str | None) -> dict[str, socket.socket]:
         name, _, fd = item.partition("=")
         found[name] = socket.socket(fileno=int(fd))
     return found
-
-
-def site(
-    runner: web.AppRunner,
-    listen: Listen,
-    sock: socket.socket | None,
-    ssl_context: ssl.SSLContext | None = None,
-) -> web.BaseSite:
-    """Listen on the inherited socket of a worker, or bind ``listen`` in a single process."""
-    if sock is not None:
-        return web.SockSite(runner, sock, ssl_context=ssl_context)
-    return web.TCPSite(runner, listen.host, listen.port, ssl_context=ssl_context)
 
 
 async def watch_parent(stop: asyncio.Event) -> None:

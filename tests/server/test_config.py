@@ -167,6 +167,42 @@ challenge_wait_seconds = 30
     assert len(errors) == len(expected), errors
 
 
+def test_the_http_limits_default_as_written_and_are_checked(tmp_path):
+    home = tmp_path / "home"
+    http = load(write_default(home, KeyType.ECDSA_P256, "CN=x"), home).http
+    assert (http.request_head_timeout, http.request_body_timeout, http.tls_handshake_timeout) == (
+        10,
+        30,
+        10,
+    )
+    assert (http.max_connections, http.max_connections_per_address) == (1000, 100)
+    assert http.hsts_max_age == 63072000
+
+    path = write(
+        tmp_path / "bad.toml",
+        """
+[http]
+request_head_timeout_seconds = 0
+tls_handshake_timeout_seconds = "10"
+max_connections = -1
+max_connections_per_address = 0
+hsts_max_age_seconds = -5
+keepalive = 3
+""",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(path, tmp_path)
+    errors = [e for e in caught.value.errors if e.startswith("http")]
+    assert errors == [
+        "http.request_head_timeout_seconds: from more than 0 to 3600 seconds",
+        "http.tls_handshake_timeout_seconds: expected int/float, got '10'",
+        "http.hsts_max_age_seconds: must not be negative (0 clears the policy)",
+        "http.max_connections: must be a positive number",
+        "http.max_connections_per_address: must be a positive number",
+        "http: unknown setting 'keepalive'",
+    ]
+
+
 def test_a_postgresql_url_is_accepted_without_an_inline_password(tmp_path):
     path = write_default(tmp_path, KeyType.ECDSA_P256, "CN=Test CA")
     text = path.read_text()
