@@ -16,7 +16,7 @@ from jitsuin.server.authority import Authority
 from jitsuin.server.est import handlers as est_handlers
 from jitsuin.server.est.service import Reenrollment
 from jitsuin.server.keys import ACME, AUTHORITY, RA, REENROLLMENT
-from jitsuin.server.middlewares import problems
+from jitsuin.server.middlewares import problems, quiet_malformed_http
 from jitsuin.server.ra import handlers as ra_handlers
 from jitsuin.server.ra.credentials import Keyring
 from jitsuin.server.ra.mailer import Mailer
@@ -27,6 +27,7 @@ from jitsuin.server.web import pages as web_pages
 def create_public_app(authority: Authority) -> web.Application:
     """The plain-HTTP listener: only what must be http (CA certificates for AIA caIssuers, and
     later CRL and OCSP) and health. Operator, applicant and enrollment routes are HTTPS only."""
+    quiet_malformed_http()
     app = web.Application(middlewares=[problems], client_max_size=64 * 1024)
     app[AUTHORITY] = authority
     app.add_routes(pki_http.routes)
@@ -35,6 +36,7 @@ def create_public_app(authority: Authority) -> web.Application:
 
 def create_app(authority: Authority, *, send_mail: bool = True) -> web.Application:
     """The HTTPS listener: everything."""
+    quiet_malformed_http()
     app = web.Application(middlewares=[problems], client_max_size=64 * 1024)
     config = authority.config
     app[AUTHORITY] = authority

@@ -47,12 +47,14 @@ def _fingerprint(certificate: x509.Certificate) -> str:
 
 
 @routes.get("/ca.{form:crt|pem}")
-@routes.get("/ca/{number:[0-9]+}.{form:crt|pem}")
+@routes.get("/ca/{number:[0-9]{1,9}}.{form:crt|pem}")
 async def ca_certificate(request: web.Request) -> web.Response:
     return _certificate(_generation(request).certificate, request.match_info["form"])
 
 
-@routes.get("/ca/links/{old:[0-9]+}-{new:[0-9]+}/{kind:old-with-new|new-with-old}.{form:crt|pem}")
+@routes.get(
+    "/ca/links/{old:[0-9]{1,9}}-{new:[0-9]{1,9}}/{kind:old-with-new|new-with-old}.{form:crt|pem}"
+)
 async def link_certificate(request: web.Request) -> web.Response:
     """The link certificates of a rollover (SEED-R14, R16, R17; RFC 9810 §4.4)."""
     old, new = int(request.match_info["old"]), int(request.match_info["new"])
@@ -113,7 +115,7 @@ async def chain(request: web.Request) -> web.Response:
     return _certificate(request.app[AUTHORITY].current.certificate, "pem")
 
 
-@routes.get("/crl/{number:[0-9]+}.crl")
+@routes.get("/crl/{number:[0-9]{1,9}}.crl")
 async def crl(request: web.Request) -> web.Response:
     """The generation's CRL over plain HTTP (S/MIME BR 7.1.2.3b), DER."""
     generation = _generation(request)

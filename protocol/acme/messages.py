@@ -494,6 +494,8 @@ def parse_ari_cert_id(value: str) -> tuple[bytes, int]:
         serial_der = b64u_decode(serial_b64, "the serial")
     except JOSEError as exc:
         raise malformed(exc.message) from None
+    if len(serial_der) > 20:  # RFC 5280 §4.1.2.2: no serial is longer than 20 octets
+        raise malformed("the serial is longer than 20 octets (RFC 5280 §4.1.2.2)")
     if not key_id or not serial_der or serial_der[0] & 0x80:
         raise malformed("the certificate identifier is not keyIdentifier.serial")
     if len(serial_der) > 1 and serial_der[0] == 0 and not serial_der[1] & 0x80:

@@ -209,7 +209,7 @@ async def challenge(request: web.Request, service: AcmeService, verified: Verifi
 
 
 @routes.route("*", "/acme/cert/{id}")
-@routes.route("*", r"/acme/cert/{id}/{alternate:\d{1,3}}")
+@routes.route("*", r"/acme/cert/{id}/{alternate:[0-9]{1,3}}")
 @endpoint(("POST",))
 async def certificate(
     request: web.Request, service: AcmeService, verified: Verified | None

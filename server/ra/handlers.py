@@ -3,7 +3,6 @@ Errors leave as RFC 9457 problem documents through one mapping table."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +11,7 @@ from cryptography.hazmat.primitives import hashes
 
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.protocol.problems import JITSUIN_TYPE_BASE, Problem
+from jitsuin.protocol.untrusted import InputError, decimal, read_json
 from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.middlewares import problem_response
 from jitsuin.server.ra.errors import RAError, RAKind
@@ -110,15 +110,17 @@ async def operator_of(request: web.Request) -> Operator:
     return await request.app[RA].authenticate(token.strip())
 
 
-async def _json(request: web.Request) -> Any:
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body ({} when there is none), read within the limits of
+    ``jitsuin.protocol.untrusted``; anything else is a 400 problem (RFC 9457)."""
     if not request.can_read_body:
         return {}
     if request.content_type != "application/json":
         raise RAError(RAKind.MALFORMED, "send the body as application/json")
     try:
-        return json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RAError(RAKind.MALFORMED, f"the body is not JSON: {exc}") from None
+        return read_json(await request.read())
+    except InputError as exc:
+        raise RAError(RAKind.MALFORMED, f"the body: {exc.message}") from None
 
 
 def _reply(body: Any, status: int = 200, **headers: str) -> web.Response:
@@ -130,10 +132,22 @@ def _app_id(request: web.Request) -> str:
 
 
 def _int_query(request: web.Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query.get(name, str(default))
-    if not raw.isdigit() or int(raw) > maximum:
-        raise RAError(RAKind.MALFORMED, f"query parameter {name} must be 0..{maximum}")
-    return int(raw)
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return decimal(raw, f"query parameter {name}", maximum)
+    except InputError as exc:
+        raise RAError(RAKind.MALFORMED, exc.message) from None
+
+
+def _int_path(request: web.Request, what: str) -> int:
+    """The {id} of a path as a number; anything else names nothing (404)."""
+    raw = request.match_info["id"]
+    try:
+        return decimal(raw, what, 2**63 - 1)
+    except InputError:
+        raise RAError(RAKind.NOT_FOUND, f"there is no {what} {raw[:40]!r}") from None
 
 
 # -- operator API ----------------------------------------------------------------------------
@@ -145,7 +159,7 @@ async def openapi(request: web.Request) -> web.Response:
 @routes.post("/ra/applications")
 @errors_as_problems
 async def create(request: web.Request) -> web.Response:
-    app = await request.app[RA].create(await operator_of(request), await _json(request))
+    app = await request.app[RA].create(await operator_of(request), await json_body(request))
     return _reply(application_json(app), 201, Location=f"/ra/applications/{app.id}")
 
 
@@ -170,7 +184,7 @@ async def read(request: web.Request) -> web.Response:
 @errors_as_problems
 async def review(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    app = await ra.review(await operator_of(request), _app_id(request), await _json(request))
+    app = await ra.review(await operator_of(request), _app_id(request), await json_body(request))
     return _reply(application_json(app))
 
 
@@ -187,7 +201,7 @@ async def inquiry(request: web.Request) -> web.Response:
     """Dispatch the inquiry letter. The access code is in this response only (and the letter)."""
     ra = request.app[RA]
     sent = await ra.dispatch_inquiry(
-        await operator_of(request), _app_id(request), await _json(request)
+        await operator_of(request), _app_id(request), await json_body(request)
     )
     if "text/html" in request.headers.get("Accept", ""):
         return web.Response(text=sent.letter_html, content_type="text/html", headers=NO_STORE)
@@ -205,7 +219,9 @@ async def inquiry(request: web.Request) -> web.Response:
 @errors_as_problems
 async def letter(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    app = await ra.record_letter(await operator_of(request), _app_id(request), await _json(request))
+    app = await ra.record_letter(
+        await operator_of(request), _app_id(request), await json_body(request)
+    )
     return _reply(application_json(app))
 
 
@@ -214,7 +230,7 @@ async def letter(request: web.Request) -> web.Response:
 async def payment(request: web.Request) -> web.Response:
     ra = request.app[RA]
     app = await ra.record_payment(
-        await operator_of(request), _app_id(request), await _json(request)
+        await operator_of(request), _app_id(request), await json_body(request)
     )
     return _reply(application_json(app))
 
@@ -238,7 +254,7 @@ async def reissue_pin(request: web.Request) -> web.Response:
 async def reject(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await operator_of(request)
-    app = await ra.close(operator, _app_id(request), Event.REJECT, await _json(request))
+    app = await ra.close(operator, _app_id(request), Event.REJECT, await json_body(request))
     return _reply(application_json(app))
 
 
@@ -247,7 +263,7 @@ async def reject(request: web.Request) -> web.Response:
 async def abandon(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await operator_of(request)
-    app = await ra.close(operator, _app_id(request), Event.ABANDON, await _json(request))
+    app = await ra.close(operator, _app_id(request), Event.ABANDON, await json_body(request))
     return _reply(application_json(app))
 
 
@@ -255,7 +271,7 @@ async def abandon(request: web.Request) -> web.Response:
 @errors_as_problems
 async def revoke(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    app = await ra.revoke(await operator_of(request), _app_id(request), await _json(request))
+    app = await ra.revoke(await operator_of(request), _app_id(request), await json_body(request))
     return _reply(application_json(app))
 
 
@@ -303,11 +319,9 @@ async def retry_mail(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await operator_of(request)
     ra.allow(operator, "mail")
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise RAError(RAKind.NOT_FOUND, f"there is no mail {raw}")
-    await ra.retry_mail(operator, int(raw))
-    return _reply({"id": int(raw), "status": "pending"}, 202)
+    mail_id = _int_path(request, "mail")
+    await ra.retry_mail(operator, mail_id)
+    return _reply({"id": mail_id, "status": "pending"}, 202)
 
 
 @routes.get("/ra/audit")
@@ -388,12 +402,10 @@ async def decide_reenrollment(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await operator_of(request)
     ra.allow(operator, "approve")
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise RAError(RAKind.NOT_FOUND, f"there is no re-enrollment {raw}")
+    request_id = _int_path(request, "re-enrollment")
     approve = request.match_info["decision"] == "approve"
-    await request.app[REENROLLMENT].decide(int(raw), approve, operator.name)
-    return _reply({"id": int(raw), "status": "approved" if approve else "rejected"})
+    await request.app[REENROLLMENT].decide(request_id, approve, operator.name)
+    return _reply({"id": request_id, "status": "approved" if approve else "rejected"})
 
 
 @routes.post("/ra/ca/rollover")
@@ -425,7 +437,7 @@ async def bind_operator_certificate(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await operator_of(request)
     ra.allow(operator, "operators")
-    body = Body(await _json(request))
+    body = Body(await json_body(request))
     pem = body.text("certificate", limit=65536)
     body.done()
     binding = await ra.bind_certificate(operator.name, request.match_info["name"], pem.encode())
@@ -447,7 +459,7 @@ async def _admin(request: web.Request) -> Operator:
     """The operator making the request, who must be an admin; any body must be empty ({})."""
     operator = await operator_of(request)
     request.app[RA].allow(operator, "operators")
-    Body(await _json(request)).done()
+    Body(await json_body(request)).done()
     return operator
 
 
@@ -493,7 +505,7 @@ async def applicant_status(request: web.Request) -> web.Response:
     """Where the application stands, by the enrollment ID: the state and whether the PIN can
     still be used, never personal data (SEED-R18)."""
     ra = request.app[RA]
-    app = await ra.status(await _json(request))
+    app = await ra.status(await json_body(request))
     pin = None
     if app.state in ("approved", "pin_sent") and app.pin_expires_at is not None:
         pin = {
@@ -508,7 +520,7 @@ async def applicant_status(request: web.Request) -> web.Response:
 @errors_as_problems
 async def online_input(request: web.Request) -> web.Response:
     """Seed step 6 (SEED-R12): confirm the online input with the mailed credential."""
-    data = await _json(request)
+    data = await json_body(request)
     app = await request.app[RA].online_input(data)
     confirmed = app.online_input_at is not None
     return _reply(
