@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jitsuin.protocol import est
+from jitsuin.protocol import est, untrusted
 from jitsuin.protocol.acme import messages
 from jitsuin.protocol.acme.problems import AcmeError
 from jitsuin.protocol.jose import (
@@ -111,6 +111,57 @@ RAW_JSON = st.one_of(
         ]
     ),
 )
+
+
+# -- the one JSON reader (protocol/untrusted.py) ---------------------------------------------------
+@BOUNDED
+@given(st.one_of(RAW_JSON, RAW_JSON.map(lambda b: b.decode("utf-8", "surrogateescape"))))
+def test_any_body_is_json_within_the_limits_or_an_input_error(body: bytes | str) -> None:
+    try:
+        value = untrusted.read_json(body)
+    except untrusted.InputError:
+        return
+    # What is accepted is plain JSON within the limits: it writes back out, and reads the same.
+    text = json.dumps(value, allow_nan=False)
+    assert untrusted.read_json(text) == value
+
+
+@BOUNDED
+@given(JSON)
+def test_plain_json_within_the_limits_reads_back_unchanged(value: Any) -> None:
+    text = json.dumps(value)
+    try:
+        assert untrusted.read_json(text.encode()) == value
+    except untrusted.InputError as exc:
+        # Only the documented limits refuse valid JSON: integer digits, string length, U+0000 /
+        # surrogates (st.text makes both).
+        assert any(word in exc.message for word in ("digits", "U+0000", "longer", "number")), (
+            exc.message
+        )
+
+
+@BOUNDED
+@given(st.integers(1, 40), st.sampled_from(["array", "object"]))
+def test_nesting_deeper_than_the_limit_is_refused(depth: int, kind: str) -> None:
+    body = _nested(depth, kind)
+    limit = untrusted.DEFAULT_LIMITS.max_depth
+    try:
+        untrusted.read_json(body)
+    except untrusted.InputError:
+        assert depth > limit
+        return
+    assert depth <= limit
+
+
+@BOUNDED
+@given(st.one_of(TEXT, st.integers(-5, 10**25).map(str)), st.sampled_from([0, 1000, 10**9]))
+def test_a_query_number_is_ascii_digits_within_range_or_refused(text: str, maximum: int) -> None:
+    try:
+        value = untrusted.decimal(text, "limit", maximum)
+    except untrusted.InputError:
+        assert not (text.isascii() and text.isdigit() and int(text) <= maximum)
+        return
+    assert text.isascii() and text.isdigit() and 0 <= value <= maximum
 
 
 # -- JOSE -----------------------------------------------------------------------------------------
