@@ -42,7 +42,10 @@ def parse_rfc3339(value: Any, name: str) -> dt.datetime:
         raise malformed(f"{name} is not an RFC 3339 date-time") from None
     if parsed.tzinfo is None:
         raise malformed(f"{name} needs a time zone offset (RFC 3339)")
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the first UTC instant Python has
+        raise malformed(f"{name} is outside the years 1-9999 in UTC") from None
 
 
 # -- identifiers (§7.1.4, §9.7.7; RFC 8738 ip; RFC 8823 email) ------------------------------------

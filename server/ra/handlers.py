@@ -107,6 +107,10 @@ async def operator_of(request: web.Request) -> Operator:
             "send the operator API token as 'Authorization: Bearer', or a bound TLS client "
             "certificate",
         )
+    if not token.strip().isascii():
+        # Tokens are ASCII (jto_ + base64url); aiohttp hands other header bytes on as lone
+        # surrogates, which no hash can take.
+        raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token")
     return await request.app[RA].authenticate(token.strip())
 
 
