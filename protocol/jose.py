@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from jitsuin.protocol.untrusted import InputError, kind_of, read_json
+from jitsuin.protocol.untrusted import InputError, kind_of, member, read_json
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -299,11 +299,12 @@ def parse_flattened(value: Any) -> FlattenedJWS:
     missing = _FLATTENED_MEMBERS - set(value)
     if missing:
         raise _malformed(f"the JWS lacks {', '.join(sorted(missing))}")
-    protected_b64, payload_b64, signature_b64 = (
-        value["protected"],
-        value["payload"],
-        value["signature"],
-    )
+    try:
+        protected_b64, payload_b64, signature_b64 = (
+            member(value, name, str) for name in ("protected", "payload", "signature")
+        )
+    except InputError as exc:
+        raise _malformed(f"the JWS {exc.message}") from None
     header_bytes = b64u_decode(protected_b64, "the protected header")
     try:
         protected = read_json(header_bytes)
@@ -313,8 +314,6 @@ def parse_flattened(value: Any) -> FlattenedJWS:
         raise _malformed("the protected header is not a JSON object")
     if "b64" in protected or "crit" in protected:
         raise _malformed("unencoded payloads and critical header extensions are not accepted")
-    if not isinstance(payload_b64, str):
-        raise _malformed("the payload is not a string")
     payload = b64u_decode(payload_b64, "the payload")
     signature = b64u_decode(signature_b64, "the signature")
     if not signature:

@@ -185,9 +185,10 @@ def decimal(text: str, name: str, maximum: int) -> int:
     """A non-negative integer written in ASCII digits only (``int()`` also takes other Unicode
     digits, and str.isdigit() even superscripts, which int() then refuses), at most
     ``maximum``; InputError otherwise. For query parameters and path segments."""
-    if not _ASCII_DECIMAL.fullmatch(text) or len(text) > len(str(maximum)):
+    significant = text.lstrip("0") or "0"  # leading zeros are allowed and cost nothing
+    if not _ASCII_DECIMAL.fullmatch(text) or len(significant) > len(str(maximum)):
         raise InputError(f"{name} must be a number 0..{maximum} in ASCII digits")
-    value = int(text)
+    value = int(significant)
     if value > maximum:
         raise InputError(f"{name} must be a number 0..{maximum} in ASCII digits")
     return value

@@ -36,7 +36,7 @@ async def list_eab_keys(request: web.Request) -> web.Response:
     return web.json_response({"keys": [eab_key_json(k) for k in keys]}, headers=NO_STORE)
 
 
-@routes.get("/ra/acme/eab-keys/{kid}")
+@routes.get("/ra/acme/eab-keys/{kid:kid-[A-Za-z0-9_-]{1,64}}")
 @errors_as_problems
 async def read_eab_key(request: web.Request) -> web.Response:
     operator = await operator_of(request)
@@ -48,7 +48,7 @@ async def read_eab_key(request: web.Request) -> web.Response:
     return web.json_response(eab_key_json(key), headers=NO_STORE)
 
 
-@routes.post("/ra/acme/eab-keys/{kid}/disable")
+@routes.post("/ra/acme/eab-keys/{kid:kid-[A-Za-z0-9_-]{1,64}}/disable")
 @errors_as_problems
 async def disable_eab_key(request: web.Request) -> web.Response:
     operator = await operator_of(request)

@@ -173,6 +173,14 @@ def _new_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+def _known_id(value: str) -> str:
+    """A resource id from a URL path, or NotFound for a text no id of ours can be (U+0000,
+    which PostgreSQL text cannot hold, included), before the store sees it."""
+    if not _ID.fullmatch(value):
+        raise NotFound(f"no resource {value[:40]!r}")
+    return value
+
+
 def _unauthorized(detail: str) -> AcmeError:
     return AcmeError(ErrorType.UNAUTHORIZED, detail)
 
@@ -1053,7 +1061,7 @@ class AcmeService:
 
     async def _owned_order(self, verified: Verified, order_id: str) -> AcmeOrderRecord:
         try:
-            order = await self.store.acme_order(order_id)
+            order = await self.store.acme_order(_known_id(order_id))
         except NotFound:
             raise _not_found("order") from None
         self._own(verified, order.account_id, "order")
@@ -1374,7 +1382,7 @@ class AcmeService:
 
     async def authorization(self, verified: Verified, authz_id: str) -> Reply:
         try:
-            authz = await self._authz(authz_id)
+            authz = await self._authz(_known_id(authz_id))
         except NotFound:
             raise _not_found("authorization") from None
         self._own(verified, authz.account_id, "authorization")
@@ -1427,7 +1435,7 @@ class AcmeService:
 
     async def challenge(self, verified: Verified, challenge_id: str) -> Reply:
         try:
-            challenge = await self.store.acme_challenge(challenge_id)
+            challenge = await self.store.acme_challenge(_known_id(challenge_id))
             authz = await self._authz(challenge.authz_id)
         except NotFound:
             raise _not_found("challenge") from None
@@ -1481,7 +1489,7 @@ class AcmeService:
         try:
             if self.config.test.validation_delay_seconds:
                 await asyncio.sleep(self.config.test.validation_delay_seconds)
-            challenge = await self.store.acme_challenge(challenge_id)
+            challenge = await self.store.acme_challenge(_known_id(challenge_id))
             authz = await self.store.acme_authorization(challenge.authz_id)
             account = await self.store.acme_account(authz.account_id)
             identifier = Identifier(authz.identifier_type, authz.identifier_value)

@@ -168,7 +168,10 @@ async def simpleenroll(request: web.Request) -> web.Response:
         raise ESTFailure(
             401, "malformed Basic credentials", **{"WWW-Authenticate": REALM}
         ) from None
-    request["est_actor"] = f"applicant:{auth.login}:est"
+    # The user name is the client's text (Latin-1, any octet): audited escaped and cut short,
+    # so that U+0000 (which PostgreSQL text cannot hold) or a long name never reaches the store.
+    login = auth.login[:64].encode("unicode_escape").decode("ascii")
+    request["est_actor"] = f"applicant:{login}:est"
     csr_der = _csr_body(await request.read(), request.content_type)
     ra = request.app[RA]
     try:

@@ -3,6 +3,7 @@ Errors leave as RFC 9457 problem documents through one mapping table."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -131,8 +132,24 @@ def _reply(body: Any, status: int = 200, **headers: str) -> web.Response:
     return web.json_response(body, status=status, headers={**NO_STORE, **headers})
 
 
+# What the ids and names in paths look like (credentials.new_application_id, operator names):
+# anything else names nothing, and never reaches the store (U+0000 is refused by PostgreSQL).
+_APPLICATION_ID = re.compile(r"APP-[0-9A-Z]{8}")
+_OPERATOR_NAME = re.compile(r"[a-z][a-z0-9._-]{0,63}")
+
+
 def _app_id(request: web.Request) -> str:
-    return request.match_info["id"]
+    raw = request.match_info["id"]
+    if not _APPLICATION_ID.fullmatch(raw):
+        raise RAError(RAKind.NOT_FOUND, f"there is no application {raw[:40]!r}")
+    return raw
+
+
+def _operator_name(request: web.Request) -> str:
+    raw = request.match_info["name"]
+    if not _OPERATOR_NAME.fullmatch(raw):
+        raise RAError(RAKind.NOT_FOUND, f"there is no operator {raw[:40]!r}")
+    return raw
 
 
 def _int_query(request: web.Request, name: str, default: int, maximum: int) -> int:
@@ -444,7 +461,7 @@ async def bind_operator_certificate(request: web.Request) -> web.Response:
     body = Body(await json_body(request))
     pem = body.text("certificate", limit=65536)
     body.done()
-    binding = await ra.bind_certificate(operator.name, request.match_info["name"], pem.encode())
+    binding = await ra.bind_certificate(operator.name, _operator_name(request), pem.encode())
     return _reply(binding)
 
 
@@ -455,7 +472,7 @@ async def unbind_operator_certificate(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await operator_of(request)
     ra.allow(operator, "operators")
-    await ra.unbind_certificate(operator.name, request.match_info["name"])
+    await ra.unbind_certificate(operator.name, _operator_name(request))
     return web.Response(status=204, headers=NO_STORE)
 
 
@@ -474,7 +491,7 @@ async def disable_operator(request: web.Request) -> web.Response:
     request on (admin only; audited). An admin cannot disable themself."""
     ra = request.app[RA]
     operator = await _admin(request)
-    name = request.match_info["name"]
+    name = _operator_name(request)
     at = await ra.disable_operator(operator.name, name)
     return _reply({"name": name, "disabled": True, "disabledAt": at.isoformat()})
 
@@ -485,7 +502,7 @@ async def enable_operator(request: web.Request) -> web.Response:
     """The operator's token and bound certificate work again (admin only; audited)."""
     ra = request.app[RA]
     operator = await _admin(request)
-    name = request.match_info["name"]
+    name = _operator_name(request)
     await ra.enable_operator(operator.name, name)
     return _reply({"name": name, "disabled": False, "disabledAt": None})
 
@@ -497,7 +514,7 @@ async def rotate_operator_token(request: web.Request) -> web.Response:
     once (admin only; audited)."""
     ra = request.app[RA]
     operator = await _admin(request)
-    name = request.match_info["name"]
+    name = _operator_name(request)
     token = await ra.rotate_operator_token(operator.name, name)
     return _reply({"name": name, "token": token})
 
