@@ -119,5 +119,6 @@ def test_decimal_reads_ascii_digits() -> None:
     assert decimal("0", "limit", 1000) == 0
     assert decimal("1000", "limit", 1000) == 1000
     assert decimal("0007", "limit", 1000) == 7
+    assert decimal("0" * 5000 + "12", "limit", 1000) == 12
     with pytest.raises(InputError):
         decimal("9" * 5000, "limit", 1000)
