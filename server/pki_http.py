@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from jitsuin.ca.generations import CAGeneration
+from jitsuin.ca.revocation import unsuccessful
 from jitsuin.server.keys import AUTHORITY
 
 DER = "application/pkix-cert"  # RFC 2585 §4.1
@@ -140,7 +141,9 @@ async def ocsp_get(request: web.Request) -> web.Response:
     try:
         der = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise web.HTTPBadRequest(text="the path is not a base64 OCSP request") from None
+        # RFC 6960 §2.3: a request the responder cannot read is answered malformedRequest, in
+        # OCSP's own format (an unsigned OCSPResponse), like an undecodable POST body.
+        return web.Response(body=unsuccessful("malformed_request"), content_type=OCSP_RESPONSE)
     body = await request.app[AUTHORITY].ocsp(der)
     return web.Response(
         body=body, content_type=OCSP_RESPONSE, headers={"Cache-Control": "max-age=3600"}

@@ -66,6 +66,11 @@ def test_ocsp_get_with_an_unknown_hash_is_malformed_request(server):
     assert_malformed_request(*get(f"{server.http}/ocsp/{encoded}"))
 
 
+@pytest.mark.parametrize("encoded", ["%21%21not-base64", "A", "AAAA", "%C2%B2", "%00", "-_-_"])
+def test_ocsp_get_that_does_not_decode_is_malformed_request(server, encoded):
+    assert_malformed_request(*get(f"{server.http}/ocsp/{encoded}"))
+
+
 @pytest.mark.parametrize(
     "path",
     [
