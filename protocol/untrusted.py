@@ -1,12 +1,13 @@
 """Untrusted input, read one way everywhere: JSON request bodies (ACME JWS and payloads, the RA
 and applicant APIs) and decimal numbers in query strings and paths. Sans-IO: text in, Python
 values or one typed error (``InputError``) out; each edge maps that error to its protocol's own
-refusal (RFC 8555 ``malformed``, RFC 9457 problem, EST 400).
+refusal (RFC 8555 ``malformed`` for ACME, an RFC 9457 problem for the RA and applicant APIs).
 
 The library ``json`` module does the parsing. What it lacks is done around it:
 - the size is checked before anything is read;
-- the nesting depth is counted without recursion before parsing, so a body of 100,000 ``[`` is
-  refused in one linear scan instead of exhausting the C parser's recursion limit;
+- the nesting depth is counted without recursion before parsing, so a body of 60,000 ``[`` is
+  refused in one linear scan instead of reaching the parser's recursion limit (RecursionError
+  near 1,000 levels, in the parser or in any recursive walk of its result);
 - integers are handed to ``parse_int`` as their digit string, so a long one is refused before
   ``int()`` spends quadratic time on it (or raises ValueError past Python's 4300-digit limit);
 - ``NaN``, ``Infinity`` and numbers that overflow a float are refused (RFC 8259 §6 has none);
