@@ -21,9 +21,12 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jitsuin.ca.clock import FixedClock
 from jitsuin.ca.csr import load_csr, verify_csr
 from jitsuin.ca.errors import CAError
-from jitsuin.ca.revocation import BadOCSPRequest, parse_request
+from jitsuin.ca.generations import create_generation
+from jitsuin.ca.keys import KeyType, SoftwareSigner, generate_private_key
+from jitsuin.ca.revocation import BadOCSPRequest, build_response, find_issuer, parse_request
 
 BOUNDED = settings(
     max_examples=200,
@@ -126,3 +129,61 @@ def test_an_unknown_hash_algorithm_is_malformed_not_a_crash() -> None:
     except BadOCSPRequest:
         return
     raise AssertionError("an unknown hash algorithm was accepted")
+
+
+# A CA generation of our own: requests about its certificate reach build_response, as they do
+# on the server once find_issuer matches the CertID's issuer hashes.
+CLOCK = FixedClock()
+GENERATION = create_generation(
+    1,
+    SoftwareSigner(generate_private_key(KeyType.ECDSA_P256)),
+    x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fuzz CA")]),
+    CLOCK,
+)
+SERIAL = GENERATION.certificate.serial_number
+SERIAL_OCTETS = SERIAL.to_bytes(
+    (SERIAL.bit_length() + 8) // 8, "big"
+)  # DER: a leading 0x00 if needed
+ABOUT_THE_CA = [
+    ocsp.OCSPRequestBuilder()
+    .add_certificate(GENERATION.certificate, GENERATION.certificate, algorithm)
+    .build()
+    .public_bytes(serialization.Encoding.DER)
+    for algorithm in (hashes.SHA256(), hashes.SHA384(), hashes.SHA512())
+]
+
+
+@st.composite
+def about_the_ca(draw: st.DrawFn) -> bytes:
+    """A request about the CA's own certificate whose serialNumber octets are changed (the
+    issuer hashes stay right, so the responder goes on to answer)."""
+    der = bytearray(draw(st.sampled_from(ABOUT_THE_CA)))
+    start = bytes(der).rindex(SERIAL_OCTETS)
+    for _ in range(draw(st.integers(1, 3))):
+        der[start + draw(st.integers(0, len(SERIAL_OCTETS) - 1))] = draw(st.integers(0, 255))
+    return bytes(der)
+
+
+@BOUNDED
+@given(st.one_of(about_the_ca(), mutated(ABOUT_THE_CA)))
+def test_a_request_the_responder_accepts_can_be_answered(data: bytes) -> None:
+    """Whatever CertID parse_request lets through, build_response can sign an answer for it
+    (RFC 6960 §4.2.1: a request it cannot answer is malformedRequest, never a crash)."""
+    try:
+        cert_id = parse_request(data)
+    except BadOCSPRequest:
+        return
+    if find_issuer([GENERATION], cert_id) is GENERATION:
+        ocsp.load_der_ocsp_response(build_response(GENERATION, cert_id, "unknown", CLOCK.now()))
+
+
+def test_a_negative_serial_number_is_malformed() -> None:
+    """RFC 5280 §4.1.2.2: a serial number is a positive integer; found by bench/run.py fuzz."""
+    der = bytearray(ABOUT_THE_CA[0])
+    der[bytes(der).rindex(SERIAL_OCTETS)] |= 0x80
+    try:
+        cert_id = parse_request(bytes(der))
+    except BadOCSPRequest:
+        return
+    assert cert_id.serial < 0
+    build_response(GENERATION, cert_id, "unknown", CLOCK.now())

@@ -313,8 +313,10 @@ def ocsp_response(reply: requests.Response) -> None:
     """RFC 6960 §4.2.1: a request that reaches the responder is answered with an OCSPResponse,
     malformedRequest if it cannot be read."""
     no_server_error(reply)
-    if reply.status_code == 200:
-        assert reply.headers["Content-Type"] == "application/ocsp-response"
+    if not urllib.parse.urlsplit(reply.url).path.startswith("/ocsp"):
+        problem(reply)  # "/ocsp/.." is another path once the client removes the dot segment
+    elif reply.status_code == 200:
+        assert reply.headers["Content-Type"] == "application/ocsp-response", reply.url
         ocsp.load_der_ocsp_response(reply.content)
     else:
         problem(reply)
@@ -797,6 +799,9 @@ def _ocsp_request(data: st.DataObject, target: Target) -> bytes:
     if data.draw(st.booleans()):  # a hash algorithm OID nobody knows (2.16.840.1.101.3.4.2.99)
         sha256 = bytes.fromhex("0609608648016503040201")
         der = bytearray(bytes(der).replace(sha256, sha256[:-1] + b"\x63"))
+    if data.draw(st.booleans()):  # a negative serialNumber (RFC 5280 §4.1.2.2: positive)
+        serial = ca.serial_number.to_bytes((ca.serial_number.bit_length() + 8) // 8, "big")
+        der[bytes(der).rindex(serial)] |= 0x80
     for _ in range(data.draw(st.integers(0, 3))):
         der[data.draw(st.integers(0, len(der) - 1))] = data.draw(st.integers(0, 255))
     return bytes(der)
