@@ -127,3 +127,22 @@ def test_malformed_http_is_a_400_and_one_log_line(server, data, count):
     for line in lines:
         assert "WARNING aiohttp.server malformed HTTP request from 127.0.0.1: " in line, line
         assert all(32 <= ord(ch) < 127 for ch in line), line
+
+
+def test_malformed_http_over_tls_is_one_log_line_too(server):
+    log = server.home / "server.log"
+    before = log.read_text(errors="replace")
+    port = urllib.parse.urlsplit(server.https).port
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=30) as raw,
+        server.tls().wrap_socket(raw, server_hostname="localhost") as sock,
+    ):
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.0 400 "), answer
+    added = log.read_text(errors="replace")[len(before) :]
+    assert "Traceback" not in added, added
+    errors = [line for line in added.splitlines() if "aiohttp.server" in line]
+    assert len(errors) == 1 and "WARNING" in errors[0] and "malformed HTTP" in errors[0], added
