@@ -44,21 +44,29 @@ _LOGGED: weakref.WeakSet[BaseException] = weakref.WeakSet()
 class _MalformedHTTP(logging.Filter):
     """aiohttp logs a request its own parser refused (bad request line, header, chunking:
     "Error handling request from <peer>") at ERROR with the parser's traceback, before any
-    handler or middleware runs, and a body that fails to decode once more after the response.
-    Such input is the client's fault: one WARNING line with the reason, so that a scanner's
-    garbage cannot fill the log with tracebacks."""
+    handler or middleware runs, and a body that fails to decode once more after the response;
+    it also logs a traceback when a client leaves before aiohttp's own "100 Continue" is
+    written. All are the client's doing: one line each (WARNING for malformed HTTP, INFO for a
+    client that left), so that a scanner cannot fill the log with tracebacks."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, (HttpProcessingError, web.RequestPayloadError)):
+        if exc is None:
             return True
-        if exc in _LOGGED:
+        if exc in _LOGGED:  # the middleware has logged this body error already
             return False
         peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-        record.msg = "malformed HTTP request from %s: %s"
-        record.args = (peer, _one_line(exc))
+        if isinstance(exc, (HttpProcessingError, web.RequestPayloadError)):
+            record.msg = "malformed HTTP request from %s: %s"
+            record.args = (peer, _one_line(exc))
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        elif isinstance(exc, ConnectionResetError):
+            record.msg = "client %s closed the connection before the answer"
+            record.args = (peer,)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        else:
+            return True
         record.exc_info = record.exc_text = None
-        record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 
