@@ -6,6 +6,7 @@ never as a traceback."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import socket
 import urllib.error
 import urllib.parse
@@ -63,6 +64,31 @@ def test_ocsp_post_with_an_unknown_hash_is_malformed_request(server):
 
 def test_ocsp_get_with_an_unknown_hash_is_malformed_request(server):
     encoded = urllib.parse.quote(base64.b64encode(unknown_hash_request(server)).decode(), safe="")
+    assert_malformed_request(*get(f"{server.http}/ocsp/{encoded}"))
+
+
+def test_ocsp_request_for_a_negative_serial_is_malformed_request(server):
+    """RFC 5280 §4.1.2.2: serial numbers are positive; the issuer hashes match this CA."""
+    ca = x509.load_der_x509_certificate(get(f"{server.http}/ca.crt")[2])
+    name_hash = hashlib.sha256(ca.subject.public_bytes()).digest()
+    key_bits = ca.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    der = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate_by_hash(
+            name_hash, hashlib.sha256(key_bits).digest(), 0x01020304, hashes.SHA256()
+        )
+        .build()
+        .public_bytes(serialization.Encoding.DER)
+    )
+    positive = bytes.fromhex("020401020304")
+    assert der.count(positive) == 1
+    negative = der.replace(positive, bytes.fromhex("020481020304"))
+    assert ocsp.load_der_ocsp_request(negative).serial_number < 0
+    reply = get(f"{server.http}/ocsp", negative, {"Content-Type": "application/ocsp-request"})
+    assert_malformed_request(*reply)
+    encoded = urllib.parse.quote(base64.b64encode(negative).decode(), safe="")
     assert_malformed_request(*get(f"{server.http}/ocsp/{encoded}"))
 
 

@@ -112,3 +112,26 @@ async def test_a_client_that_leaves_mid_body_is_one_line(free_port, caplog):
     assert all(r.exc_info is None for r in caplog.records), records
     assert len(records) == 1 and records[0][0] == "INFO", records
     assert "client closed the connection during POST /echo" in records[0][1]
+
+
+async def test_a_client_that_leaves_before_100_continue_is_one_line(free_port, caplog):
+    """aiohttp writes "100 Continue" itself, before any middleware, and meets a closed
+    connection; its log record is waited for (it comes once the server has seen the EOF)."""
+    runner, port, _ = await _serve(free_port)
+    try:
+        with caplog.at_level(logging.INFO):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(
+                    b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                    b"Content-Length: 10\r\n\r\n"
+                )
+                sock.shutdown(socket.SHUT_WR)
+            for _ in range(1000):
+                if any(r.name == "aiohttp.server" for r in caplog.records):
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await runner.cleanup()
+    records = [(r.levelname, r.getMessage()) for r in caplog.records if r.name != "aiohttp.access"]
+    assert all(r.exc_info is None for r in caplog.records), records
+    assert records == [("INFO", "client 127.0.0.1 closed the connection before the answer")]

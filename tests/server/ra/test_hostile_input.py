@@ -165,3 +165,11 @@ async def test_a_token_that_is_not_ascii_is_401(server, token):
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 401 "), answer
     assert json.loads(body)["type"].endswith(":unauthorized")
+
+
+async def test_every_refusal_of_audit_verify_is_described(server):
+    """/ra/openapi.json names the problem a non-admin gets (schemathesis checks answers
+    against it)."""
+    responses = (await server.call("GET", "/ra/openapi.json")).json["paths"]["/ra/audit/verify"]
+    assert "4XX" in responses["get"]["responses"]
+    (await server.call("GET", "/ra/audit/verify", "alice")).problem(403)
