@@ -162,3 +162,10 @@ def test_the_canonical_form_still_verifies(account):
     """The reader refuses duplicates, so canonical_json (sorted, unique) stays what is signed."""
     assert canonical_json({"b": 1, "a": 2}) == b'{"a":2,"b":1}'
     assert account.get(account.kid).status_code == 200
+
+
+def test_a_body_too_large_is_an_acme_problem_with_a_nonce(server, helpers):
+    client = helpers.Client(server)
+    reply = client.post(client.url("newOrder"), raw="x" * (64 * 1024 + 1))
+    problem(reply, 413, "malformed")
+    assert reply.headers.get("Replay-Nonce")
