@@ -832,7 +832,7 @@ def bench_fuzz(requests: int, concurrency: int, seconds: int, seed: int) -> None
     with running(1) as server:
         assert server.process is not None
         target = fuzz.prepare(server.http, server.https, server.home, server.process.pid, JITSUIN)
-        asyncio.run(fuzz.run(target, requests, concurrency, seconds, seed))
+        asyncio.run(fuzz.run(target, requests, concurrency, seconds, seed, rss_mb))
         fuzz.log_summary(server.home / "server.log")
 
 
