@@ -295,9 +295,8 @@ def problem(reply: requests.Response, acme: bool = False) -> None:
     document = reply.json()
     assert isinstance(document.get("type"), str), document
     assert document.get("status") in (None, reply.status_code), document
-    # A path no route matches (404) and a body over the size limit (413, refused before the
-    # ACME edge reads it) are the HTTP layer's problems, not ACME's.
-    if acme and reply.status_code not in (404, 413):
+    # A path no route matches (404) is the HTTP layer's problem, not ACME's.
+    if acme and reply.status_code != 404:
         assert document["type"].startswith(ACME_ERROR), document
 
 
@@ -473,6 +472,42 @@ def test_acme_hostile_payload_from_a_real_account(
         "POST",
         path,
         body=signed(protected, payload, target.acme_key),
+        headers={"Content-Type": "application/jose+json"},
+    )
+    problem(reply, acme=True)
+
+
+# One new key for the whole module: the inner JWS's signer (its JWK is what the hostile
+# variants replace).
+NEW_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+@FEW
+@given(
+    inner_header=HEADER,
+    real=st.sets(st.sampled_from(["alg", "jwk", "url"])),
+    payload=st.one_of(
+        members(["account", "oldKey"], st.one_of(JSON, st.sampled_from(["{account}"]))),
+        JSON,
+    ),
+)
+def test_acme_key_change_with_a_hostile_inner_jws(
+    target: Target, inner_header: dict[str, Any], real: set[str], payload: Any
+) -> None:
+    """§7.3.5: the account's request carries an inner JWS signed by the new key; its header
+    (alg, jwk, url; no nonce) and payload (account, oldKey) are hostile, the outer JWS right.
+    oldKey is never the account's key, so no change takes and the account stays usable."""
+    url = target.live.https + "/acme/key-change"
+    right = {"alg": "ES256", "jwk": jwk_of(NEW_KEY.public_key()).to_json(), "url": url}
+    inner_protected = {**inner_header, **{name: right[name] for name in real}}
+    if isinstance(payload, dict) and payload.get("account") == "{account}":
+        payload = {**payload, "account": target.account}
+    inner = signed(inner_protected, json.dumps(payload).encode(), NEW_KEY)
+    outer = {"alg": "ES256", "kid": target.account, "nonce": target.nonce(), "url": url}
+    reply = target.send(
+        "POST",
+        "/acme/key-change",
+        body=signed(outer, inner, target.acme_key),
         headers={"Content-Type": "application/jose+json"},
     )
     problem(reply, acme=True)
