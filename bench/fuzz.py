@@ -24,7 +24,6 @@ import base64
 import collections
 import contextlib
 import json
-import os
 import random
 import re
 import ssl
@@ -51,13 +50,6 @@ from jitsuin.protocol.jose import b64u_decode, b64u_encode, jwk_of, sign_flatten
 PROBLEM = "application/problem+json"
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the process so far (/proc/PID/stat fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-# -- hostile material, built once --------------------------------------------------------------
 def _nested(depth: int, kind: str) -> bytes:
     if kind == "array":
         return b"[" * depth + b"]" * depth
@@ -405,7 +397,7 @@ class Request:
 class Maker:
     """Builds one hostile request at a time from pre-built valid ones and cheap changes."""
 
-    def __init__(self, target: Target, rng: random.Random) -> None:
+    def __init__(self, target: Target, rng: random.Random, families: tuple[str, ...] = ()) -> None:
         self.t = target
         self.rng = rng
         self.nonces: collections.deque[str] = collections.deque(maxlen=2000)
@@ -521,8 +513,9 @@ class Maker:
             (8, self.pki),
             (8, self.page),
         ]
-        self.weights = [w for w, _ in self.makers]
-        self.functions = [f for _, f in self.makers]
+        chosen = [(w, f) for w, f in self.makers if not families or f.__name__ in families]
+        self.weights = [w for w, _ in chosen]
+        self.functions = [f for _, f in chosen]
 
     def make(self) -> Request:
         return self.rng.choices(self.functions, self.weights)[0]()
@@ -750,6 +743,19 @@ class Maker:
         return Request("page", "GET", f"{path}?{query}", {"Accept": "text/html"})
 
 
+# What --families names: the request makers of Maker, and raw sockets.
+FAMILIES = (
+    "acme_unsigned",
+    "acme_stranger",
+    "acme_account",
+    "est",
+    "ra",
+    "applicant",
+    "ocsp",
+    "pki",
+    "page",
+    "raw",
+)
 RAW_AT_ONCE = 16  # raw-socket exchanges in flight at most
 READ_TIMEOUT = 5  # seconds a raw socket waits for the status line
 
@@ -860,11 +866,15 @@ async def run(
     seconds: float,
     seed: int,
     rss_mb: Callable[[int], float],
+    cpu_seconds: Callable[[int], float],
+    families: tuple[str, ...] = (),
 ) -> Tally:
     """``total`` requests (or ``seconds``, whichever ends first) on ``concurrency`` connections;
-    ``rss_mb(pid)`` reads the server's resident memory."""
+    ``rss_mb(pid)`` and ``cpu_seconds(pid)`` read the server's memory and CPU time (with its
+    worker processes); ``families``, if given, the only families sent (FAMILIES)."""
     rng = random.Random(seed)
-    maker = Maker(target, rng)
+    maker = Maker(target, rng, families)
+    raw_share = 0.015 if not families or "raw" in families else 0.0
     garbage = _raw_garbage()
     tally = Tally()
     rss = {"before": rss_mb(target.pid), "peak": rss_mb(target.pid)}
@@ -906,7 +916,7 @@ async def run(
                         f"5xx {tally.server_error_count}, server RSS {now:.0f} MB",
                         flush=True,
                     )
-                if rng.random() < 0.015 and len(raw_tasks) < RAW_AT_ONCE:
+                if rng.random() < raw_share and len(raw_tasks) < RAW_AT_ONCE:
                     # Apart from the workers: a socket the server leaves hanging must not hold
                     # a worker for the read timeout.
                     task = asyncio.create_task(raw_socket(target, rng, garbage, tally))
@@ -960,7 +970,7 @@ async def run(
             "  client-side errors: " + ", ".join(f"{k} {v}" for k, v in tally.client_errors.items())
         )
     print(
-        f"  server RSS: before {rss['before']:.0f} MB, "
+        f"  server RSS (with its processes): before {rss['before']:.0f} MB, "
         f"at 10 % {rss.get('10%', float('nan')):.0f} MB, "
         f"end {rss['end']:.0f} MB, peak {rss['peak']:.0f} MB "
         f"(end - 10 %: {rss['end'] - rss.get('10%', rss['before']):+.0f} MB)"

@@ -8,6 +8,7 @@
     .venv/bin/python bench/run.py acme [--orders 400] [--concurrency 8 32] [--seconds 60]
     .venv/bin/python bench/run.py acme --directory URL [--ca-bundle PEM] [--eab KID:HMAC ...]
     .venv/bin/python bench/run.py fuzz [--requests 1000000] [--concurrency 64] [--seconds 1800]
+                                       [--workers N] [--families est,ra,...] [--seed N]
     .venv/bin/python bench/run.py all
 
 Servers listen on 127.0.0.1 only, in a temporary data directory (with --workers N > 1, on the
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
@@ -820,8 +822,16 @@ def bench_acme_url(
 
 
 # -- fuzz ------------------------------------------------------------------------------------------
-def bench_fuzz(requests: int, concurrency: int, seconds: int, seed: int) -> None:
-    """A fresh server (SQLite), then bench/fuzz.py's stream of malformed requests against it."""
+def bench_fuzz(
+    requests: int,
+    concurrency: int,
+    seconds: int,
+    seed: int,
+    workers: int = 1,
+    families: tuple[str, ...] = (),
+) -> None:
+    """A fresh server (SQLite; PostgreSQL with --workers N > 1), then bench/fuzz.py's stream of
+    malformed requests against it; memory and CPU are the server's with its worker processes."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_fuzz", Path(__file__).with_name("fuzz.py"))
@@ -829,10 +839,26 @@ def bench_fuzz(requests: int, concurrency: int, seconds: int, seed: int) -> None
     fuzz = importlib.util.module_from_spec(spec)
     sys.modules["bench_fuzz"] = fuzz  # dataclasses look their module up
     spec.loader.exec_module(fuzz)
-    with running(1) as server:
+    unknown = set(families) - set(fuzz.FAMILIES)
+    if unknown:
+        raise SystemExit(f"--families: {', '.join(sorted(unknown))}; choose from {fuzz.FAMILIES}")
+    client = _acme_client()
+
+    def memory(pid: int) -> float:
+        total = 0.0
+        for one in client.process_tree(pid):
+            with contextlib.suppress(OSError, AttributeError):  # gone meanwhile
+                total += rss_mb(one)
+        return total
+
+    with running(workers) as server:
         assert server.process is not None
         target = fuzz.prepare(server.http, server.https, server.home, server.process.pid, JITSUIN)
-        asyncio.run(fuzz.run(target, requests, concurrency, seconds, seed, rss_mb))
+        asyncio.run(
+            fuzz.run(
+                target, requests, concurrency, seconds, seed, memory, client.cpu_seconds, families
+            )
+        )
         fuzz.log_summary(server.home / "server.log")
 
 
@@ -849,6 +875,7 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=1_000_000, help="fuzz: requests to send")
     parser.add_argument("--seed", type=int, help="fuzz: the random seed (printed; default random)")
+    parser.add_argument("--families", help="fuzz: only these, comma-separated (default: all)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
@@ -887,7 +914,15 @@ def main() -> None:
         bench_memory()
     if args.what == "fuzz":  # not in "all": it is a long run of its own
         seed = args.seed if args.seed is not None else secrets.randbits(32)
-        bench_fuzz(args.requests, (args.concurrency or [64])[0], args.seconds or 1800, seed)
+        families = tuple(args.families.split(",")) if args.families else ()
+        bench_fuzz(
+            args.requests,
+            (args.concurrency or [64])[0],
+            args.seconds or 1800,
+            seed,
+            args.workers,
+            families,
+        )
     if args.what in ("acme", "all"):
         concurrencies = args.concurrency or [8, 32]
         seconds = args.seconds or 60
