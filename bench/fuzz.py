@@ -235,6 +235,7 @@ class Target:
     pid: int
     tokens: dict[str, str]
     app_id: str = ""
+    received: list[str] = field(default_factory=list)  # just entered: a review is allowed
     enrollment_id: str = ""
     access_code: str = ""
     invoice: str = ""
@@ -291,13 +292,11 @@ def prepare(http: str, https: str, home: Path, pid: int, jitsuin: str) -> Target
     status, _, app = target.call("POST", "/ra/applications", APPLICATION, reviewer)
     assert status == 201, app
     target.app_id = app["id"]
-    today = time.strftime("%Y-%m-%d", time.gmtime())
-    review = {
-        **REVIEW,
-        "receivedOn": today,
-        "residentRecord": {**REVIEW["residentRecord"], "issuedOn": today},
-    }
-    for step, body in (("review", review), ("inquiry", {"trackingNumber": "RD1JP"})):
+    for _ in range(3):
+        status, _, entered = target.call("POST", "/ra/applications", APPLICATION, reviewer)
+        assert status == 201, entered
+        target.received.append(entered["id"])
+    for step, body in (("review", review_today()), ("inquiry", {"trackingNumber": "RD1JP"})):
         status, _, reply = target.call(
             "POST", f"/ra/applications/{target.app_id}/{step}", body, reviewer
         )
@@ -356,18 +355,23 @@ APPLICATION = {
     "dateOfBirth": "1980-01-02",
     "billing": {"addressee": "self"},
 }
-REVIEW = {
-    "receivedOn": "",
-    "residentRecord": {
-        "issuedOn": "",
-        "original": True,
-        "showsIndividualNumber": False,
-        "nameMatches": True,
-        "addressMatches": True,
-        "dateOfBirthMatches": True,
-    },
-    "seal": {"selfInking": False},
-}
+
+
+def review_today() -> dict[str, Any]:
+    """A review that passes: the documents received today, the resident record issued today."""
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    return {
+        "receivedOn": today,
+        "residentRecord": {
+            "issuedOn": today,
+            "original": True,
+            "showsIndividualNumber": False,
+            "nameMatches": True,
+            "addressMatches": True,
+            "dateOfBirthMatches": True,
+        },
+        "seal": {"selfInking": False},
+    }
 
 
 def _es256(key: Any, message: bytes) -> str:
@@ -405,7 +409,8 @@ class Maker:
         # Valid JSON bodies (as dicts) per route; a request mutates one member or the bytes.
         self.ra_routes: list[tuple[str, str, dict[str, Any] | None]] = [
             ("POST", "/ra/applications", APPLICATION),
-            ("POST", f"/ra/applications/{app}/review", REVIEW),
+            ("POST", f"/ra/applications/{app}/review", review_today()),
+            *(("POST", f"/ra/applications/{i}/review", review_today()) for i in target.received),
             ("POST", f"/ra/applications/{app}/resubmit", {"note": "x"}),
             ("POST", f"/ra/applications/{app}/inquiry", {"trackingNumber": "RD1JP"}),
             (
@@ -875,6 +880,8 @@ async def run(
     rng = random.Random(seed)
     maker = Maker(target, rng, families)
     raw_share = 0.015 if not families or "raw" in families else 0.0
+    if not maker.functions:  # --families raw: nothing but raw sockets
+        raw_share = 1.0
     garbage = _raw_garbage()
     tally = Tally()
     rss = {"before": rss_mb(target.pid), "peak": rss_mb(target.pid)}
@@ -916,13 +923,17 @@ async def run(
                         f"5xx {tally.server_error_count}, server RSS {now:.0f} MB",
                         flush=True,
                     )
-                if rng.random() < raw_share and len(raw_tasks) < RAW_AT_ONCE:
-                    # Apart from the workers: a socket the server leaves hanging must not hold
-                    # a worker for the read timeout.
-                    task = asyncio.create_task(raw_socket(target, rng, garbage, tally))
-                    raw_tasks.add(task)
-                    task.add_done_callback(raw_tasks.discard)
-                    continue
+                if rng.random() < raw_share:
+                    if not maker.functions:  # raw sockets only: the workers are the sockets
+                        await raw_socket(target, rng, garbage, tally)
+                        continue
+                    if len(raw_tasks) < RAW_AT_ONCE:
+                        # Apart from the workers: a socket the server leaves hanging must not
+                        # hold a worker for the read timeout.
+                        task = asyncio.create_task(raw_socket(target, rng, garbage, tally))
+                        raw_tasks.add(task)
+                        task.add_done_callback(raw_tasks.discard)
+                        continue
                 request = maker.make()
                 base = target.http if request.plain else target.https
                 try:
