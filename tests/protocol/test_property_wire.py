@@ -155,7 +155,14 @@ def test_nesting_deeper_than_the_limit_is_refused(depth: int, kind: str) -> None
 
 
 @BOUNDED
-@given(st.one_of(TEXT, st.integers(-5, 10**25).map(str)), st.sampled_from([0, 1000, 10**9]))
+@given(
+    st.one_of(
+        TEXT,
+        st.integers(-5, 10**25).map(str),
+        st.builds(lambda zeros, n: "0" * zeros + str(n), st.integers(1, 40), st.integers(0, 2000)),
+    ),
+    st.sampled_from([0, 1000, 10**9]),
+)
 def test_a_query_number_is_ascii_digits_within_range_or_refused(text: str, maximum: int) -> None:
     try:
         value = untrusted.decimal(text, "limit", maximum)
