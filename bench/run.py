@@ -8,6 +8,8 @@
     .venv/bin/python bench/run.py slow [--connections 3000] [--seconds 60]
     .venv/bin/python bench/run.py acme [--orders 400] [--concurrency 8 32] [--seconds 60]
     .venv/bin/python bench/run.py acme --directory URL [--ca-bundle PEM] [--eab KID:HMAC ...]
+    .venv/bin/python bench/run.py fuzz [--requests 1000000] [--concurrency 64] [--seconds 1800]
+                                       [--workers N] [--families est,ra,...] [--seed N]
     .venv/bin/python bench/run.py all
 
 Servers listen on 127.0.0.1 only, in a temporary data directory (with --workers N > 1, on the
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
@@ -962,22 +965,70 @@ def bench_acme_url(
         print(result.line())
 
 
+# -- fuzz ------------------------------------------------------------------------------------------
+def bench_fuzz(
+    requests: int,
+    concurrency: int,
+    seconds: int,
+    seed: int,
+    workers: int = 1,
+    families: tuple[str, ...] = (),
+) -> None:
+    """A fresh server (SQLite; PostgreSQL with --workers N > 1), then bench/fuzz.py's stream of
+    malformed requests against it; memory and CPU are the server's with its worker processes."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_fuzz", Path(__file__).with_name("fuzz.py"))
+    assert spec is not None and spec.loader is not None
+    fuzz = importlib.util.module_from_spec(spec)
+    sys.modules["bench_fuzz"] = fuzz  # dataclasses look their module up
+    spec.loader.exec_module(fuzz)
+    unknown = set(families) - set(fuzz.FAMILIES)
+    if unknown:
+        raise SystemExit(f"--families: {', '.join(sorted(unknown))}; choose from {fuzz.FAMILIES}")
+    client = _acme_client()
+
+    def memory(pid: int) -> float:
+        total = 0.0
+        for one in client.process_tree(pid):
+            with contextlib.suppress(OSError, AttributeError):  # gone meanwhile
+                total += rss_mb(one)
+        return total
+
+    with running(workers) as server:
+        assert server.process is not None
+        target = fuzz.prepare(server.http, server.https, server.home, server.process.pid, JITSUIN)
+        asyncio.run(
+            fuzz.run(
+                target, requests, concurrency, seconds, seed, memory, client.cpu_seconds, families
+            )
+        )
+        fuzz.log_summary(server.home / "server.log")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "what", choices=["crl", "issue", "ocsp", "est", "memory", "slow", "acme", "all"]
+        "what", choices=["crl", "issue", "ocsp", "est", "memory", "slow", "acme", "fuzz", "all"]
     )
     parser.add_argument("--entries", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--seconds", type=int, help="ocsp: load time (10); acme, slow: limit (60)")
+    parser.add_argument(
+        "--seconds",
+        type=int,
+        help="ocsp: load time (10); acme, slow: limit (60); fuzz: limit (1800)",
+    )
+    parser.add_argument("--requests", type=int, default=1_000_000, help="fuzz: requests to send")
+    parser.add_argument("--seed", type=int, help="fuzz: the random seed (printed; default random)")
+    parser.add_argument("--families", help="fuzz: only these, comma-separated (default: all)")
     parser.add_argument("--connections", type=int, help="ocsp: 32; slow: 3000")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
         "--lint-processes", type=int, default=0, help="est, acme: the servers' [ca] lint_processes"
     )
     parser.add_argument("--count", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, nargs="+", help="est: 8; acme: 8 32")
+    parser.add_argument("--concurrency", type=int, nargs="+", help="est: 8; acme: 8 32; fuzz: 64")
     parser.add_argument("--orders", type=int, default=400, help="acme: orders per run")
     parser.add_argument("--poll", type=float, default=0.05, help="acme: seconds between polls")
     parser.add_argument("--directory", help="acme: load this directory URL instead")
@@ -1009,6 +1060,17 @@ def main() -> None:
         bench_memory()
     if args.what in ("slow", "all"):
         bench_slow(args.connections or 3000, args.seconds or 60)
+    if args.what == "fuzz":  # not in "all": it is a long run of its own
+        seed = args.seed if args.seed is not None else secrets.randbits(32)
+        families = tuple(args.families.split(",")) if args.families else ()
+        bench_fuzz(
+            args.requests,
+            (args.concurrency or [64])[0],
+            args.seconds or 1800,
+            seed,
+            args.workers,
+            families,
+        )
     if args.what in ("acme", "all"):
         concurrencies = args.concurrency or [8, 32]
         seconds = args.seconds or 60

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from asn1crypto import crl as asn1_crl
 from asn1crypto import keys as asn1_keys
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
@@ -190,8 +191,12 @@ def parse_request(der: bytes) -> CertID:
             request.serial_number,
             nonce,
         )
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, UnsupportedAlgorithm) as exc:
+        # RFC 6960 §4.2.1: a request that cannot be read, a CertID hashed with an algorithm
+        # this responder does not know included, is answered malformedRequest, unsigned.
         raise BadOCSPRequest(str(exc)) from exc
+    if cert_id.serial < 0:  # RFC 5280 §4.1.2.2: serial numbers are positive
+        raise BadOCSPRequest("the serial number is negative")
     if nonce is not None and not 1 <= len(nonce) <= 32:  # RFC 8954 §2.1
         raise BadOCSPRequest("the nonce must be 1 to 32 octets")
     return cert_id

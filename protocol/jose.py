@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from jitsuin.protocol.untrusted import InputError, kind_of, member, read_json
+
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 MIN_RSA_BITS = 2048  # RFC 8555 §6.2 leaves the size to the server; BR 6.1.5 and NIST SP 800-57
@@ -116,6 +118,8 @@ def parse_jwk(value: Any) -> JWK:
     if not isinstance(value, dict):
         raise _malformed("jwk must be a JSON object")
     kty = value.get("kty")
+    if not isinstance(kty, str):
+        raise _malformed(f"jwk member 'kty' must be a string, not {kind_of(kty)}")
     if kty not in _THUMBPRINT_MEMBERS:
         raise JOSEError(JOSEErrorKind.BAD_KEY, f"unsupported key type {kty!r}: use EC, RSA or OKP")
     if any(member in value for member in _PRIVATE_MEMBERS):
@@ -231,12 +235,20 @@ MAC_ALGORITHMS: Mapping[str, Callable[[], hashes.HashAlgorithm]] = {
 }
 
 
+def _named(value: Any) -> str:
+    """An algorithm name as a client sent it, for a message (a non-string by its JSON type)."""
+    return repr(value[:40]) if isinstance(value, str) else kind_of(value)
+
+
 def algorithm(name: Any) -> Algorithm:
+    """The account-key algorithm ``name``; RFC 8555 §6.2: anything else, a name of another
+    type included, is badSignatureAlgorithm."""
     found = ALGORITHMS.get(name) if isinstance(name, str) else None
     if found is None:
         raise JOSEError(
             JOSEErrorKind.BAD_ALGORITHM,
-            f"signature algorithm {name!r} is not accepted; use one of {', '.join(ALGORITHMS)}",
+            f"signature algorithm {_named(name)} is not accepted; use one of "
+            f"{', '.join(ALGORITHMS)}",
         )
     return found
 
@@ -261,9 +273,9 @@ class FlattenedJWS:
 
     def payload_json(self) -> Any:
         try:
-            return json.loads(self.payload)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _malformed("the JWS payload is not JSON") from None
+            return read_json(self.payload)
+        except InputError as exc:
+            raise _malformed(f"the JWS payload: {exc.message}") from None
 
 
 def parse_flattened(value: Any) -> FlattenedJWS:
@@ -272,9 +284,9 @@ def parse_flattened(value: Any) -> FlattenedJWS:
     payloads (RFC 7797 "b64": false) and any "crit" extension."""
     if isinstance(value, (bytes, str)):
         try:
-            value = json.loads(value)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _malformed("the body is not a JSON object (use the flattened JWS JSON)") from None
+            value = read_json(value)
+        except InputError as exc:
+            raise _malformed(f"the body (the flattened JWS JSON): {exc.message}") from None
     if not isinstance(value, dict):
         raise _malformed("the body is not a JSON object (use the flattened JWS JSON)")
     if "signatures" in value:
@@ -287,22 +299,21 @@ def parse_flattened(value: Any) -> FlattenedJWS:
     missing = _FLATTENED_MEMBERS - set(value)
     if missing:
         raise _malformed(f"the JWS lacks {', '.join(sorted(missing))}")
-    protected_b64, payload_b64, signature_b64 = (
-        value["protected"],
-        value["payload"],
-        value["signature"],
-    )
+    try:
+        protected_b64, payload_b64, signature_b64 = (
+            member(value, name, str) for name in ("protected", "payload", "signature")
+        )
+    except InputError as exc:
+        raise _malformed(f"the JWS {exc.message}") from None
     header_bytes = b64u_decode(protected_b64, "the protected header")
     try:
-        protected = json.loads(header_bytes)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise _malformed("the protected header is not JSON") from None
+        protected = read_json(header_bytes)
+    except InputError as exc:
+        raise _malformed(f"the protected header: {exc.message}") from None
     if not isinstance(protected, dict):
         raise _malformed("the protected header is not a JSON object")
     if "b64" in protected or "crit" in protected:
         raise _malformed("unencoded payloads and critical header extensions are not accepted")
-    if not isinstance(payload_b64, str):
-        raise _malformed("the payload is not a string")
     payload = b64u_decode(payload_b64, "the payload")
     signature = b64u_decode(signature_b64, "the signature")
     if not signature:
@@ -360,10 +371,10 @@ def parse_eab(value: Any, outer_jwk: Mapping[str, Any], url: str) -> EABRequest:
     jws = parse_flattened(value)
     header = jws.protected
     alg = header.get("alg")
-    if alg not in MAC_ALGORITHMS:
+    if not isinstance(alg, str) or alg not in MAC_ALGORITHMS:
         raise JOSEError(
             JOSEErrorKind.BAD_ALGORITHM,
-            f"the external account binding must use {', '.join(MAC_ALGORITHMS)}, not {alg!r}",
+            f"the external account binding must use {', '.join(MAC_ALGORITHMS)}, not {_named(alg)}",
         )
     if "nonce" in header:
         raise _malformed("the external account binding JWS must not carry a nonce (§7.3.4)")

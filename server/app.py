@@ -16,7 +16,7 @@ from jitsuin.server.authority import Authority
 from jitsuin.server.est import handlers as est_handlers
 from jitsuin.server.est.service import Reenrollment
 from jitsuin.server.keys import ACME, AUTHORITY, RA, REENROLLMENT
-from jitsuin.server.middlewares import problems, request_body_deadline
+from jitsuin.server.middlewares import problems, quiet_malformed_http, request_body_deadline
 from jitsuin.server.ra import handlers as ra_handlers
 from jitsuin.server.ra.credentials import Keyring
 from jitsuin.server.ra.mailer import Mailer
@@ -57,6 +57,7 @@ def create_app(authority: Authority, *, send_mail: bool = True) -> web.Applicati
 
 
 def _application(authority: Authority) -> web.Application:
+    quiet_malformed_http()
     http = authority.config.http
     app = web.Application(
         middlewares=[problems, request_body_deadline(http.request_body_timeout)],

@@ -684,10 +684,15 @@ def _acme_test(table: Any, errors: list[str]) -> AcmeTestMode:
     return mode
 
 
+# The largest number a setting takes: as days, seconds after now stays within the calendar
+# (and a timedelta's range), and it fits every integer column.
+_MAX_SETTING = 1_000_000
+
+
 def _positive(reader: _Reader, key: str, default: int) -> int:
     value = reader.get(key, int, default)
-    if value <= 0:
-        reader.errors.append(f"{reader.where}.{key}: must be a positive number")
+    if not 0 < value <= _MAX_SETTING:
+        reader.errors.append(f"{reader.where}.{key}: must be a number 1..{_MAX_SETTING}")
         return default
     return int(value)
 

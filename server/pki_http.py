@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from jitsuin.ca.generations import CAGeneration
+from jitsuin.ca.revocation import unsuccessful
 from jitsuin.server.keys import AUTHORITY
 
 DER = "application/pkix-cert"  # RFC 2585 §4.1
@@ -47,12 +48,14 @@ def _fingerprint(certificate: x509.Certificate) -> str:
 
 
 @routes.get("/ca.{form:crt|pem}")
-@routes.get("/ca/{number:[0-9]+}.{form:crt|pem}")
+@routes.get("/ca/{number:[0-9]{1,9}}.{form:crt|pem}")
 async def ca_certificate(request: web.Request) -> web.Response:
     return _certificate(_generation(request).certificate, request.match_info["form"])
 
 
-@routes.get("/ca/links/{old:[0-9]+}-{new:[0-9]+}/{kind:old-with-new|new-with-old}.{form:crt|pem}")
+@routes.get(
+    "/ca/links/{old:[0-9]{1,9}}-{new:[0-9]{1,9}}/{kind:old-with-new|new-with-old}.{form:crt|pem}"
+)
 async def link_certificate(request: web.Request) -> web.Response:
     """The link certificates of a rollover (SEED-R14, R16, R17; RFC 9810 §4.4)."""
     old, new = int(request.match_info["old"]), int(request.match_info["new"])
@@ -113,7 +116,7 @@ async def chain(request: web.Request) -> web.Response:
     return _certificate(request.app[AUTHORITY].current.certificate, "pem")
 
 
-@routes.get("/crl/{number:[0-9]+}.crl")
+@routes.get("/crl/{number:[0-9]{1,9}}.crl")
 async def crl(request: web.Request) -> web.Response:
     """The generation's CRL over plain HTTP (S/MIME BR 7.1.2.3b), DER."""
     generation = _generation(request)
@@ -138,7 +141,9 @@ async def ocsp_get(request: web.Request) -> web.Response:
     try:
         der = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise web.HTTPBadRequest(text="the path is not a base64 OCSP request") from None
+        # RFC 6960 §2.3: a request the responder cannot read is answered malformedRequest, in
+        # OCSP's own format (an unsigned OCSPResponse), like an undecodable POST body.
+        return web.Response(body=unsuccessful("malformed_request"), content_type=OCSP_RESPONSE)
     body = await request.app[AUTHORITY].ocsp(der)
     return web.Response(
         body=body, content_type=OCSP_RESPONSE, headers={"Cache-Control": "max-age=3600"}

@@ -42,7 +42,10 @@ def parse_rfc3339(value: Any, name: str) -> dt.datetime:
         raise malformed(f"{name} is not an RFC 3339 date-time") from None
     if parsed.tzinfo is None:
         raise malformed(f"{name} needs a time zone offset (RFC 3339)")
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the first UTC instant Python has
+        raise malformed(f"{name} is outside the years 1-9999 in UTC") from None
 
 
 # -- identifiers (§7.1.4, §9.7.7; RFC 8738 ip; RFC 8823 email) ------------------------------------
@@ -494,6 +497,8 @@ def parse_ari_cert_id(value: str) -> tuple[bytes, int]:
         serial_der = b64u_decode(serial_b64, "the serial")
     except JOSEError as exc:
         raise malformed(exc.message) from None
+    if len(serial_der) > 20:  # RFC 5280 §4.1.2.2: no serial is longer than 20 octets
+        raise malformed("the serial is longer than 20 octets (RFC 5280 §4.1.2.2)")
     if not key_id or not serial_der or serial_der[0] & 0x80:
         raise malformed("the certificate identifier is not keyIdentifier.serial")
     if len(serial_der) > 1 and serial_der[0] == 0 and not serial_der[1] & 0x80:

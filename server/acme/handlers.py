@@ -88,7 +88,15 @@ def endpoint(  # type: ignore[no-untyped-def]
                             f"send the JWS as {JOSE_JSON}, not {request.content_type!r}",
                             status=415,
                         )
-                    body = await request.read()
+                    try:
+                        body = await request.read()
+                    except web.HTTPRequestEntityTooLarge:
+                        # §6.7: every error is an ACME problem, a body too large included.
+                        raise AcmeError(
+                            ErrorType.MALFORMED,
+                            f"the request body is larger than {request.client_max_size} bytes",
+                            status=413,
+                        ) from None
                     url = service.external_url(request.raw_path)
                     verified = await service.verify(body, url, jwk=jwk)
                 response = _reply(await handler(request, service, verified))
@@ -210,7 +218,7 @@ async def challenge(request: web.Request, service: AcmeService, verified: Verifi
 
 
 @routes.route("*", "/acme/cert/{id}")
-@routes.route("*", r"/acme/cert/{id}/{alternate:\d{1,3}}")
+@routes.route("*", r"/acme/cert/{id}/{alternate:[0-9]{1,3}}")
 @endpoint(("POST",))
 async def certificate(
     request: web.Request, service: AcmeService, verified: Verified | None

@@ -4,35 +4,23 @@ The MAC key is shown once, in the creation response, and kept only sealed."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
 from jitsuin.server.acme.service import eab_key_json
 from jitsuin.server.keys import ACME, RA
 from jitsuin.server.ra.errors import RAError, RAKind
-from jitsuin.server.ra.handlers import errors_as_problems, operator_of
+from jitsuin.server.ra.handlers import errors_as_problems, json_body, operator_of
 from jitsuin.server.storage import NotFound
 
 routes = web.RouteTableDef()
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-async def _json(request: web.Request) -> Any:
-    if request.content_type != "application/json":
-        raise RAError(RAKind.MALFORMED, "send the body as application/json")
-    try:
-        return json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RAError(RAKind.MALFORMED, f"the body is not JSON: {exc}") from None
-
-
 @routes.post("/ra/acme/eab-keys")
 @errors_as_problems
 async def create_eab_key(request: web.Request) -> web.Response:
     operator = await operator_of(request)
-    record, mac = await request.app[ACME].create_eab_key(operator, await _json(request))
+    record, mac = await request.app[ACME].create_eab_key(operator, await json_body(request))
     body = {**eab_key_json(record), "hmacKey": mac}
     return web.json_response(
         body, status=201, headers={**NO_STORE, "Location": f"/ra/acme/eab-keys/{record.kid}"}
@@ -48,7 +36,7 @@ async def list_eab_keys(request: web.Request) -> web.Response:
     return web.json_response({"keys": [eab_key_json(k) for k in keys]}, headers=NO_STORE)
 
 
-@routes.get("/ra/acme/eab-keys/{kid}")
+@routes.get("/ra/acme/eab-keys/{kid:kid-[A-Za-z0-9_-]{1,64}}")
 @errors_as_problems
 async def read_eab_key(request: web.Request) -> web.Response:
     operator = await operator_of(request)
@@ -60,7 +48,7 @@ async def read_eab_key(request: web.Request) -> web.Response:
     return web.json_response(eab_key_json(key), headers=NO_STORE)
 
 
-@routes.post("/ra/acme/eab-keys/{kid}/disable")
+@routes.post("/ra/acme/eab-keys/{kid:kid-[A-Za-z0-9_-]{1,64}}/disable")
 @errors_as_problems
 async def disable_eab_key(request: web.Request) -> web.Response:
     operator = await operator_of(request)

@@ -61,6 +61,7 @@ from jitsuin.protocol.jose import (
     FlattenedJWS,
     JOSEError,
     JOSEErrorKind,
+    algorithm,
     b64u_decode,
     b64u_encode,
     parse_eab,
@@ -69,6 +70,7 @@ from jitsuin.protocol.jose import (
     verify_eab,
     verify_signature,
 )
+from jitsuin.protocol.untrusted import InputError, decimal
 from jitsuin.server.acme.va import ValidationAuthority
 from jitsuin.server.authority import Authority
 from jitsuin.server.config import AcmeConfig
@@ -103,6 +105,7 @@ _NONCE_BATCH = 64  # nonces stored per write
 _KEY_CACHE_SIZE = 4096  # parsed account keys kept
 _STALE_VALIDATION = dt.timedelta(seconds=60)
 _ARI_RETRY_AFTER = 6 * 3600
+_EAB_MAX_DAYS = 3650  # an operator's EAB key expires within ten years (expiresInDays)
 HELP_URL_PATH = "/docs/acme"  # rateLimited carries Link rel="help" (§6.6)
 
 # RFC 5280 §5.3.1 reason codes a subscriber may give in revokeCert (§7.6). 0 (unspecified) is
@@ -173,6 +176,14 @@ def _new_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+def _known_id(value: str) -> str:
+    """A resource id from a URL path, or NotFound for a text no id of ours can be (U+0000,
+    which PostgreSQL text cannot hold, included), before the store sees it."""
+    if not _ID.fullmatch(value):
+        raise NotFound(f"no resource {value[:40]!r}")
+    return value
+
+
 def _unauthorized(detail: str) -> AcmeError:
     return AcmeError(ErrorType.UNAUTHORIZED, detail)
 
@@ -196,7 +207,10 @@ class Verified:
     def payload(self) -> Any:
         if self.post_as_get:
             raise messages.malformed("this resource takes a JSON payload, not POST-as-GET")
-        return self.jws.payload_json()
+        try:
+            return self.jws.payload_json()
+        except JOSEError as exc:  # RFC 8555 §6.7: a payload that is not JSON is malformed
+            raise messages.malformed(exc.message) from None
 
     def owner(self) -> AcmeAccountRecord:
         assert self.account is not None
@@ -345,9 +359,10 @@ class AcmeService:
         except JOSEError as exc:
             raise self._jose(exc) from None
         header = jws.protected
-        alg = header.get("alg")
-        if alg not in ALGORITHMS:
-            raise self._bad_algorithm(f"signature algorithm {alg!r} is not accepted")
+        try:
+            alg = algorithm(header.get("alg")).name
+        except JOSEError as exc:
+            raise self._jose(exc) from None
         has_jwk, has_kid = "jwk" in header, "kid" in header
         if has_jwk == has_kid:
             raise messages.malformed("the protected header needs exactly one of jwk and kid (§6.2)")
@@ -634,8 +649,10 @@ class AcmeService:
         except JOSEError as exc:
             raise self._jose(exc) from None
         header = inner.protected
-        if header.get("alg") not in ALGORITHMS:
-            raise self._bad_algorithm(f"inner JWS algorithm {header.get('alg')!r}")
+        try:
+            algorithm(header.get("alg"))
+        except JOSEError as exc:
+            raise self._bad_algorithm(f"the inner JWS: {exc.message}") from None
         if "jwk" not in header or "kid" in header:
             raise messages.malformed("the inner JWS is signed with the new key's jwk (§7.3.5)")
         if header.get("url") != verified.jws.protected.get("url"):
@@ -643,9 +660,9 @@ class AcmeService:
         try:
             new_key = parse_jwk(header["jwk"])
             verify_signature(inner, new_key)
+            payload = inner.payload_json()
         except JOSEError as exc:
             raise self._jose(exc) from None
-        payload = inner.payload_json()
         if not isinstance(payload, dict):
             raise messages.malformed("the inner payload is {account, oldKey}")
         if payload.get("account") != self.account_url(account.id):
@@ -714,7 +731,9 @@ class AcmeService:
                     f"{PROFILES[TLS_SERVER].validity.days} (the tls-server profile)"
                 )
         limit = body.integer("maxCertificates") if "maxCertificates" in body.data else None
-        expires_days = body.integer("expiresInDays") if "expiresInDays" in body.data else None
+        expires_days = (
+            body.integer("expiresInDays", _EAB_MAX_DAYS) if "expiresInDays" in body.data else None
+        )
         note = body.text("note", required=False, limit=256) or None
         body.done()
         now = self.clock.now()
@@ -1072,7 +1091,7 @@ class AcmeService:
 
     async def _owned_order(self, verified: Verified, order_id: str) -> AcmeOrderRecord:
         try:
-            order = await self.store.acme_order(order_id)
+            order = await self.store.acme_order(_known_id(order_id))
         except NotFound:
             raise _not_found("order") from None
         self._own(verified, order.account_id, "order")
@@ -1103,9 +1122,10 @@ class AcmeService:
             raise messages.malformed("the orders list is read with POST-as-GET (§6.3)")
         after = 0
         if cursor is not None:
-            if not cursor.isdigit() or len(cursor) > 18:
-                raise messages.malformed("cursor must be a number from a Link rel=next")
-            after = int(cursor)
+            try:
+                after = decimal(cursor, "cursor", 10**18 - 1)
+            except InputError:
+                raise messages.malformed("cursor must be a number from a Link rel=next") from None
         size = self.config.orders_page_size
         page = await self.store.acme_orders(account_id, after, size + 1)
         more = len(page) > size
@@ -1397,7 +1417,7 @@ class AcmeService:
 
     async def authorization(self, verified: Verified, authz_id: str) -> Reply:
         try:
-            authz = await self._authz(authz_id)
+            authz = await self._authz(_known_id(authz_id))
         except NotFound:
             raise _not_found("authorization") from None
         self._own(verified, authz.account_id, "authorization")
@@ -1450,7 +1470,7 @@ class AcmeService:
 
     async def challenge(self, verified: Verified, challenge_id: str) -> Reply:
         try:
-            challenge = await self.store.acme_challenge(challenge_id)
+            challenge = await self.store.acme_challenge(_known_id(challenge_id))
             authz = await self._authz(challenge.authz_id)
         except NotFound:
             raise _not_found("challenge") from None
@@ -1504,7 +1524,7 @@ class AcmeService:
         try:
             if self.config.test.validation_delay_seconds:
                 await asyncio.sleep(self.config.test.validation_delay_seconds)
-            challenge = await self.store.acme_challenge(challenge_id)
+            challenge = await self.store.acme_challenge(_known_id(challenge_id))
             authz = await self.store.acme_authorization(challenge.authz_id)
             account = await self.store.acme_account(authz.account_id)
             identifier = Identifier(authz.identifier_type, authz.identifier_value)

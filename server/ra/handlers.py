@@ -3,7 +3,7 @@ Errors leave as RFC 9457 problem documents through one mapping table."""
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes
 
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.protocol.problems import JITSUIN_TYPE_BASE, Problem
+from jitsuin.protocol.untrusted import InputError, decimal, read_json
 from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.middlewares import problem_response
 from jitsuin.server.ra.errors import RAError, RAKind
@@ -117,33 +118,67 @@ async def operator_of(request: web.Request) -> Operator:
             "send the operator API token as 'Authorization: Bearer', or a bound TLS client "
             "certificate",
         )
+    if not token.strip().isascii():
+        # Tokens are ASCII (jto_ + base64url); aiohttp hands other header bytes on as lone
+        # surrogates, which no hash can take.
+        raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token")
     return await request.app[RA].authenticate(token.strip())
 
 
-async def _json(request: web.Request) -> Any:
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body ({} when there is none), read within the limits of
+    ``jitsuin.protocol.untrusted``; anything else is a 400 problem (RFC 9457)."""
     if not request.can_read_body:
         return {}
     if request.content_type != "application/json":
         raise RAError(RAKind.MALFORMED, "send the body as application/json")
     try:
-        return json.loads(await request.read())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RAError(RAKind.MALFORMED, f"the body is not JSON: {exc}") from None
+        return read_json(await request.read())
+    except InputError as exc:
+        raise RAError(RAKind.MALFORMED, f"the body: {exc.message}") from None
 
 
 def _reply(body: Any, status: int = 200, **headers: str) -> web.Response:
     return web.json_response(body, status=status, headers={**NO_STORE, **headers})
 
 
+# What the ids and names in paths look like (credentials.new_application_id, operator names):
+# anything else names nothing, and never reaches the store (U+0000 is refused by PostgreSQL).
+_APPLICATION_ID = re.compile(r"APP-[0-9A-Z]{8}")
+_OPERATOR_NAME = re.compile(r"[a-z][a-z0-9._-]{0,63}")
+
+
 def _app_id(request: web.Request) -> str:
-    return request.match_info["id"]
+    raw = request.match_info["id"]
+    if not _APPLICATION_ID.fullmatch(raw):
+        raise RAError(RAKind.NOT_FOUND, f"there is no application {raw[:40]!r}")
+    return raw
+
+
+def _operator_name(request: web.Request) -> str:
+    raw = request.match_info["name"]
+    if not _OPERATOR_NAME.fullmatch(raw):
+        raise RAError(RAKind.NOT_FOUND, f"there is no operator {raw[:40]!r}")
+    return raw
 
 
 def _int_query(request: web.Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query.get(name, str(default))
-    if not raw.isdigit() or int(raw) > maximum:
-        raise RAError(RAKind.MALFORMED, f"query parameter {name} must be 0..{maximum}")
-    return int(raw)
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return decimal(raw, f"query parameter {name}", maximum)
+    except InputError as exc:
+        raise RAError(RAKind.MALFORMED, exc.message) from None
+
+
+def _int_path(request: web.Request, what: str) -> int:
+    """The {id} of a path as a number; anything else names nothing (404)."""
+    raw = request.match_info["id"]
+    try:
+        return decimal(raw, what, 2**63 - 1)
+    except InputError:
+        raise RAError(RAKind.NOT_FOUND, f"there is no {what} {raw[:40]!r}") from None
 
 
 # -- operator API ----------------------------------------------------------------------------
@@ -155,7 +190,7 @@ async def openapi(request: web.Request) -> web.Response:
 @routes.post("/ra/applications")
 @errors_as_problems
 async def create(request: web.Request) -> web.Response:
-    app = await request.app[RA].create(await operator_of(request), await _json(request))
+    app = await request.app[RA].create(await operator_of(request), await json_body(request))
     return _reply(application_json(app), 201, Location=f"/ra/applications/{app.id}")
 
 
@@ -180,7 +215,7 @@ async def read(request: web.Request) -> web.Response:
 @errors_as_problems
 async def review(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    app = await ra.review(await operator_of(request), _app_id(request), await _json(request))
+    app = await ra.review(await operator_of(request), _app_id(request), await json_body(request))
     return _reply(application_json(app))
 
 
@@ -197,7 +232,7 @@ async def inquiry(request: web.Request) -> web.Response:
     """Dispatch the inquiry letter. The access code is in this response only (and the letter)."""
     ra = request.app[RA]
     sent = await ra.dispatch_inquiry(
-        await operator_of(request), _app_id(request), await _json(request)
+        await operator_of(request), _app_id(request), await json_body(request)
     )
     if "text/html" in request.headers.get("Accept", ""):
         return web.Response(text=sent.letter_html, content_type="text/html", headers=NO_STORE)
@@ -215,7 +250,9 @@ async def inquiry(request: web.Request) -> web.Response:
 @errors_as_problems
 async def letter(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    app = await ra.record_letter(await operator_of(request), _app_id(request), await _json(request))
+    app = await ra.record_letter(
+        await operator_of(request), _app_id(request), await json_body(request)
+    )
     return _reply(application_json(app))
 
 
@@ -224,7 +261,7 @@ async def letter(request: web.Request) -> web.Response:
 async def payment(request: web.Request) -> web.Response:
     ra = request.app[RA]
     app = await ra.record_payment(
-        await operator_of(request), _app_id(request), await _json(request)
+        await operator_of(request), _app_id(request), await json_body(request)
     )
     return _reply(application_json(app))
 
@@ -248,7 +285,7 @@ async def reissue_pin(request: web.Request) -> web.Response:
 async def reject(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await operator_of(request)
-    app = await ra.close(operator, _app_id(request), Event.REJECT, await _json(request))
+    app = await ra.close(operator, _app_id(request), Event.REJECT, await json_body(request))
     return _reply(application_json(app))
 
 
@@ -257,7 +294,7 @@ async def reject(request: web.Request) -> web.Response:
 async def abandon(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await operator_of(request)
-    app = await ra.close(operator, _app_id(request), Event.ABANDON, await _json(request))
+    app = await ra.close(operator, _app_id(request), Event.ABANDON, await json_body(request))
     return _reply(application_json(app))
 
 
@@ -265,7 +302,7 @@ async def abandon(request: web.Request) -> web.Response:
 @errors_as_problems
 async def revoke(request: web.Request) -> web.Response:
     ra = request.app[RA]
-    app = await ra.revoke(await operator_of(request), _app_id(request), await _json(request))
+    app = await ra.revoke(await operator_of(request), _app_id(request), await json_body(request))
     return _reply(application_json(app))
 
 
@@ -313,11 +350,9 @@ async def retry_mail(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await operator_of(request)
     ra.allow(operator, "mail")
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise RAError(RAKind.NOT_FOUND, f"there is no mail {raw}")
-    await ra.retry_mail(operator, int(raw))
-    return _reply({"id": int(raw), "status": "pending"}, 202)
+    mail_id = _int_path(request, "mail")
+    await ra.retry_mail(operator, mail_id)
+    return _reply({"id": mail_id, "status": "pending"}, 202)
 
 
 @routes.get("/ra/audit")
@@ -398,12 +433,10 @@ async def decide_reenrollment(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await operator_of(request)
     ra.allow(operator, "approve")
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise RAError(RAKind.NOT_FOUND, f"there is no re-enrollment {raw}")
+    request_id = _int_path(request, "re-enrollment")
     approve = request.match_info["decision"] == "approve"
-    await request.app[REENROLLMENT].decide(int(raw), approve, operator.name)
-    return _reply({"id": int(raw), "status": "approved" if approve else "rejected"})
+    await request.app[REENROLLMENT].decide(request_id, approve, operator.name)
+    return _reply({"id": request_id, "status": "approved" if approve else "rejected"})
 
 
 @routes.post("/ra/ca/rollover")
@@ -444,11 +477,11 @@ async def bind_operator_certificate(request: web.Request) -> web.Response:
     ``{"certificate": "<PEM>"}``; a later binding replaces the earlier one."""
     ra = request.app[RA]
     operator = await _admin_or_self(request)
-    body = Body(await _json(request))
+    body = Body(await json_body(request))
     pem = body.text("certificate", limit=65536)
     body.done()
     binding = await ra.bind_certificate(
-        operator, request.match_info["name"], pem.encode(), _peer_certificate(request)
+        operator, _operator_name(request), pem.encode(), _peer_certificate(request)
     )
     return _reply(binding)
 
@@ -460,7 +493,7 @@ async def unbind_operator_certificate(request: web.Request) -> web.Response:
     ra = request.app[RA]
     operator = await operator_of(request)
     ra.allow(operator, "operators")
-    await ra.unbind_certificate(operator, request.match_info["name"])
+    await ra.unbind_certificate(operator, _operator_name(request))
     return web.Response(status=204, headers=NO_STORE)
 
 
@@ -468,7 +501,7 @@ async def _admin(request: web.Request) -> Operator:
     """The operator making the request, who must be an admin; any body must be empty ({})."""
     operator = await operator_of(request)
     request.app[RA].allow(operator, "operators")
-    Body(await _json(request)).done()
+    Body(await json_body(request)).done()
     return operator
 
 
@@ -479,7 +512,7 @@ async def disable_operator(request: web.Request) -> web.Response:
     request on (admin only; audited). An admin cannot disable themself."""
     ra = request.app[RA]
     operator = await _admin(request)
-    name = request.match_info["name"]
+    name = _operator_name(request)
     at = await ra.disable_operator(operator, name)
     return _reply({"name": name, "disabled": True, "disabledAt": at.isoformat()})
 
@@ -490,7 +523,7 @@ async def enable_operator(request: web.Request) -> web.Response:
     """The operator's token and bound certificate work again (admin only; audited)."""
     ra = request.app[RA]
     operator = await _admin(request)
-    name = request.match_info["name"]
+    name = _operator_name(request)
     await ra.enable_operator(operator, name)
     return _reply({"name": name, "disabled": False, "disabledAt": None})
 
@@ -502,8 +535,8 @@ async def rotate_operator_token(request: web.Request) -> web.Response:
     once (an admin, or the operator themself; audited). ``setBy``: who else may know it."""
     ra = request.app[RA]
     operator = await _admin_or_self(request)
-    Body(await _json(request)).done()
-    name = request.match_info["name"]
+    Body(await json_body(request)).done()
+    name = _operator_name(request)
     token = await ra.rotate_operator_token(operator, name)
     return _reply(
         {"name": name, "token": token, "setBy": list(credential_known_to(operator, name))}
@@ -517,7 +550,7 @@ async def applicant_status(request: web.Request) -> web.Response:
     """Where the application stands, by the enrollment ID: the state and whether the PIN can
     still be used, never personal data (SEED-R18)."""
     ra = request.app[RA]
-    app = await ra.status(await _json(request))
+    app = await ra.status(await json_body(request))
     pin = None
     if app.state in ("approved", "pin_sent") and app.pin_expires_at is not None:
         pin = {
@@ -532,7 +565,7 @@ async def applicant_status(request: web.Request) -> web.Response:
 @errors_as_problems
 async def online_input(request: web.Request) -> web.Response:
     """Seed step 6 (SEED-R12): confirm the online input with the mailed credential."""
-    data = await _json(request)
+    data = await json_body(request)
     app = await request.app[RA].online_input(data, source_of(request))
     confirmed = app.online_input_at is not None
     return _reply(

@@ -153,7 +153,11 @@ OPENAPI: dict[str, Any] = {
         "/ra/audit/verify": {
             "get": {
                 "summary": "Verify the audit hash chain (admin)",
-                "responses": {"200": {"description": "Intact"}, "409": {"description": "Broken"}},
+                "responses": {
+                    "200": {"description": "Intact"},
+                    "409": {"description": "Broken"},
+                    "4XX": _PROBLEM,
+                },
             }
         },
         "/ra/reenrollments": {

@@ -4,6 +4,7 @@ operator action and personal-data read is audited, and no secret is kept in clea
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import dataclasses
 import datetime as dt
@@ -119,15 +120,17 @@ class Redeemed:
 
 
 def _months_before(day: dt.date, months: int) -> dt.date:
-    month = day.month - months
-    year = day.year + (month - 1) // 12
-    month = (month - 1) % 12 + 1
-    for candidate in (day.day, 30, 29, 28):
-        try:
-            return day.replace(year=year, month=month, day=candidate)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
+    """The same day ``months`` calendar months earlier, clamped to that month's last day."""
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return dt.date(year, month + 1, min(day.day, last))
+
+
+# The earliest date the RA takes in any field: before it, a date is a typing error, and a date
+# near 0001-01-01 would leave the calendar when months are counted back from it (SEED-R7).
+EARLIEST_DATE = dt.date(1900, 1, 1)
+# The largest integer the RA takes: what a PostgreSQL integer column holds.
+MAX_INTEGER = 2**31 - 1
 
 
 class Body:
@@ -179,10 +182,14 @@ class Body:
             self.seen.add(key)
         value = source.get(key)
         try:
-            return dt.date.fromisoformat(value)  # type: ignore[arg-type]
+            day = dt.date.fromisoformat(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             self.errors.append(f"{prefix}{key} must be a date (YYYY-MM-DD)")
             return dt.date.min
+        if day < EARLIEST_DATE:
+            self.errors.append(f"{prefix}{key} must not be before {EARLIEST_DATE.isoformat()}")
+            return dt.date.min
+        return day
 
     def obj(self, key: str) -> dict[str, Any]:
         self.seen.add(key)
@@ -192,11 +199,11 @@ class Body:
             return {}
         return value
 
-    def integer(self, key: str) -> int:
+    def integer(self, key: str, maximum: int = MAX_INTEGER) -> int:
         self.seen.add(key)
         value = self.data.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            self.errors.append(f"{key} must be a non-negative integer")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
+            self.errors.append(f"{key} must be an integer 0..{maximum}")
             return 0
         return value
 
@@ -501,7 +508,7 @@ class RAService:
         number = body.text("qualificationNumber", limit=64)
         address = body.text("postalAddress", limit=512)
         born = body.date("dateOfBirth")
-        if born != dt.date.min and not dt.date(1900, 1, 1) <= born < self.clock.now().date():
+        if born != dt.date.min and not EARLIEST_DATE <= born < self.clock.now().date():
             body.errors.append("dateOfBirth is not a plausible date of birth")
         billing = body.obj("billing")
         addressee = billing.get("addressee")

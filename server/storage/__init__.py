@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -429,6 +429,28 @@ def entry_persons(actor: str, details: Mapping[str, Any]) -> set[str]:
     was made with (details ``credentialSetBy``, written by the RA for operator actions)."""
     others = details.get("credentialSetBy")
     return {actor, *(others if isinstance(others, list) else ())}
+
+
+async def verify_audit_log(
+    read: Callable[[int], Awaitable[list[AuditEntry]]],
+    read_head: Callable[[], Awaitable[tuple[int, str] | None]],
+) -> int:
+    """Verify the whole chain and its recorded head; ``read(after_seq)`` returns the next batch
+    of entries, ``read_head()`` the head. Entries appended while the chain is read move the head
+    past the last entry read: the entries after it are read and verified too, until a read
+    finds none, so an append racing the check is not reported as a removal (while entries
+    really cut off still are). Returns how many entries were checked."""
+    checked, prev_hash, after = 0, GENESIS_HASH, 0
+    while True:
+        found = False
+        while batch := await read(after):
+            found = True
+            checked += verify_chain(batch, prev_hash)
+            prev_hash, after = batch[-1].hash, batch[-1].seq
+        head = await read_head()
+        if head is None or head[0] <= after or not found:
+            verify_head(after, prev_hash, head)
+            return checked
 
 
 def application_revoked(application_id: str, reason: str, revocation: AuditEvent) -> AuditEvent:

@@ -62,8 +62,7 @@ from jitsuin.server.storage import (
     entry_persons,
     persons_column,
     persons_from_column,
-    verify_chain,
-    verify_head,
+    verify_audit_log,
 )
 from jitsuin.server.storage.migrations import migrations
 
@@ -540,13 +539,13 @@ class SQLiteStore:
         ]
 
     async def verify_audit_chain(self) -> int:
-        checked, prev_hash, after = 0, GENESIS_HASH, 0
-        while batch := await self.audit_log(after_seq=after, limit=1000):
-            checked += verify_chain(batch, prev_hash)
-            prev_hash, after = batch[-1].hash, batch[-1].seq
-        head = await _first(self._db, "SELECT seq, hash FROM audit_head WHERE id = 1")
-        verify_head(after, prev_hash, (head[0], head[1]) if head else None)
-        return checked
+        async def read_head() -> tuple[int, str] | None:
+            head = await _first(self._db, "SELECT seq, hash FROM audit_head WHERE id = 1")
+            return (head[0], head[1]) if head else None
+
+        return await verify_audit_log(
+            lambda after: self.audit_log(after_seq=after, limit=1000), read_head
+        )
 
     # -- operators -------------------------------------------------------------------------------
     async def add_operator(self, operator: Operator, token_hash: str, audit: AuditEvent) -> None:

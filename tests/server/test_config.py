@@ -339,3 +339,25 @@ def test_check_config_warns_of_settings_that_weaken_the_ca(tmp_path, capsys, mon
     assert main(["check-config", str(path)]) == 0
     err = capsys.readouterr().err
     assert "WARNING: TEST MODE (JITSUIN_ALLOW_TEST_MODE=1): [acme.test] validation_always" in err
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        ("pin_ttl_hours = 336", "ra.pin_ttl_hours"),
+        ("max_attempts = 5", "ra.max_attempts"),
+        ("smtp_port = 25", "mail.smtp_port"),
+    ],
+)
+def test_a_number_past_any_setting_is_a_config_error(tmp_path, edit, key):
+    """A number too large for a duration or a column is a listed mistake, not an
+    OverflowError when the server starts or first uses it."""
+    home = tmp_path / "home"
+    path = write_default(home, KeyType.ECDSA_P256, "CN=Test CA,C=JP")
+    text = path.read_text(encoding="utf-8")
+    assert text.count(edit) == 1, edit
+    name = edit.split(" = ")[0]
+    path.write_text(text.replace(edit, f"{name} = 99999999999999999999"), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load(path, home)
+    assert caught.value.errors == [f"{key}: must be a number 1..1000000"]

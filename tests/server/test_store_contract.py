@@ -476,6 +476,28 @@ async def test_the_audit_head_only_moves_forward(backend, store):
     assert await store.verify_audit_chain() == 3
 
 
+async def test_an_append_while_the_chain_is_read_is_not_a_removal(store):
+    """The append lands after the last batch is read and before the head is: the head is then
+    past the entries read, which is no removal (GET /ra/audit/verify under load)."""
+    for n in range(1, 4):
+        await store.append_audit(event(n=n))
+    read = store.audit_log
+    appended: list[int] = []
+
+    async def read_then_append(*args, **kwargs):
+        batch = await read(*args, **kwargs)
+        if not batch and not appended:
+            appended.append((await store.append_audit(event(n=4))).seq)
+        return batch
+
+    store.audit_log = read_then_append  # the race, placed where it hurts
+    try:
+        assert await store.verify_audit_chain() == 4
+    finally:
+        del store.audit_log
+    assert appended == [4]
+
+
 async def test_concurrent_appends_keep_one_chain(store):
     entries = await asyncio.gather(*(store.append_audit(event(n=n)) for n in range(50)))
 
