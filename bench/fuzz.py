@@ -778,19 +778,11 @@ class Tally:
     client_errors: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
-# EST operations not offered by design answer 501 (docs/divergences.md); counted apart.
-NOT_OFFERED = re.compile(r"^/\.well-known/est/(?:[^/]+/)?(?:serverkeygen|fullcmc)$")
-
-
 def record(tally: Tally, request: Request, status: int, headers: Any, body: bytes) -> None:
     tally.statuses[str(status)] += 1
     tally.by_family[request.family] += 1
     if status >= 500:
         path = request.path.split("?")[0]
-        if status == 501 and request.method == "POST" and NOT_OFFERED.match(path):
-            tally.statuses["501 (EST operation not offered)"] += 1
-            tally.statuses[str(status)] -= 1
-            return
         tally.server_error_count += 1
         key = f"{status} {request.method} {re.sub(r'/[^/]*$', '/…', path)[:60]}"
         if key not in tally.server_errors and len(tally.server_errors) < 30:

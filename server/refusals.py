@@ -3,7 +3,7 @@ or operator token, an EST request without a credential, a try of a credential th
 whose source must wait. They are counted and logged, at most one line per kind per interval with
 the number left out since, and never appended to the audit log: the append-only audit log keeps
 what was decided about an application, a certificate or an operator, not what any stranger on
-the network can provoke at will (issue 14)."""
+the network can provoke at will (docs/threat-model.md, "Noise versus the audit log")."""
 
 from __future__ import annotations
 

@@ -257,8 +257,10 @@ async def csrattrs(request: web.Request) -> web.Response:
 @audited("serverkeygen")
 async def serverkeygen(request: web.Request) -> web.Response:
     """Not offered by design: the subscriber's private key never exists outside the subscriber's
-    device (docs/divergences.md)."""
-    raise ESTFailure(501, "serverkeygen is not offered: the private key is made by the "
+    device (docs/divergences.md). 404, not 501: RFC 9110 §15.6.2 keeps 501 for a method the
+    server does not know, and a client asking for an operation this server lacks is not a
+    server fault (nothing to page an operator for)."""
+    raise ESTFailure(404, "serverkeygen is not offered: the private key is made by the "
                      "subscriber and never leaves the subscriber's device")  # fmt: skip
 
 
@@ -266,4 +268,4 @@ async def serverkeygen(request: web.Request) -> web.Response:
 @routes.post(f"/.well-known/est/{_LABEL}/fullcmc")
 @audited("fullcmc")
 async def fullcmc(request: web.Request) -> web.Response:
-    raise ESTFailure(501, "fullcmc is not offered (RFC 7030 §4.3 is optional)")
+    raise ESTFailure(404, "fullcmc is not offered (RFC 7030 §4.3 is optional)")

@@ -254,7 +254,8 @@ class RAService:
         target: str,
         details: Mapping[str, Any] | None = None,
     ) -> AuditEvent:
-        """An audit entry; an operator's carries the credential it acted with (issue 14)."""
+        """An audit entry; an operator's carries the credential it acted with
+        (docs/threat-model.md, "Two persons, really")."""
         return AuditEvent(
             at=self.clock.now(),
             actor=actor if isinstance(actor, str) else actor.name,

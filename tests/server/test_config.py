@@ -197,8 +197,8 @@ keepalive = 3
         "http.request_head_timeout_seconds: from more than 0 to 3600 seconds",
         "http.tls_handshake_timeout_seconds: expected int/float, got '10'",
         "http.hsts_max_age_seconds: must not be negative (0 clears the policy)",
-        "http.max_connections: must be a positive number",
-        "http.max_connections_per_address: must be a positive number",
+        "http.max_connections: must be a number 1..1000000",
+        "http.max_connections_per_address: must be a number 1..1000000",
         "http: unknown setting 'keepalive'",
     ]
 

@@ -273,19 +273,11 @@ def target(live_jitsuin: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 # -- the property ---------------------------------------------------------------------------------
-# EST operations that are not offered by design (docs/divergences.md): 501, RFC 9110 §15.6.2.
-NOT_OFFERED = ("/serverkeygen", "/fullcmc")
-
-
 def no_server_error(reply: requests.Response) -> None:
     """Never a 5xx; 503 is "try later" (RFC 9110 §15.6.4), documented for a lint that could not
-    run and the issuance cutoff, and always says so; 501 answers the EST operations that are not
-    offered."""
+    run and the issuance cutoff, and always says so."""
     if reply.status_code == 503:
         assert reply.text.strip(), "a 503 without a word"
-        return
-    path = urllib.parse.urlsplit(reply.request.url).path
-    if reply.status_code == 501 and path.endswith(NOT_OFFERED) and "/.well-known/est/" in path:
         return
     assert reply.status_code < 500, (
         f"{reply.request.method} {reply.request.url} -> {reply.status_code}: {reply.text[:400]}"

@@ -1,5 +1,5 @@
 -- jitsuin schema, version 12 (PostgreSQL twin of 0012_credential_setters.sqlite.sql): who else
--- may know each operator credential (issue 14, the two-person rule). token_set_by and
+-- may know each operator credential (the two-person rule, docs/threat-model.md). token_set_by and
 -- cert_bound_by hold a sorted JSON array (text) of the persons who set the API token or bound the
 -- client certificate when that was not the operator themself: another operator (an admin through
 -- the API, and whoever else knew that admin's credential) or "cli:<user>" for the host CLI.
