@@ -674,7 +674,10 @@ class Authority:
             issuers=self.published_certificates(),
             issued=lambda ski, serial: status != "unknown",
         )
-        if cert_id.nonce is None:
+        # Only answers about certificates this CA issued are kept: the serials of "unknown"
+        # answers are the client's choice, and keeping them would let anyone fill the cache
+        # (memory, and eviction of the answers relying parties need) with made-up serials.
+        if cert_id.nonce is None and status != "unknown":
             self._ocsp_cache[key] = (now, der)
             while len(self._ocsp_cache) > OCSP_CACHE_SIZE:
                 self._ocsp_cache.popitem(last=False)
@@ -699,7 +702,8 @@ class Authority:
                 else ("good", None, None)
             )
         except NotFound:
-            status = ("unknown", None, None)  # never "good" for a serial never issued
+            # Never "good" for a serial never issued; not remembered (see ocsp()).
+            return ("unknown", None, None)
         self._status_cache[key] = (now, status)
         while len(self._status_cache) > OCSP_CACHE_SIZE:
             self._status_cache.popitem(last=False)

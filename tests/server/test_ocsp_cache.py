@@ -81,3 +81,37 @@ async def test_signed_answers_are_reused_while_fresh(tmp_path, write_home, make_
         assert response.this_update_utc == clock.now()
     finally:
         await authority.close()
+
+
+async def test_answers_about_made_up_serials_are_not_kept(tmp_path, write_home, make_csr):
+    """Anyone can ask about any serial: "unknown" answers are signed afresh and never kept, so
+    made-up serials neither grow the caches nor evict the answers about real certificates."""
+    authority, _, (cert, _) = await _setup(tmp_path, write_home, make_csr)
+    ca = authority.current.certificate
+    name_hash = _sha1(ca.subject.public_bytes())
+    key_hash = _sha1(ca.public_key().public_bytes(serialization.Encoding.X962, PUBLIC_POINT))
+    try:
+        assert await _status(authority, cert) == "GOOD"
+        for serial in range(1, 201):
+            builder = ocsp.OCSPRequestBuilder().add_certificate_by_hash(
+                name_hash,
+                key_hash,
+                serial,
+                hashes.SHA1(),  # noqa: S303 (RFC 5019 §2.1.1)
+            )
+            der = builder.build().public_bytes(serialization.Encoding.DER)
+            answer = ocsp.load_der_ocsp_response(await authority.ocsp(der))
+            assert answer.certificate_status.name == "UNKNOWN"
+        assert [key[1] for key in authority._ocsp_cache] == [cert.serial_number]
+        assert list(authority._status_cache) == [(1, cert.serial_number)]
+    finally:
+        await authority.close()
+
+
+PUBLIC_POINT = serialization.PublicFormat.UncompressedPoint
+
+
+def _sha1(data: bytes) -> bytes:
+    digest = hashes.Hash(hashes.SHA1())  # noqa: S303 (the CertID hash of RFC 5019 §2.1.1)
+    digest.update(data)
+    return digest.finalize()
