@@ -295,17 +295,14 @@ class Issuer:
         not_before, not_after = self._validity(profile)
         if validity is not None:
             not_after = min(not_after, not_before + validity - ONE_SECOND)
-        cn = dns_names[0] if dns_names else str(ip_addresses[0])
         sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
         sans += [x509.IPAddress(ip) for ip in ip_addresses]  # type: ignore[arg-type]
+        # An empty subject, the names only in a critical subjectAltName (RFC 5280 §4.2.1.6; TLS
+        # BR 7.1.2.7.2 makes the CN optional): a CN holding an IP address is read as a DNS name
+        # by clients such as certbot, which then refuse the certificate.
         builder = (
-            self._base_builder(
-                public_key,
-                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]),
-                not_before,
-                not_after,
-            )
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            self._base_builder(public_key, x509.Name([]), not_before, not_after)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=True)
             .add_extension(profile.key_usage(key_type), critical=True)
             .add_extension(x509.ExtendedKeyUsage(list(profile.eku)), critical=False)
         )

@@ -5,7 +5,7 @@ this module adds the subscriber-profile check and a diagnosis a person can act o
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from asn1crypto import crl as asn1_crl
@@ -21,6 +21,19 @@ from pyhanko_certvalidator.errors import (
     RevokedError,
     ValidationError,
 )
+
+from jitsuin.ca.profiles import DOCUMENT_SIGNING
+
+# What a certificate is checked to be good for once its path is valid (RFC 5280 §4.2.1.12: the
+# extKeyUsage purpose; "any" checks none). The default is SEED-R20's: an e-mail protection
+# certificate.
+PURPOSES: Mapping[str, tuple[x509.ObjectIdentifier, str] | None] = {
+    "smime": (ExtendedKeyUsageOID.EMAIL_PROTECTION, "an e-mail protection certificate"),
+    "document": (DOCUMENT_SIGNING, "a document signing certificate (RFC 9336)"),
+    "client": (ExtendedKeyUsageOID.CLIENT_AUTH, "a TLS client certificate"),
+    "any": None,
+}
+DEFAULT_PURPOSE = "smime"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +96,11 @@ def _diagnose(
     return reasons
 
 
+def revoked_reason(when: dt.datetime, reason: str, whose: str = "the certificate") -> str:
+    """One wording for a revocation, from a CRL or from the CA's own records."""
+    return f"revoked: {whose} was revoked at {when.isoformat()}, reason {reason}"
+
+
 def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
@@ -115,12 +133,31 @@ async def validate_path(
     try:
         path = await validator.async_validate_path()
     except RevokedError as exc:
-        return Verdict(False, reasons=(f"revoked: {exc}",))
+        # asn1crypto's CRLReason names are cryptography's ReasonFlags member names.
+        reason = x509.ReasonFlags[exc.reason.native].value
+        whose = "the certificate" if exc.is_ee_cert else "a CA certificate on its path"
+        return Verdict(False, reasons=(revoked_reason(exc.revocation_dt, reason, whose),))
     except (PathValidationError, PathBuildingError, ValidationError) as exc:
         reasons = _diagnose(leaf, [*trusted, *others], at) or [str(exc)]
         return Verdict(False, reasons=tuple(reasons))
     chain = tuple(x509.load_der_x509_certificate(c.dump()) for c in reversed(list(path)))
     return Verdict(True, chain)
+
+
+def purpose_problem(leaf: x509.Certificate, purpose: str = DEFAULT_PURPOSE) -> str | None:
+    """Why ``leaf`` is not good for ``purpose`` (one of PURPOSES), or None. Checked after the
+    path: a revoked or foreign certificate is reported as that, not as the wrong kind."""
+    wanted = PURPOSES[purpose]
+    if wanted is None:
+        return None
+    oid, kind = wanted
+    try:
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        eku = None
+    if eku is None or oid not in eku:
+        return f"the certificate chains, but it is not {kind}"
+    return None
 
 
 async def verify_subscriber(
@@ -131,23 +168,17 @@ async def verify_subscriber(
     at: dt.datetime | None = None,
     *,
     require_revocation: bool = False,
+    purpose: str = DEFAULT_PURPOSE,
 ) -> Verdict:
     """SEED-R20: the certificate chains to the published CA certificates (through link
-    certificates after a rollover; a certificate listed on one of ``crls`` fails) and is an
-    e-mail protection certificate."""
+    certificates after a rollover; a certificate listed on one of ``crls`` fails) and is good
+    for ``purpose`` (by default an e-mail protection certificate)."""
     verdict = await validate_path(
         leaf, trusted, others, crls, at, require_revocation=require_revocation
     )
     if not verdict.ok:
         return verdict
-    try:
-        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        eku = None
-    if eku is None or ExtendedKeyUsageOID.EMAIL_PROTECTION not in eku:
-        return Verdict(
-            False,
-            verdict.chain,
-            ("the certificate chains, but it is not an e-mail protection certificate",),
-        )
+    problem = purpose_problem(leaf, purpose)
+    if problem is not None:
+        return Verdict(False, verdict.chain, (problem,))
     return verdict

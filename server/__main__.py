@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
+from asn1crypto import pem as asn1_pem
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
@@ -27,7 +28,14 @@ from jitsuin.ca.generations import issuance_cutoff
 from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
 from jitsuin.ca.revocation import REASONS
 from jitsuin.ca.subject import VettedSubject
-from jitsuin.ca.verify import Verdict, verify_subscriber
+from jitsuin.ca.verify import (
+    DEFAULT_PURPOSE,
+    PURPOSES,
+    Verdict,
+    purpose_problem,
+    revoked_reason,
+    validate_path,
+)
 from jitsuin.server import cli_conformance, cli_ra, permissions, workers
 from jitsuin.server import config as configuration
 from jitsuin.server.app import create_app, create_public_app
@@ -420,10 +428,28 @@ def _load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
         raise CLIError(f"{source}: not a certificate (PEM or DER)") from exc
 
 
+def _load_crls(data: bytes, source: str) -> list[bytes]:
+    """The CRLs of a file as DER: one DER CRL, or PEM with one or more X509 CRL blocks."""
+    try:
+        if asn1_pem.detect(data):
+            blocks = [der for kind, _, der in asn1_pem.unarmor(data, multiple=True)
+                      if kind == "X509 CRL"]  # fmt: skip
+        else:
+            blocks = [data]
+        for der in blocks:
+            x509.load_der_x509_crl(der)
+    except ValueError as exc:
+        raise CLIError(f"{source}: not a CRL (PEM or DER)") from exc
+    if not blocks:
+        raise CLIError(f"{source}: no X509 CRL in the PEM file")
+    return blocks
+
+
 async def cmd_verify(args: argparse.Namespace) -> int:
     """SEED-R20: does the certificate chain to the published CA certificates, and why not?"""
     certs = _load_certificates(_read(args.certificate, "certificate"), args.certificate)
     leaf, others = certs[0], certs[1:]
+    given_crls = [der for path in args.crl or () for der in _load_crls(_read(path, "CRL"), path)]
     crls: list[bytes] = []
     status: CertificateRecord | None = None
     if args.ca:
@@ -440,11 +466,19 @@ async def cmd_verify(args: argparse.Namespace) -> int:
             raise CLIError(f"--at: not an ISO 8601 time: {args.at!r}") from exc
         if at.tzinfo is None:
             at = at.replace(tzinfo=dt.UTC)
-    verdict = await verify_subscriber(leaf, trusted, others, crls, at)
+    # CRLs given on the command line are meant to be used: every certificate on the path must
+    # then be covered by one (RFC 5280 §6.3), as in the NIST PKITS tests.
+    verdict = await validate_path(
+        leaf, trusted, others, [*crls, *given_crls], at, require_revocation=bool(given_crls)
+    )
     subject = leaf.subject.rfc4514_string()
     if verdict.ok and status is not None and status.status == "revoked":
-        reason = f"revoked at {status.revoked_at} ({status.revocation_reason})"
+        assert status.revoked_at is not None
+        reason = revoked_reason(status.revoked_at, status.revocation_reason or "unspecified")
         verdict = Verdict(False, verdict.chain, (reason,))
+    # The purpose last: a revoked certificate is reported as revoked, whatever its EKU.
+    if verdict.ok and (problem := purpose_problem(leaf, args.purpose)) is not None:
+        verdict = Verdict(False, verdict.chain, (problem,))
     if verdict.ok:
         print(f"OK: {subject} chains to {verdict.chain[-1].subject.rfc4514_string()}")
         print(f"  CA SHA-256 {_fingerprint(verdict.chain[-1])}")
@@ -509,6 +543,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check that a certificate chains to the CA (SEED-R20)")
     p.add_argument("certificate", help="certificate (PEM or DER; PEM may carry a chain)")
     p.add_argument("--ca", action="append", help="trusted CA certificate file (repeatable)")
+    p.add_argument(
+        "--crl",
+        nargs="+",
+        action="extend",
+        metavar="FILE",
+        help="CRLs to check revocation with (PEM or DER; one or more, after the certificate); "
+        "every certificate on the path must then be covered by one",
+    )
+    p.add_argument(
+        "--purpose",
+        choices=list(PURPOSES),
+        default=DEFAULT_PURPOSE,
+        help="what the certificate must be good for (extKeyUsage): e-mail protection, document "
+        f"signing, TLS client, or any (default {DEFAULT_PURPOSE})",
+    )
     p.add_argument("--at", help="verify at this ISO 8601 time instead of now")
     p.set_defaults(handler=cmd_verify)
 

@@ -1160,6 +1160,7 @@ class AcmeService:
             verified_csr = verify_csr(csr_der)
         except CAError as exc:
             raise from_ca(exc) from None
+        _refuse_must_staple(csr)
         # Refused before the order moves on, so that the client can send a better CSR.
         try:
             check_public_key(profile_named(order.profile), verified_csr.public_key)
@@ -1719,13 +1720,33 @@ class AcmeService:
         now = self.clock.now()
         lifetime = record.not_after - record.not_before
         if record.status == "revoked" or number != self.authority.current.number:
-            # Revoked, or issued by a generation that no longer issues: renew now (RFC 9773 §4.2).
-            start, end = now - dt.timedelta(hours=1), now + dt.timedelta(hours=1)
+            # Revoked, or issued by a generation that no longer issues: renew now. A window wholly
+            # in the past makes a client renew at once (RFC 9773 §4.2: a chosen time in the past
+            # means renew immediately); ending an hour ago, it is in the past for a client whose
+            # clock is up to an hour slow (RFC 9773 §7). A window around now would let half the
+            # clients wait up to an hour with a revoked certificate.
+            start, end = now - dt.timedelta(hours=2), now - dt.timedelta(hours=1)
         else:
             start = record.not_before + lifetime * 2 / 3
             end = record.not_before + lifetime * 5 / 6
         body = {"suggestedWindow": {"start": messages.rfc3339(start), "end": messages.rfc3339(end)}}
         return Reply(body, retry_after=_ARI_RETRY_AFTER)
+
+
+def _refuse_must_staple(csr: x509.CertificateSigningRequest) -> None:
+    """A CSR asking for the TLS Feature extension (RFC 7633, OCSP must-staple) is refused with
+    badCSR instead of being issued without it: a client that asked for must-staple relies on it,
+    and the certificate would silently lack it. jitsuin's profiles never carry the extension
+    (as Let's Encrypt, which refuses such orders since 2025)."""
+    try:
+        csr.extensions.get_extension_for_class(x509.TLSFeature)
+    except x509.ExtensionNotFound:
+        return
+    raise AcmeError(
+        ErrorType.BAD_CSR,
+        "the CSR asks for the TLS Feature extension (OCSP must-staple, RFC 7633), which this CA "
+        "does not issue: send a CSR without it (certbot: leave out --must-staple)",
+    )
 
 
 def _negotiate(accept: str) -> str:

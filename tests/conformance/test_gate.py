@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import ipaddress
 import multiprocessing
 import os
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
@@ -89,6 +90,34 @@ def test_the_gate_passes_what_jitsuin_issues(gated, profile, key_type):
     assert issued.certificate.not_valid_after_utc - issued.certificate.not_valid_before_utc == (
         dt.timedelta(days=396) - dt.timedelta(seconds=1)
     )
+
+
+@pytest.mark.parametrize(
+    ("dns", "ips"),
+    [(["www.example.com"], []), ([], ["192.0.2.7"]), (["a.example.com"], ["2001:db8::7"])],
+    ids=["dns", "ip", "both"],
+)
+def test_the_gate_passes_tls_server_certificates_with_an_empty_subject(factory, gated, dns, ips):
+    """Issue 18 item 12: no CN (a CN holding an IP address broke certbot); the names are in a
+    critical subjectAltName, as RFC 5280 §4.2.1.6 requires for an empty subject. The gate (pkilint
+    X-13) refuses the same certificate with the subjectAltName not critical."""
+    issuer, signer = gated
+    key = generate_private_key(KeyType.ECDSA_P256).public_key()
+    addresses = [ipaddress.ip_address(ip) for ip in ips]
+    cert = issuer.issue_tls_server(key, dns, addresses).certificate
+    assert signer.calls == 1
+    assert cert.subject == x509.Name([])
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert san.critical
+    assert san.value.get_values_for_type(x509.DNSName) == dns
+    assert san.value.get_values_for_type(x509.IPAddress) == addresses
+
+    not_critical = factory.sign(
+        factory.builder_from(cert, replace={x509.SubjectAlternativeName: (san.value, False)}),
+        factory.ca().key,
+    )
+    blocking = issuer.lint(not_critical, profiles.PROFILES["tls-server"])
+    assert any("san_extension_not_critical_empty_subject" in b for b in blocking), blocking
 
 
 def test_a_400_day_profile_is_refused_before_the_ca_key_signs(gated, monkeypatch):

@@ -559,6 +559,31 @@ def test_verify_at_a_time_after_expiry(ca_home, files, tmp_path, capsys):
     assert "--at: not an ISO 8601 time" in err
 
 
+def test_verify_purposes_and_a_revoked_certificate(ca_home, files, tmp_path, capsys):
+    """Issue 18 item 11: --purpose checks the extKeyUsage after the path; a revoked certificate
+    is reported as revoked, with the date and the reason, whatever the purpose."""
+    out_file = tmp_path / "cert.pem"
+    assert (
+        run(issue_argv(ca_home, files.csr(), files.subject(), "general", out_file), capsys)[0] == 0
+    )
+    cert = x509.load_pem_x509_certificate(out_file.read_bytes())
+    home = ["--home", str(ca_home), "verify", str(out_file)]
+    for purpose in ("smime", "document", "client", "any"):
+        code, out, err = run([*home, "--purpose", purpose], capsys)
+        assert code == 0, (purpose, err)
+    with pytest.raises(SystemExit) as usage:
+        main([*home, "--purpose", "server"])
+    assert usage.value.code == 2 and "invalid choice: 'server'" in capsys.readouterr().err
+
+    revoke = ["--home", str(ca_home), "ca", "revoke", f"{cert.serial_number:x}"]
+    assert run([*revoke, "--reason", "keyCompromise"], capsys)[0] == 0
+    for purpose in ("smime", "any"):
+        code, out, err = run([*home, "--purpose", purpose], capsys)
+        assert code == 1 and out == ""
+        assert "  - revoked: the certificate was revoked at " in err
+        assert err.rstrip().endswith(", reason keyCompromise")
+
+
 def test_verify_a_file_that_is_not_a_certificate(ca_home, tmp_path, capsys):
     junk = tmp_path / "junk.pem"
     junk.write_text("hello")

@@ -547,14 +547,18 @@ def test_renewal_info_and_replaces(server, acct, helpers):
         other.new_order(helpers.dns_ids("ari.jitsuin.test"), replaces=cert_id), 403, "unauthorized"
     )
 
-    # A revoked certificate is due for renewal now.
+    # A revoked certificate is due for renewal now: the window is wholly in the past, so a
+    # client's randomly chosen time in it is in the past and it renews at once (RFC 9773 §4.2),
+    # as docs/divergences.md says.
     acct.post(
         acct.url("revokeCert"),
         {"certificate": b64u_encode(leaf.public_bytes(serialization.Encoding.DER))},
     )
     window = acct.session.get(f"{acct.url('renewalInfo')}/{cert_id}").json()["suggestedWindow"]
     start = dt.datetime.fromisoformat(window["start"].replace("Z", "+00:00"))
-    assert start < dt.datetime.now(dt.UTC)
+    end = dt.datetime.fromisoformat(window["end"].replace("Z", "+00:00"))
+    assert end - start == dt.timedelta(hours=1)
+    assert end < dt.datetime.now(dt.UTC)
 
 
 def test_ari_cert_id_matches_rfc_9773_example():
@@ -619,3 +623,31 @@ def test_a_finalized_order_settles_the_signing_intent_recorded_before_the_signat
         "issued",
     )
     assert row[2].startswith("acme:")
+
+
+def test_must_staple_csr_is_refused_with_bad_csr(acct, helpers):
+    """Issue 18 item 13: a CSR asking for OCSP must-staple (the RFC 7633 TLS Feature extension)
+    was issued without it and without a word; it is now refused with badCSR naming the reason,
+    and the order stays ready for a CSR without it."""
+    name = "staple.jitsuin.test"
+    order = acct.new_order(helpers.dns_ids(name)).json()
+    _, chall = challenge(acct, order, "http-01")
+    with helpers.Http01(acct.server.http01_port) as responder:
+        responder.tokens[chall["token"]] = acct.key_authorization(chall["token"])
+        acct.post(chall["url"], {})
+        assert acct.wait(chall["url"], ("valid", "invalid"))["status"] == "valid"
+    key = helpers.new_key()
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    body = problem(
+        acct.finalize(order, csr.public_bytes(serialization.Encoding.DER)), 400, "badCSR"
+    )
+    assert "must-staple" in body["detail"] and "RFC 7633" in body["detail"]
+    assert acct.get(order["finalize"].removesuffix("/finalize")).json()["status"] == "ready"
+    done = acct.finalize(order, helpers.make_csr(key, dns=[name]))
+    assert done.json()["status"] == "valid", done.text
