@@ -242,9 +242,12 @@ PAGE: Mapping[str, tuple[str, str]] = {
     # check
     "check_intro": (
         "証明書ファイル、または .p12 ファイルとパスフレーズを選んでください。確認はこのブラウザの"
-        "中で行われ、ファイルも秘密鍵もパスフレーズも送信されません。",
+        "中で行われ、ファイルも秘密鍵もパスフレーズも送信されません。失効していないかどうかは、"
+        "このサイトのOCSPレスポンダーに証明書のシリアル番号だけを送って確認します。",
         "Choose a certificate file, or the .p12 file and its passphrase. The check runs in this "
-        "browser: neither the file, nor the private key, nor the passphrase is sent anywhere.",
+        "browser: neither the file, nor the private key, nor the passphrase is sent anywhere. "
+        "Whether it is revoked is asked of this site's OCSP responder, with the certificate's "
+        "serial number only.",
     ),
     "file_kind": ("確認するファイル", "What to check"),
     "kind_certificate": (
@@ -546,6 +549,9 @@ CLIENT: Mapping[str, tuple[str, str]] = {
     "revocation_reason_cessationOfOperation": ("利用の終了", "cessation of operation"),
     "revocation_reason_privilegeWithdrawn": ("資格の取り消し", "privilege withdrawn"),
     "revocation_reason_cACompromise": ("CAの鍵の危殆化", "CA compromise"),
+    "revocation_reason_certificateHold": ("一時停止", "certificate hold"),
+    "revocation_reason_removeFromCRL": ("CRLからの削除", "removed from the CRL"),
+    "revocation_reason_aACompromise": ("属性認証局の危殆化", "AA compromise"),
     "reason_status_unchecked": (
         "失効状況を確認できませんでした（{reason}）。",
         "The revocation status could not be checked ({reason}).",

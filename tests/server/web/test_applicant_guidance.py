@@ -4,11 +4,14 @@ online input, the step numbers, and the CA page on a phone."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509 import ocsp
 from playwright.sync_api import expect
 
 from jitsuin.server.web.strings import CLIENT, PAGE, SUCCESS_EN, SUCCESS_JA
@@ -211,3 +214,44 @@ def test_ca_certificates_on_a_narrow_screen(server, visit, lang):
         assert box and box["height"] < 40, "a row of the fingerprint wraps"
     assert page.evaluate("document.documentElement.scrollWidth") <= 375, "the page scrolls sideways"
     tab.screenshot("11-ca-certificates-375px")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_check_asks_the_ocsp_responder_and_shows_a_revocation(server, visit, tmp_path, lang):
+    """A certificate that chains to the CA but was revoked is not given the green verdict: the
+    page asks this origin's OCSP responder and shows the revocation, its date and its reason."""
+    applicant, certificate, cert_pem, _ = server.enrolled(tmp_path / "subscriber")
+    tab = visit(lang)
+    page = tab.page
+    verdict = page.locator("#verdict")
+
+    def check() -> str:
+        tab.goto("/check")
+        page.check("#kind-certificate")
+        page.set_input_files("#file", str(cert_pem))
+        page.click("#check-form button[type=submit]")
+        expect(page.locator("#result")).to_be_visible(timeout=30_000)
+        return page.locator("#details").inner_text()
+
+    details = check()
+    expect(verdict).to_have_attribute("data-verdict", "ok")
+    assert say("result_status", lang) in details
+    server.ok(
+        "POST",
+        f"/ra/applications/{applicant['id']}/revoke",
+        "bob",
+        {"reason": "keyCompromise"},
+    )
+    assert server.state(applicant["id"])["state"] == "revoked"
+    details = check()
+    expect(verdict).to_have_attribute("data-verdict", "revoked")
+    expect(verdict).to_have_text(say("verdict_revoked", lang))
+    assert say("revocation_reason_keyCompromise", lang) in details
+    assert say("result_revocation_reason", lang) in details
+    assert str(dt.datetime.now(dt.UTC).year) in details.split(say("result_status", lang))[1]
+    tab.screenshot("12-check-revoked")
+    asked = [r for r in tab.requests if r.url == f"{server.https}/ocsp"]
+    assert len(asked) == 2 and all(r.method == "POST" for r in asked)
+    request = ocsp.load_der_ocsp_request(asked[-1].post_data_buffer or b"")
+    assert request.serial_number == certificate.serial_number
+    assert request.extensions.get_extension_for_class(x509.OCSPNonce)
