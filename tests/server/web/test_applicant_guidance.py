@@ -5,6 +5,11 @@ online input, the step numbers, and the CA page on a phone."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -255,3 +260,40 @@ def test_check_asks_the_ocsp_responder_and_shows_a_revocation(server, visit, tmp
     request = ocsp.load_der_ocsp_request(asked[-1].post_data_buffer or b"")
     assert request.serial_number == certificate.serial_number
     assert request.extensions.get_extension_for_class(x509.OCSPNonce)
+
+
+def test_the_cli_offers_the_lost_key_path(server, tmp_path):
+    """A subscriber lost the key: `ra show` of the issued application names the way out, `ra
+    revoke --help` describes it, and the revocation it names is what /check and OCSP then show."""
+    applicant, certificate, _, _ = server.enrolled(tmp_path / "lost")
+    jitsuin = str(Path(sys.executable).with_name("jitsuin"))
+    env = {**os.environ, **server.env, "JITSUIN_OPERATOR_TOKEN": server.tokens["bob"]}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [jitsuin, "--home", str(server.home), "ra", *args],
+            capture_output=True, text=True, env=env, check=False, timeout=60,
+        )  # fmt: skip
+
+    shown = run("show", applicant["id"])
+    assert shown.returncode == 0 and json.loads(shown.stdout)["state"] == "issued"
+    assert f"jitsuin ra revoke {applicant['id']} --reason" in shown.stderr
+    assert "jitsuin ra create" in shown.stderr
+    described = run("revoke", "--help")
+    assert "lost the key" in described.stdout and "superseded" in described.stdout
+    revoked = run("revoke", applicant["id"], "--reason", "superseded")
+    assert revoked.returncode == 0, revoked.stderr
+    assert server.state(applicant["id"])["state"] == "revoked"
+    # Once revoked, `show` no longer offers it.
+    assert "ra revoke" not in run("show", applicant["id"]).stderr
+    reply = server.fetch(
+        "/ocsp",
+        data=ocsp.OCSPRequestBuilder()
+        .add_certificate(certificate, server.ca_certificates()[-1], hashes.SHA256())
+        .build()
+        .public_bytes(serialization.Encoding.DER),
+        headers={"Content-Type": "application/ocsp-request"},
+    )
+    answer = ocsp.load_der_ocsp_response(reply[2])
+    assert answer.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    assert answer.revocation_reason == x509.ReasonFlags.superseded
