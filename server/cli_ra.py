@@ -26,8 +26,8 @@ from jitsuin.server.config import Config
 from jitsuin.server.ra.credentials import Keyring
 from jitsuin.server.ra.errors import RAError
 from jitsuin.server.ra.mailer import Mailer
-from jitsuin.server.ra.service import RAService, application_json
-from jitsuin.server.ra.workflow import Event
+from jitsuin.server.ra.service import REVOCATION_REASONS, RAService, application_json
+from jitsuin.server.ra.workflow import Event, State
 from jitsuin.server.storage import ApplicationRecord, AuditChainBroken, Operator, open_store
 
 TOKEN_ENV = "JITSUIN_OPERATOR_TOKEN"  # noqa: S105 (a variable name)
@@ -72,6 +72,16 @@ def _json_file(path: str) -> Any:
 
 def _print(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# What the operator does for an applicant who lost the key (README, "An applicant who lost the
+# key"): the CA never had it and the PIN is spent, so nothing can be sent again.
+LOST_KEY = (
+    "If the subscriber lost the key (.p12 never saved, deleted, passphrase forgotten): "
+    "jitsuin ra revoke {id} --reason keyCompromise (the file may be in other hands) or "
+    "--reason superseded (it is gone), then enter their new application form with "
+    "jitsuin ra create (a new letter and PIN follow); nothing can be re-sent"
+)
 
 
 # Commands that act as an operator: (service, operator, args) -> an application or a document.
@@ -157,6 +167,8 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
         else:
             result = await ACTIONS[command](ra, await _operator(ra), args)
             _print(application_json(result) if isinstance(result, ApplicationRecord) else result)
+            if command == "show" and result.state == State.ISSUED:
+                print(LOST_KEY.format(id=result.id), file=sys.stderr)
     return 0
 
 
@@ -289,9 +301,22 @@ def add_parsers(sub: argparse._SubParsersAction, load: Loader) -> None:  # type:
     p.add_argument("--amount", required=True, type=int)
     command("approve", "approve and e-mail the download PIN (steps 7-9)")
     command("reissue-pin", "e-mail a new PIN; the old one dies")
-    for name in ("reject", "abandon", "revoke"):
+    for name in ("reject", "abandon"):
         p = command(name, f"{name} the application")
         p.add_argument("--reason", required=True)
+    p = ra.add_parser(
+        "revoke",
+        help="revoke the application's certificate (also for a subscriber who lost the key)",
+        description="Revoke the certificate of an issued application; CRL and OCSP show it at "
+        "once. " + LOST_KEY.format(id="APP-…") + ".",
+    )
+    p.add_argument("id", help="application ID (APP-…)")
+    p.add_argument(
+        "--reason",
+        required=True,
+        help="RFC 5280 §5.3.1 reason (S/MIME BR 7.2.2): " + ", ".join(REVOCATION_REASONS),
+    )
+    p.set_defaults(handler=lambda a: run_ra(a, load))
     command("disclose", "export the person's personal data (SEED-R18)")
 
     audit = sub.add_parser("audit", help="audit log").add_subparsers(

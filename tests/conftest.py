@@ -426,15 +426,16 @@ def write_config(
     smtp_port: int,
     retry_after_seconds: int | None = None,
     attempt_backoff_seconds: int | None = None,
+    max_attempts: int | None = None,
     reenroll_approval: Sequence[str] = (),
     lint_processes: int = 0,
     toml: str = "",
 ) -> Path:
     """The configuration of ``jitsuin init`` in ``home``, edited as an operator would: the
     listeners and the mail relay on the given loopback ports (the mail queue polled every 0.2 s),
-    optionally ``[ra] retry_after_seconds`` and ``attempt_backoff_seconds``, ``[ca]
-    lint_processes`` and ``[est]
-    reenroll_approval``, and ``toml`` appended (further sections)."""
+    optionally ``[ra] retry_after_seconds``, ``attempt_backoff_seconds`` and
+    ``max_attempts``, ``[ca] lint_processes`` and ``[est] reenroll_approval``, and ``toml``
+    appended (further sections)."""
     path = configuration.write_default(home, KeyType.ECDSA_P256, configuration.DEFAULT_SUBJECT)
     text = path.read_text()
     edits = [
@@ -451,6 +452,8 @@ def write_config(
                 f"attempt_backoff_seconds = {attempt_backoff_seconds} ",
             )
         )
+    if max_attempts is not None:
+        edits.append(("max_attempts = 5 ", f"max_attempts = {max_attempts} "))
     if lint_processes:
         edits.append(("\n[ca]\n", f"\n[ca]\nlint_processes = {lint_processes}\n"))
     for old, new in edits:

@@ -21,8 +21,15 @@ def online_input_url(public_https_url: str, enrollment_id: str, access_code: str
 
 
 def print_fingerprint(hex_digest: str) -> str:
-    """AB:CD:… in upper case, as openssl and browsers show it."""
-    return ":".join(hex_digest[i : i + 2] for i in range(0, len(hex_digest), 2)).upper()
+    """AB:CD:… in upper case, as openssl and browsers show it, in rows of eight bytes (the
+    letter and the step 11 page print the same rows, so that they are compared row by row)."""
+    return ":<br>".join(fingerprint_rows(hex_digest))
+
+
+def fingerprint_rows(hex_digest: str) -> list[str]:
+    """``AB:CD:…`` in upper case, eight bytes a row (four rows for SHA-256)."""
+    pairs = [hex_digest[i : i + 2].upper() for i in range(0, len(hex_digest), 2)]
+    return [":".join(pairs[i : i + 8]) for i in range(0, len(pairs), 8)]
 
 
 def inquiry_letter(
@@ -38,7 +45,7 @@ def inquiry_letter(
     e = html.escape
     url = online_input_url(public_https_url, enrollment_id, access_code)
     fingerprints = "".join(
-        f'<p>第{n}世代 / generation {n}: <span class="code">{e(print_fingerprint(hex_))}</span></p>'
+        f'<p>第{n}世代 / generation {n}:<br><span class="code">{print_fingerprint(hex_)}</span></p>'
         for n, hex_ in ca_fingerprints
     )
     qr = segno.make(url, error="m").svg_inline(scale=3)

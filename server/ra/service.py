@@ -1024,6 +1024,17 @@ class RAService:
                 f"the application is {app.state}: the certificate can be picked up after approval",
                 {"state": app.state},
             )
+        if app.pin_hash is None:
+            # Closed (rejected, abandoned) before a PIN was sent, or its PIN withdrawn on
+            # closing: no PIN exists that a try could match, so the try is neither compared nor
+            # counted (docs/threat-model.md, attempt limits) and decides nothing worth auditing.
+            self.refused("credential_absent", f"a PIN was tried for {app.id}, which has none")
+            raise RAError(
+                RAKind.ILLEGAL_TRANSITION,
+                f"the application is {app.state}: it has no download PIN",
+                {"state": app.state},
+                recorded=True,
+            )
         candidate = pin.strip()
         attempt = await self.try_credential(
             app,

@@ -23,6 +23,7 @@ from jitsuin.ca.profiles import PERSONAL_PROFILES, PROFILES
 from jitsuin.server import pki_http
 from jitsuin.server.authority import Authority
 from jitsuin.server.keys import AUTHORITY
+from jitsuin.server.ra.letters import fingerprint_rows
 from jitsuin.server.web.strings import DEFAULT_LANGUAGE, LANGUAGES, client_text, page_text
 
 routes = web.RouteTableDef()
@@ -254,13 +255,16 @@ def _online_input(text: Mapping[str, str], lang: str) -> str:
 
 @routes.get("/online-input")
 async def online_input(request: web.Request) -> web.Response:
-    groups = request.app[AUTHORITY].config.ca.groups
+    config = request.app[AUTHORITY].config
     return render(
         request,
         title_key="online_input_title",
         body=_online_input,
         script="online-input.js",
-        data={"groups": {g.id: g.title for g in groups.values()}},
+        data={
+            "groups": {g.id: g.title for g in config.ca.groups.values()},
+            "maxAttempts": config.ra.max_attempts,
+        },
         cache=NO_STORE,
     )
 
@@ -306,7 +310,7 @@ async def status(request: web.Request) -> web.Response:
 
 
 # -- step 10: pickup ------------------------------------------------------------------------------
-def _pickup(text: Mapping[str, str], lang: str) -> str:
+def _pickup(text: Mapping[str, str], lang: str, max_attempts: int) -> str:
     enrollment = _field(
         text,
         "enrollment-id",
@@ -318,7 +322,7 @@ def _pickup(text: Mapping[str, str], lang: str) -> str:
         spellcheck="false",
     )
     pin = _field(
-        text,
+        {**text, "pin_hint": text["pin_hint"].format(max=max_attempts)},
         "pin",
         "pin",
         "pin_hint",
@@ -362,12 +366,6 @@ def _pickup(text: Mapping[str, str], lang: str) -> str:
 </fieldset>
 <button type="submit">{_e(text["get_certificate"])}</button>
 </form>
-<section id="waiting" hidden aria-labelledby="waiting-heading">
-<h2 id="waiting-heading" tabindex="-1">{_e(text["waiting_heading"])}</h2>
-<p id="waiting-text"></p>
-<p class="actions"><button type="button" id="retry-now">{_e(text["retry_now"])}</button>
-<button type="button" id="stop" class="secondary">{_e(text["stop"])}</button></p>
-</section>
 <section id="passphrase-step" hidden aria-labelledby="passphrase-heading">
 <h2 id="passphrase-heading" tabindex="-1">{_e(text["passphrase_heading"])}</h2>
 <p>{_e(text["passphrase_intro"])}</p>
@@ -382,6 +380,7 @@ def _pickup(text: Mapping[str, str], lang: str) -> str:
 </section>
 <section id="success" hidden aria-labelledby="success-heading">
 <h2 id="success-heading" tabindex="-1" class="success">{_e(text["success_heading"])}</h2>
+<p id="save-state" class="warning" role="status">{_e(text["not_saved_yet"])}</p>
 <p class="actions"><a id="download-p12" class="button" download>{_e(text["download_p12"])}</a>
 <a id="download-cert" class="button secondary" download>{_e(text["download_cert"])}</a></p>
 <p>{_e(text["keep_file"])}</p>
@@ -407,15 +406,17 @@ def _ca_certificates(authority: Authority) -> list[dict[str, Any]]:
 @routes.get("/pickup")
 async def pickup(request: web.Request) -> web.Response:
     authority = request.app[AUTHORITY]
+    max_attempts = authority.config.ra.max_attempts
     data = {
         # Without a label, simpleenroll uses the profile the application was approved for.
         "enroll": "/.well-known/est/simpleenroll",
         "caCertificates": _ca_certificates(authority),
+        "maxAttempts": max_attempts,
     }
     return render(
         request,
         title_key="pickup_title",
-        body=_pickup,
+        body=lambda text, lang: _pickup(text, lang, max_attempts),
         script="pickup.js",
         data=data,
         cache=NO_STORE,
@@ -434,7 +435,12 @@ class Published:
 
 
 def _fingerprint(certificate: x509.Certificate) -> str:
-    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+    """The SHA-256 fingerprint as the letter prints it (``print_fingerprint``), in its rows of
+    eight bytes; each row a span that never breaks, so that a narrow screen shows whole rows."""
+    rows = fingerprint_rows(certificate.fingerprint(hashes.SHA256()).hex())
+    return "".join(
+        f"<span>{row}{':' if i < len(rows) - 1 else ''}</span>" for i, row in enumerate(rows)
+    )
 
 
 def published_generations(authority: Authority, text: Mapping[str, str]) -> list[Published]:
@@ -571,6 +577,9 @@ async def check(request: web.Request) -> web.Response:
     data = {
         "caCertificates": _ca_certificates(authority),
         "profiles": profile_policies(authority),
+        # The revocation status comes from this origin's OCSP responder (RFC 6960), as a
+        # relying party would ask it; the request carries the serial only.
+        "ocsp": "/ocsp",
     }
     return render(
         request,

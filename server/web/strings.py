@@ -9,9 +9,11 @@ from collections.abc import Mapping
 LANGUAGES = ("ja", "en")
 DEFAULT_LANGUAGE = "ja"
 
-# The seed's success message (step 10), word for word in Japanese; the issue gives the English.
-SUCCESS_JA = "電子証明書の作成とインストールに成功しました"
-SUCCESS_EN = "The certificate was created successfully"
+# Step 10's heading once the page has built the .p12: it says what happened, the file was made.
+# The seed's wording ("作成とインストールに成功しました") claimed an installation that the page
+# cannot do (docs/divergences.md); the file is saved, then installed, by the subscriber.
+SUCCESS_JA = "証明書ファイル（.p12）を作成しました"
+SUCCESS_EN = "The certificate file (.p12) has been created"
 
 PAGE: Mapping[str, tuple[str, str]] = {
     # layout
@@ -122,8 +124,8 @@ PAGE: Mapping[str, tuple[str, str]] = {
     ),
     "pin": ("ダウンロードPIN", "Download PIN"),
     "pin_hint": (
-        "8桁の数字。一度だけ使えます。5回間違えるとロックされます。",
-        "8 digits. It works once; five wrong tries lock it.",
+        "8桁の数字。一度だけ使えます。{max}回間違えるとロックされます。",
+        "8 digits. It works once; {max} wrong tries lock it.",
     ),
     "key_type": ("鍵の種類", "Key type"),
     "key_ecdsa_p256": ("ECDSA P-256（推奨）", "ECDSA P-256 (recommended)"),
@@ -134,9 +136,6 @@ PAGE: Mapping[str, tuple[str, str]] = {
         "Choose RSA only if older software you use needs it.",
     ),
     "get_certificate": ("証明書を取得", "Obtain my certificate"),
-    "waiting_heading": ("承認を待っています", "Waiting for approval"),
-    "retry_now": ("今すぐ再試行", "Try again now"),
-    "stop": ("中止", "Stop"),
     "passphrase_heading": ("パスフレーズの設定", "Choose a passphrase"),
     "passphrase_intro": (
         "証明書が発行されました。秘密鍵と証明書を保存するファイル（PKCS#12、.p12）を守る"
@@ -155,6 +154,13 @@ PAGE: Mapping[str, tuple[str, str]] = {
     "passphrase_again": ("パスフレーズ（確認）", "Passphrase (again)"),
     "create_file": ("ファイルを作成", "Create the file"),
     "success_heading": (SUCCESS_JA, SUCCESS_EN),
+    "not_saved_yet": (
+        "ファイルはまだ保存されていません。インストールもまだです。下のボタンで保存してください。"
+        "保存するまで、このページを閉じたり移動したりしないでください。秘密鍵はこのファイルにしか"
+        "ありません。",
+        "The file has not been saved yet, and nothing has been installed. Save it with the button "
+        "below. Do not close or leave this page before: the private key exists only in this file.",
+    ),
     "download_p12": ("証明書ファイル（.p12）を保存", "Save the certificate file (.p12)"),
     "download_cert": ("証明書のみ（.pem）", "Certificate only (.pem)"),
     "next_steps": ("次の手順", "Next steps"),
@@ -174,9 +180,10 @@ PAGE: Mapping[str, tuple[str, str]] = {
     ),
     "keep_file": (
         ".p12 ファイルとパスフレーズは大切に保管してください。CAは秘密鍵を持っていないため、"
-        "再発行はできません。",
+        "ファイルを送り直すことはできません。失くした場合は、証明書を失効させて新たに申請することに"
+        "なります。",
         "Keep the .p12 file and the passphrase safe. The CA does not have your private key and "
-        "cannot send it again.",
+        "cannot send it again: if it is lost, the certificate is revoked and you apply again.",
     ),
     # CA certificates
     "ca_intro": (
@@ -235,9 +242,12 @@ PAGE: Mapping[str, tuple[str, str]] = {
     # check
     "check_intro": (
         "証明書ファイル、または .p12 ファイルとパスフレーズを選んでください。確認はこのブラウザの"
-        "中で行われ、ファイルも秘密鍵もパスフレーズも送信されません。",
+        "中で行われ、ファイルも秘密鍵もパスフレーズも送信されません。失効していないかどうかは、"
+        "このサイトのOCSPレスポンダーに証明書のシリアル番号だけを送って確認します。",
         "Choose a certificate file, or the .p12 file and its passphrase. The check runs in this "
-        "browser: neither the file, nor the private key, nor the passphrase is sent anywhere.",
+        "browser: neither the file, nor the private key, nor the passphrase is sent anywhere. "
+        "Whether it is revoked is asked of this site's OCSP responder, with the certificate's "
+        "serial number only.",
     ),
     "file_kind": ("確認するファイル", "What to check"),
     "kind_certificate": (
@@ -283,6 +293,16 @@ CLIENT: Mapping[str, tuple[str, str]] = {
         "受付番号またはアクセスコードが正しくありません。あと{left}回間違えるとロックされます。",
         "The enrollment ID or the access code is wrong. {left} more wrong tries will lock it.",
     ),
+    "wrong_access_code_one": (
+        "受付番号またはアクセスコードが正しくありません。あと1回間違えるとロックされます。",
+        "The enrollment ID or the access code is wrong. 1 more wrong try will lock it.",
+    ),
+    "wrong_access_code_now_locked": (
+        "アクセスコードが正しくありません。{max}回間違えたため、アクセスコードはロックされました。"
+        "CAに照会書の再送を依頼してください。",
+        "The access code is wrong. After {max} wrong tries the access code is now locked: ask the "
+        "CA to send a new letter.",
+    ),
     "attempt_wait": (
         "この接続元から直前に誤った入力がありました。{seconds}秒待ってからもう一度お試しください。",
         "A wrong credential was just tried from this address. Wait {seconds} seconds and try "
@@ -297,8 +317,8 @@ CLIENT: Mapping[str, tuple[str, str]] = {
         "This access code has already been used: your online input was received.",
     ),
     "access_code_locked": (
-        "アクセスコードを5回間違えたためロックされました。CAに照会書の再送を依頼してください。",
-        "The access code is locked after five wrong tries. Ask the CA to send a new letter.",
+        "アクセスコードは{max}回間違えたためロックされています。CAに照会書の再送を依頼してください。",
+        "The access code is locked after {max} wrong tries. Ask the CA to send a new letter.",
     ),
     "online_input_too_early": (
         "まだオンライン入力はできません。返送された照会書と料金の支払いの両方をCAが確認した後に"
@@ -329,6 +349,8 @@ CLIENT: Mapping[str, tuple[str, str]] = {
     "stage_approval": ("確認・承認", "Check and approval"),
     "stage_pin": ("ダウンロードPINの送付", "Download PIN e-mailed"),
     "stage_issued": ("証明書の発行", "Certificate issued"),
+    "stage_step": ("ステップ{n}", "Step {n}"),
+    "stage_steps": ("ステップ{first}–{last}", "Steps {first}–{last}"),
     "stage_done": ("完了", "done"),
     "stage_now": ("現在", "now"),
     "state_received": (
@@ -399,10 +421,14 @@ CLIENT: Mapping[str, tuple[str, str]] = {
         "The enrollment ID or the download PIN is wrong. {left} more wrong tries will lock the "
         "PIN.",
     ),
+    "wrong_pin_one": (
+        "受付番号またはダウンロードPINが正しくありません。あと1回間違えるとPINはロックされます。",
+        "The enrollment ID or the download PIN is wrong. 1 more wrong try will lock the PIN.",
+    ),
     "wrong_pin_now_locked": (
-        "ダウンロードPINが正しくありません。5回間違えたため、PINはロックされました。CAにPINの再送を"
-        "依頼してください。",
-        "The download PIN is wrong. After five wrong tries the PIN is now locked: ask the CA to "
+        "ダウンロードPINが正しくありません。{max}回間違えたため、PINはロックされました。CAにPINの"
+        "再送を依頼してください。",
+        "The download PIN is wrong. After {max} wrong tries the PIN is now locked: ask the CA to "
         "send a new PIN.",
     ),
     "unknown_pin_credential": (
@@ -416,22 +442,18 @@ CLIENT: Mapping[str, tuple[str, str]] = {
         "once; if you lost the certificate, contact the CA.",
     ),
     "pin_locked": (
-        "ダウンロードPINは5回間違えたためロックされています。CAにPINの再送を依頼してください。",
-        "The download PIN is locked after five wrong tries. Ask the CA to send a new PIN.",
+        "ダウンロードPINは{max}回間違えたためロックされています。CAにPINの再送を依頼してください。",
+        "The download PIN is locked after {max} wrong tries. Ask the CA to send a new PIN.",
     ),
     "pin_expired": (
         "ダウンロードPINの有効期限が切れています。CAにPINの再送を依頼してください。",
         "The download PIN has expired. Ask the CA to send a new PIN.",
     ),
-    "pending": (
-        "申請はまだ承認されていません。{when}に自動で再試行します。このページを開いたままにして"
-        "ください。",
-        "Your application has not been approved yet. The page will try again at {when}; keep it "
-        "open.",
-    ),
-    "stopped": (
-        "中止しました。承認の後に届くPINの電子メールをお待ちください。",
-        "Stopped. Wait for the PIN e-mail that follows the approval.",
+    "not_approved_yet": (
+        "この申請はまだ承認されていないため、ダウンロードPINはまだありません。PINは承認の後に電子"
+        "メールでお送りします。PINの電子メールが届いてから、そのPINを入力してください。",
+        "This application has not been approved yet, so there is no download PIN yet. The PIN is "
+        "e-mailed after the approval: wait for the PIN e-mail, then enter the PIN it gives.",
     ),
     "csr_refused": (
         "CAが証明書署名要求を受け付けませんでした: {reason}",
@@ -461,6 +483,16 @@ CLIENT: Mapping[str, tuple[str, str]] = {
         "PKCS#12 ファイルを作成しています（数秒かかります）…",
         "Making the PKCS#12 file (this takes a few seconds)…",
     ),
+    "saved": (
+        "ファイルをブラウザに渡しました（ダウンロードの一覧で確認できます）。インストールはまだです。"
+        "保存できなかった場合は、もう一度保存できます。",
+        "The file was handed to your browser to save (see its downloads). Nothing has been "
+        "installed yet. If it was not saved, save it again.",
+    ),
+    "save_again": (
+        "証明書ファイル（.p12）をもう一度保存",
+        "Save the certificate file (.p12) again",
+    ),
     "leave_warning": (
         "秘密鍵はまだ保存されていません。",
         "Your private key has not been saved yet.",
@@ -480,6 +512,10 @@ CLIENT: Mapping[str, tuple[str, str]] = {
         "この証明書はCA証明書につながっていますが、問題があります。",
         "This certificate chains to the CA certificate, but there is a problem.",
     ),
+    "verdict_revoked": (
+        "この証明書は失効しています。",
+        "This certificate has been revoked.",
+    ),
     "verdict_ca": (
         "これは公開されているCA証明書（第{n}世代）です。",
         "This is the published CA certificate (generation {n}).",
@@ -498,6 +534,28 @@ CLIENT: Mapping[str, tuple[str, str]] = {
     "result_days_left": ("あと{days}日", "{days} days left"),
     "result_fingerprint": ("SHA-256 フィンガープリント", "SHA-256 fingerprint"),
     "result_key": ("秘密鍵", "Private key"),
+    "result_status": ("失効状況（OCSP）", "Revocation status (OCSP)"),
+    "status_good": ("失効していません（{when}時点）", "not revoked (as of {when})"),
+    "status_revoked": ("{when}に失効", "revoked on {when}"),
+    "status_unknown": (
+        "このCAはこの証明書を発行していません",
+        "this CA did not issue this certificate",
+    ),
+    "result_revocation_reason": ("失効理由", "Reason for revocation"),
+    "revocation_reason_unspecified": ("理由の指定なし", "unspecified"),
+    "revocation_reason_keyCompromise": ("鍵の危殆化", "key compromise"),
+    "revocation_reason_affiliationChanged": ("所属の変更", "affiliation changed"),
+    "revocation_reason_superseded": ("新しい証明書への置き換え", "superseded"),
+    "revocation_reason_cessationOfOperation": ("利用の終了", "cessation of operation"),
+    "revocation_reason_privilegeWithdrawn": ("資格の取り消し", "privilege withdrawn"),
+    "revocation_reason_cACompromise": ("CAの鍵の危殆化", "CA compromise"),
+    "revocation_reason_certificateHold": ("一時停止", "certificate hold"),
+    "revocation_reason_removeFromCRL": ("CRLからの削除", "removed from the CRL"),
+    "revocation_reason_aACompromise": ("属性認証局の危殆化", "AA compromise"),
+    "reason_status_unchecked": (
+        "失効状況を確認できませんでした（{reason}）。",
+        "The revocation status could not be checked ({reason}).",
+    ),
     "key_matches": (
         "証明書と対になっています（ファイル内で確認し、送信していません）",
         "matches the certificate (checked inside the page, not sent)",

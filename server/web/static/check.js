@@ -1,9 +1,12 @@
 // Seed step 12 (SEED-R20): does the subscriber's certificate chain to the published CA
 // certificates, which profile is it, when does it expire, and (for a .p12) does the private key
-// belong to it. Everything runs in the page with WebCrypto: neither the file, nor the key, nor the
-// passphrase leaves the browser. The CA certificates come with the page (server-rendered).
+// belong to it, and is it revoked. Everything runs in the page with WebCrypto: neither the file,
+// nor the key, nor the passphrase leaves the browser. The CA certificates come with the page
+// (server-rendered); the revocation status of a certificate this CA issued comes from this
+// origin's OCSP responder (ocsp.js), asked with the serial number only.
 
 import * as der from "./der.js";
+import { OCSPError, revocationStatus } from "./ocsp.js";
 import { PFXError, keyMatches, parsePFX } from "./pkcs12.js";
 import {
   clearFieldErrors,
@@ -122,8 +125,37 @@ async function evaluate(leaf) {
     if (now < ca.notBefore || now > ca.notAfter) reasons.push(t("reason_ca_expired"));
   }
   if (!leaf.eku.includes(OID.emailProtection)) reasons.push(t("reason_not_email"));
-  const verdict = !issuer ? "bad" : reasons.length ? "problem" : "ok";
-  return { verdict, reasons, issuer };
+  // RFC 5280 §6.1.3 (a)(3): not revoked. Only for a certificate this CA signed: nothing about
+  // another CA's certificate is sent.
+  let revocation = null;
+  if (issuer) {
+    try {
+      revocation = await revocationStatus(pageData.ocsp, leaf, issuer.certificate);
+    } catch (error) {
+      if (!(error instanceof OCSPError)) throw error;
+      reasons.push(t("reason_status_unchecked", { reason: error.message }));
+    }
+  }
+  let verdict = !issuer ? "bad" : reasons.length ? "problem" : "ok";
+  if (revocation?.status === "revoked") verdict = "revoked";
+  else if (revocation?.status === "unknown") {
+    // Signed with the CA's key, yet not in its records (RFC 6960 §2.2 "unknown").
+    verdict = "problem";
+    reasons.push(t("status_unknown"));
+  }
+  return { verdict, reasons, issuer, revocation };
+}
+
+function revocationFacts(revocation) {
+  if (!revocation) return [];
+  if (revocation.status === "good") {
+    return [[t("result_status"), t("status_good", { when: formatDate(revocation.thisUpdate) })]];
+  }
+  if (revocation.status === "unknown") return [[t("result_status"), t("status_unknown")]];
+  return [
+    [t("result_status"), t("status_revoked", { when: formatDate(revocation.revokedAt) })],
+    [t("result_revocation_reason"), t(`revocation_reason_${revocation.reason}`)],
+  ];
 }
 
 function profileName(leaf) {
@@ -163,6 +195,7 @@ async function show(leaf, key) {
       [t("result_issuer"), leaf.issuer.text],
     );
     if (outcome.issuer) details.push([t("result_generation"), String(outcome.issuer.generation)]);
+    details.push(...revocationFacts(outcome.revocation));
     details.push(
       [t("result_valid"), `${formatDay(leaf.notBefore)} – ${formatDay(leaf.notAfter)}`],
       [

@@ -63,12 +63,16 @@ function explain(reply) {
   const reason = reply.body?.reason;
   // 429 (RFC 6585): a wrong try from this address just now; it waits before the next one counts.
   if (reply.status === 429) return t("attempt_wait", { seconds: reply.body?.retryAfter ?? 15 });
+  const max = pageData.maxAttempts; // [ra] max_attempts
   if (reply.status === 401) {
     const left = reply.body?.attemptsLeft;
-    return left === undefined ? t("unknown_credential") : t("wrong_access_code", { left });
+    if (left === undefined) return t("unknown_credential");
+    // The try that leaves none locks the code: say so, not "0 more wrong tries".
+    if (left === 0) return t("wrong_access_code_now_locked", { max });
+    return left === 1 ? t("wrong_access_code_one") : t("wrong_access_code", { left });
   }
   if (kind === "locked") {
-    return reason === "access_code_used" ? t("access_code_used") : t("access_code_locked");
+    return reason === "access_code_used" ? t("access_code_used") : t("access_code_locked", { max });
   }
   if (kind === "pending") return t("online_input_too_early");
   if (kind === "illegal_transition") return t("online_input_closed");

@@ -1,10 +1,16 @@
 // Seed step 10 (SEED-R13): the page is an EST client (RFC 7030 §4.2.1, PROTOCOLS.md §5.2).
 // 1. the key pair is made here with WebCrypto; 2. the PKCS#10 request is built and signed here;
-// 3. it is POSTed to simpleenroll with HTTP Basic (enrollment ID, download PIN), waiting and
-// sending the same request again on 202 + Retry-After (RFC 7030 §4.2.3); 4. the certs-only reply
-// is read; 5. a passphrase is asked for and the PKCS#12 is assembled here; 6. it is offered for
-// download. The private key exists only in this page's memory and in the file the subscriber
-// saves: nothing but the request (public key and signature) is sent.
+// 3. it is POSTed to simpleenroll with HTTP Basic (enrollment ID, download PIN); 4. the certs-only
+// reply is read; 5. a passphrase is asked for and the PKCS#12 is assembled here; 6. it is offered
+// for download, and offered again until the page is left. The private key exists only in this
+// page's memory and in the file the subscriber saves: nothing but the request (public key and
+// signature) is sent. The page asks before it is left from the moment the certificate arrives
+// until the .p12 has been saved: the PIN is spent by then, and a key lost here is lost for good.
+//
+// A 202 (RFC 7030 §4.2.3) means the application is not approved yet, so no PIN exists and the
+// one typed cannot be right: the page says to wait for the PIN e-mail and does not send the
+// request again (a retry after the approval would be compared with the new PIN and count as a
+// wrong try). EST clients that poll keep the 202 + Retry-After (docs/divergences.md).
 
 import * as der from "./der.js";
 import { createCSR, generateKeyPair } from "./pkcs10.js";
@@ -31,17 +37,13 @@ const $ = (id) => document.getElementById(id);
 const form = $("pickup-form");
 const idInput = $("enrollment-id");
 const pinInput = $("pin");
-const waiting = $("waiting");
 const passphraseStep = $("passphrase-step");
 const passphraseForm = $("passphrase-form");
 const passphraseInput = $("passphrase");
 const againInput = $("passphrase-again");
 const success = $("success");
 
-const MAX_WAIT_SECONDS = 3600;
-
 let session = null; // { enrollmentId, authorization, keyPair, csr, certificate, chain }
-let retryTimer = null;
 
 function warnOnLeave(event) {
   event.preventDefault();
@@ -61,8 +63,6 @@ function base64Lines(bytes) {
 function abandon(message, focus = pinInput) {
   // The key pair goes with the attempt: the next attempt makes a new one.
   session = null;
-  clearTimeout(retryTimer);
-  waiting.hidden = true;
   setBusy(form, false);
   showError(message);
   focus.focus();
@@ -73,14 +73,15 @@ function explainUnauthorized(response) {
   const code = response.headers.get("Jitsuin-Error");
   const left = response.headers.get("Jitsuin-Attempts-Left");
   if (code === "pin_used") return t("pin_used");
-  if (code === "pin_locked" || code === "locked") return t("pin_locked");
+  const max = pageData.maxAttempts;
+  if (code === "pin_locked" || code === "locked") return t("pin_locked", { max });
   if (code === "expired") return t("pin_expired");
-  if (left !== null) return Number(left) === 0 ? t("wrong_pin_now_locked") : t("wrong_pin", { left });
-  return t("unknown_pin_credential");
+  if (left === null) return t("unknown_pin_credential");
+  if (Number(left) === 0) return t("wrong_pin_now_locked", { max });
+  return Number(left) === 1 ? t("wrong_pin_one") : t("wrong_pin", { left });
 }
 
 async function enroll() {
-  clearTimeout(retryTimer);
   showProgress(t("enrolling"));
   let response;
   try {
@@ -100,7 +101,7 @@ async function enroll() {
   if (response.status === 200) {
     received(text);
   } else if (response.status === 202) {
-    wait(response);
+    abandon(t("not_approved_yet"), idInput);
   } else if (response.status === 401) {
     abandon(explainUnauthorized(response));
   } else if (response.status === 429) {
@@ -116,30 +117,6 @@ async function enroll() {
     abandon(t("server_error", { status: response.status }));
   }
 }
-
-// 202 + Retry-After (RFC 7030 §4.2.3): send the same request again after the delay.
-function wait(response) {
-  const asked = Number.parseInt(response.headers.get("Retry-After") ?? "", 10) || 60;
-  const seconds = Math.min(Math.max(asked, 1), MAX_WAIT_SECONDS);
-  const when = new Date(Date.now() + seconds * 1000);
-  clearMessages();
-  $("waiting-text").textContent = t("pending", { when: formatDate(when, { seconds: true }) });
-  if (waiting.hidden) reveal(waiting);
-  retryTimer = setTimeout(enroll, seconds * 1000);
-}
-
-$("retry-now").addEventListener("click", () => {
-  if (session) enroll();
-});
-
-$("stop").addEventListener("click", () => {
-  clearTimeout(retryTimer);
-  session = null;
-  waiting.hidden = true;
-  setBusy(form, false);
-  showProgress(t("stopped"));
-  idInput.focus();
-});
 
 function issuerOf(certificate) {
   for (const entry of pageData.caCertificates) {
@@ -166,7 +143,6 @@ function received(text) {
   session.chain = issuer ? [issuer] : [];
   session.authorization = null; // the PIN is spent; forget it
   pinInput.value = "";
-  waiting.hidden = true;
   clearMessages();
   window.addEventListener("beforeunload", warnOnLeave);
   const name = certificate.subject.attributes.find((a) => a.name === "CN")?.value ?? "";
@@ -259,10 +235,20 @@ passphraseForm.addEventListener("submit", async (event) => {
   const pem = der.toPEM("CERTIFICATE", certificate.der);
   certLink.href = URL.createObjectURL(new Blob([pem], { type: "application/x-pem-file" }));
   certLink.download = `${stem}.pem`;
-  // The key is now only in the file: drop the page's reference to it.
+  // The key is now only in the file: drop the page's reference to it. The file stays in the
+  // page (the link's blob) until the page is left, so it can be saved again.
   session.keyPair = null;
-  window.removeEventListener("beforeunload", warnOnLeave);
   clearMessages();
   passphraseStep.hidden = true;
   reveal(success);
+});
+
+// The .p12 is saved when its link is clicked (the browser takes the download from there): only
+// then may the page be left without asking. The link stays, to save the file again.
+$("download-p12").addEventListener("click", () => {
+  window.removeEventListener("beforeunload", warnOnLeave);
+  const state = $("save-state");
+  state.textContent = t("saved");
+  state.classList.add("saved");
+  $("download-p12").textContent = t("save_again");
 });

@@ -22,24 +22,33 @@ const form = document.getElementById("status-form");
 const idInput = document.getElementById("enrollment-id");
 const result = document.getElementById("result");
 
-// The seed's steps as the applicant sees them, and the states that belong to each.
+// The seed's steps as the applicant sees them, numbered as the seed numbers them (the numbers
+// the page titles and the letters use: online input is step 6, pickup step 10), and the states
+// that belong to each.
 const STAGES = [
-  ["stage_documents", ["received", "documents_deficient", "documents_accepted"]],
-  ["stage_inquiry", ["inquiry_sent"]],
-  ["stage_return", ["identity_confirmed", "paid"]],
-  ["stage_online_input", ["awaiting_online_input"]],
-  ["stage_approval", ["online_input_received"]],
-  ["stage_pin", ["approved", "pin_sent"]],
-  ["stage_issued", ["issued", "revoked", "expired"]],
+  ["stage_documents", [1, 2], ["received", "documents_deficient", "documents_accepted"]],
+  ["stage_inquiry", [3], ["inquiry_sent"]],
+  ["stage_return", [4, 5], ["identity_confirmed", "paid"]],
+  ["stage_online_input", [6], ["awaiting_online_input"]],
+  ["stage_approval", [7, 8], ["online_input_received"]],
+  ["stage_pin", [9], ["approved", "pin_sent"]],
+  ["stage_issued", [10], ["issued", "revoked", "expired"]],
 ];
+
+function stepLabel([first, last]) {
+  return last === undefined ? t("stage_step", { n: first }) : t("stage_steps", { first, last });
+}
 
 function renderStages(state) {
   const list = document.getElementById("stages");
   list.replaceChildren();
-  const current = STAGES.findIndex(([, states]) => states.includes(state));
-  STAGES.forEach(([key], index) => {
+  const current = STAGES.findIndex(([, , states]) => states.includes(state));
+  STAGES.forEach(([key, steps], index) => {
     const item = document.createElement("li");
-    item.textContent = t(key);
+    const step = document.createElement("span");
+    step.className = "step";
+    step.textContent = stepLabel(steps);
+    item.append(step, " ", t(key));
     if (current >= 0 && index < current) {
       item.className = "done";
       item.append(` (${t("stage_done")})`);

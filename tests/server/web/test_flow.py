@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509 import ocsp
 from playwright.sync_api import expect
 
 from jitsuin.ca.verify import Verdict, verify_subscriber
@@ -240,6 +241,14 @@ def test_steps_6_10_11_12_in_the_browser(server, visit, tmp_path: Path, lang, ke
     page.click("#check-form button[type=submit]")
     expect(verdict).to_have_attribute("data-verdict", "ok", timeout=30_000)
     tab.screenshot("12-check-certificate")
-    # The check page sent nothing: no file, no key, no passphrase.
+    # The check page sent no file, no key, no passphrase: only OCSP requests (RFC 6960) for the
+    # certificate's serial number, one per check.
     check_requests = tab.requests[len(pickup_requests) :]
-    assert all(r.method == "GET" and not r.post_data_buffer for r in check_requests)
+    posts = [r for r in check_requests if r.method != "GET"]
+    assert all(not r.post_data_buffer for r in check_requests if r.method == "GET")
+    assert [(r.method, r.url) for r in posts] == [("POST", f"{origin}/ocsp")] * 2
+    for request in posts:
+        asked = ocsp.load_der_ocsp_request(request.post_data_buffer or b"")
+        assert asked.serial_number == certificate.serial_number
+        assert_absent(forms, request.post_data_buffer or b"", "an OCSP request")
+    assert say("result_status", lang) in page.locator("#details").inner_text()

@@ -1,5 +1,5 @@
-"""The page's ES modules (DER, SHA-256, PKCS#10, PKCS#7, X.509, PKCS#12) run in Chromium, loaded
-from the server the way the pages load them, and judged by independent implementations:
+"""The page's ES modules (DER, SHA-256, PKCS#10, PKCS#7, X.509, PKCS#12, OCSP) run in Chromium,
+loaded from the server the way the pages load them, and judged by independent implementations:
 asn1crypto and hashlib, cryptography, jitsuin's own CSR checks, and openssl."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from jitsuin.ca.csr import verify_csr
@@ -388,6 +389,101 @@ def test_x509_parse_and_signature_checks(js):
     assert out["fingerprint"] == ec_leaf.fingerprint(hashes.SHA256()).hex(":").upper()
     assert out["verdicts"] == [True, True, "refused", False]
     assert out["pem"] == 2
+
+
+def test_ocsp_request_and_response(js):
+    """ocsp.js against cryptography: the request reads as one CertID (SHA-256) with the nonce;
+    a response is believed only when the issuer signed it, it echoes the nonce and answers this
+    CertID; the revocation time and reason are read."""
+    ca_key = ec.generate_private_key(ec.SECP384R1())
+    ca = make_ca(ca_key, "EC CA")
+    other_key = ec.generate_private_key(ec.SECP384R1())
+    leaf = make_leaf(ec.generate_private_key(ec.SECP256R1()).public_key(), ca_key, ca, "a@x.jp")
+    other_leaf = make_leaf(other_key.public_key(), ca_key, ca, "b@x.jp")
+    nonce = os.urandom(16)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    revoked_at = now - dt.timedelta(days=2)
+
+    def response(
+        status: ocsp.OCSPCertStatus,
+        *,
+        key: Any = ca_key,
+        for_cert: x509.Certificate = leaf,
+        echo: bytes = nonce,
+    ) -> str:
+        builder = (
+            ocsp.OCSPResponseBuilder()
+            .add_response(
+                cert=for_cert,
+                issuer=ca,
+                algorithm=hashes.SHA256(),
+                cert_status=status,
+                this_update=now,
+                next_update=now + dt.timedelta(days=1),
+                revocation_time=revoked_at if status == ocsp.OCSPCertStatus.REVOKED else None,
+                revocation_reason=(
+                    x509.ReasonFlags.key_compromise
+                    if status == ocsp.OCSPCertStatus.REVOKED
+                    else None
+                ),
+            )
+            # A forger signs as a CA of the same name with a key of its own.
+            .responder_id(
+                ocsp.OCSPResponderEncoding.HASH, ca if key is ca_key else make_ca(key, "EC CA")
+            )
+            .add_extension(x509.OCSPNonce(echo), critical=False)
+        )
+        return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER).hex()
+
+    cases = {
+        "good": response(ocsp.OCSPCertStatus.GOOD),
+        "revoked": response(ocsp.OCSPCertStatus.REVOKED),
+        "unknown": response(ocsp.OCSPCertStatus.UNKNOWN),
+        "forged": response(ocsp.OCSPCertStatus.GOOD, key=other_key),
+        "replayed": response(ocsp.OCSPCertStatus.GOOD, echo=os.urandom(16)),
+        "another": response(ocsp.OCSPCertStatus.GOOD, for_cert=other_leaf),
+        "unsuccessful": ocsp.OCSPResponseBuilder.build_unsuccessful(
+            ocsp.OCSPResponseStatus.UNAUTHORIZED
+        )
+        .public_bytes(serialization.Encoding.DER)
+        .hex(),
+        "garbage": "3003020101",
+    }
+    out = js(
+        """const ocsp = await import("/static/ocsp.js");
+           const [ca, leaf] = [arg.ca, arg.leaf].map((h) => x509.parseCertificate(der.fromHex(h)));
+           const nonce = der.fromHex(arg.nonce);
+           const id = await ocsp.certID(leaf, ca);
+           const answers = {};
+           for (const [name, hex] of Object.entries(arg.cases)) {
+             try {
+               const r = await ocsp.readResponse(der.fromHex(hex), id, nonce, ca);
+               answers[name] = [r.status, r.revokedAt?.toISOString() ?? null, r.reason ?? null];
+             } catch (error) {
+               answers[name] = [error instanceof ocsp.OCSPError ? "refused" : String(error)];
+             }
+           }
+           return { request: der.hex(ocsp.buildRequest(id, nonce)), answers };""",
+        {"ca": der_of(ca), "leaf": der_of(leaf), "nonce": nonce.hex(), "cases": cases},
+    )
+    request = ocsp.load_der_ocsp_request(bytes.fromhex(out["request"]))
+    expected = ocsp.OCSPRequestBuilder().add_certificate(leaf, ca, hashes.SHA256()).build()
+    assert request.serial_number == leaf.serial_number
+    assert request.issuer_name_hash == expected.issuer_name_hash
+    assert request.issuer_key_hash == expected.issuer_key_hash
+    assert isinstance(request.hash_algorithm, hashes.SHA256)
+    assert request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == nonce
+    when = revoked_at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert out["answers"] == {
+        "good": ["good", None, None],
+        "revoked": ["revoked", when, "keyCompromise"],
+        "unknown": ["unknown", None, None],
+        "forged": ["refused"],
+        "replayed": ["refused"],
+        "another": ["refused"],
+        "unsuccessful": ["refused"],
+        "garbage": ["refused"],
+    }
 
 
 def test_certs_only_pkcs7(js):

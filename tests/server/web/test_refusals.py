@@ -1,12 +1,9 @@
 """What the subscriber reads when the server refuses: a wrong, used, locked or expired download
-PIN, an application not approved yet (202 + Retry-After), a wrong or used access code, an unknown
-enrollment ID. Each message is the page's own sentence in the page's language, in the alert
-region that screen readers announce; the forms are driven with the keyboard."""
+PIN, a wrong or used access code, an unknown enrollment ID (a pickup before the approval:
+test_applicant_guidance.py). Each message is the page's own sentence in the page's language, in
+the alert region that screen readers announce; the forms are driven with the keyboard."""
 
 from __future__ import annotations
-
-import base64
-import time
 
 import pytest
 from cryptography import x509
@@ -56,14 +53,17 @@ def test_wrong_pin_counts_down_then_locks(server, visit, lang):
     for attempt in range(1, 6):
         pick_up(tab, enrollment_id, other_pin(pin, attempt))
         left = 5 - attempt
-        expected = say("wrong_pin", lang, left=left) if left else say("wrong_pin_now_locked", lang)
+        expected = {
+            0: say("wrong_pin_now_locked", lang, max=5),
+            1: say("wrong_pin_one", lang),
+        }.get(left, say("wrong_pin", lang, left=left))
         assert alert(tab) == expected
         assert tab.page.evaluate("document.activeElement.id") == "pin"
         if attempt == 1:
             tab.screenshot("10-pickup-wrong-pin")
     # The right PIN is refused now: the PIN is locked.
     pick_up(tab, enrollment_id, pin)
-    assert alert(tab) == say("pin_locked", lang)
+    assert alert(tab) == say("pin_locked", lang, max=5)
     tab.screenshot("10-pickup-locked-pin")
     assert server.state(applicant["id"])["state"] == "pin_sent"  # nothing was issued
     # The status page says so too.
@@ -145,44 +145,6 @@ def test_malformed_input_is_caught_in_the_page(server, visit):
     assert alert(tab) == say("errors_in_form", "en")
     assert not [r for r in tab.requests if r.method == "POST"], "nothing is sent"
     tab.screenshot("10-pickup-form-errors")
-
-
-def test_waiting_for_approval_sends_the_same_request_again(server, visit):
-    """RFC 7030 §4.2.3: 202 + Retry-After, then the same CSR again (the server's Retry-After
-    is RETRY_AFTER_SECONDS in this configuration)."""
-    applicant = server.application(approve=False)  # online input done, not approved yet
-    tab = visit("en")
-    tab.goto("/pickup")
-    page = tab.page
-    page.fill("#enrollment-id", applicant["enrollment_id"])
-    page.fill("#pin", "12345678")
-    page.click("#pickup-form button[type=submit]")
-    expect(page.locator("#waiting")).to_be_visible(timeout=20_000)
-    expect(page.locator("#waiting-heading")).to_be_focused()
-
-    def enrollments():
-        return [r for r in tab.requests if r.url.endswith("/.well-known/est/simpleenroll")]
-
-    deadline = time.monotonic() + 10
-    while len(enrollments()) < 2 and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
-    sent = enrollments()
-    assert len(sent) >= 2, "the page did not try again after Retry-After"
-    first, second = sent[0], sent[1]
-    assert first.post_data_buffer == second.post_data_buffer  # the same request (same key)
-    assert first.headers["authorization"] == second.headers["authorization"]
-    response = first.response()
-    assert response is not None and response.status == 202
-    assert response.headers["retry-after"] == "1"
-    x509.load_der_x509_csr(base64.b64decode(first.post_data_buffer or b""))
-    tab.screenshot("10-pickup-waiting")
-    page.click("#stop")
-    expect(page.locator("#waiting")).to_be_hidden()
-    expect(page.locator("#progress")).to_have_text(say("stopped", "en"))
-    count = len(enrollments())
-    page.wait_for_timeout(1500)
-    assert len(enrollments()) == count, "the page kept trying after Stop"
-    assert server.state(applicant["id"])["state"] == "online_input_received"
 
 
 @pytest.mark.parametrize("lang", LANGS)
