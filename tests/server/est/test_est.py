@@ -188,12 +188,13 @@ def test_jitsuin_est_client(server, cli: str, tmp_path: Path) -> None:
     out = run(cli, "est", "cacerts", "--url", base, "--ca-bundle", bundle, cwd=tmp_path)
     assert "CN=jitsuin Personal CA" in out.stdout
     (tmp_path / "pass").write_text("correct horse\n")
+    # --url as the PIN e-mail gives it: the .../simpleenroll URL, not the base.
     out = run(
         cli,
         "est",
         "enroll",
         "--url",
-        base,
+        f"{base}/simpleenroll",
         "--ca-bundle",
         bundle,
         "--user",
