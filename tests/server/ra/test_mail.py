@@ -128,4 +128,6 @@ async def test_the_pin_mail_is_readable_in_the_raw_message(ra_server):
     mail = server.mailbox.parse_pin_mail(server.mailbox.messages_to(flow.email)[0])
     assert f"Download PIN: {mail.pin}".encode() in body
     assert f"Enrollment ID: {mail.enrollment_id}".encode() in body
-    assert b"/.well-known/est/" in body
+    # The EST URL the applicant copies is whole on a line (no soft line break inside it).
+    est = f"{server.config.server.public_https_url}/.well-known/est/general/simpleenroll"
+    assert f"\r\n  {est}\r\n".encode() in body
