@@ -95,6 +95,16 @@ async def _call(
                 int(raw) if raw.isdigit() else None,
                 r.headers.get("Content-Type", ""),
             )
+    except aiohttp.ClientConnectorCertificateError as exc:
+        problem = exc.certificate_error
+        reason = getattr(problem, "verify_message", None) or getattr(problem, "reason", problem)
+        raise ESTClientError(
+            f"{url}: the server's TLS certificate does not verify ({reason}): give its CA "
+            "certificate with --ca-bundle"
+        ) from exc
+    except aiohttp.ClientConnectorError as exc:
+        reason = exc.os_error.strerror or exc.os_error
+        raise ESTClientError(f"{url}: cannot connect to {exc.host}:{exc.port}: {reason}") from exc
     except (aiohttp.ClientError, OSError) as exc:
         raise ESTClientError(f"{url}: {exc}") from exc
 

@@ -187,6 +187,8 @@ def test_a_subcommand_fails_with_a_message_not_a_traceback(outcomes, words) -> N
     for case, result in mine:
         what = f"jitsuin {' '.join(result['argv'])} ({case['kind']})"
         assert "Traceback" not in result["stderr"], what + "\n" + result["stderr"]
+        # Bad input is an expected error: a message of its own, not "internal error" (a bug).
+        assert "internal error" not in result["stderr"], what + "\n" + result["stderr"]
         assert result["code"] not in (0, None, "escaped"), what + "\n" + result["stderr"]
         assert isinstance(result["code"], int), what
         assert result["stderr"].strip(), what + ": no message"
