@@ -235,6 +235,13 @@ def _save(
         print(f"PKCS#12: {args.p12}")
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Before anything is sent: the files written after the PIN is spent need a directory."""
+    for flag, path in (("--out", args.out), ("--p12", args.p12)):
+        if path and not Path(path).absolute().parent.is_dir():
+            raise ESTClientError(f"{flag} {path}: no such directory; nothing was sent", 2)
+
+
 def _p12_passphrase(args: argparse.Namespace) -> bytes | None:
     """The PKCS#12 passphrase, asked before anything is sent: once the PIN is spent, a failure
     to get it would leave a certificate without the file the user asked for."""
@@ -282,6 +289,7 @@ async def cmd_csrattrs(args: argparse.Namespace) -> int:
 
 async def cmd_enroll(args: argparse.Namespace) -> int:
     context = _tls(args.ca_bundle)
+    _check_outputs(args)
     password = os.environ.get(PASSWORD_ENV) or ask_secret(
         "download PIN: ", f"set ${PASSWORD_ENV} to the PIN"
     )
@@ -303,6 +311,7 @@ async def cmd_enroll(args: argparse.Namespace) -> int:
 
 async def cmd_reenroll(args: argparse.Namespace) -> int:
     context = _tls(args.ca_bundle, args.cert, args.key)
+    _check_outputs(args)
     p12_passphrase = _p12_passphrase(args)
     key, csr = _key_and_csr(args)
     reply = await _enroll_loop(f"{est_base(args.url)}/simplereenroll", context, csr, args.wait)
