@@ -40,21 +40,14 @@ from jitsuin.server import cli_conformance, cli_ra, permissions, workers
 from jitsuin.server import config as configuration
 from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
-from jitsuin.server.config import Config, ConfigError
+from jitsuin.server.cli_errors import EXIT_REFUSED, EXIT_USAGE, CLIError
+from jitsuin.server.config import Config, ConfigError, Listen
 from jitsuin.server.connections import Listener, allow_file_descriptors
 from jitsuin.server.est import client as est_client
 from jitsuin.server.storage import CertificateRecord, Conflict, NotFound, open_store
 
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
-
-
-class CLIError(Exception):
-    """A message for the operator, printed without a traceback."""
-
-    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.code = code
+EXIT_SOFTWARE = 70  # sysexits.h EX_SOFTWARE: an internal error, not the operator's
+DEBUG_ENV = "JITSUIN_DEBUG"
 
 
 def _home(args: argparse.Namespace) -> Path:
@@ -76,15 +69,46 @@ def _load(args: argparse.Namespace, *, initialise: bool = False) -> Config:
     path = _config_path(args, home)
     if path is None:
         if not initialise:
-            raise CLIError(f"no configuration in {home}: run `jitsuin init` first (or --config)")
+            raise CLIError(
+                f"no configuration in {home}: point --home DIR (or $JITSUIN_HOME) at the data "
+                "directory, or --config at its jitsuin.toml; `jitsuin init` makes a new CA"
+            )
         key_type = KeyType.parse(getattr(args, "key_type", None) or KeyType.ECDSA_P384.value)
         subject = getattr(args, "subject", None) or configuration.DEFAULT_SUBJECT
-        path = configuration.write_default(home, key_type, subject)
+        listens = {k: v for k in _LISTEN_FLAGS if (v := getattr(args, k, None)) is not None}
+        path = configuration.write_default(home, key_type, subject, **listens)
         print(f"wrote the default configuration {path}")
     try:
-        return configuration.load(path, home)
+        config = configuration.load(path, home)
     except ConfigError as exc:
         raise CLIError("configuration errors:\n" + _bullets(exc.errors)) from exc
+    _check_listen_flags(args, config, path)
+    return config
+
+
+# init and serve --http/--https/--smtp HOST:PORT: what a new configuration listens on and mails
+# through. They only write a new file, never override one: every other command (`ra inquiry`,
+# `ra approve`, ...) reads the file for the URLs it prints and mails.
+_LISTEN_FLAGS = {
+    "http": "[server] http_listen",
+    "https": "[server] https_listen",
+    "smtp": "[mail] smtp_host and smtp_port",
+}
+
+
+def _check_listen_flags(args: argparse.Namespace, config: Config, path: Path) -> None:
+    configured = {
+        "http": config.server.http,
+        "https": config.server.https,
+        "smtp": Listen(config.mail.smtp_host, config.mail.smtp_port),
+    }
+    for flag, where in _LISTEN_FLAGS.items():
+        wanted = getattr(args, flag, None)
+        if wanted is not None and wanted != configured[flag]:
+            raise CLIError(
+                f"--{flag} {wanted}: {path} already sets {where} to {configured[flag]}; edit it "
+                f"there (--{flag} only sets up a new configuration)"
+            )
 
 
 def _bullets(lines: Sequence[str]) -> str:
@@ -335,7 +359,7 @@ async def cmd_ca_revoke(args: argparse.Namespace) -> int:
     config = _load(args)
     authority = await Authority.open(config, SystemClock(), create=False)
     try:
-        serial = int(args.serial.replace(":", ""), 16)
+        serial = args.serial
         generation = args.generation or authority.current.number
         try:
             await authority.revoke(generation, serial, args.reason, f"cli:{getpass.getuser()}")
@@ -489,12 +513,74 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_REFUSED
 
 
+def _hex_serial(value: str) -> int:
+    """A serial number as printed by openssl and `ca show` (hex, colons allowed)."""
+    try:
+        serial = int(value.replace(":", ""), 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a hexadecimal serial number: {value!r}") from None
+    if serial <= 0:  # RFC 5280 §4.1.2.2: a positive integer
+        raise argparse.ArgumentTypeError(f"a serial number is positive: {value!r}")
+    return serial
+
+
+def _listen(value: str) -> Listen:
+    try:
+        return configuration.parse_listen(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _listen_flags(p: argparse.ArgumentParser) -> None:
+    for flag, where in _LISTEN_FLAGS.items():
+        p.add_argument(
+            f"--{flag}",
+            type=_listen,
+            metavar="HOST:PORT",
+            help=f"{where} of a new configuration (edit the file to change an existing one)",
+        )
+
+
+def _global_options(parser: argparse.ArgumentParser, top: bool) -> None:
+    """--home, --config and --debug, accepted before the subcommand and after it (`jitsuin serve
+    --home DIR`); after it they override only when given."""
+    default = None if top else argparse.SUPPRESS
+    given = parser._option_string_actions
+    if "--home" not in given:
+        parser.add_argument(
+            "--home",
+            default=default,
+            help="data directory (default $JITSUIN_HOME or ./jitsuin-data)",
+        )
+    if "--config" not in given:  # lint and conformance have a --config of their own
+        parser.add_argument(
+            "--config", default=default, help="configuration file (default HOME/jitsuin.toml)"
+        )
+    if "--debug" not in given:
+        parser.add_argument(
+            "--debug",
+            action="store_true",
+            default=False if top else argparse.SUPPRESS,
+            help=f"show the traceback of an unexpected error (or ${DEBUG_ENV}=1)",
+        )
+
+
+def subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+    """Every command that runs something (``ra create``, ``est enroll``, ...), by its words."""
+    found: list[tuple[str, argparse.ArgumentParser]] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                inner = subcommands(child)
+                found += [(f"{name} {words}", p) for words, p in inner] or [(name, child)]
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jitsuin", description="jitsuin: a CA for personal signing and S/MIME certificates"
     )
-    parser.add_argument("--home", help="data directory (default $JITSUIN_HOME or ./jitsuin-data)")
-    parser.add_argument("--config", help="configuration file (default HOME/jitsuin.toml)")
+    _global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("init", help="create the data directory, configuration and CA")
@@ -504,6 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="CA key type (default ecdsa-p384)",
     )
     p.add_argument("--subject", help=f"CA subject DN (default {configuration.DEFAULT_SUBJECT!r})")
+    _listen_flags(p)
     p.set_defaults(handler=cmd_init)
 
     p = sub.add_parser("serve", help="run the server (creates the CA on first start)")
@@ -514,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="server processes sharing the listeners (more than 1 needs a PostgreSQL store)",
     )
     p.add_argument(workers.WORKER_SOCKETS, dest="worker_sockets", help=argparse.SUPPRESS)
+    _listen_flags(p)
     p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("check-config", help="validate a configuration and list every error")
@@ -528,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = ca.add_parser("rollover", help="create the next CA generation and link certificates")
     p.set_defaults(handler=cmd_ca_rollover)
     p = ca.add_parser("revoke", help="revoke a certificate by serial number")
-    p.add_argument("serial", help="serial number in hex")
+    p.add_argument("serial", type=_hex_serial, help="serial number in hex (colons allowed)")
     p.add_argument("--generation", type=int, help="issuing generation (default: current)")
     p.add_argument("--reason", required=True, choices=sorted(REASONS))
     p.set_defaults(handler=cmd_ca_revoke)
@@ -564,10 +652,15 @@ def build_parser() -> argparse.ArgumentParser:
     cli_ra.add_parsers(sub, _load)
     est_client.add_parsers(sub)
     cli_conformance.add_parsers(sub)
+    for _, command in subcommands(parser):
+        _global_options(command, top=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Expected failures (CLIError, a CA refusal, a configuration error, a file or address the
+    operator named) print one line and exit non-zero. Anything else is a bug: one line naming it,
+    exit 70, and the traceback with --debug or JITSUIN_DEBUG=1."""
     args = build_parser().parse_args(argv)
     try:
         result = args.handler(args)
@@ -583,11 +676,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print("jitsuin: configuration errors:\n" + _bullets(exc.errors), file=sys.stderr)
         return EXIT_USAGE
-    except est_client.ESTClientError as exc:
-        print(f"jitsuin: {exc}", file=sys.stderr)
-        return exc.code
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a file, directory or address named on the command line or config
+        if args.debug or os.environ.get(DEBUG_ENV) == "1":
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"jitsuin: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_REFUSED
+    except Exception as exc:
+        if args.debug or os.environ.get(DEBUG_ENV) == "1":
+            raise
+        print(
+            f"jitsuin: internal error: {type(exc).__name__}: {exc} (a bug; run again with "
+            f"--debug or {DEBUG_ENV}=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_SOFTWARE
 
 
 if __name__ == "__main__":

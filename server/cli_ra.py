@@ -22,6 +22,7 @@ from typing import Any
 
 from jitsuin.ca.clock import SystemClock
 from jitsuin.server.authority import Authority
+from jitsuin.server.cli_errors import CLIError
 from jitsuin.server.config import Config
 from jitsuin.server.ra.credentials import Keyring
 from jitsuin.server.ra.errors import RAError
@@ -41,10 +42,6 @@ _TAKE_OVER = (
 Loader = Callable[[argparse.Namespace], Config]
 
 
-class RACLIError(Exception):
-    pass
-
-
 @asynccontextmanager
 async def _service(config: Config) -> AsyncIterator[RAService]:
     authority = await Authority.open(config, SystemClock(), create=False)
@@ -57,7 +54,7 @@ async def _service(config: Config) -> AsyncIterator[RAService]:
 async def _operator(service: RAService) -> Operator:
     token = os.environ.get(TOKEN_ENV)
     if not token:
-        raise RACLIError(f"set {TOKEN_ENV} to your operator API token")
+        raise CLIError(f"set {TOKEN_ENV} to your operator API token")
     return await service.authenticate(token)
 
 
@@ -65,9 +62,9 @@ def _json_file(path: str) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise RACLIError(f"cannot read {path}: {exc.strerror}") from exc
+        raise CLIError(f"cannot read {path}: {exc.strerror}") from exc
     except json.JSONDecodeError as exc:
-        raise RACLIError(f"{path}: not JSON: {exc}") from exc
+        raise CLIError(f"{path}: not JSON: {exc}") from exc
 
 
 def _print(data: Any) -> None:
@@ -125,7 +122,7 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
             try:
                 data = Path(args.cert).read_bytes()
             except OSError as exc:
-                raise RACLIError(f"cannot read {args.cert}: {exc.strerror}") from exc
+                raise CLIError(f"cannot read {args.cert}: {exc.strerror}") from exc
             binding = await ra.bind_certificate(f"cli:{getpass.getuser()}", args.name, data)
             print(f"operator {args.name} may now authenticate with the TLS client certificate")
             _print(binding)
@@ -158,10 +155,21 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
                 print(f"{a.id}\t{a.state}\t{a.profile}\t{a.family_name} {a.given_name}\t{a.email}")
         elif command == "inquiry":
             body = {"trackingNumber": args.tracking}
-            sent = await ra.dispatch_inquiry(await _operator(ra), args.id, body)
+            # Opened before the dispatch: the access code exists only in this letter, so a path
+            # that cannot be written must fail before the code is made. Mode 0600: it holds it.
+            try:
+                fd = os.open(args.letter, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            except OSError as exc:
+                raise CLIError(f"cannot write the letter {args.letter}: {exc.strerror}") from exc
             letter = Path(args.letter)
-            letter.write_text(sent.letter_html, encoding="utf-8")
-            letter.chmod(0o600)  # it holds the one-time access code
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                try:
+                    sent = await ra.dispatch_inquiry(await _operator(ra), args.id, body)
+                except BaseException:
+                    letter.unlink()
+                    raise
+                handle.write(sent.letter_html)
+            letter.chmod(0o600)  # an existing file keeps its mode through O_TRUNC
             print(f"enrollment ID {sent.enrollment_id}; print the letter {letter}")
             print("(the access code is in the letter only; it is not stored)")
         else:
@@ -179,9 +187,6 @@ def run_ra(args: argparse.Namespace, load: Loader) -> Any:
         except RAError as exc:
             print(f"jitsuin: {exc.kind.value}: {exc.message}", file=sys.stderr)
             return 1
-        except RACLIError as exc:
-            print(f"jitsuin: {exc}", file=sys.stderr)
-            return 2
 
     return go()
 
@@ -235,13 +240,48 @@ def run_audit_verify(args: argparse.Namespace, load: Loader) -> Any:
     return go()
 
 
+_SCHEMA = (
+    "The file is the body of {route}; its schema, every field and its limits, is in\n"
+    "the server's /ra/openapi.json (e.g. curl --cacert ca.pem https://localhost:8443/ra/openapi.json)."
+)
+_CREATE_EXAMPLE = """An example (profile general or document-manager; qualificationGroup and
+qualificationNumber as the CA's [ca.groups.<id>] define; billing.addressee self or company):
+
+  {"profile": "document-manager", "familyName": "Yamada", "givenName": "Hanako",
+   "email": "hanako@example.jp", "qualificationGroup": "document-information-manager",
+   "qualificationNumber": "20231234",
+   "postalAddress": "1-2-3 Kasumigaseki, Chiyoda-ku, Tokyo", "dateOfBirth": "1985-04-01",
+   "billing": {"addressee": "company", "company": "Example KK"}}
+
+""" + _SCHEMA.format(route="POST /ra/applications")
+_REVIEW_EXAMPLE = """An example: the day the documents arrived, and each check of the resident
+record (SEED-R6...R9) and of the seal, yes or no. showsIndividualNumber records only whether the
+record showed one; the number itself is never entered (SEED-R8):
+
+  {"receivedOn": "2026-11-24",
+   "residentRecord": {"issuedOn": "2026-11-01", "original": true,
+                      "showsIndividualNumber": false, "nameMatches": true,
+                      "addressMatches": true, "dateOfBirthMatches": true},
+   "seal": {"selfInking": false}}
+
+""" + _SCHEMA.format(route="POST /ra/applications/{id}/review")
+
+
 def add_parsers(sub: argparse._SubParsersAction, load: Loader) -> None:  # type: ignore[type-arg]
     ra = sub.add_parser(
         "ra", help="RA workflow (acts as the operator of $JITSUIN_OPERATOR_TOKEN)"
     ).add_subparsers(dest="ra_command", required=True)
 
-    def command(name: str, help_text: str, *, with_id: bool = True) -> argparse.ArgumentParser:
-        p = ra.add_parser(name, help=help_text)
+    def command(
+        name: str, help_text: str, *, with_id: bool = True, epilog: str | None = None
+    ) -> argparse.ArgumentParser:
+        p = ra.add_parser(
+            name,
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         if with_id:
             p.add_argument("id", help="application ID (APP-…)")
         p.set_defaults(handler=lambda a: run_ra(a, load))
@@ -283,11 +323,18 @@ def add_parsers(sub: argparse._SubParsersAction, load: Loader) -> None:  # type:
     p = command("list", "list applications", with_id=False)
     p.add_argument("--state")
     p.add_argument("--limit", type=int, default=100)
-    p = command("create", "enter an application from a JSON file (step 1)", with_id=False)
-    p.add_argument("file")
+    p = command(
+        "create",
+        "enter an application from a JSON file (step 1)",
+        with_id=False,
+        epilog=_CREATE_EXAMPLE,
+    )
+    p.add_argument("file", help="the application (JSON, UTF-8); see below")
     command("show", "show one application")
-    p = command("review", "record the document review from a JSON file (step 2)")
-    p.add_argument("file")
+    p = command(
+        "review", "record the document review from a JSON file (step 2)", epilog=_REVIEW_EXAMPLE
+    )
+    p.add_argument("file", help="the review (JSON, UTF-8); see below")
     command("resubmit", "new documents arrived: review again")
     p = command("inquiry", "dispatch the inquiry letter (step 3)")
     p.add_argument("--tracking", required=True, help="restricted-delivery tracking number")

@@ -292,6 +292,15 @@ def _listen(value: Any, where: str, errors: list[str]) -> Listen | None:
     return Listen(host, int(port))
 
 
+def parse_listen(value: str) -> Listen:
+    """``host:port`` (``[v6]:port``) as given on the command line; ValueError says why not."""
+    errors: list[str] = []
+    listen = _listen(value, "listen", errors)
+    if listen is None:
+        raise ValueError(errors[0].removeprefix("listen: "))
+    return listen
+
+
 class _Reader:
     """Reads one TOML table, recording every error instead of stopping at the first."""
 
@@ -725,9 +734,17 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def write_default(home: Path, key_type: KeyType, subject: str) -> Path:
+def write_default(
+    home: Path,
+    key_type: KeyType,
+    subject: str,
+    http: Listen = Listen("127.0.0.1", 8080),
+    https: Listen = Listen("127.0.0.1", 8443),
+    smtp: Listen = Listen("127.0.0.1", 25),
+) -> Path:
     """The embedded default: a config with a fresh policy arc and a generated passphrase file
-    (mode 0600) in ``home``. Returns the config path."""
+    (mode 0600) in ``home``, listening on ``http`` and ``https`` and mailing through ``smtp``.
+    Returns the config path."""
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     secrets_dir = home / "secrets"
     secrets_dir.mkdir(mode=0o700, exist_ok=True)
@@ -755,9 +772,9 @@ def write_default(home: Path, key_type: KeyType, subject: str) -> Path:
 database_url = "sqlite:///jitsuin.db"
 
 [server]
-http_listen = "127.0.0.1:8080"    # CRL, OCSP, CA certificates (must be plain http)
-https_listen = "127.0.0.1:8443"   # enrollment (TLS >= 1.2)
-public_http_url = "http://127.0.0.1:8080"
+http_listen = "{http}"    # CRL, OCSP, CA certificates (must be plain http)
+https_listen = "{https}"   # enrollment (TLS >= 1.2)
+public_http_url = "http://{http}"
 tls_names = ["localhost", "127.0.0.1"]
 
 [http]                             # per listener and per server process (serve --workers N: each)
@@ -789,8 +806,8 @@ pin_ttl_hours = 336
 invoice_amount = 11000
 
 [mail]                             # the relay that delivers download PINs (SEED-R13)
-smtp_host = "127.0.0.1"
-smtp_port = 25
+smtp_host = "{smtp.host}"
+smtp_port = {smtp.port}
 sender = "jitsuin CA <ca@localhost>"
 
 [ca.lint_suppress]

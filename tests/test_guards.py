@@ -67,6 +67,10 @@ def test_wheel_carries_every_module_and_migration(tmp_path: Path) -> None:
         for file in (ROOT / folder).iterdir():
             if file.suffix in (".py", ".typed", ".sql") or file.name == "py.typed":
                 expected.add("/".join([*dotted.split("."), file.name]))
+    # Data files come from package-data alone (include-package-data = false): a new kind of
+    # static file needs its pattern there.
+    for static in (ROOT / "server" / "web" / "static").iterdir():
+        expected.add(f"jitsuin/server/web/static/{static.name}")
     migrations = ROOT / "server" / "storage" / "migrations"
     for sql in migrations.rglob("*.sql"):
         expected.add(

@@ -118,7 +118,8 @@ def pin_mail(
   有効期限: {until}
 
 ブラウザ: {public_https_url}/pickup
-EST: {est}（ユーザー名 = 受付番号、パスワード = PIN）
+EST（ユーザー名 = 受付番号、パスワード = PIN）:
+  {est}
 ACME: 外部アカウントバインディング kid = {enrollment}、HMAC鍵 = {eab_key}
 
 PINは一度だけ使えます。5回間違えるとロックされます。
@@ -134,10 +135,16 @@ Your certificate has been approved. Use this download PIN to obtain it.
   Valid until: {until}
 
 Browser: {public_https_url}/pickup
-EST: {est} (user = enrollment ID, password = PIN)
+EST (user = enrollment ID, password = PIN):
+  {est}
 ACME: External Account Binding kid = {enrollment}, HMAC key = {eab_key}
 
 The PIN works once, by whichever route you use first; five wrong tries lock it.
-"""
+""",
+        # Quoted-printable keeps the ASCII lines (PIN, enrollment ID, URLs) readable in the raw
+        # message, for a mail sink or a relay's log; base64 would hide them (RFC 2045 §6.7). The
+        # EST URL stands on a line of its own, so no soft line break cuts it.
+        charset="utf-8",
+        cte="quoted-printable",
     )
     return message

@@ -26,7 +26,7 @@ from jitsuin.ca.issuance import CAPolicy, Issuer
 from jitsuin.ca.keys import KeyType, SoftwareSigner, generate_private_key
 from jitsuin.ca.subject import VettedSubject
 from jitsuin.server.__main__ import main
-from jitsuin.server.config import DEFAULT_SUBJECT
+from jitsuin.server.config import DEFAULT_SUBJECT, load
 
 ENCRYPTED_KEY_HEADER = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 
@@ -184,6 +184,77 @@ def test_ca_show_without_a_ca_says_run_init(tmp_path, capsys, write_home):
     code, _, err = run(["--home", str(tmp_path / "nothing"), "ca", "show"], capsys)
     assert code == 2
     assert "no configuration" in err and "jitsuin init" in err
+    # From another directory the CA is usually elsewhere: say how to point at it first.
+    assert "--home DIR (or $JITSUIN_HOME)" in err
+
+
+def test_global_options_work_after_the_subcommand(ca_home, tmp_path, capsys):
+    code, out, err = run(["ca", "show", "--home", str(ca_home)], capsys)
+    assert code == 0, err
+    assert out.startswith("generation 1")
+    # After the subcommand it wins over the one before it.
+    code, out, err = run(["--home", str(tmp_path), "ca", "show", "--home", str(ca_home)], capsys)
+    assert code == 0, err
+    # Before it alone, it still counts.
+    code, out, err = run(["--home", str(ca_home), "ca", "show"], capsys)
+    assert code == 0, err
+
+
+def test_init_writes_the_listen_and_smtp_flags_and_serve_refuses_a_different_one(tmp_path, capsys):
+    home = tmp_path / "home"
+    flags = ["--http", "127.0.0.1:18080", "--https", "[::1]:18443", "--smtp", "127.0.0.1:8026"]
+    code, _, err = run(["init", "--home", str(home), *flags], capsys)
+    assert code == 0, err
+    config = load(home / "jitsuin.toml", home)
+    assert str(config.server.http) == "127.0.0.1:18080"
+    assert config.server.public_http_url == "http://127.0.0.1:18080"
+    assert str(config.server.https) == "[::1]:18443"
+    assert config.server.public_https_url == "https://localhost:18443"
+    assert (config.mail.smtp_host, config.mail.smtp_port) == ("127.0.0.1", 8026)
+    # The same flags again agree with the file; a different one is refused, not applied.
+    code, _, err = run(["init", "--home", str(home), *flags], capsys)
+    assert code == 0, err
+    code, _, err = run(["serve", "--home", str(home), "--http", "127.0.0.1:18081"], capsys)
+    assert code == 2
+    assert "already sets [server] http_listen to 127.0.0.1:18080; edit it there" in err
+    with pytest.raises(SystemExit) as exit_:
+        main(["init", "--home", str(home), "--https", "localhost"])
+    assert exit_.value.code == 2
+    assert "expected 'host:port'" in capsys.readouterr().err
+
+
+def _help_example(words: list[str], capsys) -> dict:
+    with pytest.raises(SystemExit) as exit_:
+        main([*words, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "/ra/openapi.json" in text
+    start = text.index("\n  {")
+    end = text.index("}\n\n", start) + 1
+    return json.loads(text[start:end])
+
+
+def test_ra_create_and_review_help_show_a_file_the_ra_accepts(
+    ca_home, tmp_path, capsys, monkeypatch
+):
+    application = _help_example(["ra", "create"], capsys)
+    review = _help_example(["ra", "review"], capsys)
+    code, out, err = run(
+        ["--home", str(ca_home), "ra", "operator-add", "helper", "--role", "reviewer"], capsys
+    )
+    assert code == 0, err
+    monkeypatch.setenv("JITSUIN_OPERATOR_TOKEN", out.splitlines()[-1])
+    (tmp_path / "app.json").write_text(json.dumps(application), encoding="utf-8")
+    code, out, err = run(
+        ["--home", str(ca_home), "ra", "create", str(tmp_path / "app.json")], capsys
+    )
+    assert code == 0, err
+    entered = json.loads(out)
+    (tmp_path / "review.json").write_text(json.dumps(review), encoding="utf-8")
+    argv = ["--home", str(ca_home), "ra", "review", entered["id"], str(tmp_path / "review.json")]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert json.loads(out)["state"] == "documents_accepted"
 
 
 # -- issue -----------------------------------------------------------------------------------------

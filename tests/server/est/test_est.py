@@ -188,12 +188,13 @@ def test_jitsuin_est_client(server, cli: str, tmp_path: Path) -> None:
     out = run(cli, "est", "cacerts", "--url", base, "--ca-bundle", bundle, cwd=tmp_path)
     assert "CN=jitsuin Personal CA" in out.stdout
     (tmp_path / "pass").write_text("correct horse\n")
+    # --url as the PIN e-mail gives it: the .../simpleenroll URL, not the base.
     out = run(
         cli,
         "est",
         "enroll",
         "--url",
-        base,
+        f"{base}/simpleenroll",
         "--ca-bundle",
         bundle,
         "--user",
@@ -647,3 +648,35 @@ def test_a_killed_lint_process_is_replaced(tmp_path: Path, live_jitsuin) -> None
         now = _lint_processes(server.process.pid)
         assert len(now) == 1 and now.isdisjoint(killed)
         assert "a lint process died" in (server.home / "server.log").read_text()
+
+
+def test_enroll_refuses_before_the_pin_is_spent(server, cli: str, tmp_path: Path) -> None:
+    """What can be known before the PIN is spent is checked first: the PKCS#12 passphrase (no
+    terminal, no file) and the output directories. The PIN then still works."""
+    app = server.application("general")
+    base, bundle = est(server), str(server.ca_pem)
+    enroll = [cli, "est", "enroll", "--url", base, "--ca-bundle", bundle, "--user"]
+    pin = {"JITSUIN_EST_PASSWORD": app["pin"]}
+    no_terminal = subprocess.run(
+        [*enroll, app["enrollment_id"], "--p12", "me.p12"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, **pin},
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # no controlling terminal
+    )
+    assert no_terminal.returncode == 2, no_terminal.stderr
+    assert "no terminal to ask for the PKCS#12 passphrase" in no_terminal.stderr
+    assert "Traceback" not in no_terminal.stderr
+    (tmp_path / "pass").write_text("correct horse\n")
+    p12 = ["--p12-passphrase-file", "pass", "--p12"]
+    missing = run(
+        *enroll, app["enrollment_id"], *p12, "gone/me.p12", cwd=tmp_path, env=pin, check=False
+    )
+    assert missing.returncode == 2
+    assert "--p12 gone/me.p12: no such directory; nothing was sent" in missing.stderr
+    assert not (tmp_path / "est-cert.pem").exists()
+    # The PIN was not spent: the same command with a writable path gets the certificate.
+    out = run(*enroll, app["enrollment_id"], *p12, "me.p12", cwd=tmp_path, env=pin)
+    assert "PKCS#12: me.p12" in out.stdout

@@ -111,3 +111,23 @@ async def test_reissued_pin_supersedes_the_waiting_mail(ra_server):
 
 async def test_mail_listing_refuses_unknown_status(server):
     (await server.call("GET", "/ra/mail?status=lost", "bob")).problem(400)
+
+
+async def test_the_pin_mail_is_readable_in_the_raw_message(ra_server):
+    """A mail sink or a relay's log shows the raw message: the PIN, the enrollment ID and the EST
+    URL must be readable there (quoted-printable UTF-8), not hidden in base64."""
+    server = await ra_server(send_mail=False, start_smtp=True)
+    mailer = Mailer(server.ra, server.config.mail)
+    flow = await server.prepare("online_input_received")
+    (await server.call("POST", f"/ra/applications/{flow.id}/approve", "bob")).expect(200)
+    assert await mailer.send_due() == 1
+    ((_, raw),) = server.mailbox.received
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b'Content-Type: text/plain; charset="utf-8"' in head
+    assert b"Content-Transfer-Encoding: quoted-printable" in head
+    mail = server.mailbox.parse_pin_mail(server.mailbox.messages_to(flow.email)[0])
+    assert f"Download PIN: {mail.pin}".encode() in body
+    assert f"Enrollment ID: {mail.enrollment_id}".encode() in body
+    # The EST URL the applicant copies is whole on a line (no soft line break inside it).
+    est = f"{server.config.server.public_https_url}/.well-known/est/general/simpleenroll"
+    assert f"\r\n  {est}\r\n".encode() in body
