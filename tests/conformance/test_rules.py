@@ -67,10 +67,37 @@ def serial_zero(f):
     return f.judge("X-02", bad, extra=[ca.cert])
 
 
-@case("X-02", severity=Severity.WARNING)
+@case("X-02")
 def serial_short(f):
     ca = f.ca()
     return f.judge("X-02", f.variant(f.leaf(), ca.key, serial=0x1234), extra=[ca.cert])
+
+
+@case("X-02")
+def serial_31_bits(f):
+    """The independent corpus's leaf: a 31-bit serial can never hold 64 CSPRNG bits (BR 7.1)."""
+    ca = f.ca()
+    return f.judge("X-02", f.variant(f.leaf(), ca.key, serial=0x5A5A5A5A), extra=[ca.cert])
+
+
+@case("X-02")
+def serial_seven_octets(f):
+    """2^55 - 1: seven content octets, the longest serial that is an error."""
+    ca = f.ca()
+    return f.judge("X-02", f.variant(f.leaf(), ca.key, serial=2**55 - 1), extra=[ca.cert])
+
+
+@case("X-02", severity=Severity.WARNING)
+def serial_eight_octets_below_2_63(f):
+    """2^55: eight content octets; a 64-bit draw with nine leading zero bits looks like this."""
+    ca = f.ca()
+    return f.judge("X-02", f.variant(f.leaf(), ca.key, serial=2**55), extra=[ca.cert])
+
+
+@case("X-02", "pass")
+def serial_of_64_bits(f):
+    ca = f.ca()
+    return f.judge("X-02", f.variant(f.leaf(), ca.key, serial=2**63 + 5), extra=[ca.cert])
 
 
 @case("X-02")
@@ -1683,6 +1710,10 @@ DISAGREEMENTS = {
         "X-02",
         "serial_short",
     ): "pkilint has no 64-bit entropy check (SBR 7.1 cannot be seen in one serial)",
+    ("X-02", "serial_31_bits"): "pkilint has no 64-bit entropy check",
+    ("X-02", "serial_seven_octets"): "pkilint has no 64-bit entropy check",
+    ("X-02", "serial_eight_octets_below_2_63"): "pkilint has no 64-bit entropy check (a warning "
+    "here)",
     ("X-02", "serial_reused"): "uniqueness needs the other certificates; pkilint lints one",
     ("X-06", "unknown_critical_extension"): "pkilint does not judge unknown critical extensions",
     ("S-01", "valid_400_days"): "the seed's 396 days (SEED-R1) is narrower than the SBR's 825",
