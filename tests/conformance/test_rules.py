@@ -840,6 +840,110 @@ def no_new_with_old(f):
     return f.judge("C-10", r.nwn, [r.owo, r.own, r.old_leaf, r.new_leaf])
 
 
+def _leaf_marked_ca(f, **changes):
+    """The issue's bad leaf: jitsuin's leaf re-signed by its CA with cA TRUE, keyCertSign and
+    cRLSign added; it keeps the S/MIME subscriber policy, the personal subject and the EKU."""
+    ca = f.ca()
+    leaf = f.leaf()
+    ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    as_ca = x509.KeyUsage(
+        ku.digital_signature,
+        ku.content_commitment,
+        ku.key_encipherment,
+        ku.data_encipherment,
+        ku.key_agreement,
+        True,
+        True,
+        False,
+        False,
+    )
+    replace = {
+        x509.BasicConstraints: (x509.BasicConstraints(ca=True, path_length=0), True),
+        x509.KeyUsage: (as_ca, True),
+    }
+    return ca, f.variant(leaf, ca.key, replace=replace, **changes)
+
+
+@case("C-12")
+def subscriber_marked_ca(f):
+    ca, bad = _leaf_marked_ca(f)
+    return f.judge("C-12", bad, extra=[ca.cert])
+
+
+@case("C-12")
+def self_issued_ca_with_eku(f):
+    ca = f.ca()
+    eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION])
+    return f.judge("C-12", f.variant(ca.cert, ca.key, add=[(eku, False)]))
+
+
+@case("C-12", "pass")
+def subordinate_ca_with_smime_eku_and_reserved_policy(f):
+    """SBR 7.1.2.2: a subordinate CA's EKU includes emailProtection, its policies may be the
+    reserved ones; neither marks it as a subscriber."""
+    ca, sub = _subordinate(f)
+    return f.judge("C-12", sub, extra=[ca.cert])
+
+
+def _subordinate(f):
+    ca = f.ca()
+    key = f.key(KeyType.ECDSA_P256, 60)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Jitsuin Conformance Sub CA")])
+    eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION])
+    policies = x509.CertificatePolicies(
+        [x509.PolicyInformation(ObjectIdentifier("2.23.140.1.5.4.2"), None)]
+    )
+    sub = f.variant(
+        ca.cert,
+        ca.key,
+        subject=name,
+        public_key=key.public_key(),
+        serial=2**70 + 3,
+        drop=[x509.SubjectKeyIdentifier],
+        add=[
+            (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
+            (eku, False),
+            (policies, False),
+        ],
+    )
+    return ca, sub
+
+
+def test_subscriber_marked_ca_gets_the_smime_rules(factory) -> None:
+    """The S rules and pkilint's S/MIME linter judge a subscriber certificate with cA TRUE (the
+    issue's case was "CA certificate … OK (14 rules passed)")."""
+    ca, bad = _leaf_marked_ca(factory)
+    report = factory.lint([bad, ca.cert])
+    (result,) = [d for d in report.documents if d.label == "target"]
+    ran = {o.rule for o in result.outcomes if o.status in (Status.PASS, Status.FAIL)}
+    assert {"S-18", "S-04", "S-05", "C-12"} <= ran
+    failed = {o.rule for o in result.outcomes if o.status is Status.FAIL}
+    assert {"C-12", "S-18"} <= failed
+    assert report.exit_code() == 1
+
+
+@case("C-13")
+def subordinate_ca_not_declared(f):
+    ca, sub = _subordinate(f)
+    return f.judge("C-13", sub, context=f.configured(), extra=[ca.cert])
+
+
+@case("C-13", severity=Severity.INFO)
+def subordinate_ca_without_configuration(f):
+    """No configuration, no declared intermediates: C-13 says what it misses (INFO)."""
+    ca, sub = _subordinate(f)
+    return f.judge("C-13", sub, extra=[ca.cert])
+
+
+@case("C-13", "pass")
+def subordinate_ca_declared(f):
+    from jitsuin.conformance.documents import key_id
+
+    ca, sub = _subordinate(f)
+    context = f.configured(intermediates=frozenset({key_id(sub.public_key())}))
+    return f.judge("C-13", sub, context=context, extra=[ca.cert])
+
+
 # ==== D. CRLs and OCSP
 def _when(f):
     return f.rollover().nwn.not_valid_before_utc + DAY
