@@ -203,7 +203,7 @@ PEBBLE_DIFFERENCES = {
     ("A-02", "ERROR"),  # newNonce without Cache-Control: no-store (RFC 8555 §7.2)
     ("A-07", "ERROR"),  # alg none / HS256 -> malformed, not badSignatureAlgorithm (§6.2)
     ("A-08", "ERROR"),  # url mismatch -> malformed, not unauthorized (§6.4)
-    ("A-15", "ERROR"),  # CSR for other names -> 403 unauthorized, not badCSR (§7.4)
+    ("A-15", "WARNING"),  # CSR for other names -> 403 unauthorized, not badCSR (§7.4 SHOULD)
     ("A-16", "WARNING"),  # a processing order without Retry-After (§7.4)
     ("X-02", "WARNING"),  # serial numbers of 60-63 bits (rand.Int below 2^63 - 1)
     ("X-13", "ERROR"),  # keyEncipherment on an EC leaf (pkilint)

@@ -1283,6 +1283,20 @@ def cacerts_wrong_type_and_body(f):
     return _run("E-02", _est_doc(f, cacerts=bad))
 
 
+@case("E-02", severity=Severity.WARNING)
+def cacerts_requires_authentication(f):
+    """RFC 7030 §4.1.1: /cacerts SHOULD NOT require client authentication."""
+    refused = _ex(
+        "cacerts",
+        401,
+        method="GET",
+        path="/cacerts",
+        headers=[("Content-Type", "text/plain"), ("WWW-Authenticate", 'Basic realm="est"')],
+        body=b"authenticate",
+    )
+    return _run("E-02", _est_doc(f, cacerts=refused))
+
+
 @case("E-02")
 def cacerts_with_a_leaf(f):
     bad = _ex(
@@ -1537,12 +1551,43 @@ def nonce_cacheable(f):
     return _run("A-02", _acme_doc(f, **{"nonce-head": head}))
 
 
+@case("A-02", severity=Severity.WARNING)
+def head_nonce_answers_204(f):
+    """RFC 8555 §7.2: HEAD newNonce SHOULD have status 200."""
+    head = _ex(
+        "nonce-head",
+        204,
+        method="HEAD",
+        base=ACME_BASE,
+        path="/newNonce",
+        headers=[("Replay-Nonce", "abc"), ("Cache-Control", "no-store"), INDEX],
+    )
+    return _run("A-02", _acme_doc(f, **{"nonce-head": head}))
+
+
+@case("A-04", "pass")
+def problem_type_outside_the_acme_namespace(f):
+    """RFC 8555 §6.7: a type URI outside urn:ietf:params:acme:error: is allowed."""
+    import json
+
+    body = json.dumps({"type": "https://example.com/problems/x", "detail": "x"}).encode()
+    other = _ex(
+        "jws-general",
+        400,
+        base=ACME_BASE,
+        path="/jws-general",
+        headers=[("Content-Type", "application/problem+json"), ("Replay-Nonce", "n"), INDEX],
+        body=body,
+    )
+    return _run("A-04", _acme_doc(f, **{"jws-general": other}))
+
+
 @case("A-03")
 def bad_nonce_without_fresh_nonce(f):
     return _run("A-03", _acme_doc(f, **{"bad-nonce": _problem("bad-nonce", 400, "badNonce")}))
 
 
-@case("A-04")
+@case("A-04", severity=Severity.WARNING)
 def error_as_plain_json(f):
     plain = _json("jws-general", 400, {"type": "urn:ietf:params:acme:error:malformed"})
     return _run("A-04", _acme_doc(f, **{"jws-general": plain}))
@@ -1612,14 +1657,28 @@ def get_allowed_on_orders(f):
     return _run("A-13", _acme_doc(f, **{"get-order": _json("get-order", 200, {}, method="GET")}))
 
 
-@case("A-14")
+@case("A-14", severity=Severity.WARNING)
 def challenge_without_up_link(f):
     return _run("A-14", _acme_doc(f, challenge=_json("challenge", 200, {"status": "processing"})))
+
+
+@case("A-14")
+def challenge_without_status(f):
+    """RFC 8555 §7.1.5: status is REQUIRED in a challenge object."""
+    return _run("A-14", _acme_doc(f, challenge=_json("challenge", 200, {"type": "http-01"})))
 
 
 @case("A-15")
 def wrong_csr_accepted(f):
     return _run("A-15", _acme_doc(f, **{"finalize-bad-csr": _json("finalize-bad-csr", 200, {})}))
+
+
+@case("A-15", severity=Severity.WARNING)
+def csr_refused_as_unauthorized(f):
+    """Pebble's answer: refused (the MUST holds), but 403 unauthorized where RFC 8555 §7.4 says
+    the server SHOULD use badCSR."""
+    bad = _problem("finalize-bad-csr", 403, "unauthorized")
+    return _run("A-15", _acme_doc(f, **{"finalize-bad-csr": bad}))
 
 
 @case("A-16")
