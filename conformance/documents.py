@@ -37,6 +37,14 @@ from jitsuin.conformance.registry import DocKind
 from jitsuin.conformance.signature import verifies
 
 SMIME_POLICY_ARC = "2.23.140.1.5."  # S/MIME BR 7.1.6.1 reserved policy OIDs
+# Subject attributes that name a natural person (SBR 7.1.4.2.2 b, e, f, h): givenName, surname,
+# pseudonym, emailAddress. No CA certificate profile (SBR 7.1.2.1, 7.1.2.2) has them.
+PERSONAL_ATTRIBUTES = {
+    "2.5.4.42": "givenName",
+    "2.5.4.4": "surname",
+    "2.5.4.65": "pseudonym",
+    "1.2.840.113549.1.9.1": "emailAddress",
+}
 E = TypeVar("E", bound=x509.ExtensionType)
 
 
@@ -77,6 +85,8 @@ class LintContext:
     pkilint: bool = True
     # R-08: was this serial issued by the CA key with this SKI? None = unknown.
     issued: Callable[[bytes, int], bool | None] | None = None
+    # C-13: keys (``key_id``) of the subordinate CAs the user declares (``--intermediate``).
+    intermediates: frozenset[str] = frozenset()
 
     def forced_profile(self) -> Profile | None:
         if self.profile is None:
@@ -204,7 +214,10 @@ class CertificateDoc(_Doc):
 
     @property
     def description(self) -> str:
-        role = "CA certificate" if self.is_ca else "certificate"
+        if self.is_ca:
+            role = "certificate with cA TRUE" if self.subscriber_marks else "CA certificate"
+        else:
+            role = "certificate"
         return f"{role} {self.cert.subject.rfc4514_string()} serial {self.cert.serial_number:x}"
 
     @functools.cached_property
@@ -302,10 +315,44 @@ class CertificateDoc(_Doc):
         return tuple(p.policy_identifier for p in value) if value else ()
 
     @functools.cached_property
+    def subscriber_marks(self) -> tuple[str, ...]:
+        """What makes this a subscriber certificate whatever its cA bit says (C-12): a personal
+        subject attribute, an rfc822Name SAN, the configured subscriber policy of a profile;
+        on a self-issued certificate (a generation or link, SBR 7.1.2.1) also an EKU or a
+        reserved S/MIME policy OID. A subordinate CA may carry those two (SBR 7.1.2.2: its EKU
+        must include emailProtection, its policies may be the reserved ones), so there they
+        mark nothing."""
+        marks = []
+        subject = self.cert.subject
+        for oid, name in PERSONAL_ATTRIBUTES.items():
+            if subject.get_attributes_for_oid(ObjectIdentifier(oid)):
+                marks.append(f"subject {name}")
+        san = self.ext(x509.SubjectAlternativeName)
+        if san is not None and san.get_values_for_type(x509.RFC822Name):
+            marks.append("an rfc822Name subjectAltName")
+        expectations = self.ctx.expectations
+        if expectations is not None:
+            profile = expectations.profile_for_policies(self.policy_oids)
+            if profile is not None:
+                marks.append(f"the subscriber policy {expectations.cp_oid(profile).dotted_string}")
+        if self.self_issued:
+            reserved = [
+                o.dotted_string
+                for o in self.policy_oids
+                if o.dotted_string.startswith(SMIME_POLICY_ARC)
+            ]
+            marks.extend(f"the S/MIME BR subscriber policy {o}" for o in reserved)
+            if self.ext(x509.ExtendedKeyUsage) is not None:
+                marks.append("an extendedKeyUsage")
+        return tuple(marks)
+
+    @functools.cached_property
     def is_smime_subscriber(self) -> bool:
         """A subscriber certificate under the S/MIME BR: the forced profile says so, or it has
-        emailProtection or a reserved S/MIME policy OID (SBR 7.1.2.3)."""
-        if self.is_ca:
+        emailProtection or a reserved S/MIME policy OID (SBR 7.1.2.3). A certificate with cA
+        TRUE is one only when it carries a subscriber mark (C-12): then the S rules and
+        pkilint's S/MIME linter judge it too."""
+        if self.is_ca and not self.subscriber_marks:
             return False
         forced = self.ctx.forced_profile()
         if forced is not None:
@@ -454,7 +501,9 @@ class Corpus:
 
     @property
     def ca_certificates(self) -> list[CertificateDoc]:
-        return [d for d in self.certificates if d.is_ca]
+        """cA TRUE and no subscriber mark: a mis-marked subscriber certificate (C-12) is neither
+        a generation nor a link of the rollover set."""
+        return [d for d in self.certificates if d.is_ca and not d.subscriber_marks]
 
     @property
     def crls(self) -> list[CRLDoc]:

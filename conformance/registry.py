@@ -67,6 +67,9 @@ class Rule:
     ineffective: dt.datetime | None = None  # NE for documents dated on or after
     config_dependent: bool = False  # exact values with a jitsuin configuration, else shape
     delegate: str | None = None  # "pkilint" when the rule runs another linter in-process
+    # Live rules: the RFC 2119 keywords of the requirement (RFC 2119; a MUST broken is an ERROR,
+    # a SHOULD broken a WARNING), e.g. "MUST; SHOULD". The description says which part is which.
+    keyword: str | None = None
 
     def run(self, doc: Any) -> Outcome:
         """Apply the rule to ``doc``: NA, NE, PASS or FAIL with findings; a crash is FATAL."""
@@ -124,6 +127,7 @@ class Rule:
             "ineffective": self.ineffective.date().isoformat() if self.ineffective else None,
             "config_dependent": self.config_dependent,
             "delegate": self.delegate,
+            "keyword": self.keyword,
         }
 
 
@@ -170,6 +174,7 @@ class Registry:
         ineffective: dt.date | None = None,
         config_dependent: bool = False,
         delegate: str | None = None,
+        keyword: str | None = None,
     ) -> Callable[[Check], Check]:
         """Decorator: register ``check`` under ``rule_id``."""
 
@@ -194,6 +199,7 @@ class Registry:
                     ineffective=at_midnight(ineffective),
                     config_dependent=config_dependent,
                     delegate=delegate,
+                    keyword=keyword,
                 )
             )
             return check

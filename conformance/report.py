@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 from collections.abc import Iterable
+from importlib import resources
 from xml.etree import ElementTree as ET
 
 from jitsuin.conformance.findings import Finding, Outcome, Severity, Status
@@ -25,6 +26,13 @@ def _version(package: str) -> str:
 
 def _tool() -> dict[str, str]:
     return {"name": "jitsuin", "version": _version("jitsuin"), "pkilint": _version("pkilint")}
+
+
+def schema(name: str) -> dict[str, object]:
+    """A published JSON Schema shipped in the package: ``lint-report`` (``--format json``) or
+    ``rule-catalogue`` (``--list-rules --format json``)."""
+    text = resources.files("jitsuin.conformance").joinpath(f"schemas/{name}.schema.json")
+    return json.loads(text.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
 # -- text
@@ -69,6 +77,8 @@ def _outcome_json(outcome: Outcome) -> dict[str, object]:
 
 
 def to_json(report: Report) -> dict[str, object]:
+    """The report as schemas/lint-report.schema.json describes it."""
+
     def present(severity: Severity) -> bool:
         return report.count(severity) > 0
 
@@ -231,8 +241,9 @@ def render(report: Report, form: str, *, verbose: bool = False) -> str:
 # -- the catalogue
 def render_catalogue(rules: Iterable[Rule], form: str = "text") -> str:
     rules = list(rules)
-    if form == "json":
-        return json.dumps([r.to_json() for r in rules], indent=2) + "\n"
+    if form == "json":  # schemas/rule-catalogue.schema.json
+        catalogue = {"tool": _tool(), "rules": [r.to_json() for r in rules]}
+        return json.dumps(catalogue, indent=2) + "\n"
     lines = []
     for r in rules:
         flags = []

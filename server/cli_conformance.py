@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import os
 import sys
@@ -18,7 +19,7 @@ from cryptography import x509
 
 from jitsuin.ca.keys import KeyType
 from jitsuin.conformance import report as reports
-from jitsuin.conformance.documents import Expectations, LintContext
+from jitsuin.conformance.documents import Expectations, LintContext, key_id
 from jitsuin.conformance.findings import Severity
 from jitsuin.conformance.registry import REGISTRY, Rule
 from jitsuin.conformance.runner import Report, lint_corpus, lint_paths, load_corpus, run_rules
@@ -126,6 +127,36 @@ def _finish(args: argparse.Namespace, report: Report) -> int:
     return report.exit_code(Severity.parse(args.fail_on))
 
 
+def _intermediates(paths: list[str]) -> list[x509.Certificate]:
+    """C-13: the certificates of subordinate CAs the user declares (PEM or DER files)."""
+    out: list[x509.Certificate] = []
+    for name in paths:
+        try:
+            data = Path(name).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--intermediate {name}: {exc.strerror or exc}") from exc
+        try:
+            found = (
+                x509.load_pem_x509_certificates(data)
+                if b"-----BEGIN" in data
+                else [x509.load_der_x509_certificate(data)]
+            )
+        except ValueError as exc:
+            raise UsageError(f"--intermediate {name}: not a certificate ({exc})") from exc
+        for cert in found:
+            try:
+                is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+            except x509.ExtensionNotFound:
+                is_ca = False
+            if not is_ca:
+                raise UsageError(
+                    f"--intermediate {name}: {cert.subject.rfc4514_string()} is not "
+                    "a CA certificate (cA is not TRUE)"
+                )
+            out.append(cert)
+    return out
+
+
 def cmd_lint(args: argparse.Namespace) -> int:
     try:
         if args.list_rules:
@@ -138,6 +169,12 @@ def cmd_lint(args: argparse.Namespace) -> int:
         config = _config(args)
         context = _context(args, config)
         extra = asyncio.run(_store_certificates(config)) if config is not None else []
+        declared = _intermediates(args.intermediate or [])
+        if declared:
+            extra = [*extra, *declared]
+            context = dataclasses.replace(
+                context, intermediates=frozenset(key_id(c.public_key()) for c in declared)
+            )
         try:
             report = lint_paths(args.paths, context, extra, _rules(args.rule))
         except FileNotFoundError as exc:
@@ -246,6 +283,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("paths", nargs="*", help="files and directories")
     p.add_argument("--list-rules", action="store_true", help="print the rule catalogue")
     p.add_argument("--rule", action="append", metavar="ID", help="run only these rules (X-01, S-*)")
+    p.add_argument(
+        "--intermediate",
+        action="append",
+        metavar="FILE",
+        help="a subordinate CA certificate of this CA (PEM or DER; C-13 accepts it)",
+    )
     _common(p)
     p.set_defaults(handler=cmd_lint)
 

@@ -71,6 +71,8 @@ def test_wheel_carries_every_module_and_migration(tmp_path: Path) -> None:
     # static file needs its pattern there.
     for static in (ROOT / "server" / "web" / "static").iterdir():
         expected.add(f"jitsuin/server/web/static/{static.name}")
+    for published in (ROOT / "conformance" / "schemas").iterdir():
+        expected.add(f"jitsuin/conformance/schemas/{published.name}")
     migrations = ROOT / "server" / "storage" / "migrations"
     for sql in migrations.rglob("*.sql"):
         expected.add(

@@ -87,12 +87,14 @@ def _expect_problem(
 @rule(
     "A-01",
     "Directory",
-    """GET on the directory URL answers 200 application/json: an object with the newNonce,
-    newAccount, newOrder, revokeCert and keyChange URLs (https), and meta, if present, an
-    object.""",
-    citation="RFC 8555 §7.1.1",
+    """GET on the directory URL answers 200 application/json (defined in §7.1.1: the entry point a
+    client built to the RFC needs): an object with the newNonce, newAccount, newOrder,
+    revokeCert and keyChange URLs, each https (use of HTTPS is REQUIRED, §6.1), and meta, if
+    present, an object.""",
+    citation="RFC 8555 §6.1, §7.1.1",
     source=Source.RFC8555,
     severity=E,
+    keyword="REQUIRED; defined",
     kinds=ACME,
     applies=_any("directory"),
 )
@@ -119,11 +121,14 @@ def a01(doc: ServerDoc) -> Found:
 @rule(
     "A-02",
     "newNonce",
-    """HEAD newNonce answers 200 and GET newNonce 204, each with a fresh base64url Replay-Nonce,
-    Cache-Control: no-store and Link rel="index" to the directory.""",
+    """HEAD newNonce MUST answer with a fresh base64url Replay-Nonce and SHOULD have status 200 (a
+    warning otherwise); GET newNonce MUST answer 204 with one; both MUST carry Cache-Control:
+    no-store (§7.2). Link rel="index" to the directory (§7.1, none: no keyword) is a
+    warning.""",
     citation="RFC 8555 §7.2, §6.5.1, §7.1",
     source=Source.RFC8555,
     severity=E,
+    keyword="MUST; SHOULD; none",
     kinds=ACME,
     applies=_any("nonce-head", "nonce-get"),
 )
@@ -134,7 +139,10 @@ def a02(doc: ServerDoc) -> Found:
         if e is None:
             continue
         if e.status != status:
-            yield Violation(f"{e.method} newNonce answered {e.status}, not {status}")
+            # §7.2: HEAD "SHOULD have status code 200"; GET MUST answer 204.
+            yield Violation(
+                f"{e.method} newNonce answered {e.status}, not {status}", W if status == 200 else E
+            )
         nonce = e.header("Replay-Nonce")
         if not nonce or not _NONCE.fullmatch(nonce):
             yield Violation(f"{e.method} newNonce has no base64url Replay-Nonce ({nonce!r})")
@@ -151,11 +159,12 @@ def a02(doc: ServerDoc) -> Found:
 @rule(
     "A-03",
     "badNonce with a fresh nonce",
-    """A request with a nonce the server did not issue is answered 400 badNonce, and the error
-    response carries a fresh Replay-Nonce for the retry.""",
+    """A request with a nonce the server did not issue MUST be answered 400 badNonce, and that
+    error response MUST carry a fresh Replay-Nonce for the retry (§6.5).""",
     citation="RFC 8555 §6.5, §6.7",
     source=Source.RFC8555,
     severity=E,
+    keyword="MUST",
     kinds=ACME,
     applies=_any("bad-nonce"),
 )
@@ -173,11 +182,14 @@ def a03(doc: ServerDoc) -> Found:
 @rule(
     "A-04",
     "Problem documents",
-    """Every error response is application/problem+json with a registered
-    urn:ietf:params:acme:error: type and a detail.""",
+    """An error response SHOULD be a problem document, application/problem+json (a warning
+    otherwise). Its type MUST NOT be an urn:ietf:params:acme:error: type the IANA registry does
+    not list (an error); a type outside that namespace is allowed (MAY). A problem document
+    without detail (optional, RFC 7807 §3.2) is a notice.""",
     citation="RFC 8555 §6.7; RFC 7807 §3",
     source=Source.RFC8555,
     severity=E,
+    keyword="SHOULD; MUST NOT",
     kinds=ACME,
     applies=lambda doc: any(
         e.status and e.status >= 400 and e.method != "HEAD" for e in doc.answered()
@@ -188,26 +200,31 @@ def a04(doc: ServerDoc) -> Found:
         if not e.status or e.status < 400 or e.method == "HEAD" or e.status == 405:
             continue
         if e.media_type != "application/problem+json":
+            # §6.7: the server "SHOULD provide additional information using a problem document".
             yield Violation(
                 f"{e.name}: {e.status} answered as {e.media_type or 'untyped'}, not "
-                "application/problem+json"
+                "application/problem+json",
+                W,
             )
             continue
         kind = problem_type(e)
-        if kind is None or not kind.startswith(URN) or kind.removeprefix(URN) not in ERROR_TYPES:
+        # §6.7: servers MUST NOT use the ACME URN namespace for errors the registry does not
+        # list; another type URI is allowed.
+        if kind is not None and kind.startswith(URN) and kind.removeprefix(URN) not in ERROR_TYPES:
             yield Violation(f"{e.name}: problem type {kind!r} is not a registered ACME error")
         body = e.json()
-        if isinstance(body, dict) and not body.get("detail"):
-            yield Violation(f"{e.name}: the problem document has no detail", W)
+        if isinstance(body, dict) and not body.get("detail"):  # RFC 7807 §3.2: optional
+            yield Violation(f"{e.name}: the problem document has no detail", Severity.NOTICE)
 
 
 @rule(
     "A-05",
     "415 for anything but application/jose+json",
-    """A POST whose Content-Type is not application/jose+json is answered 415.""",
+    """A POST whose Content-Type is not application/jose+json MUST be answered 415 (§6.2).""",
     citation="RFC 8555 §6.2",
     source=Source.RFC8555,
     severity=E,
+    keyword="MUST",
     kinds=ACME,
     applies=_any("bad-content-type"),
 )
@@ -222,11 +239,13 @@ def a05(doc: ServerDoc) -> Found:
 @rule(
     "A-06",
     "Only flattened JWS with exactly one of jwk and kid",
-    """A general-serialization JWS (a signatures array), a JWS with an unprotected header, and a
-    protected header with both jwk and kid are each refused with 400 malformed.""",
+    """The JWS MUST NOT have multiple signatures (general serialization) nor an unprotected
+    header, and servers MUST reject a protected header with both jwk and kid (§6.2): each is
+    refused with 400 malformed.""",
     citation="RFC 8555 §6.2",
     source=Source.RFC8555,
     severity=E,
+    keyword="MUST NOT; MUST",
     kinds=ACME,
     applies=_any("jws-general", "jws-unprotected-header", "jws-jwk-and-kid"),
 )
@@ -244,11 +263,13 @@ def a06(doc: ServerDoc) -> Found:
 @rule(
     "A-07",
     "Signature algorithm allow-list",
-    """A JWS with alg "none" or a MAC algorithm (HS256) is refused with 400
-    badSignatureAlgorithm, and the problem document lists the accepted algorithms.""",
+    """alg MUST NOT be "none" or a MAC algorithm: a JWS with alg "none" or HS256 MUST be refused
+    with 400 badSignatureAlgorithm, and that problem document MUST list the accepted
+    algorithms (§6.2).""",
     citation="RFC 8555 §6.2, §6.7",
     source=Source.RFC8555,
     severity=E,
+    keyword="MUST NOT; MUST",
     kinds=ACME,
     applies=_any("jws-alg-none", "jws-alg-hs256"),
 )
@@ -268,10 +289,12 @@ def a07(doc: ServerDoc) -> Found:
 @rule(
     "A-08",
     "url mismatch is unauthorized",
-    """A JWS whose protected url differs from the request URL is rejected as unauthorized.""",
+    """A JWS whose protected url differs from the request URL MUST be rejected as unauthorized
+    (§6.4).""",
     citation="RFC 8555 §6.4",
     source=Source.RFC8555,
     severity=E,
+    keyword="MUST",
     kinds=ACME,
     applies=_any("url-mismatch"),
 )
@@ -284,11 +307,13 @@ def a08(doc: ServerDoc) -> Found:
 @rule(
     "A-09",
     "newAccount",
-    """newAccount answers 201 with Location (the account URL); asking again with
-    onlyReturnExisting answers 200 with the same Location.""",
+    """newAccount answers 201 with the account URL in Location (defined in §7.3: it is the kid
+    every later request carries); asking again with onlyReturnExisting MUST answer 200 with the
+    same Location (§7.3.1).""",
     citation="RFC 8555 §7.3, §7.3.1",
     source=Source.RFC8555,
     severity=E,
+    keyword="MUST; defined",
     kinds=ACME,
     applies=_any("new-account"),
 )
@@ -311,11 +336,12 @@ def a09(doc: ServerDoc) -> Found:
 @rule(
     "A-10",
     "Replay-Nonce and Link rel=index on every response",
-    """Every successful POST response carries a Replay-Nonce, and every response other than the
-    directory carries Link rel="index".""",
+    """Every successful POST response MUST carry a Replay-Nonce (§6.5). Link rel="index" on every
+    response other than the directory (§7.1, none: no keyword) is a warning.""",
     citation="RFC 8555 §6.5, §7.1",
     source=Source.RFC8555,
     severity=E,
+    keyword="MUST; none",
     kinds=ACME,
     applies=_any(*POSTS),
 )
@@ -331,11 +357,12 @@ def a10(doc: ServerDoc) -> Found:
 @rule(
     "A-11",
     "newOrder",
-    """newOrder answers 201 with Location and a pending order listing its authorizations and
-    finalize URL.""",
+    """newOrder answers 201 with Location (defined in §7.4) and a pending or ready order with its
+    REQUIRED authorizations and finalize fields (§7.1.3).""",
     citation="RFC 8555 §7.4, §7.1.3",
     source=Source.RFC8555,
     severity=E,
+    keyword="REQUIRED; defined",
     kinds=ACME,
     applies=_any("new-order"),
 )
@@ -362,10 +389,11 @@ def a11(doc: ServerDoc) -> Found:
 @rule(
     "A-12",
     "orderNotReady",
-    """Finalizing an order that is not ready is answered 403 orderNotReady.""",
+    """Finalizing an order that is not ready MUST be answered 403 orderNotReady (§7.4).""",
     citation="RFC 8555 §7.4",
     source=Source.RFC8555,
     severity=E,
+    keyword="MUST",
     kinds=ACME,
     applies=_any("finalize-not-ready"),
 )
@@ -379,10 +407,12 @@ def a12(doc: ServerDoc) -> Found:
     "A-13",
     "GET only for the directory and newNonce",
     """A plain GET on an order is refused (405): resources other than the directory and newNonce
-    are fetched with POST-as-GET.""",
+    are fetched with POST-as-GET (§6.3, which words the refusal with none of the RFC 2119
+    keywords: a warning).""",
     citation="RFC 8555 §6.3",
     source=Source.RFC8555,
     severity=W,
+    keyword="none",
     kinds=ACME,
     applies=_any("get-order"),
 )
@@ -396,11 +426,13 @@ def a13(doc: ServerDoc) -> Found:
 @rule(
     "A-14",
     "Challenge response",
-    """Responding to a challenge (POST with {}) answers 200 with the challenge, whose status is
-    pending, processing or valid, and Link rel="up" to its authorization.""",
+    """Responding to a challenge (POST with {}) answers 200 with the challenge, whose REQUIRED
+    status is pending, processing or valid (§7.1.5, §7.5.1). Link rel="up" to its
+    authorization (none: no keyword) is a warning.""",
     citation="RFC 8555 §7.5.1, §7.1.5",
     source=Source.RFC8555,
     severity=E,
+    keyword="REQUIRED; none",
     kinds=ACME,
     applies=_any("challenge"),
 )
@@ -417,35 +449,40 @@ def a14(doc: ServerDoc) -> Found:
         )
     authz = doc.facts.get("authz_url")
     if authz not in e.links("up"):
-        yield Violation('the challenge response lacks Link rel="up" to its authorization')
+        yield Violation('the challenge response lacks Link rel="up" to its authorization', W)
 
 
 @rule(
     "A-15",
     "badCSR",
-    """Finalizing with a CSR whose identifiers differ from the order's is refused with 400
-    badCSR.""",
+    """The CSR MUST name exactly the order's identifiers (§7.4): a server that finalizes with a CSR
+    for other identifiers is in error. The refusal SHOULD use error code badCSR, status 400 (a
+    warning otherwise: Pebble answers 403 unauthorized).""",
     citation="RFC 8555 §7.4",
     source=Source.RFC8555,
     severity=E,
+    keyword="MUST; SHOULD",
     kinds=ACME,
     applies=_any("finalize-bad-csr"),
 )
 def a15(doc: ServerDoc) -> Found:
     e = doc.get("finalize-bad-csr")
     assert e is not None
-    yield from _expect_problem(e, 400, "badCSR", "a CSR for other identifiers")
+    # §7.4: accepting the CSR is an error; another refusal than badCSR breaks a SHOULD.
+    yield from _expect_problem(e, 400, "badCSR", "a CSR for other identifiers", W)
 
 
 @rule(
     "A-16",
     "Finalize and download",
-    """Finalizing a ready order answers 200 (an order processing, with Retry-After, or valid);
-    the valid order names the certificate, which downloads as
-    application/pem-certificate-chain holding the leaf and its chain.""",
+    """Finalizing a ready order answers 200 with the order, processing or valid; the valid order
+    names the certificate, which downloads as application/pem-certificate-chain (defined in
+    §7.4, §7.4.2, §9.1). A processing order without Retry-After and a download without the
+    chain (none: no keyword) are warnings.""",
     citation="RFC 8555 §7.4, §7.4.2, §9.1",
     source=Source.RFC8555,
     severity=E,
+    keyword="defined; none",
     kinds=ACME,
     applies=_any("finalize"),
 )
@@ -483,11 +520,13 @@ def a16(doc: ServerDoc) -> Found:
 @rule(
     "A-17",
     "Revocation",
-    """revokeCert with reason 7 (unused in RFC 5280) is refused with badRevocationReason; a
-    valid revocation answers 200; revoking again is refused with alreadyRevoked.""",
+    """A revocation reason the server does not allow (7, unused in RFC 5280) MUST be refused with
+    badRevocationReason; a valid revocation answers 200 and revoking again is refused with
+    alreadyRevoked (defined in §7.6).""",
     citation="RFC 8555 §7.6; RFC 5280 §5.3.1",
     source=Source.RFC8555,
     severity=E,
+    keyword="MUST; defined",
     kinds=ACME,
     applies=_any("revoke-bad-reason", "revoke", "revoke-again"),
 )

@@ -414,3 +414,75 @@ def c10(doc: CertificateDoc) -> Found:
                     f"{key_name} certificate {leaf.label} validates to the {anchor_name} CA "
                     "certificate without any link certificate"
                 )
+
+
+@rule(
+    "C-12",
+    "A CA certificate carries no subscriber content",
+    """A certificate with cA TRUE names no natural person (no givenName, surname, pseudonym or
+    emailAddress in the subject, no rfc822Name in subjectAltName) and carries no subscriber
+    policy of the configuration. A self-issued one (a generation or a link certificate, SBR
+    7.1.2.1) has no extendedKeyUsage and no reserved S/MIME BR policy OID either; a subordinate
+    CA may have both (SBR 7.1.2.2). Such a certificate is a subscriber certificate with the cA
+    bit set: it is also judged by the S rules and pkilint's S/MIME linter.""",
+    citation="RFC 5280 §4.2.1.9; SBR 7.1.2.1, 7.1.2.2, 7.1.2.3, 7.1.4.2.2",
+    source=Source.SBR,
+    severity=E,
+    kinds=scope.CERTIFICATES,
+    applies=scope.is_ca,
+)
+def c12(doc: CertificateDoc) -> Found:
+    # RFC 5280 §4.2.1.9: cA asserts that the subject is a CA; a subscriber's marks say otherwise.
+    for mark in doc.subscriber_marks:
+        yield Violation(
+            f"cA is TRUE but the certificate carries {mark}: a subscriber certificate marked "
+            "as a CA",
+            node_path="certificate.tbsCertificate.extensions",
+        )
+
+
+def _generation_keys(doc: CertificateDoc) -> set[str]:
+    """Keys with a self-signed CA certificate among the files and the given CA certificates."""
+    return {c.key for c in doc.corpus.ca_certificates if c.self_signed}
+
+
+@rule(
+    "C-13",
+    "A CA certificate is a generation, a link or a declared intermediate",
+    """A certificate with cA TRUE is self-signed (a generation), a link certificate (self-issued,
+    its key and its signer's key both generations of this CA), or the certificate of a
+    subordinate CA the user declared (--intermediate). Without a configuration and without
+    declared intermediates the CA's structure is unknown: a certificate that is none of the
+    first two gets an INFO finding saying so, never a silent pass.""",
+    citation="RFC 5280 §4.2.1.9, §6.1; RFC 9810 §4.4; SBR 7.1.2.1, 7.1.2.2",
+    source=Source.PROJECT,
+    severity=E,
+    kinds=scope.CERTIFICATES,
+    applies=lambda doc: doc.is_ca and not doc.self_signed,
+    config_dependent=True,
+)
+def c13(doc: CertificateDoc) -> Found:
+    ctx = doc.ctx
+    if doc.key in ctx.intermediates:
+        return
+    issuer = doc.issuer
+    generations = _generation_keys(doc)
+    if (
+        doc.self_issued
+        and issuer is not None
+        and issuer.key != doc.key
+        and {doc.key, issuer.key} <= generations
+    ):
+        return  # RFC 9810 §4.4: OldWithNew or NewWithOld
+    what = "neither self-signed nor a link certificate between two generations"
+    if ctx.expectations is None and not ctx.intermediates:
+        yield Violation(
+            f"cA is TRUE and the certificate is {what}; whether it is a subordinate CA of this "
+            "CA cannot be judged without a configuration (--config) or declared intermediates "
+            "(--intermediate)",
+            Severity.INFO,
+        )
+        return
+    yield Violation(
+        f"cA is TRUE and the certificate is {what}, nor a declared intermediate (--intermediate)"
+    )

@@ -59,11 +59,13 @@ def _label(e: Exchange) -> str:
 @rule(
     "E-01",
     "TLS 1.2 or later only",
-    """EST is served over HTTPS only, with TLS 1.2 or 1.3; a client offering at most TLS 1.1
-    is refused.""",
+    """EST MUST be served over HTTPS (RFC 7030 §3.2.1, §3.3.1), and TLS 1.0 and 1.1 MUST NOT be
+    negotiated (RFC 8996 §5): TLS 1.2 or 1.3 only; a client offering at most TLS 1.1 is
+    refused.""",
     citation="RFC 7030 §3.2.1, §3.3.1; RFC 8996",
     source=Source.RFC7030,
     severity=E,
+    keyword="MUST; MUST NOT",
     kinds=EST,
     applies=lambda doc: bool(doc.answered()),
 )
@@ -86,17 +88,22 @@ def e01(doc: ServerDoc) -> Found:
 @rule(
     "E-02",
     "cacerts",
-    """GET /cacerts without client authentication answers 200 with application/pkcs7-mime, a
-    base64 certs-only CMS holding at least one CA certificate.""",
-    citation="RFC 7030 §4.1.2, §4.1.3; RFC 8951 §3.2",
+    """GET /cacerts SHOULD NOT require client authentication (§4.1.1: a 401 or 403 is a
+    warning). A successful answer MUST be 200 with application/pkcs7-mime, a base64 certs-only
+    CMS that MUST hold the CA certificate (§4.1.3), and only CA certificates.""",
+    citation="RFC 7030 §4.1.1, §4.1.2, §4.1.3; RFC 8951 §3.2",
     source=Source.RFC7030,
     severity=E,
+    keyword="MUST; SHOULD NOT",
     kinds=EST,
     applies=_any("cacerts"),
 )
 def e02(doc: ServerDoc) -> Found:
     e = doc.get("cacerts")
     assert e is not None
+    if e.status in (401, 403):  # §4.1.1: SHOULD NOT require client authentication
+        yield Violation(f"/cacerts answered {e.status}: it requires client authentication", W)
+        return
     if e.status != 200:
         yield Violation(f"/cacerts answered {e.status}: {e.text[:200]}")
         return
@@ -123,12 +130,14 @@ def e02(doc: ServerDoc) -> Found:
 @rule(
     "E-03",
     "401 with WWW-Authenticate",
-    """An enrollment without credentials, or with a wrong enrollment ID and PIN, is answered 401
-    with a WWW-Authenticate header; a re-enrollment without the client certificate is refused
+    """An enrollment without credentials, or with a wrong enrollment ID and PIN, is answered 401,
+    which MUST carry WWW-Authenticate (RFC 9110 §11.6.1); issuing is the CA's decision after
+    authorizing the client (§3.7), so a re-enrollment without the client certificate is refused
     (401 or 403), never served.""",
-    citation="RFC 7030 §3.2.3, §4.2; RFC 9110 §11.6.1",
+    citation="RFC 7030 §3.2.3, §3.7, §4.2; RFC 9110 §11.6.1",
     source=Source.RFC7030,
     severity=E,
+    keyword="MUST",
     kinds=EST,
     applies=_any("enroll-no-auth", "enroll-bad-auth", "reenroll-no-cert"),
 )
@@ -170,11 +179,12 @@ def _wanted(doc: ServerDoc, names: tuple[str, str], status: int, what: str) -> F
 @rule(
     "E-04",
     "415 for anything but application/pkcs10",
-    """simpleenroll and simplereenroll accept only application/pkcs10; any other media type is
-    answered 415.""",
+    """The CSR MUST come as application/pkcs10 (§4.2.1); any other media type is answered 415
+    (defined in RFC 9110 §15.5.16).""",
     citation="RFC 7030 §4.2.1; RFC 9110 §15.5.16",
     source=Source.RFC7030,
     severity=E,
+    keyword="MUST; defined",
     kinds=EST,
     applies=_any("enroll-wrong-type", "enroll-wrong-type-auth"),
 )
@@ -185,10 +195,12 @@ def e04(doc: ServerDoc) -> Found:
 @rule(
     "E-05",
     "400 for a body that is not a CSR",
-    """A body that is not base64, or a CSR whose signature does not verify, is answered 400.""",
-    citation="RFC 7030 §4.2.1, §4.2.3; RFC 8951 §3.2",
+    """A body that is not base64, or a CSR whose signature does not verify (its proof of
+    possession, §3.4), is answered 400 (defined in §4.2.3).""",
+    citation="RFC 7030 §3.4, §4.2.1, §4.2.3; RFC 8951 §3.2",
     source=Source.RFC7030,
     severity=E,
+    keyword="defined",
     kinds=EST,
     applies=_any("enroll-garbage", "enroll-garbage-auth", "enroll-bad-csr-auth"),
 )
@@ -203,11 +215,12 @@ def e05(doc: ServerDoc) -> Found:
 @rule(
     "E-06",
     "Errors are errors, in text/plain",
-    """A failed request is never answered 2xx; its 4xx/5xx answer SHOULD carry a text/plain
-    reason (a warning when it does not).""",
+    """A failed request is never answered 2xx (defined in §4.2.3); its 4xx/5xx answer SHOULD carry
+    a text/plain reason (PROTOCOLS.md EST 8: a warning when it does not).""",
     citation="RFC 7030 §4.2.3; PROTOCOLS.md EST 8",
     source=Source.RFC7030,
     severity=E,
+    keyword="SHOULD; defined",
     kinds=EST,
     applies=_any(*FAILURE_PROBES),
 )
@@ -226,12 +239,14 @@ def e06(doc: ServerDoc) -> Found:
 @rule(
     "E-07",
     "The enrolled certificate",
-    """A successful simpleenroll or simplereenroll answers 200 with application/pkcs7-mime;
-    smime-type=certs-only, a base64 certs-only CMS holding exactly the new certificate, which
-    certifies the CSR's public key (re-enrollment: with the current certificate's subject).""",
+    """A successful simpleenroll or simplereenroll MUST answer 200 with application/pkcs7-mime
+    (§4.2.3), a base64 certs-only CMS holding exactly the new certificate, which certifies the
+    CSR's public key (re-enrollment: with the current certificate's subject).
+    smime-type=certs-only (§4.2.3 names it without a keyword: none) is a warning.""",
     citation="RFC 7030 §4.2.2, §4.2.3",
     source=Source.RFC7030,
     severity=E,
+    keyword="MUST; none",
     kinds=EST,
     applies=lambda doc: any((e := doc.get(n)) is not None and e.status != 202 for n in ENROLLMENTS),
 )
@@ -278,11 +293,13 @@ def e07(doc: ServerDoc) -> Found:
 @rule(
     "E-08",
     "202 with Retry-After; a retry issues at most once",
-    """A 202 carries Retry-After (delta-seconds or an HTTP-date); sending the same CSR again after
-    success does not yield a second, different certificate.""",
+    """A 202 carries Retry-After, delta-seconds or an HTTP-date (defined in §4.2.3, RFC 9110
+    §10.2.3); sending the same CSR again after success does not yield a second, different
+    certificate (PROTOCOLS.md).""",
     citation="RFC 7030 §4.2.3; RFC 9110 §10.2.3",
     source=Source.RFC7030,
     severity=E,
+    keyword="defined",
     kinds=EST,
     applies=lambda doc: any(e.status == 202 for e in doc.answered()) or doc.has("enroll-retry"),
 )
@@ -313,11 +330,13 @@ def e08(doc: ServerDoc) -> Found:
 @rule(
     "E-09",
     "Re-enrollment keeps the subject",
-    """simplereenroll with a CSR whose subject differs from the client certificate's is refused
-    (403), never served.""",
+    """The subject of a re-enrollment MUST be identical to the current certificate's (§4.2.2): a
+    CSR for another subject is never served; that it is refused with 403 rather than another
+    4xx (none: no keyword) is a warning.""",
     citation="RFC 7030 §4.2.2",
     source=Source.RFC7030,
     severity=E,
+    keyword="MUST; none",
     kinds=EST,
     applies=_any("reenroll-other-subject"),
 )
@@ -333,11 +352,12 @@ def e09(doc: ServerDoc) -> Found:
 @rule(
     "E-10",
     "csrattrs",
-    """GET /csrattrs answers 200 with application/csrattrs (a base64 CsrAttrs), or 204/404 when
-    the server wants no attributes.""",
+    """GET /csrattrs MUST answer 200 with application/csrattrs (a base64 CsrAttrs) when it has
+    attributes, or 204/404 when it has none (defined in §4.5.2).""",
     citation="RFC 7030 §4.5.2; RFC 8951 §3.2",
     source=Source.RFC7030,
     severity=E,
+    keyword="MUST; defined",
     kinds=EST,
     applies=_any("csrattrs"),
 )
@@ -369,10 +389,12 @@ class _AnySequence(core.SequenceOf):
 @rule(
     "E-11",
     "fullcmc when not offered",
-    """A server that does not offer Full CMC answers /fullcmc with 404 or 501, never 2xx.""",
+    """A server that does not offer Full CMC never answers /fullcmc 2xx (defined in §4.3); 404 or
+    501 rather than another 4xx (none: no keyword) is preferred, a warning otherwise.""",
     citation="RFC 7030 §4.3; PROTOCOLS.md EST 11",
     source=Source.RFC7030,
     severity=E,
+    keyword="defined; none",
     kinds=EST,
     applies=_any("fullcmc"),
 )

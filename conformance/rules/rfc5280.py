@@ -51,10 +51,14 @@ def x01(doc: CertificateDoc) -> Found:
 @rule(
     "X-02",
     "Serial number",
-    """The serial number is positive, at most 20 octets (so below 2^159), holds at least 64 bits
-    (room for the 64 CSPRNG bits the S/MIME BR require), and is unique among the certificates
-    of one issuer key.""",
-    citation="RFC 5280 §4.1.2.2; SBR 7.1",
+    """The serial number is positive, at most 20 octets (so below 2^159), and is unique among the
+    certificates of one issuer key. The CA/Browser Forum BR 7.1 and the S/MIME BR 7.1 want
+    "non-sequential serial numbers greater than zero (0) and less than 2^159 containing at least
+    64 bits of output from a CSPRNG": a serial whose DER INTEGER content is shorter than 8 octets
+    (a value below 2^55) cannot hold 64 random bits and is an error. A serial of 8 octets or
+    more that is still below 2^63 may be 64 random bits with leading zero bits (a 64-bit draw
+    lands below 2^55 once in 512), so it is only a warning.""",
+    citation="RFC 5280 §4.1.2.2; BR 7.1; SBR 7.1",
     source=Source.RFC5280,
     severity=E,
     kinds=scope.CERTIFICATES,
@@ -71,10 +75,18 @@ def x02(doc: CertificateDoc) -> Found:
         )
     elif serial >= 2**159:
         yield Violation("the serial number is 2^159 or more", node_path=path)
-    if 0 < serial < 2**63:
+    # BR 7.1, SBR 7.1: "at least 64 bits of output from a CSPRNG". The margin is by encoded
+    # length: fewer than 8 content octets can never hold 64 random bits.
+    if serial > 0 and octets < 8:
         yield Violation(
-            f"the serial number has {serial.bit_length()} bits: it cannot carry 64 random bits "
-            "(SBR 7.1)",
+            f"the serial number has {serial.bit_length()} bits in {octets} octets: fewer than 8 "
+            "octets cannot carry 64 bits of CSPRNG output (BR 7.1, SBR 7.1)",
+            node_path=path,
+        )
+    elif 0 < serial < 2**63:
+        yield Violation(
+            f"the serial number has {serial.bit_length()} bits: 64 random bits only if its "
+            "leading bits happened to be zero (BR 7.1, SBR 7.1)",
             W,
             node_path=path,
         )

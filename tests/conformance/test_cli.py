@@ -292,3 +292,44 @@ def test_usage_errors(capsys, tmp_path):
     assert main(["lint", "--list-rules"]) == 0
     catalogue = capsys.readouterr().out
     assert "X-01" in catalogue and "A-17" in catalogue and "E-11" in catalogue
+
+
+def test_declared_intermediate(capsys, tmp_path):
+    """C-13 through the command: without a configuration a subordinate CA gets an INFO finding
+    naming what is missing; --intermediate declares it; a leaf is refused as an intermediate."""
+    import datetime as dt
+
+    def cert(subject, issuer, key, signer, ca, serial):
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(serial)
+            .not_valid_before(dt.datetime(2026, 1, 1))
+            .not_valid_after(dt.datetime(2027, 1, 1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(signer, hashes.SHA256())
+        )
+
+    root_key, sub_key = (generate_private_key(KeyType.ECDSA_P256) for _ in range(2))
+    root = cert("Root", "Root", root_key, root_key, True, 2**70 + 1)
+    sub = cert("Sub", "Root", sub_key, root_key, True, 2**70 + 2)
+    leaf = cert("Leaf", "Sub", generate_private_key(KeyType.ECDSA_P256), sub_key, False, 2**70 + 3)
+    for name, c in (("root", root), ("sub", sub), ("leaf", leaf)):
+        (tmp_path / f"{name}.pem").write_bytes(c.public_bytes(serialization.Encoding.PEM))
+
+    def c13(*extra):
+        capsys.readouterr()
+        main(["lint", "--no-pkilint", "--format", "json", *extra, str(tmp_path / "sub.pem")])
+        (only,) = json.loads(capsys.readouterr().out)["files"]
+        (result,) = [r for r in only["results"] if r["rule"] == "C-13"]
+        return result
+
+    unknown = c13()
+    assert unknown["status"] == "fail"
+    (finding,) = unknown["findings"]
+    assert finding["severity"] == "INFO" and "--intermediate" in finding["message"]
+    assert c13("--intermediate", str(tmp_path / "sub.pem"))["status"] == "pass"
+    assert main(["lint", "--intermediate", str(tmp_path / "leaf.pem"), str(tmp_path)]) == 2
+    assert "is not a CA certificate" in capsys.readouterr().err

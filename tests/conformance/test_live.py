@@ -7,6 +7,7 @@ docs/conformance.md."""
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
 from jitsuin.server.__main__ import main
@@ -202,9 +203,9 @@ PEBBLE_DIFFERENCES = {
     ("A-02", "ERROR"),  # newNonce without Cache-Control: no-store (RFC 8555 §7.2)
     ("A-07", "ERROR"),  # alg none / HS256 -> malformed, not badSignatureAlgorithm (§6.2)
     ("A-08", "ERROR"),  # url mismatch -> malformed, not unauthorized (§6.4)
-    ("A-15", "ERROR"),  # CSR for other names -> 403 unauthorized, not badCSR (§7.4)
+    ("A-15", "WARNING"),  # CSR for other names -> 403 unauthorized, not badCSR (§7.4 SHOULD)
     ("A-16", "WARNING"),  # a processing order without Retry-After (§7.4)
-    ("X-02", "WARNING"),  # serial numbers of 60-63 bits
+    ("X-02", "WARNING"),  # serial numbers of 60-63 bits (rand.Int below 2^63 - 1)
     ("X-13", "ERROR"),  # keyEncipherment on an EC leaf (pkilint)
     ("C-02", "ERROR"),  # a 30-year intermediate (jitsuin's C-02 allows 10)
     ("C-03", "WARNING"),  # an RSA-2048 intermediate used past 2030
@@ -221,6 +222,13 @@ def test_acme_against_pebble(pebble, capsys, tmp_path):
     statuses = _statuses(report, "acme-server")
     # Every ACME rule ran: Pebble issued, so the whole flow up to revocation was exercised.
     assert {rule for rule, status in statuses.items() if status in ("na", "ne")} == set(), statuses
-    found = {(rule, severity) for _, rule, severity, _ in _failures(report)}
+    failures = _failures(report)
+    # Pebble draws serials below 2^63 - 1: once in 256 one lands below 2^55, which X-02 rates an
+    # ERROR (fewer than 8 octets, BR 7.1). Judge each X-02 finding by the serial it reports.
+    for _, rule, severity, message in failures:
+        if rule == "X-02":
+            bits = int(re.search(r"has (\d+) bits", message).group(1))
+            assert severity == ("ERROR" if bits < 56 else "WARNING"), message
+    found = {(r, "WARNING" if r == "X-02" else s) for _, r, s, _ in failures}
     assert found == PEBBLE_DIFFERENCES, sorted(found ^ PEBBLE_DIFFERENCES)
     assert [f["kind"] for f in report["files"]].count("certificate") >= 2  # leaf + intermediate

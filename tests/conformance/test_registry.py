@@ -103,3 +103,27 @@ def test_suppression_keeps_the_reason():
     marked = suppress(findings, {"cabf.internal_domain_name": "dev CA", "S-11": "our CN"})
     assert [f.suppressed for f in marked] == ["dev CA", "our CN", None]
     assert [f.counts for f in marked] == [False, False, True]
+
+
+# RFC 2119 keywords, and the two words a live rule uses beside them: "defined" (the RFC defines
+# the message, a status code or media type, without a keyword; a client built to the RFC cannot
+# proceed without it, so it is held as a MUST) and "none" (stated without a keyword: a warning).
+KEYWORDS = {"MUST", "MUST NOT", "REQUIRED", "SHALL", "SHALL NOT", "SHOULD", "SHOULD NOT"}
+AS_ERROR = {"MUST", "MUST NOT", "REQUIRED", "SHALL", "SHALL NOT", "defined"}
+
+
+def test_live_rules_cite_their_rfc_2119_keyword():
+    """RFC 2119: a MUST broken is an ERROR, a SHOULD broken a WARNING. Every live rule names its
+    keywords, its description says which part each one governs, and its ceiling follows them:
+    ERROR only when a MUST-level part exists."""
+    live = [r for r in REGISTRY if r.kinds & {DocKind.EST_SERVER, DocKind.ACME_SERVER}]
+    assert len(live) == 28
+    for r in live:
+        assert r.keyword, f"{r.id} names no RFC 2119 keyword"
+        words = [w.strip() for w in r.keyword.split(";")]
+        assert set(words) <= KEYWORDS | {"defined", "none"}, (r.id, words)
+        for word in words:
+            assert word in r.description, f"{r.id}: {word!r} is not in the description"
+        ceiling = Severity.ERROR if AS_ERROR & set(words) else Severity.WARNING
+        assert r.severity == ceiling, (r.id, r.severity, words)
+    assert REGISTRY.get("A-15").to_json()["keyword"] == "MUST; SHOULD"

@@ -67,10 +67,37 @@ def serial_zero(f):
     return f.judge("X-02", bad, extra=[ca.cert])
 
 
-@case("X-02", severity=Severity.WARNING)
+@case("X-02")
 def serial_short(f):
     ca = f.ca()
     return f.judge("X-02", f.variant(f.leaf(), ca.key, serial=0x1234), extra=[ca.cert])
+
+
+@case("X-02")
+def serial_31_bits(f):
+    """The independent corpus's leaf: a 31-bit serial can never hold 64 CSPRNG bits (BR 7.1)."""
+    ca = f.ca()
+    return f.judge("X-02", f.variant(f.leaf(), ca.key, serial=0x5A5A5A5A), extra=[ca.cert])
+
+
+@case("X-02")
+def serial_seven_octets(f):
+    """2^55 - 1: seven content octets, the longest serial that is an error."""
+    ca = f.ca()
+    return f.judge("X-02", f.variant(f.leaf(), ca.key, serial=2**55 - 1), extra=[ca.cert])
+
+
+@case("X-02", severity=Severity.WARNING)
+def serial_eight_octets_below_2_63(f):
+    """2^55: eight content octets; a 64-bit draw with nine leading zero bits looks like this."""
+    ca = f.ca()
+    return f.judge("X-02", f.variant(f.leaf(), ca.key, serial=2**55), extra=[ca.cert])
+
+
+@case("X-02", "pass")
+def serial_of_64_bits(f):
+    ca = f.ca()
+    return f.judge("X-02", f.variant(f.leaf(), ca.key, serial=2**63 + 5), extra=[ca.cert])
 
 
 @case("X-02")
@@ -813,6 +840,110 @@ def no_new_with_old(f):
     return f.judge("C-10", r.nwn, [r.owo, r.own, r.old_leaf, r.new_leaf])
 
 
+def _leaf_marked_ca(f, **changes):
+    """The issue's bad leaf: jitsuin's leaf re-signed by its CA with cA TRUE, keyCertSign and
+    cRLSign added; it keeps the S/MIME subscriber policy, the personal subject and the EKU."""
+    ca = f.ca()
+    leaf = f.leaf()
+    ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    as_ca = x509.KeyUsage(
+        ku.digital_signature,
+        ku.content_commitment,
+        ku.key_encipherment,
+        ku.data_encipherment,
+        ku.key_agreement,
+        True,
+        True,
+        False,
+        False,
+    )
+    replace = {
+        x509.BasicConstraints: (x509.BasicConstraints(ca=True, path_length=0), True),
+        x509.KeyUsage: (as_ca, True),
+    }
+    return ca, f.variant(leaf, ca.key, replace=replace, **changes)
+
+
+@case("C-12")
+def subscriber_marked_ca(f):
+    ca, bad = _leaf_marked_ca(f)
+    return f.judge("C-12", bad, extra=[ca.cert])
+
+
+@case("C-12")
+def self_issued_ca_with_eku(f):
+    ca = f.ca()
+    eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION])
+    return f.judge("C-12", f.variant(ca.cert, ca.key, add=[(eku, False)]))
+
+
+@case("C-12", "pass")
+def subordinate_ca_with_smime_eku_and_reserved_policy(f):
+    """SBR 7.1.2.2: a subordinate CA's EKU includes emailProtection, its policies may be the
+    reserved ones; neither marks it as a subscriber."""
+    ca, sub = _subordinate(f)
+    return f.judge("C-12", sub, extra=[ca.cert])
+
+
+def _subordinate(f):
+    ca = f.ca()
+    key = f.key(KeyType.ECDSA_P256, 60)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Jitsuin Conformance Sub CA")])
+    eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION])
+    policies = x509.CertificatePolicies(
+        [x509.PolicyInformation(ObjectIdentifier("2.23.140.1.5.4.2"), None)]
+    )
+    sub = f.variant(
+        ca.cert,
+        ca.key,
+        subject=name,
+        public_key=key.public_key(),
+        serial=2**70 + 3,
+        drop=[x509.SubjectKeyIdentifier],
+        add=[
+            (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
+            (eku, False),
+            (policies, False),
+        ],
+    )
+    return ca, sub
+
+
+def test_subscriber_marked_ca_gets_the_smime_rules(factory) -> None:
+    """The S rules and pkilint's S/MIME linter judge a subscriber certificate with cA TRUE (the
+    issue's case was "CA certificate … OK (14 rules passed)")."""
+    ca, bad = _leaf_marked_ca(factory)
+    report = factory.lint([bad, ca.cert])
+    (result,) = [d for d in report.documents if d.label == "target"]
+    ran = {o.rule for o in result.outcomes if o.status in (Status.PASS, Status.FAIL)}
+    assert {"S-18", "S-04", "S-05", "C-12"} <= ran
+    failed = {o.rule for o in result.outcomes if o.status is Status.FAIL}
+    assert {"C-12", "S-18"} <= failed
+    assert report.exit_code() == 1
+
+
+@case("C-13")
+def subordinate_ca_not_declared(f):
+    ca, sub = _subordinate(f)
+    return f.judge("C-13", sub, context=f.configured(), extra=[ca.cert])
+
+
+@case("C-13", severity=Severity.INFO)
+def subordinate_ca_without_configuration(f):
+    """No configuration, no declared intermediates: C-13 says what it misses (INFO)."""
+    ca, sub = _subordinate(f)
+    return f.judge("C-13", sub, extra=[ca.cert])
+
+
+@case("C-13", "pass")
+def subordinate_ca_declared(f):
+    from jitsuin.conformance.documents import key_id
+
+    ca, sub = _subordinate(f)
+    context = f.configured(intermediates=frozenset({key_id(sub.public_key())}))
+    return f.judge("C-13", sub, context=context, extra=[ca.cert])
+
+
 # ==== D. CRLs and OCSP
 def _when(f):
     return f.rollover().nwn.not_valid_before_utc + DAY
@@ -1152,6 +1283,20 @@ def cacerts_wrong_type_and_body(f):
     return _run("E-02", _est_doc(f, cacerts=bad))
 
 
+@case("E-02", severity=Severity.WARNING)
+def cacerts_requires_authentication(f):
+    """RFC 7030 §4.1.1: /cacerts SHOULD NOT require client authentication."""
+    refused = _ex(
+        "cacerts",
+        401,
+        method="GET",
+        path="/cacerts",
+        headers=[("Content-Type", "text/plain"), ("WWW-Authenticate", 'Basic realm="est"')],
+        body=b"authenticate",
+    )
+    return _run("E-02", _est_doc(f, cacerts=refused))
+
+
 @case("E-02")
 def cacerts_with_a_leaf(f):
     bad = _ex(
@@ -1406,12 +1551,43 @@ def nonce_cacheable(f):
     return _run("A-02", _acme_doc(f, **{"nonce-head": head}))
 
 
+@case("A-02", severity=Severity.WARNING)
+def head_nonce_answers_204(f):
+    """RFC 8555 §7.2: HEAD newNonce SHOULD have status 200."""
+    head = _ex(
+        "nonce-head",
+        204,
+        method="HEAD",
+        base=ACME_BASE,
+        path="/newNonce",
+        headers=[("Replay-Nonce", "abc"), ("Cache-Control", "no-store"), INDEX],
+    )
+    return _run("A-02", _acme_doc(f, **{"nonce-head": head}))
+
+
+@case("A-04", "pass")
+def problem_type_outside_the_acme_namespace(f):
+    """RFC 8555 §6.7: a type URI outside urn:ietf:params:acme:error: is allowed."""
+    import json
+
+    body = json.dumps({"type": "https://example.com/problems/x", "detail": "x"}).encode()
+    other = _ex(
+        "jws-general",
+        400,
+        base=ACME_BASE,
+        path="/jws-general",
+        headers=[("Content-Type", "application/problem+json"), ("Replay-Nonce", "n"), INDEX],
+        body=body,
+    )
+    return _run("A-04", _acme_doc(f, **{"jws-general": other}))
+
+
 @case("A-03")
 def bad_nonce_without_fresh_nonce(f):
     return _run("A-03", _acme_doc(f, **{"bad-nonce": _problem("bad-nonce", 400, "badNonce")}))
 
 
-@case("A-04")
+@case("A-04", severity=Severity.WARNING)
 def error_as_plain_json(f):
     plain = _json("jws-general", 400, {"type": "urn:ietf:params:acme:error:malformed"})
     return _run("A-04", _acme_doc(f, **{"jws-general": plain}))
@@ -1481,14 +1657,28 @@ def get_allowed_on_orders(f):
     return _run("A-13", _acme_doc(f, **{"get-order": _json("get-order", 200, {}, method="GET")}))
 
 
-@case("A-14")
+@case("A-14", severity=Severity.WARNING)
 def challenge_without_up_link(f):
     return _run("A-14", _acme_doc(f, challenge=_json("challenge", 200, {"status": "processing"})))
+
+
+@case("A-14")
+def challenge_without_status(f):
+    """RFC 8555 §7.1.5: status is REQUIRED in a challenge object."""
+    return _run("A-14", _acme_doc(f, challenge=_json("challenge", 200, {"type": "http-01"})))
 
 
 @case("A-15")
 def wrong_csr_accepted(f):
     return _run("A-15", _acme_doc(f, **{"finalize-bad-csr": _json("finalize-bad-csr", 200, {})}))
+
+
+@case("A-15", severity=Severity.WARNING)
+def csr_refused_as_unauthorized(f):
+    """Pebble's answer: refused (the MUST holds), but 403 unauthorized where RFC 8555 §7.4 says
+    the server SHOULD use badCSR."""
+    bad = _problem("finalize-bad-csr", 403, "unauthorized")
+    return _run("A-15", _acme_doc(f, **{"finalize-bad-csr": bad}))
 
 
 @case("A-16")
@@ -1683,6 +1873,10 @@ DISAGREEMENTS = {
         "X-02",
         "serial_short",
     ): "pkilint has no 64-bit entropy check (SBR 7.1 cannot be seen in one serial)",
+    ("X-02", "serial_31_bits"): "pkilint has no 64-bit entropy check",
+    ("X-02", "serial_seven_octets"): "pkilint has no 64-bit entropy check",
+    ("X-02", "serial_eight_octets_below_2_63"): "pkilint has no 64-bit entropy check (a warning "
+    "here)",
     ("X-02", "serial_reused"): "uniqueness needs the other certificates; pkilint lints one",
     ("X-06", "unknown_critical_extension"): "pkilint does not judge unknown critical extensions",
     ("S-01", "valid_400_days"): "the seed's 396 days (SEED-R1) is narrower than the SBR's 825",
