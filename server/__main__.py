@@ -185,13 +185,12 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
         runners.append(public)
         sites = [Listener(public, server.http, inherited.get("http"), config.http)]
         if server.https is not None:
-            cert_file, key_file = await authority.tls_files()
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 8996; RFC 7030 §3.3
             # TLS 1.2: ECDHE with an AEAD cipher only (RFC 9325 §4.2), no CBC suites; the
             # TLS 1.3 suites are set apart by OpenSSL and are all AEAD.
             context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
-            context.load_cert_chain(cert_file, key_file)
+            await authority.load_tls(context)
             # EST re-enrollment authenticates with the subscriber's certificate (RFC 7030
             # §3.3.2): ask for one, and accept only chains to a generation of this CA.
             context.verify_mode = ssl.CERT_OPTIONAL
@@ -206,6 +205,11 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
                     cadata=generation.certificate.public_bytes(serialization.Encoding.PEM).decode()
                 )
             )
+            # After a rollover, here or seen by the refresh, the listener presents a certificate
+            # of the new generation on new connections, with no restart.
+            rolled = asyncio.Event()
+            authority.rollover_listeners.append(lambda _generation: rolled.set())
+            tasks.append(asyncio.create_task(_follow_tls(authority, context, rolled)))
             full = web.AppRunner(create_app(authority), keepalive_timeout=head)
             await full.setup()
             runners.append(full)
@@ -240,6 +244,23 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
             await runner.cleanup()
         await authority.close()
     return 0
+
+
+async def _follow_tls(authority: Authority, context: ssl.SSLContext, rolled: asyncio.Event) -> None:
+    """Run forever: after each rollover, reissue the server's TLS certificate under the new
+    generation (once per data directory: ``Authority.load_tls`` locks ``tls/``) and load it into
+    the listener's live context; handshakes from then on present it."""
+    while True:
+        await rolled.wait()
+        rolled.clear()
+        try:
+            await authority.load_tls(context)
+        except Exception:  # the listener keeps its certificate; the next rollover tries again
+            logging.getLogger("jitsuin.ca").exception("reloading the TLS certificate failed")
+        else:
+            logging.getLogger("jitsuin.ca").info(
+                "HTTPS listener: certificate of generation %d", authority.current.number
+            )
 
 
 async def _wait_for_signal(stop: asyncio.Event) -> None:
