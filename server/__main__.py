@@ -48,6 +48,9 @@ from jitsuin.server.storage import CertificateRecord, Conflict, NotFound, open_s
 
 EXIT_SOFTWARE = 70  # sysexits.h EX_SOFTWARE: an internal error, not the operator's
 DEBUG_ENV = "JITSUIN_DEBUG"
+# How often a serving process checks its HTTPS certificate between rollovers: it is reissued
+# TLS_RENEW_BEFORE_DAYS before expiry, so an hour is far inside that margin.
+TLS_CHECK_SECONDS = 3600.0
 
 
 def _home(args: argparse.Namespace) -> Path:
@@ -190,7 +193,7 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
             # TLS 1.2: ECDHE with an AEAD cipher only (RFC 9325 §4.2), no CBC suites; the
             # TLS 1.3 suites are set apart by OpenSSL and are all AEAD.
             context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
-            await authority.load_tls(context)
+            loaded = await authority.load_tls(context)
             # EST re-enrollment authenticates with the subscriber's certificate (RFC 7030
             # §3.3.2): ask for one, and accept only chains to a generation of this CA.
             context.verify_mode = ssl.CERT_OPTIONAL
@@ -209,7 +212,7 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
             # of the new generation on new connections, with no restart.
             rolled = asyncio.Event()
             authority.rollover_listeners.append(lambda _generation: rolled.set())
-            tasks.append(asyncio.create_task(_follow_tls(authority, context, rolled)))
+            tasks.append(asyncio.create_task(_follow_tls(authority, context, rolled, loaded)))
             full = web.AppRunner(create_app(authority), keepalive_timeout=head)
             await full.setup()
             runners.append(full)
@@ -246,18 +249,24 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
     return 0
 
 
-async def _follow_tls(authority: Authority, context: ssl.SSLContext, rolled: asyncio.Event) -> None:
-    """Run forever: after each rollover, reissue the server's TLS certificate under the new
-    generation (once per data directory: ``Authority.load_tls`` locks ``tls/``) and load it into
-    the listener's live context; handshakes from then on present it."""
+async def _follow_tls(
+    authority: Authority, context: ssl.SSLContext, rolled: asyncio.Event, loaded: bytes
+) -> None:
+    """Run forever: after each rollover, and every ``TLS_CHECK_SECONDS`` for expiry and for the
+    end of the NewWithOld link's validity, reissue the server's TLS certificate if it is no
+    longer current (once per data directory: ``Authority.load_tls`` locks ``tls/``) and load it
+    into the listener's live context; handshakes from then on present it."""
     while True:
-        await rolled.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rolled.wait(), TLS_CHECK_SECONDS)
         rolled.clear()
         try:
-            await authority.load_tls(context)
-        except Exception:  # the listener keeps its certificate; the next rollover tries again
+            chain = await authority.load_tls(context)
+        except Exception:  # the listener keeps its certificate; the next round tries again
             logging.getLogger("jitsuin.ca").exception("reloading the TLS certificate failed")
-        else:
+            continue
+        if chain != loaded:
+            loaded = chain
             logging.getLogger("jitsuin.ca").info(
                 "HTTPS listener: certificate of generation %d", authority.current.number
             )

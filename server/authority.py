@@ -720,14 +720,16 @@ class Authority:
         async with self._tls_files_locked():
             return await self._tls_files()
 
-    async def load_tls(self, context: ssl.SSLContext) -> None:
+    async def load_tls(self, context: ssl.SSLContext) -> bytes:
         """Load the certificate chain of ``tls_files`` into a listener's live context, so that
-        new handshakes present it (established connections keep theirs). Called at start and
-        after every rollover this process learns of; the lock keeps another process from
-        replacing the files between the check and the load."""
+        new handshakes present it (established connections keep theirs); the chain loaded.
+        Called at start, after every rollover this process learns of, and now and then for
+        expiry; the lock keeps another process from replacing the files between the check and
+        the load."""
         async with self._tls_files_locked():
             cert_file, key_file = await self._tls_files()
             context.load_cert_chain(cert_file, key_file)
+            return cert_file.read_bytes()
 
     @contextlib.asynccontextmanager
     async def _tls_files_locked(self) -> AsyncIterator[None]:
