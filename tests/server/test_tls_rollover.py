@@ -24,7 +24,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from jitsuin.ca.clock import SystemClock
 from jitsuin.server import config as configuration
+from jitsuin.server.authority import Authority
 from jitsuin.server.storage import open_store
 
 STARTUP_SECONDS = 60
@@ -249,3 +251,25 @@ def test_every_worker_presents_the_one_new_certificate_after_a_rollover(
     finally:
         _stop(server)
     assert server.returncode == 0, (tmp_path / "serve.log").read_text()
+
+
+async def test_two_servers_on_one_data_directory_issue_one_tls_certificate(home):
+    """Two Authorities (as two workers) on one data directory both find the server certificate
+    stale after a rollover and reissue it at the same moment: the lock on ``tls/`` makes the
+    second wait and load the first one's certificate instead of issuing its own."""
+    home, path = home
+    config = configuration.load(path, home)
+    first = await Authority.open(config, SystemClock())
+    second = await Authority.open(config, SystemClock())
+    try:
+        await first.tls_files()
+        await first.rollover("test")
+        await second.refresh()
+        chains = await asyncio.gather(first.tls_files(), second.tls_files())
+    finally:
+        await first.close()
+        await second.close()
+    assert chains[0] == chains[1]
+    leaf, link = x509.load_pem_x509_certificates(chains[0][0].read_bytes())
+    assert leaf.issuer == link.subject
+    assert sorted(await asyncio.to_thread(_server_tls_issuances, config)) == [1, 2]
