@@ -91,18 +91,23 @@ def _key_id(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> bytes:
     return value.key_identifier if isinstance(value, x509.AuthorityKeyIdentifier) else value.digest
 
 
-def _rollover(home: Path) -> None:
-    """`jitsuin ca rollover` in a process of its own, the data directory from JITSUIN_HOME."""
+def _cli(home: Path, *args: str) -> str:
+    """A `jitsuin` command in a process of its own, the data directory from JITSUIN_HOME."""
     env = {**os.environ, "JITSUIN_HOME": str(home)}
     env.pop("JITSUIN_CONFIG", None)
     done = subprocess.run(
-        [sys.executable, "-m", "jitsuin.server", "ca", "rollover"],
+        [sys.executable, "-m", "jitsuin.server", *args],
         capture_output=True,
         text=True,
         timeout=120,
         env=env,
     )
     assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _rollover(home: Path) -> None:
+    _cli(home, "ca", "rollover")
 
 
 def _server_tls_issuances(config: configuration.Config) -> list[int]:
@@ -219,6 +224,41 @@ def test_serve_presents_a_certificate_of_the_new_generation_after_a_rollover(hom
         assert server.poll() is None  # no restart
         # One server certificate per generation, each audited.
         assert sorted(_server_tls_issuances(config)) == [1, 2]
+
+        # A second rollover, through the API of this very server (the in-process path).
+        second_ca = home.parent / "second-ca.pem"
+        second_ca.write_bytes(_get(f"{http}/ca.pem"))
+        token = _cli(home, "ra", "operator-add", "root", "--role", "admin").splitlines()[-1]
+        rolled = subprocess.run(  # the token on stdin (-H @-), not on a command line
+            [
+                "curl",
+                "-sS",
+                "-X",
+                "POST",
+                "--cacert",
+                str(second_ca),
+                "-H",
+                "@-",
+                f"https://localhost:{https}/ra/ca/rollover",
+            ],
+            input=f"Authorization: Bearer {token}\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert '"generation": 3' in rolled.stdout, rolled.stdout + rolled.stderr
+        (third,) = _wait_for_new_leaf(https, leaf, 1)
+        assert _served_chain(https) == [
+            third,
+            x509.load_der_x509_certificate(_get(f"{http}/ca/links/2-3/new-with-old.crt")),
+        ]
+        assert _curl(https, f"<(curl -s {http}/ca.pem)").stdout == "200"
+        assert _curl(https, str(second_ca)).stdout == "200"
+        # Only the newest link is sent: a client two generations behind is not bridged.
+        skipped = _curl(https, str(old_ca))
+        assert skipped.stdout == "000"
+        assert "unable to get local issuer certificate" in skipped.stderr
+        assert sorted(_server_tls_issuances(config)) == [1, 2, 3]
     finally:
         _stop(server)
     log = (home.parent / "serve.log").read_text()
