@@ -380,7 +380,10 @@ async def cmd_ca_rollover(args: argparse.Namespace) -> int:
     print(f"  NewWithNew  SHA-256 {_fingerprint(new.certificate)}")
     print(f"  OldWithNew  SHA-256 {_fingerprint(link.old_with_new)}  (generation {old.number} key)")
     print(f"  NewWithOld  SHA-256 {_fingerprint(link.new_with_old)}")
-    print("running servers load it within seconds (before their next issuance at once)")
+    print(
+        "running servers load it within seconds (before their next issuance at once), "
+        "and their HTTPS listeners present a certificate of it"
+    )
     return 0
 
 
