@@ -66,6 +66,8 @@ from jitsuin.server.storage import (
 )
 
 TLS_RENEW_BEFORE_DAYS = 30
+# How often a process waiting for another's reissue of the HTTPS certificate looks again.
+TLS_LOCK_POLL_SECONDS = 0.05
 OCSP_CACHE_SIZE = 100_000
 
 
@@ -741,7 +743,12 @@ class Authority:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            while True:  # polled, not a blocking call in a thread: cancellation stays clean
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(TLS_LOCK_POLL_SECONDS)
             yield
         finally:
             os.close(fd)  # releases the lock
@@ -754,7 +761,7 @@ class Authority:
         await self.refresh()
         cert_path = self.config.home / "tls" / "server.pem"
         key_path = self.config.home / "tls" / "server.key"
-        if cert_path.exists() and key_path.exists() and self._tls_current(cert_path):
+        if cert_path.exists() and key_path.exists() and self._tls_current(cert_path, key_path):
             return cert_path, key_path
         key = generate_private_key(KeyType.ECDSA_P256)
         dns = [n for n in server.tls_names if not _is_ip(n)]
@@ -806,10 +813,13 @@ class Authority:
             if link.new == self.current.number and now < link.new_with_old.not_valid_after_utc
         ]
 
-    def _tls_current(self, path: Path) -> bool:
+    def _tls_current(self, path: Path, key_path: Path) -> bool:
         try:
             leaf, *rest = x509.load_pem_x509_certificates(path.read_bytes())
-        except ValueError:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+        except (ValueError, TypeError):
+            return False
+        if key.public_key() != leaf.public_key():  # a reissue cut short between the two files
             return False
         remaining = leaf.not_valid_after_utc - self.clock.now()
         try:

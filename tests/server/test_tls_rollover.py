@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from jitsuin.ca.clock import SystemClock
 from jitsuin.server import config as configuration
@@ -313,3 +315,29 @@ async def test_two_servers_on_one_data_directory_issue_one_tls_certificate(home)
     leaf, link = x509.load_pem_x509_certificates(chains[0][0].read_bytes())
     assert leaf.issuer == link.subject
     assert sorted(await asyncio.to_thread(_server_tls_issuances, config)) == [1, 2]
+
+
+async def test_a_key_that_does_not_match_the_certificate_is_replaced_with_both(home):
+    """A reissue cut short between writing tls/server.key and tls/server.pem leaves a key for
+    which the certificate was never issued: the server makes a new pair rather than failing to
+    start (load_cert_chain: key values mismatch)."""
+    home, path = home
+    config = configuration.load(path, home)
+    authority = await Authority.open(config, SystemClock())
+    try:
+        _, key_file = await authority.tls_files()
+        stray = ec.generate_private_key(ec.SECP256R1())
+        key_file.write_bytes(
+            stray.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        chain = await authority.load_tls(context)
+    finally:
+        await authority.close()
+    leaf = x509.load_pem_x509_certificate(chain)
+    assert leaf.public_key() != stray.public_key()
+    assert sorted(await asyncio.to_thread(_server_tls_issuances, config)) == [1, 1]
