@@ -48,6 +48,9 @@ from jitsuin.server.storage import CertificateRecord, Conflict, NotFound, open_s
 
 EXIT_SOFTWARE = 70  # sysexits.h EX_SOFTWARE: an internal error, not the operator's
 DEBUG_ENV = "JITSUIN_DEBUG"
+# How often a serving process checks its HTTPS certificate between rollovers: it is reissued
+# TLS_RENEW_BEFORE_DAYS before expiry, so an hour is far inside that margin.
+TLS_CHECK_SECONDS = 3600.0
 
 
 def _home(args: argparse.Namespace) -> Path:
@@ -185,13 +188,12 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
         runners.append(public)
         sites = [Listener(public, server.http, inherited.get("http"), config.http)]
         if server.https is not None:
-            cert_file, key_file = await authority.tls_files()
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 8996; RFC 7030 §3.3
             # TLS 1.2: ECDHE with an AEAD cipher only (RFC 9325 §4.2), no CBC suites; the
             # TLS 1.3 suites are set apart by OpenSSL and are all AEAD.
             context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
-            context.load_cert_chain(cert_file, key_file)
+            loaded = await authority.load_tls(context)
             # EST re-enrollment authenticates with the subscriber's certificate (RFC 7030
             # §3.3.2): ask for one, and accept only chains to a generation of this CA.
             context.verify_mode = ssl.CERT_OPTIONAL
@@ -206,6 +208,11 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
                     cadata=generation.certificate.public_bytes(serialization.Encoding.PEM).decode()
                 )
             )
+            # After a rollover, here or seen by the refresh, the listener presents a certificate
+            # of the new generation on new connections, with no restart.
+            rolled = asyncio.Event()
+            authority.rollover_listeners.append(lambda _generation: rolled.set())
+            tasks.append(asyncio.create_task(_follow_tls(authority, context, rolled, loaded)))
             full = web.AppRunner(create_app(authority), keepalive_timeout=head)
             await full.setup()
             runners.append(full)
@@ -240,6 +247,29 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
             await runner.cleanup()
         await authority.close()
     return 0
+
+
+async def _follow_tls(
+    authority: Authority, context: ssl.SSLContext, rolled: asyncio.Event, loaded: bytes
+) -> None:
+    """Run forever: after each rollover, and every ``TLS_CHECK_SECONDS`` for expiry and for the
+    end of the NewWithOld link's validity, reissue the server's TLS certificate if it is no
+    longer current (once per data directory: ``Authority.load_tls`` locks ``tls/``) and load it
+    into the listener's live context; handshakes from then on present it."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rolled.wait(), TLS_CHECK_SECONDS)
+        rolled.clear()
+        try:
+            chain = await authority.load_tls(context)
+        except Exception:  # the listener keeps its certificate; the next round tries again
+            logging.getLogger("jitsuin.ca").exception("reloading the TLS certificate failed")
+            continue
+        if chain != loaded:
+            loaded = chain
+            logging.getLogger("jitsuin.ca").info(
+                "HTTPS listener: certificate of generation %d", authority.current.number
+            )
 
 
 async def _wait_for_signal(stop: asyncio.Event) -> None:
@@ -350,7 +380,10 @@ async def cmd_ca_rollover(args: argparse.Namespace) -> int:
     print(f"  NewWithNew  SHA-256 {_fingerprint(new.certificate)}")
     print(f"  OldWithNew  SHA-256 {_fingerprint(link.old_with_new)}  (generation {old.number} key)")
     print(f"  NewWithOld  SHA-256 {_fingerprint(link.new_with_old)}")
-    print("running servers load it within seconds (before their next issuance at once)")
+    print(
+        "running servers load it within seconds (before their next issuance at once), "
+        "and their HTTPS listeners present a certificate of it"
+    )
     return 0
 
 

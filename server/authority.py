@@ -4,14 +4,17 @@ pre-issuance lint wired together. The CA core decides; this module keeps records
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import fcntl
 import ipaddress
 import logging
 import multiprocessing
 import os
+import ssl
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -63,6 +66,8 @@ from jitsuin.server.storage import (
 )
 
 TLS_RENEW_BEFORE_DAYS = 30
+# How often a process waiting for another's reissue of the HTTPS certificate looks again.
+TLS_LOCK_POLL_SECONDS = 0.05
 OCSP_CACHE_SIZE = 100_000
 
 
@@ -712,14 +717,51 @@ class Authority:
     # -- the server's own TLS certificate ---------------------------------------------------------
     async def tls_files(self) -> tuple[Path, Path]:
         """The HTTPS listener's certificate chain and key: configured files, or a certificate
-        from this CA, reissued when missing, near expiry, from an older generation, or for other
-        names."""
+        from this CA, reissued when missing, near expiry, from an older generation, for other
+        names, or with another chain than ``_tls_links`` gives."""
+        async with self._tls_files_locked():
+            return await self._tls_files()
+
+    async def load_tls(self, context: ssl.SSLContext) -> bytes:
+        """Load the certificate chain of ``tls_files`` into a listener's live context, so that
+        new handshakes present it (established connections keep theirs); the chain loaded.
+        Called at start, after every rollover this process learns of, and now and then for
+        expiry; the lock keeps another process from replacing the files between the check and
+        the load."""
+        async with self._tls_files_locked():
+            cert_file, key_file = await self._tls_files()
+            context.load_cert_chain(cert_file, key_file)
+            return cert_file.read_bytes()
+
+    @contextlib.asynccontextmanager
+    async def _tls_files_locked(self) -> AsyncIterator[None]:
+        """An exclusive lock on ``tls/`` across processes (``serve --workers N``, or a restart
+        beside a running server): the first process to see a rollover issues the new server
+        certificate, the others wait and find it current, so one certificate is made per
+        rollover and data directory."""
+        directory = self.config.home / "tls"
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:  # polled, not a blocking call in a thread: cancellation stays clean
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(TLS_LOCK_POLL_SECONDS)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    async def _tls_files(self) -> tuple[Path, Path]:
         server = self.config.server
         if server.tls_cert_file and server.tls_key_file:
             return server.tls_cert_file, server.tls_key_file
+        # Another process may have rolled over: judge the files against the newest generation.
+        await self.refresh()
         cert_path = self.config.home / "tls" / "server.pem"
         key_path = self.config.home / "tls" / "server.key"
-        if cert_path.exists() and key_path.exists() and self._tls_current(cert_path):
+        if cert_path.exists() and key_path.exists() and self._tls_current(cert_path, key_path):
             return cert_path, key_path
         key = generate_private_key(KeyType.ECDSA_P256)
         dns = [n for n in server.tls_names if not _is_ip(n)]
@@ -749,26 +791,48 @@ class Authority:
                 serialization.NoEncryption(),
             ),
         )
-        chain = issued.certificate.public_bytes(serialization.Encoding.PEM)
+        chain = b"".join(
+            c.public_bytes(serialization.Encoding.PEM)
+            for c in [issued.certificate, *self._tls_links()]
+        )
         write_secret(cert_path, chain)
         return cert_path, key_path
 
-    def _tls_current(self, path: Path) -> bool:
+    def _tls_links(self) -> list[x509.Certificate]:
+        """What the listener sends after its leaf: the NewWithOld link into the current
+        generation while it is valid (RFC 9810 §4.4: the new public key signed with the old
+        private key). A client that still trusts only the previous generation's ca.pem builds
+        leaf -> NewWithOld -> old anchor; one that trusts the new ca.pem stops at its anchor,
+        the leaf's issuer, and never uses the link. Older links are not sent: a client two
+        generations behind has a trust anchor outside the overlap the link certificates
+        cover (SEED-R17)."""
+        now = self.clock.now()
+        return [
+            link.new_with_old
+            for link in self.links
+            if link.new == self.current.number and now < link.new_with_old.not_valid_after_utc
+        ]
+
+    def _tls_current(self, path: Path, key_path: Path) -> bool:
         try:
-            cert = x509.load_pem_x509_certificate(path.read_bytes())
-        except ValueError:
+            leaf, *rest = x509.load_pem_x509_certificates(path.read_bytes())
+            key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+        except (ValueError, TypeError):
             return False
-        remaining = cert.not_valid_after_utc - self.clock.now()
+        if key.public_key() != leaf.public_key():  # a reissue cut short between the two files
+            return False
+        remaining = leaf.not_valid_after_utc - self.clock.now()
         try:
-            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
             return False
         have = {str(n.value) for n in names}
         return (
             remaining.days > TLS_RENEW_BEFORE_DAYS
-            and cert.issuer == self.current.certificate.subject
-            and _aki(cert) == self.current.key_identifier
+            and leaf.issuer == self.current.certificate.subject
+            and _aki(leaf) == self.current.key_identifier
             and have == set(self.config.server.tls_names)
+            and rest == self._tls_links()
         )
 
 
