@@ -342,3 +342,44 @@ def test_serve_issues_rolls_over_and_answers_with_the_token_key(own_token, tmp_p
         assert _ocsp_and_crl(last, generations[-1]).certificate_status == (ocsp.OCSPCertStatus.GOOD)
         assert _ocsp_and_crl(first, g1).certificate_status == ocsp.OCSPCertStatus.GOOD
     assert _token_objects(env) == ["ca-1", "ca-2", "ca-3", "ca-4"]
+
+
+def test_signers_of_one_token_share_one_login_and_sign_from_many_threads(token):
+    """Two generations' signers and a key generation in one process (one login), 8 threads
+    signing at once through the one session: every signature verifies with its own key."""
+    out = _python(
+        token,
+        f"""
+import base64, json
+from concurrent.futures import ThreadPoolExecutor
+from cryptography.hazmat.primitives import serialization
+from jitsuin.ca.keys import KeyType
+from jitsuin.server.pkcs11_signer import Pkcs11Signer, TokenConfig
+cfg = TokenConfig({str(LIBRARY)!r}, "jitsuin-test", {PIN!r})
+signers = [Pkcs11Signer.generate(cfg, f"threads-{{n}}", KeyType("ecdsa-p256")) for n in (1, 2)]
+signers.append(Pkcs11Signer(cfg, "threads-1"))  # loaded again: the same login, no second one
+def sign(i):
+    signer = signers[i % 3]
+    data = f"message {{i}}".encode()
+    return i % 3, data, signer.sign(data)
+with ThreadPoolExecutor(8) as pool:
+    results = list(pool.map(sign, range(96)))
+public = [base64.b64encode(s.public_key().public_bytes(
+    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    for s in signers]
+print(json.dumps({{"public": public, "signed": [
+    [n, base64.b64encode(d).decode(), base64.b64encode(s).decode()] for n, d, s in results]}}))
+""",
+    )
+    import base64
+
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    facts = json.loads(out)
+    keys = [load_der_public_key(base64.b64decode(k)) for k in facts["public"]]
+    assert facts["public"][0] == facts["public"][2] != facts["public"][1]
+    assert len(facts["signed"]) == 96
+    for n, data, signature in facts["signed"]:
+        keys[n].verify(
+            base64.b64decode(signature), base64.b64decode(data), ec.ECDSA(hashes.SHA256())
+        )
