@@ -70,6 +70,11 @@ def _config_path(args: argparse.Namespace, home: Path) -> Path | None:
 def _load(args: argparse.Namespace, *, initialise: bool = False) -> Config:
     home = _home(args)
     path = _config_path(args, home)
+    if path is not None and _token_settings(args) is not None:
+        raise CLIError(
+            f"--pkcs11-*: {path} exists; set key_store and the pkcs11_* keys of [ca] there "
+            "(the next rollover makes its key in the token)"
+        )
     if path is None:
         if not initialise:
             raise CLIError(
@@ -79,7 +84,9 @@ def _load(args: argparse.Namespace, *, initialise: bool = False) -> Config:
         key_type = KeyType.parse(getattr(args, "key_type", None) or KeyType.ECDSA_P384.value)
         subject = getattr(args, "subject", None) or configuration.DEFAULT_SUBJECT
         listens = {k: v for k in _LISTEN_FLAGS if (v := getattr(args, k, None)) is not None}
-        path = configuration.write_default(home, key_type, subject, **listens)
+        path = configuration.write_default(
+            home, key_type, subject, **listens, token=_token_settings(args)
+        )
         print(f"wrote the default configuration {path}")
     try:
         config = configuration.load(path, home)
@@ -87,6 +94,17 @@ def _load(args: argparse.Namespace, *, initialise: bool = False) -> Config:
         raise CLIError("configuration errors:\n" + _bullets(exc.errors)) from exc
     _check_listen_flags(args, config, path)
     return config
+
+
+def _token_settings(args: argparse.Namespace) -> configuration.TokenSettings | None:
+    """init --pkcs11-library/--pkcs11-token/--pkcs11-pin-file: all three, or none."""
+    given = [getattr(args, f"pkcs11_{name}", None) for name in ("library", "token", "pin_file")]
+    if not any(given):
+        return None
+    library, token, pin_file = given
+    if not all(given):
+        raise CLIError("--pkcs11-library, --pkcs11-token and --pkcs11-pin-file go together")
+    return configuration.TokenSettings(Path(library).absolute(), token, Path(pin_file).absolute())
 
 
 # init and serve --http/--https/--smtp HOST:PORT: what a new configuration listens on and mails
@@ -331,7 +349,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     problems = config.policy().problems()
     try:
-        config.passphrase()
+        if config.needs_passphrase():
+            config.passphrase()
     except ConfigError as exc:
         problems += exc.errors
     if problems:
@@ -624,6 +643,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--subject", help=f"CA subject DN (default {configuration.DEFAULT_SUBJECT!r})")
     _listen_flags(p)
+    p.add_argument(
+        "--pkcs11-library",
+        metavar="PATH",
+        help="make the CA keys in a PKCS#11 token: its module (with --pkcs11-token and "
+        "--pkcs11-pin-file; a new configuration only)",
+    )
+    p.add_argument("--pkcs11-token", metavar="LABEL", help="the token's label")
+    p.add_argument("--pkcs11-pin-file", metavar="PATH", help="a file holding the token's user PIN")
     p.set_defaults(handler=cmd_init)
 
     p = sub.add_parser("serve", help="run the server (creates the CA on first start)")

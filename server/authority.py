@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 
 from jitsuin.ca.clock import Clock
@@ -276,6 +277,16 @@ class Authority:
             key_ref=ref,
             created_at=clock.now(),
         )
+        # Nothing is stored unless the key signed and the stored reference finds it again (in a
+        # token, through this process's one login): a generation whose key cannot be loaded
+        # would make every later start fail, and `init` would not make it again.
+        try:
+            generation.certificate.verify_directly_issued_by(generation.certificate)
+        except (InvalidSignature, ValueError, TypeError) as exc:
+            raise CAError(
+                Kind.BAD_KEY_FILE, f"{ref}: the new CA certificate's signature does not verify"
+            ) from exc
+        Authority._load(config, record)
         await store.add_generation(
             record,
             AuditEvent(

@@ -79,6 +79,15 @@ class HTTPConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenSettings:
+    """``jitsuin init --pkcs11-*``: the token a new CA keeps its keys in."""
+
+    library: Path  # the token's PKCS#11 module
+    token: str  # the token's label
+    pin_file: Path  # the user PIN, one line
+
+
+@dataclass(frozen=True, slots=True)
 class CAConfig:
     subject: x509.Name
     key_type: KeyType = KeyType.ECDSA_P384
@@ -264,6 +273,12 @@ class Config:
             raise ConfigError(["ca: pkcs11_library and pkcs11_pin_file are required for pkcs11"])
         pin = self.ca.pkcs11_pin_file.read_text().strip()
         return TokenConfig(self.ca.pkcs11_library, self.ca.pkcs11_token, pin)
+
+    def needs_passphrase(self) -> bool:
+        """A passphrase protects the CA keys kept as files: with ``key_store = "file"``, or when
+        generations from before a move to a token still have their keys in the data directory.
+        A CA whose every key is in a token needs none (its PIN file opens the token)."""
+        return self.ca.key_store == "file" or any(self.keys_dir.glob("ca-*.key.pem"))
 
     def passphrase(self) -> bytes:
         """The CA key passphrase, from the configured file or the environment."""
@@ -734,6 +749,28 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+def _toml_string(value: object) -> str:
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _key_store(token: TokenSettings | None) -> str:
+    """The [ca] lines that say where the CA keys are."""
+    if token is not None:
+        return f"""# CA keys are made in this PKCS#11 token and never leave it (docs/operations.md)
+key_store = "pkcs11"
+pkcs11_library = {_toml_string(token.library)}   # the token's PKCS#11 module
+pkcs11_token = {_toml_string(token.token)}   # the token's label
+pkcs11_pin_file = {_toml_string(token.pin_file)}   # its user PIN, one line, mode 0600"""
+    return """# For production keep the passphrase off this disk: use passphrase_env instead.
+passphrase_file = "secrets/ca-passphrase"
+# key_store = "pkcs11" makes new CA keys in a PKCS#11 token (an HSM) instead of encrypted files
+# here; the next `jitsuin ca rollover` makes its key there (docs/operations.md):
+# pkcs11_library = "/usr/lib/softhsm/libsofthsm2.so"   # the token's PKCS#11 module
+# pkcs11_token = "jitsuin-ca"                          # the token's label
+# pkcs11_pin_file = "secrets/pkcs11-pin"               # its user PIN, one line, mode 0600
+# (SoftHSM2 finds its tokens through the environment variable SOFTHSM2_CONF.)"""
+
+
 def write_default(
     home: Path,
     key_type: KeyType,
@@ -741,15 +778,17 @@ def write_default(
     http: Listen = Listen("127.0.0.1", 8080),
     https: Listen = Listen("127.0.0.1", 8443),
     smtp: Listen = Listen("127.0.0.1", 25),
+    token: TokenSettings | None = None,
 ) -> Path:
     """The embedded default: a config with a fresh policy arc and a generated passphrase file
-    (mode 0600) in ``home``, listening on ``http`` and ``https`` and mailing through ``smtp``.
+    (mode 0600) in ``home``, listening on ``http`` and ``https`` and mailing through ``smtp``;
+    with ``token``, the CA keys are made in that PKCS#11 token and no passphrase is written.
     Returns the config path."""
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     secrets_dir = home / "secrets"
     secrets_dir.mkdir(mode=0o700, exist_ok=True)
     passphrase = secrets_dir / "ca-passphrase"
-    if not passphrase.exists():
+    if token is None and not passphrase.exists():
         fd = os.open(passphrase, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(32) + "\n")
@@ -788,8 +827,7 @@ hsts_max_age_seconds = 63072000    # Strict-Transport-Security on HTTPS (2 years
 [ca]
 subject = "{subject_toml}"
 key_type = "{key_type.value}"
-# For production keep the passphrase off this disk: use passphrase_env instead.
-passphrase_file = "secrets/ca-passphrase"
+{_key_store(token)}
 policy_arc = "{arc}"   # an example arc (RFC 5612): use your own PEN
 name_order = "given-family"
 cutoff_margin_days = 30

@@ -2,7 +2,16 @@
 pair is generated in the token, marked sensitive and not extractable, and never leaves it.
 
 SoftHSM2 2.6 has no CKM_ECDSA_SHA384, so EC keys sign a digest made here with CKM_ECDSA and the
-raw r||s is DER-encoded (X9.62 ECDSA-Sig-Value, RFC 5480 §2.2.3)."""
+raw r||s is DER-encoded (X9.62 ECDSA-Sig-Value, RFC 5480 §2.2.3).
+
+One logged-in session per token per process. PKCS#11 keeps the login state per application and
+token, not per session (PKCS#11 v2.40 §5.6: all sessions of an application with a token share
+it), so a second ``C_Login`` in the same process fails with CKR_USER_ALREADY_LOGGED_IN. Every
+signer of a token (one per CA generation, and the one that generates a rollover's key) therefore
+uses the same read/write session, opened and logged in on first use and kept for the life of
+the process. A session runs one operation at a time (§5.5; the application serialises the
+threads that share it), and signing runs in worker threads, so one lock per token serialises
+every call into that session."""
 
 from __future__ import annotations
 
@@ -43,26 +52,54 @@ def parse_key_ref(ref: str) -> str:
     return fields["object"]
 
 
+@dataclass(frozen=True, slots=True)
+class _Login:
+    """A token's logged-in session and the lock every use of it holds."""
+
+    session: pkcs11.Session
+    lock: threading.Lock
+
+
+_logins: dict[tuple[str, str], _Login] = {}
+_logins_lock = threading.Lock()
+
+
+def _login(token: TokenConfig) -> _Login:
+    """The process's logged-in session with ``token``: opened (read/write, for key generation)
+    and logged in with the user PIN the first time, the same session after that."""
+    where = (str(token.library), token.token_label)
+    with _logins_lock:
+        login = _logins.get(where)
+        if login is None:
+            found = pkcs11.lib(str(token.library)).get_token(token_label=token.token_label)
+            login = _Login(found.open(user_pin=token.pin, rw=True), threading.Lock())
+            _logins[where] = login
+        return login
+
+
+def _refusal(token: TokenConfig, label: str, exc: Exception) -> CAError:
+    return CAError(
+        Kind.BAD_KEY_FILE,
+        f"cannot use the CA key {label!r} in token {token.token_label!r}: {type(exc).__name__}",
+    )
+
+
 class Pkcs11Signer:
     def __init__(self, token: TokenConfig, label: str) -> None:
         try:
-            self._token = pkcs11.lib(str(token.library)).get_token(token_label=token.token_label)
-            self._session = self._token.open(user_pin=token.pin)
-            self._private = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
-            public = self._session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+            self._login = _login(token)
+            with self._login.lock:
+                session = self._login.session
+                self._private = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+                public = session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+                if public.key_type == pkcs11.KeyType.EC:
+                    der = encode_ec_public_key(public)
+                else:
+                    der = encode_rsa_public_key(public)
         except (pkcs11.PKCS11Error, RuntimeError) as exc:
-            raise CAError(
-                Kind.BAD_KEY_FILE,
-                f"cannot use the CA key {label!r} in token {token.token_label!r}: "
-                f"{type(exc).__name__}",
-            ) from exc
-        if public.key_type == pkcs11.KeyType.EC:
-            der = encode_ec_public_key(public)
-        else:
-            der = encode_rsa_public_key(public)
+            raise _refusal(token, label, exc) from exc
         self._public: PublicKey = serialization.load_der_public_key(der)  # type: ignore[assignment]
         self._key_type = KeyType.of(self._public)
-        self._lock = threading.Lock()  # a PKCS#11 session runs one operation at a time
 
     @property
     def key_type(self) -> KeyType:
@@ -72,7 +109,7 @@ class Pkcs11Signer:
         return self._public
 
     def sign(self, data: bytes) -> bytes:
-        with self._lock:
+        with self._login.lock:  # the token's one session runs one operation at a time
             if self._key_type.is_rsa:
                 # CONFORMANCE S-02: sha256WithRSAEncryption (PKCS#1 v1.5).
                 return bytes(self._private.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS))
@@ -80,16 +117,15 @@ class Pkcs11Signer:
             raw = self._private.sign(digest, mechanism=Mechanism.ECDSA)
         return encode_ecdsa_signature(raw)
 
-    def close(self) -> None:
-        self._session.close()
-
     @classmethod
     def generate(cls, token: TokenConfig, label: str, key_type: KeyType) -> Pkcs11Signer:
         """Generate the key pair inside the token (sensitive, never extractable)."""
-        lib = pkcs11.lib(str(token.library))
-        with lib.get_token(token_label=token.token_label).open(
-            user_pin=token.pin, rw=True
-        ) as session:
+        try:
+            login = _login(token)
+        except (pkcs11.PKCS11Error, RuntimeError) as exc:
+            raise _refusal(token, label, exc) from exc
+        with login.lock:
+            session = login.session
             if any(True for _ in session.get_objects({Attribute.LABEL: label})):
                 raise CAError(
                     Kind.BAD_KEY_FILE,

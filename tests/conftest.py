@@ -429,13 +429,14 @@ def write_config(
     max_attempts: int | None = None,
     reenroll_approval: Sequence[str] = (),
     lint_processes: int = 0,
+    ca_toml: str = "",
     toml: str = "",
 ) -> Path:
     """The configuration of ``jitsuin init`` in ``home``, edited as an operator would: the
     listeners and the mail relay on the given loopback ports (the mail queue polled every 0.2 s),
     optionally ``[ra] retry_after_seconds``, ``attempt_backoff_seconds`` and
-    ``max_attempts``, ``[ca] lint_processes`` and ``[est] reenroll_approval``, and ``toml``
-    appended (further sections)."""
+    ``max_attempts``, ``[ca] lint_processes`` and ``[est] reenroll_approval``, ``ca_toml``
+    added to [ca], and ``toml`` appended (further sections)."""
     path = configuration.write_default(home, KeyType.ECDSA_P256, configuration.DEFAULT_SUBJECT)
     text = path.read_text()
     edits = [
@@ -456,6 +457,8 @@ def write_config(
         edits.append(("max_attempts = 5 ", f"max_attempts = {max_attempts} "))
     if lint_processes:
         edits.append(("\n[ca]\n", f"\n[ca]\nlint_processes = {lint_processes}\n"))
+    if ca_toml:
+        edits.append(("\n[ca]\n", f"\n[ca]\n{ca_toml}\n"))
     for old, new in edits:
         assert old in text, old
         text = text.replace(old, new)

@@ -14,7 +14,7 @@ from cryptography import x509
 from jitsuin.ca.keys import KeyType
 from jitsuin.ca.profiles import NameOrder
 from jitsuin.server.__main__ import main
-from jitsuin.server.config import ConfigError, Listen, load, write_default
+from jitsuin.server.config import ConfigError, Listen, TokenSettings, load, write_default
 
 
 def write(path: Path, text: str, mode: int = 0o644) -> Path:
@@ -293,6 +293,41 @@ def test_check_config_reports_a_missing_passphrase(tmp_path, capsys, monkeypatch
 
     monkeypatch.setenv("JITSUIN_CA_PASSPHRASE", "from the environment")
     assert main(["check-config", str(path)]) == 0
+
+
+def test_a_token_ca_needs_no_passphrase_until_a_key_file_is_there(tmp_path, capsys, monkeypatch):
+    """key_store = "pkcs11": the PIN file opens the token, no passphrase is written or asked for;
+    a CA moved to the token with generations whose keys are still files needs it again."""
+    monkeypatch.delenv("JITSUIN_CA_PASSPHRASE", raising=False)
+    pin = tmp_path / "pin"
+    pin.write_text("246810\n")
+    pin.chmod(0o600)
+    library = Path("/usr/lib/softhsm/libsofthsm2.so")
+    assert library.is_file(), "SoftHSM2 is not installed: ./scripts/test installs softhsm2"
+    home = tmp_path / "home"
+    path = write_default(
+        home, KeyType.ECDSA_P384, "CN=Test CA", token=TokenSettings(library, "ca", pin)
+    )
+    assert not (home / "secrets" / "ca-passphrase").exists()
+    config = load(path, home)
+    assert (config.ca.key_store, config.ca.pkcs11_token) == ("pkcs11", "ca")
+    assert (config.ca.pkcs11_library, config.ca.pkcs11_pin_file) == (library, pin)
+
+    status, said = main(["--home", str(home), "check-config", str(path)]), capsys.readouterr()
+    assert status == 0, said.err
+    assert said.out.strip().endswith(": OK")
+
+    (home / "keys").mkdir()
+    (home / "keys" / "ca-1.key.pem").write_bytes(b"an encrypted PKCS#8 key of generation 1")
+    assert main(["--home", str(home), "check-config", str(path)]) == 2
+    assert "no CA key passphrase" in capsys.readouterr().err
+
+
+def test_the_default_documents_the_token_settings(tmp_path):
+    text = write_default(tmp_path / "home", KeyType.ECDSA_P384, "CN=Test CA").read_text()
+    ca = text.split("\n[ca]\n")[1].split("\n[ra]\n")[0]
+    for key in ("key_store", "pkcs11_library", "pkcs11_token", "pkcs11_pin_file", "SOFTHSM2_CONF"):
+        assert key in ca, key
 
 
 def test_check_config_as_a_process(tmp_path):

@@ -9,11 +9,13 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 
@@ -22,11 +24,10 @@ JITSUIN = str(Path(sys.executable).parent / "jitsuin")
 PIN = "246810"
 
 
-@pytest.fixture(scope="module")
-def token(tmp_path_factory) -> dict[str, str]:
-    """A fresh SoftHSM2 token in a temporary directory (its own SOFTHSM2_CONF)."""
+def _new_token(root: Path) -> dict[str, str]:
+    """A fresh SoftHSM2 token labelled jitsuin-test in ``root`` (its own SOFTHSM2_CONF): the
+    environment that finds it."""
     assert LIBRARY.exists(), "SoftHSM2 is not installed: ./scripts/test installs softhsm2"
-    root = tmp_path_factory.mktemp("softhsm")
     (root / "tokens").mkdir()
     conf = root / "softhsm2.conf"
     conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n")
@@ -48,6 +49,38 @@ def token(tmp_path_factory) -> dict[str, str]:
         env=env,
     )
     return env
+
+
+@pytest.fixture(scope="module")
+def token(tmp_path_factory) -> dict[str, str]:
+    return _new_token(tmp_path_factory.mktemp("softhsm"))
+
+
+@pytest.fixture
+def own_token(tmp_path) -> tuple[dict[str, str], Path]:
+    """A token of this test's own (its CA makes keys ca-1, ca-2, ...) and its user PIN file."""
+    root = tmp_path / "softhsm"
+    root.mkdir()
+    pin_file = root / "pin"
+    pin_file.write_text(PIN + "\n")
+    pin_file.chmod(0o600)
+    return _new_token(root), pin_file
+
+
+def _token_objects(env: dict[str, str]) -> list[str]:
+    """The labels of the private keys in the token (read in a process of its own)."""
+    out = _python(
+        env,
+        f"""
+import pkcs11
+from pkcs11 import ObjectClass
+token = pkcs11.lib({str(LIBRARY)!r}).get_token(token_label="jitsuin-test")
+with token.open(user_pin={PIN!r}) as session:
+    print(sorted(k.label for k in session.get_objects({{
+        pkcs11.Attribute.CLASS: ObjectClass.PRIVATE_KEY}})))
+""",
+    )
+    return json.loads(out.replace("'", '"'))
 
 
 def _python(token_env: dict[str, str], code: str) -> str:
@@ -197,3 +230,156 @@ asyncio.run(main())
         response.signature, response.tbs_response_bytes, ec.ECDSA(hashes.SHA384())
     )
     assert response.next_update_utc - response.this_update_utc >= dt.timedelta(hours=8)
+
+
+def _jitsuin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([JITSUIN, *args], capture_output=True, text=True, env=env)
+
+
+def test_init_in_the_token_from_nothing_then_three_rollovers(own_token, tmp_path):
+    """A CA made in the token by `jitsuin init`: one login serves the new key and loading it
+    (UserAlreadyLoggedIn before), no passphrase anywhere, and each rollover's key in the token
+    too (the second one failed before: two signers, two logins)."""
+    env, pin_file = own_token
+    home = tmp_path / "home"
+    made = _jitsuin(
+        env,
+        "init",
+        "--home",
+        str(home),
+        "--pkcs11-library",
+        str(LIBRARY),
+        "--pkcs11-token",
+        "jitsuin-test",
+        "--pkcs11-pin-file",
+        str(pin_file),
+    )
+    assert made.returncode == 0, made.stderr
+    assert "CA generation 1" in made.stdout
+    assert not (home / "secrets" / "ca-passphrase").exists()
+    assert not list(home.glob("keys/*"))  # no key file
+    checked = _jitsuin(env, "check-config", "--home", str(home))
+    assert checked.returncode == 0, checked.stderr
+    for number in (2, 3, 4):
+        rolled = _jitsuin(env, "ca", "rollover", "--home", str(home))
+        assert rolled.returncode == 0, rolled.stderr
+        assert f"generation {number}" in rolled.stdout
+    assert _token_objects(env) == ["ca-1", "ca-2", "ca-3", "ca-4"]
+    shown = _jitsuin(env, "ca", "show", "--home", str(home))
+    assert shown.returncode == 0, shown.stderr
+    assert "generation 4" in shown.stdout
+    # a second init finds the CA and makes nothing
+    again = _jitsuin(env, "init", "--home", str(home))
+    assert again.returncode == 0, again.stderr
+    assert "CA generation 4" in again.stdout
+    assert _token_objects(env) == ["ca-1", "ca-2", "ca-3", "ca-4"]
+
+
+def _get(url: str, data: bytes | None = None, content_type: str = "") -> bytes:
+    request = urllib.request.Request(url, data=data)
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return reply.read()
+
+
+def _ocsp_and_crl(cert: x509.Certificate, issuer: x509.Certificate) -> ocsp.OCSPResponse:
+    """Ask the certificate's own OCSP responder and CRL distribution point; both answers must
+    be signed by ``issuer``'s key (in the token). Returns the OCSP response."""
+    aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    responder = next(
+        d.access_location.value
+        for d in aia
+        if d.access_method == x509.oid.AuthorityInformationAccessOID.OCSP
+    )
+    request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA256()).build()
+    response = ocsp.load_der_ocsp_response(
+        _get(
+            responder,
+            request.public_bytes(serialization.Encoding.DER),
+            "application/ocsp-request",
+        )
+    )
+    assert response.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    issuer.public_key().verify(
+        response.signature, response.tbs_response_bytes, ec.ECDSA(response.signature_hash_algorithm)
+    )
+    points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    crl = x509.load_der_x509_crl(_get(points[0].full_name[0].value))
+    assert crl.is_signature_valid(issuer.public_key())
+    return response
+
+
+def test_serve_issues_rolls_over_and_answers_with_the_token_key(own_token, tmp_path, live_jitsuin):
+    """A live `jitsuin serve` whose CA is made in the token at its first start: EST issuance,
+    OCSP and CRL signed there; POST /ra/ca/rollover twice (a 500 before: a second login) and a
+    `jitsuin ca rollover` from another process, which the server follows."""
+    env, pin_file = own_token
+    token_toml = (
+        f'key_store = "pkcs11"\npkcs11_library = "{LIBRARY}"\n'
+        f'pkcs11_token = "jitsuin-test"\npkcs11_pin_file = "{pin_file}"'
+    )
+    home = tmp_path / "home"
+    conf = {"SOFTHSM2_CONF": env["SOFTHSM2_CONF"]}
+    with live_jitsuin.server(home, env=conf, ca_toml=token_toml) as server:
+        assert not list((home / "keys").glob("*.key.pem"))
+        _, first, _, _ = server.enrolled(tmp_path / "first")
+        (g1,) = server.ca_certificates()
+        first.verify_directly_issued_by(g1)
+        assert _ocsp_and_crl(first, g1).certificate_status == ocsp.OCSPCertStatus.GOOD
+
+        server.ok("POST", "/ra/ca/rollover", "root")
+        server.ok("POST", "/ra/ca/rollover", "root")
+        server.cli("ca", "rollover")
+        for _ in range(300):  # the server follows a rollover made elsewhere within seconds
+            if len(server.ca_certificates()) == 4:
+                break
+            time.sleep(0.1)
+        generations = server.ca_certificates()
+        assert len(generations) == 4
+        _, last, _, _ = server.enrolled(tmp_path / "last")
+        last.verify_directly_issued_by(generations[-1])
+        assert _ocsp_and_crl(last, generations[-1]).certificate_status == (ocsp.OCSPCertStatus.GOOD)
+        assert _ocsp_and_crl(first, g1).certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert _token_objects(env) == ["ca-1", "ca-2", "ca-3", "ca-4"]
+
+
+def test_signers_of_one_token_share_one_login_and_sign_from_many_threads(token):
+    """Two generations' signers and a key generation in one process (one login), 8 threads
+    signing at once through the one session: every signature verifies with its own key."""
+    out = _python(
+        token,
+        f"""
+import base64, json
+from concurrent.futures import ThreadPoolExecutor
+from cryptography.hazmat.primitives import serialization
+from jitsuin.ca.keys import KeyType
+from jitsuin.server.pkcs11_signer import Pkcs11Signer, TokenConfig
+cfg = TokenConfig({str(LIBRARY)!r}, "jitsuin-test", {PIN!r})
+signers = [Pkcs11Signer.generate(cfg, f"threads-{{n}}", KeyType("ecdsa-p256")) for n in (1, 2)]
+signers.append(Pkcs11Signer(cfg, "threads-1"))  # loaded again: the same login, no second one
+def sign(i):
+    signer = signers[i % 3]
+    data = f"message {{i}}".encode()
+    return i % 3, data, signer.sign(data)
+with ThreadPoolExecutor(8) as pool:
+    results = list(pool.map(sign, range(96)))
+public = [base64.b64encode(s.public_key().public_bytes(
+    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    for s in signers]
+print(json.dumps({{"public": public, "signed": [
+    [n, base64.b64encode(d).decode(), base64.b64encode(s).decode()] for n, d, s in results]}}))
+""",
+    )
+    import base64
+
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    facts = json.loads(out)
+    keys = [load_der_public_key(base64.b64decode(k)) for k in facts["public"]]
+    assert facts["public"][0] == facts["public"][2] != facts["public"][1]
+    assert len(facts["signed"]) == 96
+    for n, data, signature in facts["signed"]:
+        keys[n].verify(
+            base64.b64decode(signature), base64.b64decode(data), ec.ECDSA(hashes.SHA256())
+        )
