@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from asn1crypto import crl as asn1_crl
@@ -93,9 +94,13 @@ def draft_ocsp(builder: ocsp.OCSPResponseBuilder, signer: Signer) -> ocsp.OCSPRe
     return builder.sign(draft_key(key_type), key_type.signature_hash)
 
 
-def sign_draft_ocsp(draft: ocsp.OCSPResponse, signer: Signer) -> bytes:
+def sign_draft_ocsp(
+    draft: ocsp.OCSPResponse, signer: Signer, certs: Sequence[x509.Certificate] = ()
+) -> bytes:
     """The DER OCSPResponse: the draft's ResponseData, with the responder ID set to the real key's
-    hash (RFC 6960 §4.2.2.3, byKey), signed by the real signer (RFC 6960 §4.2.1)."""
+    hash (RFC 6960 §4.2.2.3, byKey), signed by the real signer (RFC 6960 §4.2.1). ``certs`` go in
+    the BasicOCSPResponse's certs field: a delegated responder's certificate, which the client
+    needs to verify the signature (§4.2.2.2)."""
     parsed = asn1_ocsp.OCSPResponse.load(draft.public_bytes(serialization.Encoding.DER))
     basic = parsed["response_bytes"]["response"].parsed
     spki = signer.public_key().public_bytes(
@@ -114,6 +119,10 @@ def sign_draft_ocsp(draft: ocsp.OCSPResponse, signer: Signer) -> bytes:
             "signature": signer.sign(tbs_der),
         }
     )
+    if certs:
+        final_basic["certs"] = [
+            asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in certs
+        ]
     final = asn1_ocsp.OCSPResponse(
         {
             "response_status": "successful",
