@@ -258,9 +258,10 @@ def build_response(
     if cert_id.nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(cert_id.nonce), critical=False)
     if responder is None:
-        return sign_draft_ocsp(draft_ocsp(builder, generation.signer), generation.signer)
-    signer = responder.signer
-    return sign_draft_ocsp(draft_ocsp(builder, signer), signer, [responder.certificate])
+        signer, certs = generation.signer, []
+    else:
+        signer, certs = responder.signer, [responder.certificate]
+    return sign_draft_ocsp(draft_ocsp(builder, signer), signer, certs, produced_at=this_update)
 
 
 def unsuccessful(status: str) -> bytes:

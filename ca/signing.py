@@ -95,12 +95,16 @@ def draft_ocsp(builder: ocsp.OCSPResponseBuilder, signer: Signer) -> ocsp.OCSPRe
 
 
 def sign_draft_ocsp(
-    draft: ocsp.OCSPResponse, signer: Signer, certs: Sequence[x509.Certificate] = ()
+    draft: ocsp.OCSPResponse,
+    signer: Signer,
+    certs: Sequence[x509.Certificate] = (),
+    produced_at: dt.datetime | None = None,
 ) -> bytes:
     """The DER OCSPResponse: the draft's ResponseData, with the responder ID set to the real key's
     hash (RFC 6960 §4.2.2.3, byKey), signed by the real signer (RFC 6960 §4.2.1). ``certs`` go in
     the BasicOCSPResponse's certs field: a delegated responder's certificate, which the client
-    needs to verify the signature (§4.2.2.2)."""
+    needs to verify the signature (§4.2.2.2). ``produced_at`` replaces the builder's wall-clock
+    producedAt with the caller's clock (a delegated responder's certificate must cover it)."""
     parsed = asn1_ocsp.OCSPResponse.load(draft.public_bytes(serialization.Encoding.DER))
     basic = parsed["response_bytes"]["response"].parsed
     spki = signer.public_key().public_bytes(
@@ -111,6 +115,8 @@ def sign_draft_ocsp(
     ).digest()
     tbs = basic["tbs_response_data"].copy()
     tbs["responder_id"] = asn1_ocsp.ResponderId(name="by_key", value=key_hash)
+    if produced_at is not None:
+        tbs["produced_at"] = produced_at.astimezone(dt.UTC)
     tbs_der = tbs.dump(force=True)
     final_basic = asn1_ocsp.BasicOCSPResponse(
         {

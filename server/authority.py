@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import ipaddress
 import logging
@@ -220,8 +221,13 @@ class Authority:
     def _issuer(
         config: Config, generation: CAGeneration, clock: Clock, pool: Executor | None
     ) -> Issuer:
-        gate = IssuanceLint(
+        # C-01 asks the CA certificate for digitalSignature only when the CA key signs OCSP.
+        expectations = dataclasses.replace(
             Expectations.from_policy(config.policy(), config.ca.subject),
+            ca_signs_ocsp=config.ocsp.responder == "ca",
+        )
+        gate = IssuanceLint(
+            expectations,
             suppressed=config.ca.lint_suppress,
             issuers=[generation.certificate],
             executor=pool,

@@ -114,6 +114,8 @@ async def test_delegated_responses_carry_the_responder_certificate(tmp_path, wri
             response.responder_key_hash
             == x509.SubjectKeyIdentifier.from_public_key(responder.public_key()).digest
         )
+        # producedAt comes from the injected clock, inside the responder certificate's validity
+        assert response.produced_at_utc == clock.now()
         # no response outlives the certificate that signed it
         assert response.next_update_utc <= responder.not_valid_after_utc
         # the key sits in the data directory, readable by its owner only
