@@ -724,16 +724,11 @@ class Authority:
             return renewed
 
     def _responder_key(self, generation: CAGeneration) -> Signer:
-        """The generation's responder key, made on first use with the CA key's type: labelled
-        ``ocsp-N`` in the token (key_store = "pkcs11"), else ``keys/ocsp-N.key.pem`` (PKCS#8,
-        mode 0600, unencrypted: it signs unattended, and its certificate is short-lived)."""
+        """The generation's responder key, made on first use with the CA key's type, in
+        ``keys/ocsp-N.key.pem`` (PKCS#8, mode 0600, unencrypted: it signs unattended, and its
+        certificate is short-lived). Also with key_store = "pkcs11": a second login to the token
+        beside the CA key's session fails (CKR_USER_ALREADY_LOGGED_IN) with today's signer."""
         label = f"ocsp-{generation.number}"
-        if self.config.ca.key_store == "pkcs11":
-            token = self.config.token()
-            try:
-                return Pkcs11Signer(token, label)
-            except CAError:
-                return Pkcs11Signer.generate(token, label, generation.signer.key_type)
         path = self.config.keys_dir / f"{label}.key.pem"
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), None)

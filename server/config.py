@@ -815,9 +815,9 @@ cutoff_margin_days = 30
 
 [ocsp]
 # Who signs OCSP responses: "ca" (each CA generation's own key) or "delegated" (a responder key
-# per generation in keys/, or in the token with key_store = "pkcs11", with a 7-day certificate
-# carrying id-kp-OCSPSigning and id-pkix-ocsp-nocheck, renewed by the server every 3 days with
-# the CA key; RFC 6960 §4.2.2.2).
+# per generation in keys/ocsp-N.key.pem, mode 0600, with a 7-day certificate carrying
+# id-kp-OCSPSigning and id-pkix-ocsp-nocheck, renewed by the server every 3 days with the CA
+# key; RFC 6960 §4.2.2.2).
 responder = "ca"
 
 [ra]
