@@ -187,6 +187,29 @@ async def test_the_responder_certificate_is_renewed_before_it_expires(
         await authority.close()
 
 
+async def test_each_generation_has_its_own_responder(tmp_path, write_home, make_csr):
+    """After a rollover the old generation still answers for its certificates, through a
+    responder certificate its own key issues (RFC 6960 §4.2.2.2: issued by the CA that issued
+    the certificate in question), though it no longer issues subscriber certificates."""
+    clock = FixedClock(START)
+    authority = await _open(tmp_path, write_home, clock)
+    try:
+        old_leaf = await _leaf(authority, make_csr)
+        old = authority.current
+        await authority.rollover("test")
+        der = await authority.ocsp(_request(old_leaf, old.certificate))
+        [responder] = ocsp.load_der_ocsp_response(der).certificates
+        responder.verify_directly_issued_by(old.certificate)
+        assert (tmp_path / "keys" / "ocsp-1.key.pem").exists()
+        assert not (tmp_path / "keys" / "ocsp-2.key.pem").exists()
+        new_leaf = await _leaf(authority, make_csr)
+        [second] = (await _ask(authority, new_leaf)).certificates
+        second.verify_directly_issued_by(authority.current.certificate)
+        assert second.public_key() != responder.public_key()
+    finally:
+        await authority.close()
+
+
 def test_the_responder_setting_is_checked(tmp_path, write_home):
     path = write_home(tmp_path)
     path.write_text(path.read_text().replace('responder = "ca"', 'responder = "ours"'))
