@@ -22,6 +22,7 @@ from jitsuin.ca.generations import ONE_SECOND, CAGeneration
 from jitsuin.ca.keys import KeyType, PublicKey, spki_sha256
 from jitsuin.ca.profiles import (
     DEFAULT_GROUPS,
+    OCSP_RESPONDER,
     PROFILES,
     SMIME_IV_MULTIPURPOSE,
     NameOrder,
@@ -305,6 +306,61 @@ class Issuer:
             .add_extension(x509.SubjectAlternativeName(sans), critical=True)
             .add_extension(profile.key_usage(key_type), critical=True)
             .add_extension(x509.ExtendedKeyUsage(list(profile.eku)), critical=False)
+        )
+        return self._finish(builder, profile, public_key, reserve)
+
+    # -- the delegated OCSP responder ----------------------------------------------------------
+    def issue_ocsp_responder(
+        self, public_key: PublicKey, *, reserve: Reserve | None = None
+    ) -> IssuedCertificate:
+        """A delegated OCSP responder certificate for this generation (RFC 6960 §4.2.2.2): issued
+        by the CA key it answers for, id-kp-OCSPSigning, id-pkix-ocsp-nocheck (§4.2.2.2.1: the
+        client does not check its revocation, so it carries no CRL DP or OCSP URL), keyUsage
+        digitalSignature only, valid OCSP_RESPONDER_VALIDITY. Unlike a subscriber certificate it
+        is issued after the generation's issuance cut-off too (the generation answers for its
+        certificates until they expire), but never past the CA certificate's notAfter."""
+        profile = profile_named(OCSP_RESPONDER)
+        check_public_key(profile, public_key)
+        ca = self.generation
+        not_before = self.clock.now()
+        if not ca.not_before <= not_before < ca.not_after:
+            raise CAError(
+                Kind.CUTOFF,
+                f"CA generation {ca.number} is not valid at {not_before.isoformat()}: it has no "
+                "OCSP responder to certify",
+            )
+        not_after = min(not_before + profile.validity - ONE_SECOND, ca.not_after)
+        ca_names = [a for a in ca.certificate.subject if a.oid != NameOID.COMMON_NAME]
+        ca_cn = ca.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        cn = f"{ca_cn[0].value if ca_cn else 'CA'} OCSP Responder {ca.number}"[:64]
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([*ca_names, x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(ca.certificate.subject)
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .public_key(public_key)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier(ca.key_identifier, None, None), critical=False
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage(list(profile.eku)), critical=False)
+            .add_extension(x509.OCSPNoCheck(), critical=False)
         )
         return self._finish(builder, profile, public_key, reserve)
 

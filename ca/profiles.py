@@ -16,11 +16,19 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
-from jitsuin.ca.keys import KeyType
+from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
 
 # SEED-R1: exactly 396 days, counted as RFC 5280 counts (notAfter is inclusive, so the last
 # second is notBefore + 396 d - 1 s).
 SUBSCRIBER_VALIDITY = dt.timedelta(days=396)
+# The delegated OCSP responder certificate (RFC 6960 §4.2.2.2): it carries id-pkix-ocsp-nocheck,
+# so it cannot be revoked in practice, and a compromise of its key is "as serious as the
+# compromise of a CA key used to sign CRLs, at least for the validity period of this certificate"
+# (§4.2.2.2.1). Seven days bounds that window as CRL_VALIDITY bounds a CRL's. It is renewed once
+# less than OCSP_RESPONDER_RENEW_BEFORE remains, which exceeds an OCSP response's validity
+# (3 days) with a day to spare: no response outlives the certificate that signed it.
+OCSP_RESPONDER_VALIDITY = dt.timedelta(days=7)
+OCSP_RESPONDER_RENEW_BEFORE = dt.timedelta(days=4)
 # SEED-R15: a CA certificate is valid 10 years (CONFORMANCE C-02: at most 3653 days).
 CA_VALIDITY_YEARS = 10
 
@@ -118,6 +126,7 @@ _PERSONAL_EKU = (
     ExtendedKeyUsageOID.CLIENT_AUTH,
     DOCUMENT_SIGNING,
 )
+OCSP_RESPONDER = "ocsp-responder"
 
 PROFILES: Mapping[str, Profile] = {
     p.name: p
@@ -145,6 +154,17 @@ PROFILES: Mapping[str, Profile] = {
             key_types=_SUBSCRIBER_KEYS,
             validity=SUBSCRIBER_VALIDITY,
             eku=(ExtendedKeyUsageOID.SERVER_AUTH,),
+            personal=False,
+        ),
+        # RFC 6960 §4.2.2.2: id-kp-OCSPSigning, issued by the CA key it answers for. Its CP OID
+        # is reserved; the certificate carries none (TLS BR 7.1.2.8.5: NOT RECOMMENDED).
+        Profile(
+            name=OCSP_RESPONDER,
+            cp_oid_suffix="1.4",
+            groups=(),
+            key_types=CA_KEY_TYPES,  # the responder key has its CA key's type
+            validity=OCSP_RESPONDER_VALIDITY,
+            eku=(ExtendedKeyUsageOID.OCSP_SIGNING,),
             personal=False,
         ),
     )

@@ -1,5 +1,6 @@
 """Revocation status publication: CRLs (RFC 5280 §5) and OCSP responses (RFC 6960), signed by the
-generation that issued the certificates (CONFORMANCE D; S/MIME BR 4.9.7, 4.9.10, 7.2, 7.3)."""
+generation that issued the certificates, or for OCSP by its delegated responder (CONFORMANCE D;
+S/MIME BR 4.9.7, 4.9.10, 7.2, 7.3)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from jitsuin.ca.generations import CAGeneration
+from jitsuin.ca.keys import Signer
+from jitsuin.ca.profiles import OCSP_RESPONDER_RENEW_BEFORE
 from jitsuin.ca.signing import draft_crl, draft_ocsp, sign_draft_crl, sign_draft_ocsp
 
 # SBR 4.9.7: a subscriber CRL is valid at most 10 days and reissued at least every 7 days.
@@ -209,6 +212,20 @@ def find_issuer(generations: Sequence[CAGeneration], cert_id: CertID) -> CAGener
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class DelegatedResponder:
+    """A generation's delegated OCSP responder (RFC 6960 §4.2.2.2): its key, and the certificate
+    the generation's CA key issued to it (id-kp-OCSPSigning, id-pkix-ocsp-nocheck)."""
+
+    certificate: x509.Certificate
+    signer: Signer
+
+    def due(self, now: dt.datetime) -> bool:
+        """Whether the certificate must be renewed: less than OCSP_RESPONDER_RENEW_BEFORE left,
+        so a response it signs (valid OCSP_VALIDITY) never outlives it."""
+        return now >= self.certificate.not_valid_after_utc - OCSP_RESPONDER_RENEW_BEFORE
+
+
 def build_response(
     generation: CAGeneration,
     cert_id: CertID,
@@ -216,8 +233,10 @@ def build_response(
     this_update: dt.datetime,
     revoked_at: dt.datetime | None = None,
     reason: str | None = None,
+    responder: DelegatedResponder | None = None,
 ) -> bytes:
-    """A basic OCSP response signed by the issuing generation's own key (RFC 6960 §4.2.2.2;
+    """A basic OCSP response signed by the issuing generation's own key, or by its delegated
+    ``responder``, whose certificate then goes in the certs field (RFC 6960 §4.2.2.2;
     CONFORMANCE R-06), valid OCSP_VALIDITY (R-07). ``status`` is good, revoked or unknown; a
     serial this CA never issued is never good (R-08). No reasonCode singleExtension (R-08)."""
     cert_status = {
@@ -238,7 +257,11 @@ def build_response(
     )
     if cert_id.nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(cert_id.nonce), critical=False)
-    return sign_draft_ocsp(draft_ocsp(builder, generation.signer), generation.signer)
+    if responder is None:
+        signer, certs = generation.signer, []
+    else:
+        signer, certs = responder.signer, [responder.certificate]
+    return sign_draft_ocsp(draft_ocsp(builder, signer), signer, certs, produced_at=this_update)
 
 
 def unsuccessful(status: str) -> bytes:

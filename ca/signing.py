@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from asn1crypto import crl as asn1_crl
@@ -93,9 +94,17 @@ def draft_ocsp(builder: ocsp.OCSPResponseBuilder, signer: Signer) -> ocsp.OCSPRe
     return builder.sign(draft_key(key_type), key_type.signature_hash)
 
 
-def sign_draft_ocsp(draft: ocsp.OCSPResponse, signer: Signer) -> bytes:
+def sign_draft_ocsp(
+    draft: ocsp.OCSPResponse,
+    signer: Signer,
+    certs: Sequence[x509.Certificate] = (),
+    produced_at: dt.datetime | None = None,
+) -> bytes:
     """The DER OCSPResponse: the draft's ResponseData, with the responder ID set to the real key's
-    hash (RFC 6960 §4.2.2.3, byKey), signed by the real signer (RFC 6960 §4.2.1)."""
+    hash (RFC 6960 §4.2.2.3, byKey), signed by the real signer (RFC 6960 §4.2.1). ``certs`` go in
+    the BasicOCSPResponse's certs field: a delegated responder's certificate, which the client
+    needs to verify the signature (§4.2.2.2). ``produced_at`` replaces the builder's wall-clock
+    producedAt with the caller's clock (a delegated responder's certificate must cover it)."""
     parsed = asn1_ocsp.OCSPResponse.load(draft.public_bytes(serialization.Encoding.DER))
     basic = parsed["response_bytes"]["response"].parsed
     spki = signer.public_key().public_bytes(
@@ -106,6 +115,8 @@ def sign_draft_ocsp(draft: ocsp.OCSPResponse, signer: Signer) -> bytes:
     ).digest()
     tbs = basic["tbs_response_data"].copy()
     tbs["responder_id"] = asn1_ocsp.ResponderId(name="by_key", value=key_hash)
+    if produced_at is not None:
+        tbs["produced_at"] = produced_at.astimezone(dt.UTC)
     tbs_der = tbs.dump(force=True)
     final_basic = asn1_ocsp.BasicOCSPResponse(
         {
@@ -114,6 +125,10 @@ def sign_draft_ocsp(draft: ocsp.OCSPResponse, signer: Signer) -> bytes:
             "signature": signer.sign(tbs_der),
         }
     )
+    if certs:
+        final_basic["certs"] = [
+            asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in certs
+        ]
     final = asn1_ocsp.OCSPResponse(
         {
             "response_status": "successful",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import ipaddress
@@ -36,6 +37,7 @@ from jitsuin.ca.revocation import (
     OCSP_REFRESH_AFTER,
     REASONS,
     BadOCSPRequest,
+    DelegatedResponder,
     Revoked,
     build_crl,
     build_response,
@@ -176,6 +178,9 @@ class Authority:
     _status_cache: OrderedDict[
         tuple[int, int], tuple[dt.datetime, tuple[str, dt.datetime | None, str | None]]
     ] = field(default_factory=OrderedDict)
+    # ``[ocsp] responder = "delegated"``: each generation's responder, by generation number.
+    _responders: dict[int, DelegatedResponder] = field(default_factory=dict)
+    _responder_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _crl_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _refresh_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -221,8 +226,13 @@ class Authority:
     def _issuer(
         config: Config, generation: CAGeneration, clock: Clock, pool: Executor | None
     ) -> Issuer:
-        gate = IssuanceLint(
+        # C-01 asks the CA certificate for digitalSignature only when the CA key signs OCSP.
+        expectations = dataclasses.replace(
             Expectations.from_policy(config.policy(), config.ca.subject),
+            ca_signs_ocsp=config.ocsp.responder == "ca",
+        )
+        gate = IssuanceLint(
+            expectations,
             suppressed=config.ca.lint_suppress,
             issuers=[generation.certificate],
             executor=pool,
@@ -668,6 +678,7 @@ class Authority:
         if generation is None:
             return unsuccessful("unauthorized")  # not a CA this responder serves
         now = self.clock.now()
+        responder = await self.responder(generation)
         status, revoked_at, reason = await self._status(generation.number, cert_id.serial, now)
         key = (generation.number, cert_id.serial, status)
         cached = self._ocsp_cache.get(key) if cert_id.nonce is None else None
@@ -682,6 +693,7 @@ class Authority:
             now,
             revoked_at,
             reason,
+            responder,
         )
         # Lint before sending (issue 8): CONFORMANCE D on the response (R-06...R-09).
         await asyncio.to_thread(
@@ -698,6 +710,116 @@ class Authority:
             while len(self._ocsp_cache) > OCSP_CACHE_SIZE:
                 self._ocsp_cache.popitem(last=False)
         return der
+
+    # -- the delegated OCSP responder (RFC 6960 §4.2.2.2) -----------------------------------------
+    async def responder(self, generation: CAGeneration) -> DelegatedResponder | None:
+        """The generation's delegated OCSP responder, or None when the CA key signs OCSP itself
+        (``[ocsp] responder = "ca"``). Its certificate is renewed with the generation's CA key
+        once it is due (``DelegatedResponder.due``, by this authority's clock), and the cached
+        answers it signed are dropped then, so no response carries a certificate about to end."""
+        if self.config.ocsp.responder != "delegated":
+            return None
+        now = self.clock.now()
+        current = self._responders.get(generation.number)
+        if current is not None and not current.due(now):
+            return current
+        async with self._responder_lock:
+            current = self._responders.get(generation.number)
+            if current is not None and not current.due(now):
+                return current  # renewed while this request waited for the lock
+            signer = await asyncio.to_thread(self._responder_key, generation)
+            certificate = self._stored_responder(generation, signer, now)
+            if certificate is None:
+                certificate = await self._certify_responder(generation, signer)
+            renewed = DelegatedResponder(certificate, signer)
+            self._responders[generation.number] = renewed
+            # The cached answers carry the old certificate: none of them is sent again.
+            for key in [k for k in self._ocsp_cache if k[0] == generation.number]:
+                del self._ocsp_cache[key]
+            return renewed
+
+    def _responder_key(self, generation: CAGeneration) -> Signer:
+        """The generation's responder key, made on first use with the CA key's type, in
+        ``keys/ocsp-N.key.pem`` (PKCS#8, mode 0600, unencrypted: it signs unattended, and its
+        certificate is short-lived). Also with key_store = "pkcs11": a second login to the token
+        beside the CA key's session fails (CKR_USER_ALREADY_LOGGED_IN) with today's signer."""
+        label = f"ocsp-{generation.number}"
+        path = self.config.keys_dir / f"{label}.key.pem"
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), None)
+        except FileNotFoundError:
+            fresh = generate_private_key(generation.signer.key_type)
+            pem = fresh.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            with contextlib.suppress(FileExistsError):  # another process made it: use theirs
+                write_secret(path, pem, exclusive=True)
+            key = serialization.load_pem_private_key(path.read_bytes(), None)
+        except ValueError as exc:
+            raise CAError(Kind.BAD_KEY_FILE, f"{path} is not a PEM private key: {exc}") from exc
+        return SoftwareSigner(key)  # type: ignore[arg-type]
+
+    def _responder_path(self, generation: CAGeneration) -> Path:
+        return self.config.home / "ocsp" / f"responder-{generation.number}.pem"
+
+    def _stored_responder(
+        self, generation: CAGeneration, signer: Signer, now: dt.datetime
+    ) -> x509.Certificate | None:
+        """The certificate this or another server process last made for the responder, if it is
+        still for this key, from this generation, and not due."""
+        try:
+            certificate = x509.load_pem_x509_certificate(
+                self._responder_path(generation).read_bytes()
+            )
+        except (FileNotFoundError, ValueError):
+            return None
+        if (
+            certificate.public_key() != signer.public_key()
+            or _aki(certificate) != generation.key_identifier
+            or DelegatedResponder(certificate, signer).due(now)
+            or now < certificate.not_valid_before_utc
+        ):
+            return None
+        return certificate
+
+    async def _certify_responder(
+        self, generation: CAGeneration, signer: Signer
+    ) -> x509.Certificate:
+        """A new responder certificate from the generation's CA key, accounted for as every
+        signature of it is: a signing intent before the signature, the pre-issuance lint of its
+        profile, and the certificate recorded with its audit entry."""
+        issuer = (
+            self.issuer
+            if generation is self.current
+            else self._issuer(self.config, generation, self.clock, self.lint_pool)
+        )
+        target = f"ocsp/responder/{generation.number}"
+        issued = await asyncio.to_thread(
+            issuer.issue_ocsp_responder,
+            signer.public_key(),
+            reserve=self._reserver("system", target),
+        )
+        await self._record(
+            issued,
+            None,
+            None,
+            "system",
+            target,
+            {
+                "purpose": "delegated OCSP responder",
+                "serial": format(issued.serial, "x"),
+                "generation": issued.generation,
+                "not_after": issued.not_after.isoformat(),
+            },
+        )
+        path = self._responder_path(generation)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(issued.certificate.public_bytes(serialization.Encoding.PEM))
+        os.replace(tmp, path)
+        return issued.certificate
 
     async def _status(
         self, generation: int, serial: int, now: dt.datetime

@@ -100,7 +100,12 @@ def _rules(selected: list[str] | None) -> list[Rule] | None:
 
 def _context(args: argparse.Namespace, config: Config | None) -> LintContext:
     expectations = (
-        Expectations.from_policy(config.policy(), config.ca.subject) if config is not None else None
+        dataclasses.replace(
+            Expectations.from_policy(config.policy(), config.ca.subject),
+            ca_signs_ocsp=config.ocsp.responder == "ca",  # C-01: digitalSignature only then
+        )
+        if config is not None
+        else None
     )
     context = LintContext(
         expectations=expectations,

@@ -109,6 +109,15 @@ class CAConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OCSPConfig:
+    """Who signs OCSP responses (RFC 6960 §4.2.2.2): "ca", each generation's own CA key, or
+    "delegated", a responder key per generation with a short-lived certificate from that CA key
+    (id-kp-OCSPSigning, id-pkix-ocsp-nocheck), renewed by the server before it expires."""
+
+    responder: str = "ca"
+
+
+@dataclass(frozen=True, slots=True)
 class RAConfig:
     secret_file: Path | None = None  # 32+ random bytes: keyed hashes and sealing (0600)
     two_person_rule: bool = True  # who entered or reviewed an application cannot approve it
@@ -214,6 +223,7 @@ class Config:
     est: ESTConfig = ESTConfig()
     acme: AcmeConfig = AcmeConfig()
     http: HTTPConfig = HTTPConfig()
+    ocsp: OCSPConfig = OCSPConfig()
 
     def test_mode_warning(self) -> str | None:
         """What ``serve`` and /health say when [acme.test] knobs are on (allowed by
@@ -535,6 +545,11 @@ def load(path: Path | None, home: Path) -> Config:
     est.finish()
     acme_config = _acme(top.get("acme", dict, {}), public_https, errors)
     http_config = _http(top.get("http", dict, {}), errors)
+    ocsp_table = _Reader(top.get("ocsp", dict, {}), "ocsp", errors)
+    responder = ocsp_table.get("responder", str, "ca")
+    if responder not in ("ca", "delegated"):
+        errors.append(f"ocsp.responder: use 'ca' or 'delegated', not {responder!r}")
+    ocsp_table.finish()
     top.finish()
     if errors:
         raise ConfigError(errors)
@@ -574,6 +589,7 @@ def load(path: Path | None, home: Path) -> Config:
         est=ESTConfig(reenroll_approval=frozenset(p for p in approval if isinstance(p, str))),
         acme=acme_config,
         http=http_config,
+        ocsp=OCSPConfig(responder=responder),
     )
 
 
@@ -834,6 +850,13 @@ cutoff_margin_days = 30
 # lint_processes = 1   # lint drafts in that many processes of their own (an issuance's CPU
 #                      # on more cores: on two cores bench/run.py issued 1.2-1.9 times faster,
 #                      # for about 85 MB more memory per process)
+
+[ocsp]
+# Who signs OCSP responses: "ca" (each CA generation's own key) or "delegated" (a responder key
+# per generation in keys/ocsp-N.key.pem, mode 0600, with a 7-day certificate carrying
+# id-kp-OCSPSigning and id-pkix-ocsp-nocheck, renewed by the server every 3 days with the CA
+# key; RFC 6960 §4.2.2.2).
+responder = "ca"
 
 [ra]
 secret_file = "secrets/ra.key"    # keyed hashes of PINs and access codes; keep it with the CA key

@@ -28,6 +28,9 @@ from jitsuin.conformance.signature import STRONG, describe, verifies
 E = Severity.ERROR
 Found = Iterator[Violation | Note]
 OCSP_NOCHECK = ObjectIdentifier("1.3.6.1.5.5.7.48.1.5")  # RFC 6960 §4.2.2.2.1
+# SBR 4.9.10 / 4.9.7: no OCSP response nor subscriber CRL is valid longer; a nocheck responder
+# certificate valid longer outlasts what any one status object may claim (R-06, a warning).
+RESPONDER_VALIDITY_WARNING = dt.timedelta(days=10)
 CRL_REASON = x509.oid.CRLEntryExtensionOID.CRL_REASON
 
 
@@ -319,8 +322,12 @@ def _ocsp_signed_by(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool
     "OCSP responder",
     """The response is signed by the key of the CA that issued the certificate, or by a delegated
     responder certificate that the CA's key issued with the id-kp-OCSPSigning purpose and
-    id-pkix-ocsp-nocheck; the responderID names the signer.""",
-    citation="RFC 6960 §4.2.2.2, §4.2.2.2.1; SBR 4.9.9",
+    id-pkix-ocsp-nocheck, valid when the response was produced; the responderID names the
+    signer. Both arrangements pass. A delegated responder certificate valid longer than 10 days
+    is a warning: with nocheck it cannot be revoked, so a stolen responder key vouches for
+    revoked certificates until it expires, longer than the S/MIME BR let any one CRL or OCSP
+    response stay valid.""",
+    citation="RFC 6960 §4.2.2.2, §4.2.2.2.1; SBR 4.9.9, 4.9.10",
     source=Source.RFC6960,
     severity=E,
     kinds=scope.OCSP_RESPONSES,
@@ -361,6 +368,21 @@ def r06(doc: OCSPDoc) -> Found:
         )
     if not draft and not _ocsp_signed_by(response, responder):
         yield Violation("the signature does not verify with the responder certificate's key")
+    produced = response.produced_at_utc
+    if not responder.not_valid_before_utc <= produced <= responder.not_valid_after_utc:
+        yield Violation(
+            f"the response was produced at {produced.isoformat()}, outside the delegated "
+            f"responder certificate's validity ({responder.not_valid_before_utc.isoformat()} to "
+            f"{responder.not_valid_after_utc.isoformat()})"
+        )
+    span = responder.not_valid_after_utc - responder.not_valid_before_utc + scope.ONE_SECOND
+    if span > RESPONDER_VALIDITY_WARNING:
+        yield Violation(
+            f"the delegated responder certificate is valid {scope.days(span)}, more than "
+            f"{scope.days(RESPONDER_VALIDITY_WARNING)}: with id-pkix-ocsp-nocheck it cannot be "
+            "revoked, so a compromise of its key lasts that long (RFC 6960 §4.2.2.2.1)",
+            Severity.WARNING,
+        )
     if issuer is None:
         yield Note(
             "the issuing CA certificate is not among the files: the responder's issuer is "

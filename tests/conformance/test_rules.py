@@ -6,18 +6,24 @@ when a rule is missing either.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from jitsuin.ca.keys import KeyType
+from jitsuin.ca.keys import KeyType, SoftwareSigner
+from jitsuin.ca.revocation import DelegatedResponder, build_response, parse_request
+from jitsuin.conformance.documents import LintContext
 from jitsuin.conformance.findings import Outcome, Severity, Status
 from jitsuin.conformance.registry import REGISTRY, DocKind
 
@@ -1052,45 +1058,96 @@ def ocsp_signed_by_another_key(f):
     return f.judge("R-06", response, extra=[ca.cert])
 
 
-@case("R-06")
-def delegated_responder_without_nocheck(f):
+def _delegated(f, *, eku=True, nocheck=True, days=7, starts=-DAY):
+    """An OCSP response about a leaf of ``f.ca()`` from a delegated responder whose certificate
+    that CA issued, valid ``days`` from ``starts`` after the response's producedAt."""
     ca = f.ca()
     key = f.key(KeyType.ECDSA_P256, 60)
-    responder = f.sign(
+    produced = _when(f)
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "OCSP responder")]))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(_when(f) - DAY)
-        .not_valid_after(_when(f) + dt.timedelta(days=30))
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False)
-        .add_extension(x509.AuthorityKeyIdentifier(ca.ski, None, None), False),
-        ca.key,
+        .not_valid_before(produced + starts)
+        .not_valid_after(produced + starts + dt.timedelta(days=days) - dt.timedelta(seconds=1))
+        .add_extension(x509.AuthorityKeyIdentifier(ca.ski, None, None), False)
     )
-    response = f.ocsp(ca, f.leaf(), this_update=_when(f), responder=(responder, key))
-    return f.judge("R-06", response, extra=[ca.cert])
+    if eku:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False
+        )
+    if nocheck:
+        builder = builder.add_extension(x509.OCSPNoCheck(), False)
+    responder = f.sign(builder, ca.key)
+    response = f.ocsp(ca, f.leaf(), this_update=produced, responder=(responder, key))
+    # the builder stamps producedAt with the wall clock: set it to the case's time and re-sign
+    parsed = asn1_ocsp.OCSPResponse.load(response.public_bytes(f_der()))
+    basic = parsed["response_bytes"]["response"].parsed
+    tbs = basic["tbs_response_data"].copy()
+    tbs["produced_at"] = produced
+    basic["tbs_response_data"] = tbs
+    basic["signature"] = key.sign(tbs.dump(force=True), ec.ECDSA(hashes.SHA256()))
+    parsed["response_bytes"]["response"] = asn1_ocsp.BasicOCSPResponse.load(basic.dump(force=True))
+    return f.judge("R-06", parsed.dump(force=True), extra=[ca.cert])
+
+
+@case("R-06")
+def delegated_responder_without_nocheck(f):
+    return _delegated(f, nocheck=False)
+
+
+@case("R-06")
+def delegated_responder_without_ocsp_signing(f):
+    return _delegated(f, eku=False)
+
+
+@case("R-06")
+def delegated_responder_expired_when_the_response_was_produced(f):
+    return _delegated(f, starts=-dt.timedelta(days=8))
+
+
+@case("R-06", severity=Severity.WARNING)
+def delegated_responder_valid_90_days(f):
+    return _delegated(f, days=90)
 
 
 @case("R-06", "pass")
 def delegated_responder_with_nocheck(f):
+    return _delegated(f)
+
+
+@case("R-06", "pass")
+def delegated_responder_of_jitsuin(f):
+    """jitsuin's own delegated arrangement ([ocsp] responder = "delegated"): the responder
+    certificate from Issuer.issue_ocsp_responder, the response from build_response."""
     ca = f.ca()
-    key = f.key(KeyType.ECDSA_P256, 60)
-    responder = f.sign(
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "OCSP responder")]))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_when(f) - DAY)
-        .not_valid_after(_when(f) + dt.timedelta(days=30))
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False)
-        .add_extension(x509.OCSPNoCheck(), False)
-        .add_extension(x509.AuthorityKeyIdentifier(ca.ski, None, None), False),
-        ca.key,
+    at = _when(f)
+    key = f.key(ca.generation.signer.key_type, 61)
+    issued = f.issuer(ca, at).issue_ocsp_responder(key.public_key())
+    responder = DelegatedResponder(issued.certificate, SoftwareSigner(key))
+    leaf = f.leaf()
+    cert_id = parse_request(
+        ocsp.OCSPRequestBuilder()
+        .add_certificate(leaf, ca.cert, hashes.SHA256())
+        .build()
+        .public_bytes(f_der())
     )
-    response = f.ocsp(ca, f.leaf(), this_update=_when(f), responder=(responder, key))
-    return f.judge("R-06", response, extra=[ca.cert])
+    der = build_response(ca.generation, cert_id, "good", at, responder=responder)
+    return f.judge("R-06", der, extra=[ca.cert])
+
+
+@case("C-01", "pass")
+def root_without_digital_signature_and_a_delegated_responder(f):
+    ca = f.ca()
+    ku = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+    expectations = dataclasses.replace(f.expectations, ca_signs_ocsp=False)
+    return f.judge(
+        "C-01",
+        f.variant(ca.cert, ca.key, replace={x509.KeyUsage: (ku, True)}),
+        context=LintContext(expectations=expectations),
+    )
 
 
 @case("R-07")
