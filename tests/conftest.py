@@ -411,11 +411,24 @@ class LiveServer:
         return app, cert, cert_pem, key_pem
 
     def ca_certificates(self) -> list[x509.Certificate]:
-        index = json.loads(self.fetch("/ca/index.json")[2])
+        """The published generations, from the plain-HTTP listener (as relying parties get them:
+        no trust anchor needed, so it works across rollovers)."""
+
+        def get(path: str) -> bytes:
+            with urllib.request.urlopen(self.http + path, timeout=30) as reply:
+                return reply.read()
+
+        index = json.loads(get("/ca/index.json"))
         return [
-            x509.load_der_x509_certificate(self.fetch(f"/ca/{g['number']}.crt")[2])
+            x509.load_der_x509_certificate(get(f"/ca/{g['number']}.crt"))
             for g in index["generations"]
         ]
+
+    def trust_current_ca(self) -> None:
+        """Fetch ``ca.pem`` again, as a client does after a rollover: the HTTPS listener's chain
+        reaches back one generation only (NewWithOld)."""
+        with urllib.request.urlopen(f"{self.http}/ca.pem", timeout=30) as reply:
+            self.ca_pem.write_bytes(reply.read())
 
 
 def write_config(

@@ -336,13 +336,20 @@ def test_before_the_ca_exists(issuer_at, clock, good_csr, sample_subject, ca_gen
     [
         pytest.param(
             "nope",
-            "unknown profile 'nope'; known: general, document-manager, tls-server",
+            "unknown profile 'nope'; known: general, document-manager, tls-server, ocsp-responder",
             id="nope",
         ),
         pytest.param(
-            "", "unknown profile ''; known: general, document-manager, tls-server", id="empty"
+            "",
+            "unknown profile ''; known: general, document-manager, tls-server, ocsp-responder",
+            id="empty",
         ),
         pytest.param("tls-server", "profile tls-server is not a personal profile", id="tls-server"),
+        pytest.param(
+            "ocsp-responder",
+            "profile ocsp-responder is not a personal profile",
+            id="ocsp-responder",
+        ),
     ],
 )
 def test_unknown_profile(name, message, issuer, good_csr, sample_subject):

@@ -337,6 +337,7 @@ def test_serve_issues_rolls_over_and_answers_with_the_token_key(own_token, tmp_p
             time.sleep(0.1)
         generations = server.ca_certificates()
         assert len(generations) == 4
+        server.trust_current_ca()
         _, last, _, _ = server.enrolled(tmp_path / "last")
         last.verify_directly_issued_by(generations[-1])
         assert _ocsp_and_crl(last, generations[-1]).certificate_status == (ocsp.OCSPCertStatus.GOOD)
