@@ -120,7 +120,7 @@ def test_any_bytes_are_an_ocsp_cert_id_or_malformed(data: bytes) -> None:
 
 
 def test_an_unknown_hash_algorithm_is_malformed_not_a_crash() -> None:
-    """The hashAlgorithm OID of the CertID replaced by one no library knows (issue 14)."""
+    """The hashAlgorithm OID of the CertID replaced by one no library knows."""
     der = OCSP_REQUESTS[1]
     sha256 = bytes.fromhex("0609608648016503040201")  # OID 2.16.840.1.101.3.4.2.1
     assert sha256 in der

@@ -98,7 +98,7 @@ def test_the_gate_passes_what_jitsuin_issues(gated, profile, key_type):
     ids=["dns", "ip", "both"],
 )
 def test_the_gate_passes_tls_server_certificates_with_an_empty_subject(factory, gated, dns, ips):
-    """Issue 18 item 12: no CN (a CN holding an IP address broke certbot); the names are in a
+    """no CN (a CN holding an IP address broke certbot); the names are in a
     critical subjectAltName, as RFC 5280 §4.2.1.6 requires for an empty subject. The gate (pkilint
     X-13) refuses the same certificate with the subjectAltName not critical."""
     issuer, signer = gated

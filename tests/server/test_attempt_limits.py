@@ -1,9 +1,9 @@
-"""The attempt limits of the applicant's credentials under concurrent abuse (issue 14): a burst of
-200 wrong tries of an access code, a download PIN and an ACME EAB MAC, sent at once from 200
-source addresses against a live ``jitsuin serve`` (SQLite) and ``jitsuin serve --workers 4``
-(PostgreSQL), gets at most ``max_attempts`` compared, and the right credential is refused after
-the lock. The same burst from one address gets one try compared: that address then waits (429
-with Retry-After in each protocol's own format).
+"""The attempt limits of the applicant's credentials under concurrent abuse
+(docs/threat-model.md): a burst of 200 wrong tries of an access code, a download PIN and an ACME
+EAB MAC, sent at once from 200 source addresses against a live ``jitsuin serve`` (SQLite) and
+``jitsuin serve --workers 4`` (PostgreSQL), gets at most ``max_attempts`` compared, and the right
+credential is refused after the lock. The same burst from one address gets one try compared:
+that address then waits (429 with Retry-After in each protocol's own format).
 
 How many tries were compared is read from the audit log: each compared wrong try appends one
 entry (``online_input.wrong_code``, ``redeem.wrong_pin``, ``redeem.wrong_eab``) in the

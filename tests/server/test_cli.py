@@ -631,7 +631,7 @@ def test_verify_at_a_time_after_expiry(ca_home, files, tmp_path, capsys):
 
 
 def test_verify_purposes_and_a_revoked_certificate(ca_home, files, tmp_path, capsys):
-    """Issue 18 item 11: --purpose checks the extKeyUsage after the path; a revoked certificate
+    """--purpose checks the extKeyUsage after the path; a revoked certificate
     is reported as revoked, with the date and the reason, whatever the purpose."""
     out_file = tmp_path / "cert.pem"
     assert (

@@ -119,7 +119,7 @@ def _cases(tmp: Path, home: Path) -> list[dict]:
                     "token": True,
                 }
             )
-    # The four of issue 18, item 7, by name.
+    # The four cases a newcomer hit first, by name.
     enroll = ["--home", str(home), "est", "enroll", "--url", NOWHERE, "--user", "X"]
     pin = {"JITSUIN_EST_PASSWORD": "12345678"}
     cases += [

@@ -1,4 +1,4 @@
-"""Hostile input to a running `jitsuin serve` over plain HTTP (issue 14, item 1): an OCSP request
+"""Hostile input to a running `jitsuin serve` over plain HTTP: an OCSP request
 for a hash algorithm nobody knows is an unsigned malformedRequest (RFC 6960 §2.3, §4.2.1), a
 generation number of 5,000 digits is a 404, and bytes that are not HTTP are logged as one line,
 never as a traceback."""

@@ -1,4 +1,4 @@
-"""``[ocsp] responder = "delegated"`` (issue 19): a responder key per CA generation with a
+"""``[ocsp] responder = "delegated"``: a responder key per CA generation with a
 short-lived certificate from that generation's CA key (RFC 6960 §4.2.2.2: id-kp-OCSPSigning,
 id-pkix-ocsp-nocheck), carried in every response, issued through a signing intent and the
 pre-issuance lint, and renewed by the server before it expires (clock travel with FixedClock).

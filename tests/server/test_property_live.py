@@ -373,7 +373,7 @@ def test_acme_any_body_without_an_account(
     problem(reply, acme=True)
 
 
-# Issue 14: alg as a list or an object; a jwk whose kty is a list.
+# Regressions: alg as a list or an object; a jwk whose kty is a list.
 @example(
     path="/acme/new-account", header={"alg": ["ES256"]}, real={"nonce", "url", "jwk"}, payload=b"{}"
 )
@@ -435,7 +435,7 @@ IDENTIFIERS = st.lists(
 )
 
 
-# Issue 14: a correctly signed payload that is not JSON; a date at the calendar's edge.
+# Regressions: a correctly signed payload that is not JSON; a date at the calendar's edge.
 @example(route=("/acme/new-account", b"\xff not JSON"), extra={})
 @example(route=("/acme/revoke-cert", b"not JSON"), extra={})
 @example(
@@ -616,7 +616,7 @@ def _ra_path(template: str, target: Target, which: str) -> str:
     return template.format(id=urllib.parse.quote(ident, safe=""), name="zed-nobody")
 
 
-# Issue 14: a review whose dates are 0001-01-01; JSON nested 1,000 deep; a 4,301-digit number.
+# Regressions: a review whose dates are 0001-01-01; JSON nested 1,000 deep; a 4,301-digit number.
 @example(
     route=(
         "/ra/applications/{id}/review",
@@ -686,7 +686,7 @@ RA_GET = [
 ]
 
 
-# Issue 14: a number in Unicode digits; a token of bytes that are not UTF-8.
+# Regressions: a number in Unicode digits; a token of bytes that are not UTF-8.
 @example(
     template="/ra/applications",
     which="real",

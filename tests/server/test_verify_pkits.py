@@ -1,5 +1,5 @@
 """NIST PKITS §4.5 (self-issued certificates: key rollover) through `jitsuin verify`, with the
-CRLs given by --crl beside --ca (issue 18 item 11). The vectors ship in the cryptography-vectors
+CRLs given by --crl beside --ca. The vectors ship in the cryptography-vectors
 package."""
 
 from __future__ import annotations

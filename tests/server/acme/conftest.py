@@ -237,7 +237,7 @@ def test_mode_server(
         "\n[acme.test]\nreject_nonce_share = 0.5\nvalidation_always_succeeds = true\n"
         "validation_delay_seconds = 1.5\n"
     )
-    # Test-mode knobs are refused unless the environment allows them (issue 14).
+    # Test-mode knobs are refused unless the environment allows them (docs/threat-model.md).
     allow = {"JITSUIN_ALLOW_TEST_MODE": "1"}
     yield from _server(live_jitsuin, tmp_path_factory, "acme-test-mode", extra, allow)
 

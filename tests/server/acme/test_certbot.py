@@ -33,10 +33,9 @@ def certbot(server, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
 
 
-def test_certbot_obtains_renews_and_revokes(server, tmp_path):
-    kid, mac = server.eab_key(["certbot.jitsuin.test"], certificateLifetimeDays=30)
-    name = "www.certbot.jitsuin.test"
-    standalone = [
+def _standalone(server) -> list[str]:
+    """certbot answers http-01 itself, on the port the server's VA asks."""
+    return [
         "--standalone",
         "--preferred-challenges",
         "http-01",
@@ -45,6 +44,12 @@ def test_certbot_obtains_renews_and_revokes(server, tmp_path):
         "--http-01-address",
         "127.0.0.1",
     ]
+
+
+def test_certbot_obtains_renews_and_revokes(server, tmp_path):
+    kid, mac = server.eab_key(["certbot.jitsuin.test"], certificateLifetimeDays=30)
+    name = "www.certbot.jitsuin.test"
+    standalone = _standalone(server)
     obtained = certbot(
         server,
         tmp_path,
@@ -112,19 +117,11 @@ def test_certbot_obtains_renews_and_revokes(server, tmp_path):
 
 
 def test_certbot_obtains_and_renews_an_ip_address_certificate(server, tmp_path):
-    """Issue 18 item 12: certbot reads a subject CN as a DNS name, so a CN holding an IP address
+    """certbot reads a subject CN as a DNS name, so a CN holding an IP address
     made it refuse the certificate after issuance and fail to parse its renewal configuration.
     The certificate now has an empty subject and a critical subjectAltName (RFC 5280 §4.2.1.6)."""
     kid, mac = server.eab_key(["127.0.0.0/8"], certificateLifetimeDays=30)
-    standalone = [
-        "--standalone",
-        "--preferred-challenges",
-        "http-01",
-        "--http-01-port",
-        str(server.http01_port),
-        "--http-01-address",
-        "127.0.0.1",
-    ]
+    standalone = _standalone(server)
     obtained = certbot(
         server,
         tmp_path,

@@ -1,4 +1,4 @@
-"""Hostile JWS to a running server (issue 14, item 1): JSON nested 1,000 deep or with a 5,000-digit
+"""Hostile JWS to a running server: JSON nested 1,000 deep or with a 5,000-digit
 integer in the body, the protected header or the payload, an ``alg`` that is a list or an object,
 a ``jwk`` whose ``kty`` is a list, and correctly signed requests whose payload is not JSON. Each is
 an RFC 8555 problem (``malformed``, or ``badSignatureAlgorithm`` for ``alg``, §6.2), never a 500."""

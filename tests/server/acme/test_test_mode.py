@@ -104,7 +104,7 @@ def test_rollover_offers_alternate_chains(client, helpers, test_mode_server):
     assert start < dt.datetime.now(dt.UTC)
 
 
-# -- test mode is explicit and loud (issue 14) -----------------------------------------------------
+# -- test mode is explicit and loud (docs/threat-model.md) ---------------------------------------
 def _jitsuin(cli: str, home, *args: str, allow: bool) -> subprocess.CompletedProcess[str]:
     """The console script on ``home``, with or without JITSUIN_ALLOW_TEST_MODE=1."""
     env = {k: v for k, v in os.environ.items() if k != "JITSUIN_ALLOW_TEST_MODE"}

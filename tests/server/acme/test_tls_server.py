@@ -626,7 +626,7 @@ def test_a_finalized_order_settles_the_signing_intent_recorded_before_the_signat
 
 
 def test_must_staple_csr_is_refused_with_bad_csr(acct, helpers):
-    """Issue 18 item 13: a CSR asking for OCSP must-staple (the RFC 7633 TLS Feature extension)
+    """a CSR asking for OCSP must-staple (the RFC 7633 TLS Feature extension)
     was issued without it and without a word; it is now refused with badCSR naming the reason,
     and the order stays ready for a CSR without it."""
     name = "staple.jitsuin.test"

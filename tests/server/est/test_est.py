@@ -437,7 +437,7 @@ def test_reenroll_with_the_same_key_is_refused(server, tmp_path: Path) -> None:
 
 def test_reenroll_under_another_profiles_label_is_400(server, tmp_path: Path) -> None:
     """A general certificate renewed under the document-manager label is refused, as
-    simpleenroll refuses a label that is not the application's (issue 14); nothing is queued."""
+    simpleenroll refuses a label that is not the application's; nothing is queued."""
     _, cert_pem, key_pem = _enrolled(server, tmp_path)
     tls = ("--cert", str(cert_pem), "--key", str(key_pem))
     status, headers, text = post(
@@ -547,7 +547,7 @@ def _last_seq(server) -> int:
 
 
 def test_strangers_refusals_are_counted_and_logged_not_audited(server) -> None:
-    """Issue 14: 500 enrollments with unknown enrollment IDs add no audit entry and a line or
+    """500 enrollments with unknown enrollment IDs add no audit entry and a line or
     two to the log (one per kind per minute, with the count left out); /health counts them."""
     seq = _last_seq(server)
     log = server.home / "server.log"

@@ -1,5 +1,5 @@
 """Hostile input to the RA API, the applicant API and /ra/acme/eab-keys over loopback: each of the
-faults found by fuzzing (issue 14, item 1) is a 400 or 422 problem document, never a 500."""
+faults found by fuzzing is a 400 or 422 problem document, never a 500."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The two-person rule holds between persons, not operator names (issue 14): an admin who enters
-or reviews an application and then sets another operator's credential (a new API token, a bound
-TLS client certificate) cannot approve it as that operator, nor the other way round.
+"""The two-person rule holds between persons, not operator names (docs/threat-model.md): an
+admin who enters or reviews an application and then sets another operator's credential (a new
+API token, a bound TLS client certificate) cannot approve it as that operator, nor the other way
+round.
 
 The persons behind an action are the operator and whoever else may know the credential it was
 made with (Operator.token_set_by / certificate_bound_by). In-process server over loopback HTTP
