@@ -10,7 +10,7 @@ import pytest
 
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.protocol.acme.problems import ErrorType
-from jitsuin.server.acme.service import from_ca
+from jitsuin.server.acme.errors import from_ca
 from jitsuin.server.est.handlers import _from_ca as est_from_ca
 from jitsuin.server.ra.handlers import ca_problem
 
