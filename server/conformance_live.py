@@ -30,6 +30,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from jitsuin.ca.keys import KeyType, PrivateKey, generate_private_key
 from jitsuin.conformance import jws
 from jitsuin.conformance.documents import LintContext
+from jitsuin.conformance.exchanges import AcmeExchange
 from jitsuin.conformance.live import Exchange, ServerDoc, acme_server, est_server
 from jitsuin.conformance.rules.est import certs_only
 
@@ -527,7 +528,7 @@ class ACMEClient:
         if self.nonce:
             nonce, self.nonce = self.nonce, None
             return nonce
-        e = await self.probe.call("nonce-refill", "HEAD", self.directory["newNonce"])
+        e = await self.probe.call(AcmeExchange.NONCE_REFILL, "HEAD", self.directory["newNonce"])
         return e.header("Replay-Nonce") or ""
 
     def _remember(self, e: Exchange) -> None:
@@ -535,7 +536,7 @@ class ACMEClient:
 
     async def post(
         self,
-        name: str,
+        name: AcmeExchange,
         url: str,
         payload: Any,
         *,
@@ -596,13 +597,13 @@ async def run_acme(
     got = Obtained()
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         probe = Prober(session, tls_context(options.ca_bundle))
-        e = doc.add(await probe.call("directory", "GET", options.directory_url))
+        e = doc.add(await probe.call(AcmeExchange.DIRECTORY, "GET", options.directory_url))
         directory = e.json() if e.status == 200 else None
         if not isinstance(directory, dict) or "newNonce" not in directory:
             got.notes.append("no usable directory: nothing else probed")
             return doc, got
-        doc.add(await probe.call("nonce-head", "HEAD", directory["newNonce"]))
-        doc.add(await probe.call("nonce-get", "GET", directory["newNonce"]))
+        doc.add(await probe.call(AcmeExchange.NONCE_HEAD, "HEAD", directory["newNonce"]))
+        doc.add(await probe.call(AcmeExchange.NONCE_GET, "GET", directory["newNonce"]))
         client = ACMEClient(probe, doc, directory)
         new_account = directory.get("newAccount", "")
         account_payload: dict[str, Any] = {"termsOfServiceAgreed": True}
@@ -613,7 +614,7 @@ async def run_acme(
 
         # JWS refusals, all against newAccount before the account exists (RFC 8555 §6.2-6.5).
         await client.post(
-            "bad-content-type",
+            AcmeExchange.BAD_CONTENT_TYPE,
             new_account,
             account_payload,
             headers={"Content-Type": "application/json"},
@@ -621,42 +622,50 @@ async def run_acme(
         stale = jws.b64url(secrets.token_bytes(16))
         doc.facts["bad_nonce_sent"] = stale
         await client.post(
-            "bad-nonce",
+            AcmeExchange.BAD_NONCE,
             new_account,
             account_payload,
             protected={"nonce": stale},
             retry_bad_nonce=False,
         )
-        await client.post("jws-general", new_account, account_payload, shape=_general)
+        await client.post(AcmeExchange.JWS_GENERAL, new_account, account_payload, shape=_general)
         await client.post(
-            "jws-unprotected-header", new_account, account_payload, shape=_with_unprotected
+            AcmeExchange.JWS_UNPROTECTED_HEADER,
+            new_account,
+            account_payload,
+            shape=_with_unprotected,
         )
         await client.post(
-            "jws-jwk-and-kid", new_account, account_payload, protected={"kid": f"{new_account}/1"}
+            AcmeExchange.JWS_JWK_AND_KID,
+            new_account,
+            account_payload,
+            protected={"kid": f"{new_account}/1"},
         )
-        await client.post("jws-alg-none", new_account, account_payload, alg="none")
-        await client.post("jws-alg-hs256", new_account, account_payload, alg="HS256")
+        await client.post(AcmeExchange.JWS_ALG_NONE, new_account, account_payload, alg="none")
+        await client.post(AcmeExchange.JWS_ALG_HS256, new_account, account_payload, alg="HS256")
         await client.post(
-            "url-mismatch",
+            AcmeExchange.URL_MISMATCH,
             new_account,
             account_payload,
             protected={"url": directory.get("newOrder", new_account + "/other")},
         )
 
-        created = await client.post("new-account", new_account, account_payload, use_jwk=True)
+        created = await client.post(
+            AcmeExchange.NEW_ACCOUNT, new_account, account_payload, use_jwk=True
+        )
         if created.status not in (200, 201) or not created.header("Location"):
             got.notes.append(f"no account: {created.status} {created.text[:200]}")
             return doc, got
         client.account = created.header("Location")
         await client.post(
-            "existing-account", new_account, {"onlyReturnExisting": True}, use_jwk=True
+            AcmeExchange.EXISTING_ACCOUNT, new_account, {"onlyReturnExisting": True}, use_jwk=True
         )
         await _order_and_issue(client, options, doc, got)
     return doc, got
 
 
 async def _poll(
-    client: ACMEClient, name: str, url: str, done: tuple[str, ...], seconds: float
+    client: ACMEClient, name: AcmeExchange, url: str, done: tuple[str, ...], seconds: float
 ) -> Exchange:
     deadline = time.monotonic() + seconds
     while True:
@@ -698,7 +707,9 @@ async def _order_and_issue(
 ) -> None:
     directory = client.directory
     identifiers = [{"type": options.identifier_type, "value": options.identifier}]
-    order = await client.post("new-order", directory["newOrder"], {"identifiers": identifiers})
+    order = await client.post(
+        AcmeExchange.NEW_ORDER, directory["newOrder"], {"identifiers": identifiers}
+    )
     order_url = order.header("Location")
     body = order.json()
     if order.status != 201 or not order_url or not isinstance(body, dict):
@@ -707,10 +718,10 @@ async def _order_and_issue(
     key = generate_private_key(KeyType.ECDSA_P256)
     csr = _acme_csr(key, options.identifier_type, [options.identifier])
     if body.get("status") == "pending":
-        await client.post("finalize-not-ready", body["finalize"], {"csr": csr})
-    doc.add(await client.probe.call("get-order", "GET", order_url))
+        await client.post(AcmeExchange.FINALIZE_NOT_READY, body["finalize"], {"csr": csr})
+    doc.add(await client.probe.call(AcmeExchange.GET_ORDER, "GET", order_url))
     for authz_url in body.get("authorizations", []):
-        authz = await client.post("authz", authz_url, None)
+        authz = await client.post(AcmeExchange.AUTHZ, authz_url, None)
         authz_body = authz.json() if isinstance(authz.json(), dict) else {}
         if authz_body.get("status") == "valid":  # pre-authorized (e.g. an RA-vetted identifier)
             continue
@@ -723,17 +734,21 @@ async def _order_and_issue(
             got.notes.append(f"authorization {authz_url} offers no challenge")
             return
         doc.facts["authz_url"] = authz_url
-        await client.post("challenge", chosen["url"], {})
-        await _poll(client, "authz-poll", authz_url, ("valid",), options.poll_seconds)
-    ready = await _poll(client, "order-ready", order_url, ("ready", "valid"), options.poll_seconds)
+        await client.post(AcmeExchange.CHALLENGE, chosen["url"], {})
+        await _poll(client, AcmeExchange.AUTHZ_POLL, authz_url, ("valid",), options.poll_seconds)
+    ready = await _poll(
+        client, AcmeExchange.ORDER_READY, order_url, ("ready", "valid"), options.poll_seconds
+    )
     if (ready.json() or {}).get("status") != "ready":
         got.notes.append(f"the order did not become ready: {ready.text[:200]}")
         return
     other_key = generate_private_key(KeyType.ECDSA_P256)
     other = _acme_csr(other_key, options.identifier_type, [_OTHER[options.identifier_type]])
-    await client.post("finalize-bad-csr", body["finalize"], {"csr": other})
-    await client.post("finalize", body["finalize"], {"csr": csr})
-    final = await _poll(client, "order-poll", order_url, ("valid",), options.poll_seconds)
+    await client.post(AcmeExchange.FINALIZE_BAD_CSR, body["finalize"], {"csr": other})
+    await client.post(AcmeExchange.FINALIZE, body["finalize"], {"csr": csr})
+    final = await _poll(
+        client, AcmeExchange.ORDER_POLL, order_url, ("valid",), options.poll_seconds
+    )
     certificate_url = (
         (final.json() or {}).get("certificate") if isinstance(final.json(), dict) else None
     )
@@ -741,7 +756,7 @@ async def _order_and_issue(
         got.notes.append(f"the order did not become valid: {final.text[:200]}")
         return
     cert = await client.post(
-        "certificate",
+        AcmeExchange.CERTIFICATE,
         certificate_url,
         None,
         headers={**JOSE, "Accept": "application/pem-certificate-chain"},
@@ -755,6 +770,8 @@ async def _order_and_issue(
     leaf = jws.b64url(chain[0].public_bytes(serialization.Encoding.DER))
     revoke = directory.get("revokeCert")
     if revoke:
-        await client.post("revoke-bad-reason", revoke, {"certificate": leaf, "reason": 7})
-        await client.post("revoke", revoke, {"certificate": leaf, "reason": 4})
-        await client.post("revoke-again", revoke, {"certificate": leaf, "reason": 4})
+        await client.post(
+            AcmeExchange.REVOKE_BAD_REASON, revoke, {"certificate": leaf, "reason": 7}
+        )
+        await client.post(AcmeExchange.REVOKE, revoke, {"certificate": leaf, "reason": 4})
+        await client.post(AcmeExchange.REVOKE_AGAIN, revoke, {"certificate": leaf, "reason": 4})
