@@ -19,9 +19,11 @@ from jitsuin.protocol.jose import b64u_decode, b64u_encode, verify_eab
 from jitsuin.server.acme.common import PERSONAL, TLS_SERVER, new_id, unauthorized
 from jitsuin.server.acme.paths import Urls
 from jitsuin.server.config import AcmeConfig
+from jitsuin.server.http_json import Body
+from jitsuin.server.operator_auth import credential_details
 from jitsuin.server.ra import credentials
 from jitsuin.server.ra.errors import RAError, RAKind
-from jitsuin.server.ra.service import Body, RAService, credential_details
+from jitsuin.server.ra.service import RAService
 from jitsuin.server.storage import (
     AcmeEABKeyRecord,
     AuditEvent,

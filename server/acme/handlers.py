@@ -23,8 +23,8 @@ from jitsuin.server.acme.paths import Path
 from jitsuin.server.acme.requests import JwkMode
 from jitsuin.server.acme.service import AcmeService
 from jitsuin.server.keys import ACME
+from jitsuin.server.operator_auth import source_of
 from jitsuin.server.ra.errors import RAError
-from jitsuin.server.ra.handlers import source_of
 
 routes = web.RouteTableDef()
 JOSE_JSON = "application/jose+json"

@@ -7,11 +7,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from jitsuin.server.acme.eab import eab_key_json
+from jitsuin.server.http_json import json_body
+from jitsuin.server.http_problems import NO_STORE, errors_as_problems
 from jitsuin.server.keys import ACME
-from jitsuin.server.ra.handlers import errors_as_problems, json_body, operator_of
+from jitsuin.server.operator_auth import operator_of
 
 routes = web.RouteTableDef()
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 @routes.post("/ra/acme/eab-keys")

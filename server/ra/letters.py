@@ -11,6 +11,7 @@ from email.utils import formatdate, make_msgid
 
 import segno
 
+from jitsuin.server.fingerprint import fingerprint_rows
 from jitsuin.server.ra.credentials import grouped
 from jitsuin.server.storage import ApplicationRecord
 
@@ -24,12 +25,6 @@ def print_fingerprint(hex_digest: str) -> str:
     """AB:CD:… in upper case, as openssl and browsers show it, in rows of eight bytes (the
     letter and the step 11 page print the same rows, so that they are compared row by row)."""
     return ":<br>".join(fingerprint_rows(hex_digest))
-
-
-def fingerprint_rows(hex_digest: str) -> list[str]:
-    """``AB:CD:…`` in upper case, eight bytes a row (four rows for SHA-256)."""
-    pairs = [hex_digest[i : i + 2].upper() for i in range(0, len(hex_digest), 2)]
-    return [":".join(pairs[i : i + 8]) for i in range(0, len(pairs), 8)]
 
 
 def inquiry_letter(
