@@ -19,7 +19,7 @@ class Path(enum.Enum):
     NEW_AUTHZ = ("new-authz", "newAuthz")
     REVOKE_CERT = ("revoke-cert", "revokeCert")
     KEY_CHANGE = ("key-change", "keyChange")
-    RENEWAL_INFO = ("renewal-info", "renewalInfo")  # RFC 9773 §4: the certificate id follows
+    RENEWAL_INFO = ("renewal-info", "renewalInfo")  # RFC 9773 §4.1: a prefix, not routed itself
     RENEWAL_INFO_CERT = ("renewal-info/{cert_id}", None)
     ACCOUNT = ("acct/{id}", None)
     ACCOUNT_ORDERS = ("acct/{id}/orders", None)
