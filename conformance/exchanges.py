@@ -1,5 +1,5 @@
 """The names of the exchanges the live harness records against an ACME server and the A-xx
-rules judge, declared once (``server/conformance_live.py`` records them,
+rules judge, declared once (``server/conformance_live_acme.py`` records them,
 ``conformance/rules/acme.py`` reads them)."""
 
 from __future__ import annotations
