@@ -7,12 +7,11 @@ import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from jitsuin.ca.csr import VerifiedCSR, verify_csr
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.ca.generations import CAGeneration
-from jitsuin.ca.subject import VettedSubject
+from jitsuin.ca.subject import VettedSubject, vetted_from_subject
 from jitsuin.server.authority import Authority
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.storage import AuditEvent, Conflict, NotFound, ReenrollmentRecord
@@ -38,25 +37,11 @@ def generation_of(authority: Authority, cert: x509.Certificate) -> CAGeneration 
 
 
 def vetted_from_certificate(authority: Authority, cert: x509.Certificate) -> VettedSubject:
-    """The subject of a certificate this CA issued is the vetted record it was issued from."""
-
-    def one(oid: x509.ObjectIdentifier) -> str:
-        values = cert.subject.get_attributes_for_oid(oid)
-        return str(values[0].value) if values else ""
-
-    title = one(NameOID.TITLE)
-    groups = [g.id for g in authority.config.ca.groups.values() if g.title == title]
+    """The subject of a certificate this CA issued is the vetted record it was issued from
+    (the inverse of its making: ca/subject.py)."""
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     email = san.get_values_for_type(x509.RFC822Name)[0]
-    return VettedSubject(
-        subscriber_id=email,
-        family_name=one(NameOID.SURNAME),
-        given_name=one(NameOID.GIVEN_NAME),
-        email=email,
-        qualification_group=groups[0] if groups else title,
-        qualification_number=one(NameOID.SERIAL_NUMBER),
-        country=one(NameOID.COUNTRY_NAME) or None,
-    )
+    return vetted_from_subject(cert.subject, email, authority.config.ca.groups.values())
 
 
 def _same_identity(csr: VerifiedCSR, cert: x509.Certificate) -> str | None:
