@@ -3,6 +3,7 @@ always a re-key (SEED-R2); whether it waits for an operator is a per-profile pol
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from dataclasses import dataclass
 
@@ -17,10 +18,17 @@ from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.storage import AuditEvent, Conflict, NotFound, ReenrollmentRecord
 
 
+class Settled(enum.StrEnum):
+    """How a re-enrollment request stands for the client that sent it."""
+
+    ISSUED = "issued"  # the certificate is in the reply
+    PENDING = "pending"  # waiting for an operator: the client retries later (RFC 7030 §4.2.3)
+
+
 @dataclass(frozen=True, slots=True)
 class Reenrolled:
-    status: str  # "issued" or "pending"
-    certificate_der: bytes | None
+    status: Settled
+    certificate_der: bytes | None  # with ISSUED only
     request_id: int
 
 
@@ -147,7 +155,7 @@ class Reenrollment:
         if request.status == "issued":
             return await self._stored(request)
         if request.status == "pending":
-            return Reenrolled("pending", None, request.id)
+            return Reenrolled(Settled.PENDING, None, request.id)
         if request.status == "rejected":
             raise RAError(RAKind.FORBIDDEN, "an operator rejected this re-enrollment request")
         subject = vetted_from_certificate(self.authority, peer)
@@ -170,14 +178,14 @@ class Reenrollment:
         except Conflict as exc:  # issued by a concurrent retry: return that one
             await self.authority.discard(issued, actor, target, str(exc))
             return await self._stored(await self.store.reenrollment_by_id(request.id))
-        return Reenrolled("issued", issued.der, request.id)
+        return Reenrolled(Settled.ISSUED, issued.der, request.id)
 
     async def _stored(self, request: ReenrollmentRecord) -> Reenrolled:
         assert request.certificate_generation is not None and request.certificate_serial
         cert = await self.store.certificate(
             request.certificate_generation, int(request.certificate_serial, 16)
         )
-        return Reenrolled("issued", cert.der, request.id)
+        return Reenrolled(Settled.ISSUED, cert.der, request.id)
 
     async def decide(self, request_id: int, approve: bool, operator: str) -> None:
         now = self.clock.now()

@@ -1,5 +1,8 @@
 """Seed step 6: the applicant's online input with the mailed access code (SEED-R12), and the
-applicant's status page. The next step is server/ra/approval.py."""
+applicant's status page. The seed's next stage is server/ra/approval.py.
+
+A new workflow step of this stage is a method here that checks its permission and calls
+``self.move`` (server/ra/base.py); next, declare that permission in server/ra/permissions.py."""
 
 from __future__ import annotations
 

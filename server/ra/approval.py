@@ -1,5 +1,8 @@
 """Seed steps 7 to 9: approval under the two-person rule, the PIN and EAB key made and queued for
-e-mail, the PIN e-mail sent, a new PIN. The next step is server/ra/redemption.py."""
+e-mail, the PIN e-mail sent, a new PIN. The seed's next stage is server/ra/redemption.py.
+
+A new workflow step of this stage is a method here that checks its permission and calls
+``self.move`` (server/ra/base.py); next, declare that permission in server/ra/permissions.py."""
 
 from __future__ import annotations
 

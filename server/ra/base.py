@@ -48,7 +48,8 @@ RETRIES = 3
 
 @contextlib.contextmanager
 def store_errors() -> Iterator[None]:
-    """The store's NotFound and Conflict as the RA's 404 and 409 problems (house habit 1)."""
+    """The store's NotFound and Conflict as the RA's 404 and 409 problems
+    (docs/architecture.md, house habit 1)."""
     try:
         yield
     except NotFound as exc:

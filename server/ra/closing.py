@@ -1,5 +1,8 @@
-"""Closing an application: rejected or abandoned while open, or its certificate revoked (RFC
-5280 reason codes)."""
+"""Closing an application: rejected or abandoned while open, or its certificate revoked (RFC 5280
+reason codes).
+
+A new workflow step of this stage is a method here that checks its permission and calls
+``self.move`` (server/ra/base.py); next, declare that permission in server/ra/permissions.py."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from jitsuin.server.ra.workflow import Event, allowing
 from jitsuin.server.storage import ApplicationRecord, Conflict, Operator
 
 # RFC 5280 §5.3.1 reason codes an operator may give; S/MIME BR 7.2.2 exclude unspecified and
-# certificateHold (CONFORMANCE R-03).
+# certificateHold (docs/conformance.md, R-03).
 REVOCATION_REASONS = (
     "keyCompromise",
     "affiliationChanged",

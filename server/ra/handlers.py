@@ -1,5 +1,9 @@
-"""The operator API under /ra/ and the applicant's online input: thin handlers over RAService.
-Errors leave as RFC 9457 problem documents through one mapping table."""
+"""The operator API under /ra/ and the applicant's online input: thin handlers over RAService,
+which checks every permission. Errors leave as RFC 9457 problem documents through one mapping
+table.
+
+A new workflow step's route goes here (server/ra/workflow.py lists the five files to touch); next,
+describe its path in server/ra/openapi.py."""
 
 from __future__ import annotations
 

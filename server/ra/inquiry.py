@@ -1,6 +1,8 @@
-"""Seed steps 3 to 5: the inquiry letter with the access code and the invoice, the letter
-returned signed and sealed, and the payment (either order). The next step is
-server/ra/applicant.py."""
+"""Seed steps 3 to 5: the inquiry letter with the access code and the invoice, the letter returned
+signed and sealed, and the payment (either order). The seed's next stage is server/ra/applicant.py.
+
+A new workflow step of this stage is a method here that checks its permission and calls
+``self.move`` (server/ra/base.py); next, declare that permission in server/ra/permissions.py."""
 
 from __future__ import annotations
 

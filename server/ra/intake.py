@@ -1,5 +1,8 @@
-"""Seed step 1: an operator enters the application; reading and listing applications (every
-read of personal data audited, SEED-R18). The next step is server/ra/vetting.py."""
+"""Seed step 1: an operator enters the application; reading and listing applications (every read of
+personal data audited, SEED-R18). The seed's next stage is server/ra/vetting.py.
+
+A new workflow step of this stage is a method here that checks its permission and calls
+``self.move`` (server/ra/base.py); next, declare that permission in server/ra/permissions.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""Seed step 10: the certificate against the PIN (EST, the web page) or the EAB key (ACME),
-issued from the vetted record and committed with the spent PIN in one transaction (SEED-R13).
-The next (and last) stage is server/ra/closing.py."""
+"""Seed step 10: the certificate against the PIN (EST, the web page) or the EAB key (ACME), issued
+from the vetted record and committed with the spent PIN in one transaction (SEED-R13). The seed's
+last stage is server/ra/closing.py.
+
+A new workflow step of this stage is a method here that checks its permission and calls
+``self.move`` (server/ra/base.py); next, declare that permission in server/ra/permissions.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Seed step 2: the review of the documents (SEED-R6...R9), and resubmission of a deficient
-application. The next step is server/ra/inquiry.py."""
+application. The seed's next stage is server/ra/inquiry.py.
+
+A new workflow step of this stage is a method here that checks its permission and calls
+``self.move`` (server/ra/base.py); next, declare that permission in server/ra/permissions.py."""
 
 from __future__ import annotations
 
