@@ -1,5 +1,5 @@
 """The vetted subject record: every subject field of a certificate comes from here, never from
-the CSR (FLOW.md, step 10)."""
+the CSR (docs/flow.md, step 10)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-# CONFORMANCE S-10: romanized personal names; X-11: upper bounds of RFC 5280 Appendix A.
+# docs/conformance.md S-10: romanized personal names; X-11: upper bounds of RFC 5280 Appendix A.
 _ROMANIZED = re.compile(r"[A-Za-z][A-Za-z .'-]*")
 _EMAIL = re.compile(
     r"[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+"

@@ -2,7 +2,7 @@
 
 Requests are read strictly but, as §7.3 asks, fields a server does not recognise are ignored.
 Resource objects are built by the server from its stored records and serialised here; the wire
-form (camelCase, RFC 3339 times) lives only in this module (house habit 2).
+form (camelCase, RFC 3339 times) lives only in this module (docs/architecture.md, house habit 2).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The status machines of RFC 8555 §7.1.6 as tables (house habit 3): ``{state: {event: next}}``.
-An event a state does not list is an illegal transition."""
+"""The status machines of RFC 8555 §7.1.6 as tables (docs/architecture.md, house habit 3): ``{state:
+{event: next}}``. An event a state does not list is an illegal transition."""
 
 from __future__ import annotations
 

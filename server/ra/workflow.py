@@ -1,4 +1,4 @@
-"""The application state machine as one table (house habit 3; FLOW.md).
+"""The application state machine as one table (docs/architecture.md, house habit 3; docs/flow.md).
 
 received -> documents accepted / deficient -> inquiry sent -> letter returned signed and sealed,
 and payment recorded (either order) -> online input received -> approved -> PIN sent -> issued;

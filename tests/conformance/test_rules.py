@@ -1,7 +1,7 @@
-"""Golden cases, generated at test time (zlint's per-lint table; house habit 7): every rule has at
-least one failing case here and at least one passing one (on the corpus of everything jitsuin
-issues, or here when the rule needs a special context). ``test_every_rule_has_cases`` fails
-when a rule is missing either.
+"""Golden cases, generated at test time (zlint's per-lint table; docs/architecture.md, house habit
+7): every rule has at least one failing case here and at least one passing one (on the corpus of
+everything jitsuin issues, or here when the rule needs a special context).
+``test_every_rule_has_cases`` fails when a rule is missing either.
 """
 
 from __future__ import annotations
@@ -1798,7 +1798,8 @@ SEEN: dict[str, Outcome] = {}
 
 
 def test_every_rule_has_cases(factory) -> None:
-    """Every registered rule has a failing case and a passing case (house habit 7)."""
+    """Every registered rule has a failing case and a passing case (docs/architecture.md, house
+    habit 7)."""
     if not PASSED_ON_CORPUS:
         report = factory.lint(factory.good, factory.configured())
         PASSED_ON_CORPUS.update(
