@@ -272,7 +272,7 @@ def test_private_key_members_are_refused() -> None:
 
 
 def test_a_small_rsa_key_is_refused() -> None:
-    small = rsa.generate_private_key(65537, 1024)
+    small = rsa.generate_private_key(65537, 1024)  # noqa: S505 (refused, as it should be)
     with pytest.raises(JOSEError, match="at least 2048") as caught:
         parse_jwk(jwk_of(small.public_key()).to_json())
     assert caught.value.kind is JOSEErrorKind.BAD_KEY
