@@ -133,7 +133,7 @@ def parse_identifier(value: Any) -> Identifier:
         return Identifier("ip", text)
     if kind == "email":
         # RFC 8823 §3: an email identifier is an addr-spec; jitsuin compares in lower case, as
-        # the RA vets addresses (SEED-R9).
+        # the RA vets addresses (SEED-R6).
         if not _EMAIL.fullmatch(text) or len(text) > 254:
             raise malformed(f"email identifier {text!r} is not an e-mail address")
         if text != text.lower():
