@@ -70,7 +70,8 @@ class KeyType(enum.Enum):
         raise ValueError(f"unsupported curve {key.curve.name}")
 
 
-# The CA key types an operator may choose (issue 2: P-384 default; RSA-3072/4096 and P-256).
+# The CA key types an operator may choose: P-384 by default, RSA-3072/4096 and P-256
+# (docs/conformance.md C-03).
 CA_KEY_TYPES = (KeyType.ECDSA_P384, KeyType.ECDSA_P256, KeyType.RSA_3072, KeyType.RSA_4096)
 
 

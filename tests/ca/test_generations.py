@@ -30,7 +30,7 @@ SIGNATURE = {
 
 
 def test_ca_key_types():
-    """Issue 2 / docs/conformance.md C-03: P-384 first (default), then P-256, RSA-3072, RSA-4096;
+    """docs/conformance.md C-03: P-384 first (default), then P-256, RSA-3072, RSA-4096;
     never RSA-2048 for a CA key used past 2030."""
     assert CA_KEY_TYPES == (
         KeyType.ECDSA_P384,

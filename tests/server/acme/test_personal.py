@@ -1,4 +1,4 @@
-"""The gate for personal certificates (issue 6, "The gate"; docs/flow.md): the whole RA flow, then
+"""The gate for personal certificates (docs/flow.md §4): the whole RA flow, then
 an ACME client of our own (JWS through josepy) binds its account with the enrollment ID and the
 MAC key from the PIN e-mail, orders the vetted e-mail address and finalizes, which redeems the
 application through the RA's transaction. Renewal orders follow the RA's re-enrollment policy:
