@@ -160,9 +160,9 @@ def _lint_draft_der(
 class IssuanceLint:
     """The pre-issuance gate (SBR 4.3.1.2; docs/conformance.md, "The pre-issuance gate"):
     callable as ``jitsuin.ca.issuance.Lint``. Runs the whole registry, pkilint included, on the
-    draft (the same TBS signed with a throwaway key) and returns the findings at ERROR or above, which make
-    the issuer refuse with ``CAError(LINT)``. Also checks CRLs and OCSP responses before they are
-    published (``check_crl``, ``check_ocsp_response``)."""
+    draft (the same TBS signed with a throwaway key) and returns the findings at ERROR or above,
+    which make the issuer refuse with ``CAError(LINT)``. Also checks CRLs and OCSP responses
+    before they are published (``check_crl``, ``check_ocsp_response``)."""
 
     def __init__(
         self,
