@@ -3,6 +3,9 @@
 received -> documents accepted / deficient -> inquiry sent -> letter returned signed and sealed,
 and payment recorded (either order) -> online input received -> approved -> PIN sent -> issued;
 rejected / abandoned from any open state; revoked / expired after issue.
+
+A new step starts here; the other files it touches are listed in docs/architecture.md, "Where do I
+add …", (c). After changing the table, run scripts/diagrams.py to redraw docs/flow.md §5.
 """
 
 from __future__ import annotations
