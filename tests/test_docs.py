@@ -135,7 +135,7 @@ def _diagrams():  # type: ignore[no-untyped-def]
 def test_flow_diagrams_are_drawn_from_the_tables() -> None:
     diagrams = _diagrams()
     text = (ROOT / "docs" / "flow.md").read_text()
-    assert diagrams.current(text) == diagrams.render(), "run: python scripts/diagrams.py"
+    assert diagrams.current(text) == diagrams.render(), "run: .venv/bin/python scripts/diagrams.py"
 
 
 def test_the_diagrams_follow_a_changed_table(monkeypatch: pytest.MonkeyPatch) -> None:
