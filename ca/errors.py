@@ -1,4 +1,5 @@
-"""Typed domain errors (house habit 1): the server maps ``CAError.kind`` to each wire format."""
+"""Typed domain errors (docs/architecture.md, house habit 1): the server maps ``CAError.kind`` to
+each wire format."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from jitsuin.ca.profiles import (
     QualificationGroup,
 )
 from jitsuin.ca.signing import Signed, draft_certificate, sign_draft
-from jitsuin.ca.subject import VettedSubject
+from jitsuin.ca.subject import VettedSubject, subject_name
 
 # The pre-issuance lint: inspects the draft and returns the messages of blocking findings.
 Lint = Callable[[x509.Certificate, Profile], Sequence[str]]
@@ -130,7 +130,8 @@ def profile_named(name: str) -> Profile:
 
 
 def check_public_key(profile: Profile, key: PublicKey) -> KeyType:
-    """SBR 6.1.5/6.1.6 and CONFORMANCE S-03: RSA 2048/3072/4096 with e = 65537, P-256, P-384."""
+    """SBR 6.1.5/6.1.6 and docs/conformance.md S-03: RSA 2048/3072/4096 with e = 65537, P-256,
+    P-384."""
     if isinstance(key, rsa.RSAPublicKey):
         bits = key.key_size
         if bits < 2048:
@@ -211,7 +212,8 @@ class Issuer:
                 "a new key pair (SEED-R2)",
             )
         not_before, not_after = self._validity(profile)
-        name = self._subject_name(subject, group)
+        # SEED-R4; S/MIME BR 7.1.4.2.2: the mapping is ca/subject.py's subject_name.
+        name = subject_name(subject, group, self.policy.name_order)
         builder = (
             self._base_builder(csr.public_key, name, not_before, not_after)
             .add_extension(
@@ -256,22 +258,6 @@ class Issuer:
             raise CAError(Kind.BAD_SUBJECT, "; ".join(problems))
         assert group is not None
         return group
-
-    def _subject_name(self, subject: VettedSubject, group: QualificationGroup) -> x509.Name:
-        """SEED-R4; S/MIME BR 7.1.4.2.2: CN, givenName, surname, title (qualification info 1),
-        serialNumber (qualification info 2), optional C. No O, OU or organizationIdentifier."""
-        cn = self.policy.name_order.common_name(subject.given_name, subject.family_name)
-        attributes = (
-            [x509.NameAttribute(NameOID.COUNTRY_NAME, subject.country)] if subject.country else []
-        )
-        attributes += [
-            x509.NameAttribute(NameOID.SURNAME, subject.family_name),
-            x509.NameAttribute(NameOID.GIVEN_NAME, subject.given_name),
-            x509.NameAttribute(NameOID.TITLE, group.title),
-            x509.NameAttribute(NameOID.SERIAL_NUMBER, subject.qualification_number),
-            x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        ]
-        return x509.Name(attributes)
 
     # -- the server's own TLS certificate ---------------------------------------------------
     def issue_tls_server(
@@ -370,7 +356,7 @@ class Issuer:
         not_after = not_before + profile.validity - ONE_SECOND  # SEED-R1: exactly 396 days
         cutoff = self.generation.issuance_cutoff(self.policy.cutoff_margin)
         if not_before > cutoff or not_after > self.generation.not_after:
-            # SEED-R15; CONFORMANCE S-16/S-17: no certificate outlives its issuing CA.
+            # SEED-R15; docs/conformance.md S-16/S-17: no certificate outlives its issuing CA.
             raise CAError(
                 Kind.CUTOFF,
                 f"CA generation {self.generation.number} stopped issuing at "

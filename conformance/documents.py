@@ -51,7 +51,7 @@ E = TypeVar("E", bound=x509.ExtensionType)
 # -- what the configuration fixes
 @dataclass(frozen=True, slots=True)
 class Expectations:
-    """The values only the issuing CA knows (CONFORMANCE "Rules that depend on a CA's
+    """The values only the issuing CA knows (docs/conformance.md "Rules that depend on a CA's
     configuration"): its CP OIDs, qualification groups and number syntax, name order, CRL/OCSP
     URLs, cut-off margin and CA subject. Without it the rules check shape only."""
 
@@ -285,7 +285,7 @@ class CertificateDoc(_Doc):
     @property
     def self_issued(self) -> bool:
         """RFC 5280 §6.1: subject and issuer DN are the same (every generation and link
-        certificate of one CA is self-issued, CONFORMANCE C-04)."""
+        certificate of one CA is self-issued, docs/conformance.md C-04)."""
         return self.cert.subject.public_bytes() == self.cert.issuer.public_bytes()
 
     @functools.cached_property

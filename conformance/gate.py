@@ -107,9 +107,10 @@ def lint_crl(
     suppressed: Mapping[str, str] | None = None,
     draft: bool = False,
 ) -> list[Finding]:
-    """CONFORMANCE D on a CRL about to be published: ``issuers`` are the CA certificates (every
-    generation and link certificate), ``previous`` the CRLs published before it (for the number
-    and reissue rules), ``issued_certificates`` the revoked certificates it should still list."""
+    """docs/conformance.md D on a CRL about to be published: ``issuers`` are the CA certificates
+    (every generation and link certificate), ``previous`` the CRLs published before it (for the
+    number and reissue rules), ``issued_certificates`` the revoked certificates it should still
+    list."""
     context = LintContext(expectations=expectations, suppress=dict(suppressed or {}), draft=draft)
     others: list[Document] = [CRLDoc(d, f"previous CRL {i}") for i, d in enumerate(previous, 1)]
     others += [
@@ -130,8 +131,8 @@ def lint_ocsp_response(
     suppressed: Mapping[str, str] | None = None,
     draft: bool = False,
 ) -> list[Finding]:
-    """CONFORMANCE D on an OCSP response about to be sent; ``issued(issuer_ski, serial)`` says
-    whether the CA ever issued that serial (R-08: an unused serial is never "good"), and a
+    """docs/conformance.md D on an OCSP response about to be sent; ``issued(issuer_ski, serial)``
+    says whether the CA ever issued that serial (R-08: an unused serial is never "good"), and a
     serial on one of ``crls`` (the published CRLs) is never "good" either."""
     context = LintContext(suppress=dict(suppressed or {}), draft=draft, issued=issued)
     others: list[Document] = [CRLDoc(d, f"published CRL {i}") for i, d in enumerate(crls, 1)]
@@ -157,11 +158,11 @@ def _lint_draft_der(
 
 
 class IssuanceLint:
-    """The pre-issuance gate (SBR 4.3.1.2; CONFORMANCE, issue 8): callable as
-    ``jitsuin.ca.issuance.Lint``. Runs the whole registry, pkilint included, on the draft (the
-    same TBS signed with a throwaway key) and returns the findings at ERROR or above, which make
-    the issuer refuse with ``CAError(LINT)``. Also checks CRLs and OCSP responses before they are
-    published (``check_crl``, ``check_ocsp_response``)."""
+    """The pre-issuance gate (SBR 4.3.1.2; docs/conformance.md, "The pre-issuance gate"):
+    callable as ``jitsuin.ca.issuance.Lint``. Runs the whole registry, pkilint included, on the
+    draft (the same TBS signed with a throwaway key) and returns the findings at ERROR or above,
+    which make the issuer refuse with ``CAError(LINT)``. Also checks CRLs and OCSP responses
+    before they are published (``check_crl``, ``check_ocsp_response``)."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""pkilint, run in-process as a delegate (CONFORMANCE X-13, S-18, C-09, R-09).
+"""pkilint, run in-process as a delegate (docs/conformance.md X-13, S-18, C-09, R-09).
 
 Each linter is assembled the way pkilint's own command-line tools assemble it (``lint_pkix_cert``,
 ``lint_cabf_smime_cert``, ``lint_pkix_signer_signee_cert_chain``, ``lint_crl -p BR``,
@@ -146,8 +146,8 @@ def _certificate_document(der: bytes, decoded: Any) -> Any:
 
 def lint_smime_certificate(der: bytes, decoded: Any = None) -> tuple[str, list[PkilintFinding]]:
     """(type linted, findings). The type comes from the reserved policy OID (pkilint
-    ``--detect``), defaulting to INDIVIDUAL-MULTIPURPOSE, the seed profile (CONFORMANCE S-18).
-    ``decoded``: as for ``lint_pkix_certificate``."""
+    ``--detect``), defaulting to INDIVIDUAL-MULTIPURPOSE, the seed profile (docs/conformance.md
+    S-18). ``decoded``: as for ``lint_pkix_certificate``."""
     from pkilint.cabf import smime
 
     with warnings.catch_warnings():

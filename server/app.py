@@ -1,4 +1,4 @@
-"""The aiohttp application factory (house habit 8)."""
+"""The aiohttp application factory (docs/architecture.md, house habit 8)."""
 
 from __future__ import annotations
 

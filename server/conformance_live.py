@@ -3,9 +3,9 @@ records every exchange in a ``ServerDoc`` for the registry's E-xx and A-xx rules
 where it can, and returns every certificate, chain, CRL and OCSP response it obtained so that the
 certificate rules lint them too. Works against servers other than jitsuin (shown against Pebble).
 
-Only this layer talks HTTP (ARCHITECTURE: only server imports aiohttp); the checks themselves are
-in ``jitsuin.conformance.rules.est`` and ``.acme``. This module holds the shared prober and the EST
-drive; the ACME drive is ``server/conformance_live_acme.py``.
+Only this layer talks HTTP (docs/architecture.md: only server imports aiohttp); the checks
+themselves are in ``jitsuin.conformance.rules.est`` and ``.acme``. This module holds the shared
+prober and the EST drive; the ACME drive is ``server/conformance_live_acme.py``.
 """
 
 from __future__ import annotations

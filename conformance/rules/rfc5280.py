@@ -1,4 +1,4 @@
-"""CONFORMANCE A: RFC 5280 structure, for every certificate (X-01..X-14)."""
+"""docs/conformance.md A: RFC 5280 structure, for every certificate (X-01..X-14)."""
 
 from __future__ import annotations
 

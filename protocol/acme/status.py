@@ -1,5 +1,7 @@
-"""The status machines of RFC 8555 §7.1.6 as tables (house habit 3): ``{state: {event: next}}``.
-An event a state does not list is an illegal transition."""
+"""The status machines of RFC 8555 §7.1.6 as tables (docs/architecture.md, house habit 3): ``{state:
+{event: next}}``. An event a state does not list is an illegal transition. scripts/diagrams.py
+draws ORDER, AUTHORIZATION, CHALLENGE and ACCOUNT in docs/flow.md §5; run it after changing a
+table."""
 
 from __future__ import annotations
 
@@ -130,8 +132,8 @@ def states_allowing(table: Mapping[S, Mapping[Event, S]], event: Event) -> tuple
     return tuple(state for state, events in table.items() if event in events)
 
 
-# RFC 8555 §7.3.6: deactivating an account cancels its orders that may still fail (-> invalid)
-# and its authorizations that may still be deactivated.
+# The sets of states the server acts on, read off the tables: the orders an account's deactivation
+# cancels (RFC 8555 §7.3.6: those that may still fail), and what may expire or be deactivated.
 CANCELLABLE_ORDERS = states_allowing(ORDER, Event.FAIL)
 EXPIRABLE_ORDERS = states_allowing(ORDER, Event.EXPIRE)
 EXPIRABLE_AUTHORIZATIONS = states_allowing(AUTHORIZATION, Event.EXPIRE)

@@ -2,7 +2,7 @@
 the EAB keys operators make for the tls-server profile, each with a policy (allowed DNS suffixes
 and IP networks, certificate lifetime, how many certificates, expiry). The MAC key of an operator's
 key is shown once and kept only sealed. A personal binding is an RA application's: kid = its
-enrollment ID, MAC key = the one e-mailed with the download PIN (FLOW.md)."""
+enrollment ID, MAC key = the one e-mailed with the download PIN (docs/flow.md)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class ExternalAccounts:
             if not verify_eab(eab, mac):
                 raise unauthorized("the external account binding MAC does not verify")
             return TLS_SERVER, None, key.kid
-        # A personal binding: kid = enrollment ID, MAC key from the PIN e-mail (FLOW.md).
+        # A personal binding: kid = enrollment ID, MAC key from the PIN e-mail (docs/flow.md).
         enrollment_id = credentials.grouped(credentials.normalise(kid))
         try:
             app = await self.store.application_by_enrollment_id(enrollment_id)

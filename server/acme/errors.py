@@ -41,7 +41,8 @@ _RA_ERRORS: Mapping[RAKind, ErrorType] = {
 
 
 def from_ca(exc: CAError) -> AcmeError:
-    """One table maps the CA's refusals to ACME error types (house habit 1)."""
+    """One table maps the CA's refusals to ACME error types (docs/architecture.md,
+    house habit 1)."""
     type_, status = _CA_ERRORS[exc.kind]
     if status == 500:
         return AcmeError(type_, "the CA could not issue the certificate", status=status)

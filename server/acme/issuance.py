@@ -29,7 +29,7 @@ from jitsuin.server.acme.orders import Orders
 from jitsuin.server.acme.requests import RequestVerifier
 from jitsuin.server.acme.transitions import move_order
 from jitsuin.server.authority import Authority
-from jitsuin.server.est.service import Reenrollment, generation_of
+from jitsuin.server.est.service import Reenrollment, Settled, generation_of
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.service import RAService, contradicts
 from jitsuin.server.storage import AcmeAccountRecord, AcmeOrderRecord, AuditEvent, Conflict
@@ -190,10 +190,10 @@ class Issuance:
                     return _Waiting(_AWAITING_RA)
                 raise
             return self._issued(redeemed.certificate_der)
-        # A renewal (FLOW.md: "new order on the same account"): the RA's re-enrollment
+        # A renewal (docs/flow.md: "new order on the same account"): the RA's re-enrollment
         # policy, which may hold it for an operator (processing + Retry-After, §7.4).
         result = await self.reenrollment.reenroll(previous, order.csr_der, identity_checked=True)
-        if result.status == "pending":
+        if result.status is Settled.PENDING:
             return _Waiting(result.request_id)
         assert result.certificate_der is not None
         return self._issued(result.certificate_der)

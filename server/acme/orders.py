@@ -50,7 +50,7 @@ PROFILE_DESCRIPTIONS = {
     "operator-issued EAB key",
 }
 
-# The application states in which a personal account may order (FLOW.md).
+# The application states in which a personal account may order (docs/flow.md).
 _ORDERING_STATES = (State.APPROVED, State.PIN_SENT, State.ISSUED)
 
 Resume = Callable[[AcmeOrderRecord], Awaitable[AcmeOrderRecord]]
@@ -164,7 +164,7 @@ class Orders:
         if app.state not in _ORDERING_STATES:
             raise unauthorized(f"the application is {app.state}")
         # The e-mailed EAB secret proved control of the vetted address, and the RA vetted the
-        # person: the authorization is valid from the start (FLOW.md).
+        # person: the authorization is valid from the start (docs/flow.md).
         return profile, AuthzStatus.VALID
 
     async def _tls_order(

@@ -4,8 +4,9 @@ together. The handlers are a thin aiohttp layer over them; the wire formats live
 
 Two kinds of account, told apart by their External Account Binding (§7.3.4):
 - ``personal``: kid = an application's enrollment ID, MAC key = the one e-mailed with the
-  download PIN (FLOW.md). Its only identifier is ``{"type": "email", "value": <vetted address>}``
-  (RFC 8823 identifier type), valid because the RA vetted it; finalize redeems the application
+  download PIN (docs/flow.md). Its only identifier is
+  ``{"type": "email", "value": <vetted address>}`` (RFC 8823 identifier type), valid because the
+  RA vetted it; finalize redeems the application
   through the RA's own transaction (consuming the PIN too). Later orders are renewals, which go
   through the RA's re-enrollment policy and may wait for an operator (``processing``).
 - ``tls-server``: kid and MAC key made by an operator with a policy (allowed DNS suffixes and IP

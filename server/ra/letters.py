@@ -93,7 +93,7 @@ def pin_mail(
     expires: dt.datetime,
     public_https_url: str,
 ) -> EmailMessage:
-    """The download PIN and, for ACME clients, the External Account Binding key (FLOW.md)."""
+    """The download PIN and, for ACME clients, the External Account Binding key (docs/flow.md)."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = app.email

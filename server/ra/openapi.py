@@ -1,5 +1,8 @@
-"""The OpenAPI 3.1 description of the RA API (tests/server/test_ra_api.py checks it against the
-routes the server really has)."""
+"""The OpenAPI 3.1 description of the RA API (tests/server/ra/test_openapi.py checks it against
+the routes the server really has).
+
+The last of the five files a new workflow step touches (server/ra/workflow.py lists them): its
+path here; the step's tests go to tests/server/ra/ (the table's in test_transitions.py)."""
 
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ OPENAPI: dict[str, Any] = {
     "info": {
         "title": "jitsuin RA API",
         "version": "1",
-        "description": "Registration-authority workflow of the seed's 12 steps (FLOW.md). "
+        "description": "Registration-authority workflow of the seed's 12 steps (docs/flow.md). "
         "Operators authenticate with 'Authorization: Bearer <token>' or, on the HTTPS "
         "listener, with a TLS client certificate of this CA that an admin bound to them "
         "(PUT /ra/operators/{name}/certificate). The certificate counts only when the request "

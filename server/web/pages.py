@@ -3,7 +3,7 @@ application status): server-rendered HTML in Japanese (default) or English (``?l
 the page logic in small ES modules under ``static/``. No cookies, no third-party resources, a
 strict Content-Security-Policy (SEED-R18), and ``Cache-Control: no-store`` where a page takes a
 secret. The pages are clients of the same endpoints as every other client: the applicant API
-(``/applicant/...``) and EST ``simpleenroll`` (PROTOCOLS.md §5.2)."""
+(``/applicant/...``) and EST ``simpleenroll`` (docs/protocols.md §5.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The store contract (house habit 10: the consumer owns the interface).
+"""The store contract (docs/architecture.md, house habit 10: the consumer owns the interface).
 
 Every test runs against each entry of ``BACKENDS``: the embedded SQLite store and the PostgreSQL
 store (a schema of its own per test in the server at 127.0.0.1:5432, or JITSUIN_TEST_POSTGRES).

@@ -221,7 +221,7 @@ async def test_seed_flow_over_http(server, letter_first):
 
 async def test_csr_subject_that_agrees_is_not_copied(server):
     """A CSR may name the person; what it adds beyond the vetted record never reaches the
-    certificate (FLOW.md step 10)."""
+    certificate (docs/flow.md step 10)."""
     flow = await server.prepare("pin_sent", givenName="Jiro", familyName="Sato")
     _, csr_pem = server.csr(
         x509.Name(

@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, Request, sync_playwright
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
-# PROTOCOLS.md §5.3: the flags Debian's Chromium needs here.
+# docs/protocols.md §5.3: the flags Debian's Chromium needs here.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
