@@ -23,6 +23,7 @@ from jitsuin.server.http_json import Body
 from jitsuin.server.operator_auth import credential_details
 from jitsuin.server.ra import credentials
 from jitsuin.server.ra.errors import RAError, RAKind
+from jitsuin.server.ra.permissions import Permission
 from jitsuin.server.ra.service import RAService
 from jitsuin.server.storage import (
     AcmeEABKeyRecord,
@@ -118,7 +119,7 @@ class ExternalAccounts:
     async def create_key(self, operator: Operator, data: Any) -> tuple[AcmeEABKeyRecord, str]:
         """An operator's EAB key for the tls-server profile, with its policy; returns the
         record and the base64url MAC key, which is shown once and kept only sealed."""
-        self.ra.allow(operator, "acme_eab")
+        self.ra.allow(operator, Permission.ACME_EAB)
         body = Body(data)
         body.seen.add("allowed")
         allowed = data.get("allowed") if isinstance(data, dict) else None
@@ -175,18 +176,18 @@ class ExternalAccounts:
         return record, b64u_encode(mac)
 
     async def keys(self, operator: Operator) -> list[AcmeEABKeyRecord]:
-        self.ra.allow(operator, "read")
+        self.ra.allow(operator, Permission.READ)
         return await self.store.acme_eab_keys()
 
     async def key(self, operator: Operator, kid: str) -> AcmeEABKeyRecord:
-        self.ra.allow(operator, "read")
+        self.ra.allow(operator, Permission.READ)
         try:
             return await self.store.acme_eab_key(kid)
         except NotFound:
             raise RAError(RAKind.NOT_FOUND, "there is no such EAB key") from None
 
     async def disable_key(self, operator: Operator, kid: str) -> AcmeEABKeyRecord:
-        self.ra.allow(operator, "acme_eab")
+        self.ra.allow(operator, Permission.ACME_EAB)
         now = self.clock.now()
         try:
             await self.store.acme_disable_eab_key(
