@@ -16,6 +16,7 @@ from jitsuin.protocol.untrusted import InputError, decimal, read_json
 from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.middlewares import problem_response
 from jitsuin.server.ra.errors import RAError, RAKind
+from jitsuin.server.ra.letters import ca_fingerprints, configured_letter
 from jitsuin.server.ra.openapi import OPENAPI
 from jitsuin.server.ra.service import Body, application_json, credential_known_to
 from jitsuin.server.ra.workflow import Event
@@ -234,14 +235,22 @@ async def inquiry(request: web.Request) -> web.Response:
     sent = await ra.dispatch_inquiry(
         await operator_of(request), _app_id(request), await json_body(request)
     )
+    letter_html = configured_letter(
+        ra.config,
+        sent.application,
+        sent.enrollment_id,
+        sent.access_code,
+        ra.clock.now().date(),
+        ca_fingerprints(request.app[AUTHORITY]),
+    )
     if "text/html" in request.headers.get("Accept", ""):
-        return web.Response(text=sent.letter_html, content_type="text/html", headers=NO_STORE)
+        return web.Response(text=letter_html, content_type="text/html", headers=NO_STORE)
     return _reply(
         {
             "application": application_json(sent.application),
             "enrollmentId": sent.enrollment_id,
             "accessCode": sent.access_code,
-            "letterHtml": sent.letter_html,
+            "letterHtml": letter_html,
         }
     )
 
