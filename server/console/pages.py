@@ -70,7 +70,7 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-# -- request context --------------------------------------------------------------------------------
+# -- request context -----------------------------------------------------------------------------
 class Page:
     """One request to the console: the operator, the language and the page's words."""
 
@@ -150,7 +150,8 @@ def render(
     nav = ""
     if page.operator is not None:
         role = t.get(f"role_{page.operator.role}", page.operator.role)
-        who = f'<p class="operator">{_e(t["signed_in"].format(name=page.operator.name, role=role))}</p>'
+        signed_in = t["signed_in"].format(name=page.operator.name, role=role)
+        who = f'<p class="operator">{_e(signed_in)}</p>'
         nav = f'<nav aria-label="{_e(t["nav"])}"><ul>{_nav(page)}</ul></nav>'
     document = f"""<!doctype html>
 <html lang="{page.lang}">
@@ -168,7 +169,8 @@ def render(
 <p class="brand"><a href="{_e(page.href(BASE + "/"))}">{_e(t["site"])}</a></p>
 {nav}
 {who}
-<p class="language"><a href="{_e(switch)}" hreflang="{other}" lang="{other}">{_e(t["switch_language"])}</a></p>
+<p class="language"><a href="{_e(switch)}" hreflang="{other}" lang="{other}">
+{_e(t["switch_language"])}</a></p>
 </header>
 <main id="main" tabindex="-1">
 <h1>{_e(title)}</h1>
@@ -189,7 +191,7 @@ def _message(kind: str, words: str) -> str:
     return f'<div class="message {kind}" role="{role}"><p>{_e(words)}</p></div>'
 
 
-# -- authentication and the guard -------------------------------------------------------------------
+# -- authentication and the guard ----------------------------------------------------------------
 def _peer_certificate(request: web.Request) -> bytes | None:
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     if ssl_object is None:
@@ -320,7 +322,7 @@ def _table(caption: str, heads: Iterable[str], rows: Iterable[Iterable[str]]) ->
     )
 
 
-# -- queue ------------------------------------------------------------------------------------------
+# -- queue ---------------------------------------------------------------------------------------
 @routes.get(BASE)
 async def console_root(request: web.Request) -> web.StreamResponse:
     raise web.HTTPMovedPermanently(
@@ -392,16 +394,21 @@ async def queue(page: Page) -> web.StreamResponse:
     if offset > 0:
         back = max(offset - PAGE_SIZE, 0)
         links.append(
-            f'<a href="{_e(page.href(BASE + "/", state=state, offset=back))}" rel="prev">{_e(t["previous"])}</a>'
+            f'<a href="{_e(page.href(BASE + "/", state=state, offset=back))}" rel="prev">'
+            f"{_e(t['previous'])}</a>"
         )
     if more:
         links.append(
-            f'<a href="{_e(page.href(BASE + "/", state=state, offset=offset + PAGE_SIZE))}" rel="next">{_e(t["next"])}</a>'
+            f'<a href="{_e(page.href(BASE + "/", state=state, offset=offset + PAGE_SIZE))}"'
+            f' rel="next">{_e(t["next"])}</a>'
         )
     paging = ""
     if rows and not search:
         span = t["page_of"].format(first=offset + 1, last=offset + len(rows))
-        paging = f'<nav aria-label="{_e(t["paging"])}" class="paging"><p>{_e(span)} {" ".join(links)}</p></nav>'
+        paging = (
+            f'<nav aria-label="{_e(t["paging"])}" class="paging">'
+            f"<p>{_e(span)} {' '.join(links)}</p></nav>"
+        )
     return render(page, t["queue_title"], filters + notice + listing + paging)
 
 
@@ -412,7 +419,8 @@ def _new_form(page: Page, values: Mapping[str, str]) -> str:
     billing = values.get("billing", "self")
     radios = "".join(
         f'<div class="choice"><input type="radio" name="billing" id="f-billing-{v}" value="{v}"'
-        f'{" checked" if billing == v else ""}><label for="f-billing-{v}">{_e(t["billing_" + v])}</label></div>'
+        f'{" checked" if billing == v else ""}><label for="f-billing-{v}">'
+        f"{_e(t['billing_' + v])}</label></div>"
         for v in ("self", "company")
     )
     body = (
@@ -565,7 +573,10 @@ def _facts(page: Page, app: ApplicationRecord) -> str:
     if deficiencies:
         reasons = "".join(f"<li>{_e(t.get('def_' + d, d))}</li>" for d in deficiencies)
         told = f'<h3>{_e(t["deficiency_told"])}</h3><ul class="deficiencies">{reasons}</ul>'
-    return f'<section aria-labelledby="facts"><h2 id="facts">{_e(t["facts"])}</h2><dl class="facts">{facts}</dl>{told}</section>'
+    return (
+        f'<section aria-labelledby="facts"><h2 id="facts">{_e(t["facts"])}</h2>'
+        f'<dl class="facts">{facts}</dl>{told}</section>'
+    )
 
 
 def _review_form(page: Page, app: ApplicationRecord) -> str:
@@ -612,7 +623,8 @@ def _inquiry_form(page: Page, app: ApplicationRecord) -> str:
 def _returned_forms(page: Page, app: ApplicationRecord) -> str:
     t = page.t
     parts = [
-        f'<section aria-labelledby="returned"><h2 id="returned">{_e(t["returned_title"])}</h2><p>{_e(t["returned_intro"])}</p>'
+        f'<section aria-labelledby="returned"><h2 id="returned">{_e(t["returned_title"])}</h2>'
+        f"<p>{_e(t['returned_intro'])}</p>"
     ]
     if app.letter_returned_at is None:
         letter = (
@@ -719,7 +731,10 @@ def _closing_forms(page: Page, app: ApplicationRecord) -> str:
         )
     if not parts:
         return ""
-    return f'<section aria-labelledby="closing"><h2 id="closing">{_e(t["close_title"])}</h2>{"".join(parts)}</section>'
+    return (
+        f'<section aria-labelledby="closing"><h2 id="closing">{_e(t["close_title"])}</h2>'
+        f"{''.join(parts)}</section>"
+    )
 
 
 async def _history(page: Page, app_id: str) -> str:
@@ -734,7 +749,9 @@ async def _history(page: Page, app_id: str) -> str:
     return (
         f'<section aria-labelledby="history"><h2 id="history">{_e(t["history"])}</h2>'
         + _table(
-            t["history"], (t["col_time"], t["col_actor"], t["col_action"], t["col_details"]), rows
+            t["history_entries"],
+            (t["col_time"], t["col_actor"], t["col_action"], t["col_details"]),
+            rows,
         )
         + f'<p><a href="{_e(link)}">{_e(t["nav_audit"])}</a></p></section>'
     )
@@ -831,8 +848,8 @@ async def _act(
 
 
 @routes.post(
-    BASE
-    + "/applications/{id}/{action:review|resubmit|letter|payment|approve|reissue-pin|reject|abandon|revoke}"
+    BASE + "/applications/{id}/{action:review|resubmit|letter|payment|approve|reissue-pin|reject|"
+    "abandon|revoke}"
 )
 @console_page
 async def application_action(page: Page) -> web.StreamResponse:
@@ -1000,7 +1017,7 @@ async def mail(page: Page) -> web.StreamResponse:
         t["col_attempts"],
         t["col_error"],
         t["col_next"],
-        "",
+        t["col_actions"],
     )
     listing = _table(t["mail_title"], heads, rows) if rows else f"<p>{_e(t['none_found'])}</p>"
     return render(page, t["mail_title"], filters + listing)
@@ -1053,7 +1070,8 @@ async def audit(page: Page) -> web.StreamResponse:
 {_field(t["audit_target"], "target", value=target or "")}
 {_field(t["audit_actor"], "actor", value=actor or "")}
 <p class="actions"><button type="submit">{_e(t["search_button"])}</button>
-<button type="submit" name="verify" value="1" class="secondary">{_e(t["verify"])}</button></p></form>"""
+<button type="submit" name="verify" value="1" class="secondary">{_e(t["verify"])}</button></p>
+</form>"""
     heads = (
         "#",
         t["col_time"],
@@ -1110,7 +1128,8 @@ async def ca(page: Page) -> web.StreamResponse:
             f"""<section class="certificate" aria-labelledby="gen-{g.number}">
 <h2 id="gen-{g.number}">{_e(t["generation"].format(n=g.number))}{badge}</h2>{warning}
 <dl class="facts">
-<dt>{_e(t["validity"])}</dt><dd>{page.when(cert.not_valid_before_utc)} – {page.when(cert.not_valid_after_utc)}</dd>
+<dt>{_e(t["validity"])}</dt>
+<dd>{page.when(cert.not_valid_before_utc)} – {page.when(cert.not_valid_after_utc)}</dd>
 <dt>{_e(t["cutoff"])}</dt><dd>{page.when(cutoff)}</dd>
 <dt>{_e(t["fingerprint"])}</dt><dd><code class="fingerprint">{_fingerprint(cert)}</code></dd>
 <dt>{_e(t["crl"])}</dt><dd>{crl_text}</dd>
@@ -1198,7 +1217,7 @@ async def _operators_page(page: Page, message: str = "") -> web.Response:
                 "".join(forms),
             ]
         )
-    heads = (t["col_actor"], t["col_role"], t["col_certificate"], t["col_status"], "")
+    heads = (t["col_actor"], t["col_role"], t["col_certificate"], t["col_status"], t["col_actions"])
     done = page.request.query.get("done")
     if done and not message:
         message = _message("success", t["done"].format(what=t.get(done, done)))
@@ -1228,7 +1247,11 @@ async def operator_action(page: Page) -> web.StreamResponse:
         await ra.unbind_certificate(operator, name)
     else:
         token = await ra.rotate_operator_token(operator, name)
-        shown = f'<div class="message success" role="status"><p>{_e(page.t["new_token"].format(name=name))}<code>{_e(token)}</code></p></div>'
+        said = page.t["new_token"].format(name=name)
+        shown = (
+            f'<div class="message success" role="status"><p>{_e(said)}'
+            f"<code>{_e(token)}</code></p></div>"
+        )
         return await _operators_page(page, shown)
     return _done(page, f"{BASE}/operators", verb)
 
@@ -1288,7 +1311,7 @@ async def _acme_page(page: Page, message: str = "", status: int = 200) -> web.Re
         t["col_used"],
         t["col_status"],
         t["note"],
-        "",
+        t["col_actions"],
     )
     listing = _table(t["acme_title"], heads, rows) if rows else f"<p>{_e(t['none_found'])}</p>"
     done = page.request.query.get("done")

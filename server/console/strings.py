@@ -128,6 +128,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "closed_reason": ("終了の理由", "Reason closed"),
     "not_yet": ("—", "—"),
     "history": ("履歴（監査ログ）", "History (audit log)"),
+    "history_entries": ("この申請の記録", "Entries for this application"),
+    "col_actions": ("操作", "Actions"),
     "col_time": ("日時", "Time"),
     "col_actor": ("操作者", "Actor"),
     "col_action": ("操作", "Action"),

@@ -92,8 +92,10 @@ p { margin: 1mm 0; }
 table { border-collapse: collapse; width: 100%; margin: 1mm 0; }
 th, td { border: 0.3mm solid #000; padding: 1mm 2mm; text-align: left; vertical-align: top; }
 td.yen { text-align: right; white-space: nowrap; }
-@media screen { body { padding: 8mm; }
+@media screen { body { padding: 8mm; overflow-wrap: anywhere; }
   .sheet { border-bottom: 1px dashed #888; padding-bottom: 8mm; } }
+@media screen and (max-width: 40rem) { body { padding: 2mm; }
+  .head, .notice, .sign { flex-wrap: wrap; } .fingerprint { margin-left: 0; } }
 """
 
 
@@ -153,7 +155,7 @@ def inquiry_letter(
 <html lang="ja"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>照会書 / Inquiry letter {e(app.id)}</title>
-<style>{_LETTER_STYLE}</style></head><body>
+<style>{_LETTER_STYLE}</style></head><body><main>
 <section class="sheet">
 <div class="head">
 <p class="to">{"〒" + e(postcode) if postcode else "〒"}<br>{e(address)}<br>
@@ -218,7 +220,7 @@ Check that the CA certificate you download has exactly this SHA-256 fingerprint.
 number with your payment.</p>
 <p>お問い合わせ / Contact: {e(sender.ca_name)}{" — " + contact if contact else ""}</p>
 </section>
-</body></html>
+</main></body></html>
 """
 
 

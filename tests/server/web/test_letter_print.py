@@ -13,21 +13,6 @@ from pypdf import PdfReader
 
 from jitsuin.server.ra.letters import fingerprint_rows
 
-# What a CA would write in its [letter] table.
-LETTER_TOML = """
-[letter]
-ca_name = "Example Trust 認証局"
-postcode = "100-0013"
-address = "東京都千代田区霞が関1-2-3 Example Bldg. 5F"
-phone = "03-1234-5678"
-email = "ra@example.jp"
-return_days = 21
-payment_days = 30
-payment_method = "銀行振込 / Bank transfer"
-payment_account = "Example Bank Kasumigaseki 123 Ordinary 7654321 Example Trust"
-registration_number = "T1234567890123"
-"""
-
 
 def pdf_text(pdf: bytes) -> tuple[int, str]:
     reader = PdfReader(io.BytesIO(pdf))
@@ -44,8 +29,8 @@ def print_letter(browser: Any, html: str) -> bytes:
         context.close()
 
 
-def test_the_printed_letter_has_everything_on_two_sheets(browser, start_server):
-    server = start_server(toml=LETTER_TOML)
+def test_the_printed_letter_has_everything_on_two_sheets(browser, start_server, letter_toml):
+    server = start_server(toml=letter_toml)
     app = server.application(returned=False)
     # The API gives the letter as it prints (the same one the console prints).
     status, sent = server.api(
