@@ -232,6 +232,10 @@ def console_page(handler: Handler) -> Callable[[web.Request], Awaitable[web.Stre
             status = STATUS[exc.kind][0]
             title = page.t["not_found_title" if status == 404 else "forbidden_title"]
             return render(page, title, _message("error", exc.message), status=status)
+        except CAError as exc:  # the CA refused (a rollover, say): its message, never a 500
+            return render(
+                page, page.t["forbidden_title"], _message("error", exc.message), status=400
+            )
 
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__

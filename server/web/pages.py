@@ -264,6 +264,7 @@ async def online_input(request: web.Request) -> web.Response:
         data={
             "groups": {g.id: g.title for g in config.ca.groups.values()},
             "maxAttempts": config.ra.max_attempts,
+            "nameOrder": config.ca.name_order.value,
         },
         cache=NO_STORE,
     )
