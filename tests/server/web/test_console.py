@@ -351,3 +351,33 @@ def test_a_post_without_origin_or_token_is_refused(console):
         )
         assert reply.status_code == 403, reply.text
         assert json.dumps(reply.text) and "フォーム" in reply.text
+
+
+def test_hostile_input_never_reaches_a_500(console):
+    operator = console.operators["alice"]
+    same = {"Origin": console.https, "Sec-Fetch-Site": "same-origin"}
+    requests_to_make = [
+        ("GET", f"{CONSOLE}/?offset=-1&state=%3Cscript%3E&q=" + "%00" * 300, {}),
+        ("GET", f"{CONSOLE}/?q=APP-ZZZZZZZZ", {}),
+        ("GET", f"{CONSOLE}/?q=nobody%40example.com&lang=xx", {}),
+        ("GET", f"{CONSOLE}/applications/APP-%00", {}),
+        ("GET", f"{CONSOLE}/applications/APP-ZZZZZZZZ", {}),
+        ("GET", f"{CONSOLE}/audit?before=99999999999999999999&target=%00", {}),
+        ("GET", f"{CONSOLE}/mail?status=%FF", {}),
+        ("POST", f"{CONSOLE}/applications/APP-ZZZZZZZZ/approve", same),
+        ("POST", f"{CONSOLE}/mail/999999999999999999/retry", same),
+        ("POST", f"{CONSOLE}/acme/kid-%00/disable", same),
+        ("POST", f"{CONSOLE}/operators/%00/disable", same),
+    ]
+    for method, path, headers in requests_to_make:
+        reply = requests.request(
+            method,
+            console.https + path,
+            data={"token": "1.x", "amount": "x" * 100},
+            headers=headers,
+            cert=(str(operator.cert), str(operator.key)),
+            verify=str(console.ca_pem),
+            timeout=30,
+        )
+        assert reply.status_code < 500, (path, reply.status_code, reply.text[:300])
+        assert reply.headers["Content-Type"].startswith("text/"), path
