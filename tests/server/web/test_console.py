@@ -381,3 +381,23 @@ def test_hostile_input_never_reaches_a_500(console):
         )
         assert reply.status_code < 500, (path, reply.status_code, reply.text[:300])
         assert reply.headers["Content-Type"].startswith("text/"), path
+
+
+def test_the_rollover_is_for_an_admin_and_asks_for_confirmation(browser, console):
+    """Last in this module: it changes the CA the other tests use."""
+    bob = signed_in(browser, console, "bob")
+    page = open_page(bob, console, f"{CONSOLE}/ca?lang=en")
+    assert page.get_by_role("button", name="Roll over to the next generation").count() == 0
+    root = signed_in(browser, console, "root")
+    page = open_page(root, console, f"{CONSOLE}/ca?lang=en")
+    assert "Generation 1" in page.inner_text("main")
+    assert submit(page, "Roll over to the next generation") == 422  # not confirmed
+    assert len(console.ca_certificates()) == 1
+    page = open_page(root, console, f"{CONSOLE}/ca?lang=en")
+    page.check("#f-confirm")
+    assert submit(page, "Roll over to the next generation") == 200
+    text = page.inner_text("main")
+    assert "Generation 2" in text and "1 → 2" in text
+    assert len(console.ca_certificates()) == 2
+    bob.close()
+    root.close()
