@@ -563,6 +563,17 @@ class Store(Protocol):
 
     async def audit_log(self, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]: ...
 
+    async def audit_entries(
+        self,
+        target: str | None = None,
+        actor: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """The newest ``limit`` entries before ``before_seq`` (all when None), newest first,
+        of ``target`` and/or by ``actor`` when given: one page of the RA console's audit view."""
+        ...
+
     async def verify_audit_chain(self) -> int:
         """Walk the whole log; AuditChainBroken on the first mismatch; returns the count."""
         ...

@@ -1531,6 +1531,43 @@ class PostgresStore:
 
     # == end of ACME ==============================================================================
 
+    # == the RA console: the audit log filtered (one block) =======================================
+    _AUDIT_COLUMNS_SQL = (
+        "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log"
+    )
+
+    async def audit_entries(
+        self,
+        target: str | None = None,
+        actor: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        conditions, args = ["seq < $1"], [before_seq if before_seq is not None else 2**62]
+        if target is not None:
+            args.append(target)
+            conditions.append(f"target = ${len(args)}")
+        if actor is not None:
+            args.append(actor)
+            conditions.append(f"actor = ${len(args)}")
+        rows = await self._pool.fetch(
+            f"{self._AUDIT_COLUMNS_SQL} WHERE {' AND '.join(conditions)}"
+            f" ORDER BY seq DESC LIMIT ${len(args) + 1}",
+            *args,
+            limit,
+        )
+        return [
+            AuditEntry(
+                seq=r[0],
+                event=AuditEvent(
+                    at=r[1], actor=r[2], action=r[3], target=r[4], details=json.loads(r[5])
+                ),
+                prev_hash=r[6],
+                hash=r[7],
+            )
+            for r in rows
+        ]
+
 
 def _reenrollment(row: asyncpg.Record) -> ReenrollmentRecord:
     return ReenrollmentRecord(

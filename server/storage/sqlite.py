@@ -1609,6 +1609,45 @@ class SQLiteStore:
 
     # == end of ACME ==============================================================================
 
+    # == the RA console: the audit log filtered (one block) =======================================
+    _AUDIT_COLUMNS_SQL = (
+        "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log"
+    )
+
+    async def audit_entries(
+        self,
+        target: str | None = None,
+        actor: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        conditions, args = ["seq < ?"], [before_seq if before_seq is not None else 2**62]
+        if target is not None:
+            conditions.append("target = ?")
+            args.append(target)
+        if actor is not None:
+            conditions.append("actor = ?")
+            args.append(actor)
+        rows = await self._db.execute_fetchall(
+            f"{self._AUDIT_COLUMNS_SQL} WHERE {' AND '.join(conditions)} ORDER BY seq DESC LIMIT ?",
+            (*args, limit),
+        )
+        return [
+            AuditEntry(
+                seq=r[0],
+                event=AuditEvent(
+                    at=_parse_time(r[1]),
+                    actor=r[2],
+                    action=r[3],
+                    target=r[4],
+                    details=json.loads(r[5]),
+                ),
+                prev_hash=r[6],
+                hash=r[7],
+            )
+            for r in rows
+        ]
+
 
 def _reenrollment(row: Any) -> ReenrollmentRecord:
     return ReenrollmentRecord(

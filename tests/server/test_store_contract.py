@@ -1641,3 +1641,19 @@ async def test_acme_account_deactivation_cancels_pending_operations(store):
         )
     assert len(await store.audit_log()) == logged + 6
     assert (await store.acme_account("acct-2")).status == "valid"
+
+
+async def test_audit_entries_filter_and_page_newest_first(store):
+    for n in range(1, 7):
+        await store.append_audit(
+            dataclasses.replace(event(n=n), target=f"application/APP-{n % 2}", actor=f"op{n % 3}")
+        )
+    page = await store.audit_entries(target="application/APP-0", limit=2)
+    assert [e.seq for e in page] == [6, 4]
+    assert [e.seq for e in await store.audit_entries(target="application/APP-0", before_seq=4)] == [
+        2
+    ]
+    assert [e.seq for e in await store.audit_entries(actor="op1")] == [4, 1]
+    assert [e.seq for e in await store.audit_entries("application/APP-1", "op2")] == [5]
+    newest = await store.audit_entries(limit=1)
+    assert newest == (await store.audit_log(after_seq=5))
