@@ -176,9 +176,12 @@ class TableNonces:
     async def use(self, value: str, now: dt.datetime) -> bool:
         # Of two processes deleting one nonce, the second waits for the first's row lock, then
         # finds the row gone: a nonce is redeemed once (RFC 8555 §6.5).
-        return await self._driver.execute(
-            "DELETE FROM acme_nonces WHERE value = ? AND expires_at > ?", value, now
-        ) == 1
+        return (
+            await self._driver.execute(
+                "DELETE FROM acme_nonces WHERE value = ? AND expires_at > ?", value, now
+            )
+            == 1
+        )
 
     async def prune(self, now: dt.datetime) -> int:
         return await self._driver.execute("DELETE FROM acme_nonces WHERE expires_at <= ?", now)

@@ -297,8 +297,7 @@ class SQLStore:
             limit,
         )
         return [
-            IntentRecord(r[0], int(r[1], 16), *r[2:6], when(r[6]), r[7], moment(r[8]))
-            for r in rows
+            IntentRecord(r[0], int(r[1], 16), *r[2:6], when(r[6]), r[7], moment(r[8])) for r in rows
         ]
 
     async def certificates_without_intent(self, limit: int = 1000) -> list[tuple[int, int]]:
@@ -1402,7 +1401,7 @@ class SQLStore:
                     *(row[0] for row in orders),
                 )
             authzs = await db.fetch(
-                "SELECT id FROM acme_authorizations"
+                "SELECT id FROM acme_authorizations"  # noqa: S608
                 f" WHERE account_id = ? AND status = 'pending' ORDER BY seq{db.for_update}",
                 account_id,
             )
