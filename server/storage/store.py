@@ -76,6 +76,14 @@ class Nonces(Protocol):
     async def prune(self, now: dt.datetime) -> int: ...
 
 
+async def _insert(db: Session, exists: str, sql: str, *args: Any) -> None:
+    """Run the INSERT ``sql``; a row the schema refuses (its key exists) is Conflict(``exists``)."""
+    try:
+        await db.execute(sql, *args)
+    except Violation as exc:
+        raise Conflict(exists) from exc
+
+
 def _hex(serial: int) -> str:
     """Serials are kept as lower-case hex text: 159 bits fit no integer column."""
     return format(serial, "x")
@@ -98,17 +106,16 @@ class SQLStore:
         self, record: GenerationRecord, audit: AuditEvent, link: LinkRecord | None = None
     ) -> None:
         async def body(db: Session) -> None:
-            try:
-                await db.execute(
-                    "INSERT INTO ca_generations (number, certificate_der, key_ref, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    record.number,
-                    record.certificate_der,
-                    record.key_ref,
-                    record.created_at,
-                )
-            except Violation as exc:
-                raise Conflict(f"CA generation {record.number} exists") from exc
+            await _insert(
+                db,
+                f"CA generation {record.number} exists",
+                "INSERT INTO ca_generations (number, certificate_der, key_ref, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                record.number,
+                record.certificate_der,
+                record.key_ref,
+                record.created_at,
+            )
             if link is not None:
                 await db.execute(
                     "INSERT INTO ca_links (old_generation, new_generation, old_with_new,"
@@ -167,18 +174,17 @@ class SQLStore:
 
     async def add_crl(self, record: CRLRecord) -> None:
         async def body(db: Session) -> None:
-            try:
-                await db.execute(
-                    "INSERT INTO crls (number, generation, this_update, next_update, der)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    record.number,
-                    record.generation,
-                    record.this_update,
-                    record.next_update,
-                    record.der,
-                )
-            except Violation as exc:
-                raise Conflict(f"CRL number {record.number} exists") from exc
+            await _insert(
+                db,
+                f"CRL number {record.number} exists",
+                "INSERT INTO crls (number, generation, this_update, next_update, der)"
+                " VALUES (?, ?, ?, ?, ?)",
+                record.number,
+                record.generation,
+                record.this_update,
+                record.next_update,
+                record.der,
+            )
 
         await self._db.transaction(body)
 
@@ -364,6 +370,19 @@ class SQLStore:
         )
         return AuditEntry(seq=seq, event=event, prev_hash=prev_hash, hash=digest)
 
+    async def _change_one(
+        self, update: str, args: tuple[Any, ...], refused: Exception, audit: AuditEvent
+    ) -> None:
+        """``update`` with its audit entry in one transaction; it must change exactly one row
+        (``refused`` is raised otherwise, nothing written)."""
+
+        async def body(db: Session) -> None:
+            if await db.execute(update, *args) != 1:
+                raise refused
+            await self._append(db, audit)
+
+        await self._db.transaction(body)
+
     async def audit_log(self, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
         rows = await self._db.fetch(
             "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log"
@@ -404,18 +423,17 @@ class SQLStore:
     # -- operators -------------------------------------------------------------------------------
     async def add_operator(self, operator: Operator, token_hash: str, audit: AuditEvent) -> None:
         async def body(db: Session) -> None:
-            try:
-                await db.execute(
-                    "INSERT INTO operators (name, role, token_hash, created_at, token_set_by)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    operator.name,
-                    operator.role,
-                    token_hash,
-                    operator.created_at,
-                    persons_column(operator.token_set_by),
-                )
-            except Violation as exc:
-                raise Conflict(f"operator {operator.name!r} exists") from exc
+            await _insert(
+                db,
+                f"operator {operator.name!r} exists",
+                "INSERT INTO operators (name, role, token_hash, created_at, token_set_by)"
+                " VALUES (?, ?, ?, ?, ?)",
+                operator.name,
+                operator.role,
+                token_hash,
+                operator.created_at,
+                persons_column(operator.token_set_by),
+            )
             await self._append(db, audit)
 
         await self._db.transaction(body)
@@ -536,14 +554,13 @@ class SQLStore:
         values = _application_columns({f.name: getattr(record, f.name) for f in fields(record)})
 
         async def body(db: Session) -> None:
-            try:
-                await db.execute(
-                    f"INSERT INTO applications ({', '.join(values)})"  # noqa: S608
-                    f" VALUES ({marks(len(values))})",
-                    *values.values(),
-                )
-            except Violation as exc:
-                raise Conflict(f"application {record.id} exists") from exc
+            await _insert(
+                db,
+                f"application {record.id} exists",
+                f"INSERT INTO applications ({', '.join(values)})"  # noqa: S608
+                f" VALUES ({marks(len(values))})",
+                *values.values(),
+            )
             await self._append(db, audit)
 
         await self._db.transaction(body)
@@ -758,38 +775,24 @@ class SQLStore:
         next_attempt_at: dt.datetime | None = None,
         sent_at: dt.datetime | None = None,
     ) -> None:
-        async def body(db: Session) -> None:
-            changed = await db.execute(
-                "UPDATE mail_outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
-                " next_attempt_at = coalesce(?, next_attempt_at), sent_at = ?,"
-                " body_sealed = CASE WHEN ? THEN NULL ELSE body_sealed END"
-                " WHERE id = ? AND status = 'pending'",
-                status,
-                error,
-                next_attempt_at,
-                sent_at,
-                status == "sent",
-                mail_id,
-            )
-            if changed != 1:
-                raise Conflict(f"mail {mail_id} is no longer pending")
-            await self._append(db, audit)
-
-        await self._db.transaction(body)
+        await self._change_one(
+            "UPDATE mail_outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
+            " next_attempt_at = coalesce(?, next_attempt_at), sent_at = ?,"
+            " body_sealed = CASE WHEN ? THEN NULL ELSE body_sealed END"
+            " WHERE id = ? AND status = 'pending'",
+            (status, error, next_attempt_at, sent_at, status == "sent", mail_id),
+            Conflict(f"mail {mail_id} is no longer pending"),
+            audit,
+        )
 
     async def retry_mail(self, mail_id: int, now: dt.datetime, audit: AuditEvent) -> None:
-        async def body(db: Session) -> None:
-            changed = await db.execute(
-                "UPDATE mail_outbox SET status = 'pending', next_attempt_at = ?"
-                " WHERE id = ? AND status = 'failed' AND body_sealed IS NOT NULL",
-                now,
-                mail_id,
-            )
-            if changed != 1:
-                raise Conflict(f"mail {mail_id} is not a failed mail that can be retried")
-            await self._append(db, audit)
-
-        await self._db.transaction(body)
+        await self._change_one(
+            "UPDATE mail_outbox SET status = 'pending', next_attempt_at = ?"
+            " WHERE id = ? AND status = 'failed' AND body_sealed IS NOT NULL",
+            (now, mail_id),
+            Conflict(f"mail {mail_id} is not a failed mail that can be retried"),
+            audit,
+        )
 
     # -- revocation ------------------------------------------------------------------------------
     async def revoke_certificate(
@@ -880,20 +883,13 @@ class SQLStore:
     async def decide_reenrollment(
         self, reenrollment_id: int, status: str, operator: str, at: dt.datetime, audit: AuditEvent
     ) -> None:
-        async def body(db: Session) -> None:
-            changed = await db.execute(
-                "UPDATE reenrollments SET status = ?, decided_by = ?, decided_at = ?"
-                " WHERE id = ? AND status = 'pending'",
-                status,
-                operator,
-                at,
-                reenrollment_id,
-            )
-            if changed != 1:
-                raise Conflict(f"re-enrollment request {reenrollment_id} is not pending")
-            await self._append(db, audit)
-
-        await self._db.transaction(body)
+        await self._change_one(
+            "UPDATE reenrollments SET status = ?, decided_by = ?, decided_at = ?"
+            " WHERE id = ? AND status = 'pending'",
+            (status, operator, at, reenrollment_id),
+            Conflict(f"re-enrollment request {reenrollment_id} is not pending"),
+            audit,
+        )
 
     async def complete_reenrollment(
         self, reenrollment_id: int, certificate: CertificateRecord, audit: AuditEvent
@@ -928,24 +924,23 @@ class SQLStore:
 
     async def acme_add_eab_key(self, record: AcmeEABKeyRecord, audit: AuditEvent) -> None:
         async def body(db: Session) -> None:
-            try:
-                await db.execute(
-                    f"INSERT INTO acme_eab_keys ({_EAB_COLUMNS}) VALUES ({marks(12)})",  # noqa: S608
-                    record.kid,
-                    record.key_sealed,
-                    json.dumps(list(record.allowed)),
-                    record.lifetime_days,
-                    record.max_certificates,
-                    record.expires_at,
-                    record.note,
-                    record.created_by,
-                    record.created_at,
-                    record.used_at,
-                    record.account_id,
-                    record.disabled_at,
-                )
-            except Violation as exc:
-                raise Conflict(f"EAB key {record.kid} exists") from exc
+            await _insert(
+                db,
+                f"EAB key {record.kid} exists",
+                f"INSERT INTO acme_eab_keys ({_EAB_COLUMNS}) VALUES ({marks(12)})",  # noqa: S608
+                record.kid,
+                record.key_sealed,
+                json.dumps(list(record.allowed)),
+                record.lifetime_days,
+                record.max_certificates,
+                record.expires_at,
+                record.note,
+                record.created_by,
+                record.created_at,
+                record.used_at,
+                record.account_id,
+                record.disabled_at,
+            )
             await self._append(db, audit)
 
         await self._db.transaction(body)
@@ -966,17 +961,12 @@ class SQLStore:
         return [_eab_key(r) for r in rows]
 
     async def acme_disable_eab_key(self, kid: str, at: dt.datetime, audit: AuditEvent) -> None:
-        async def body(db: Session) -> None:
-            changed = await db.execute(
-                "UPDATE acme_eab_keys SET disabled_at = coalesce(disabled_at, ?) WHERE kid = ?",
-                at,
-                kid,
-            )
-            if changed != 1:
-                raise NotFound(f"no EAB key {kid}")
-            await self._append(db, audit)
-
-        await self._db.transaction(body)
+        await self._change_one(
+            "UPDATE acme_eab_keys SET disabled_at = coalesce(disabled_at, ?) WHERE kid = ?",
+            (at, kid),
+            NotFound(f"no EAB key {kid}"),
+            audit,
+        )
 
     async def acme_create_account(
         self, record: AcmeAccountRecord, audit: AuditEvent, operator_key: bool
