@@ -838,6 +838,17 @@ async def test_applications_round_trip_every_column(store):
     assert len(await store.audit_log()) == 2
 
 
+async def test_an_application_time_given_as_text_is_kept_as_the_instant_in_utc(store):
+    await store.create_application(application_record(), event("application.create"))
+    updated = await store.update_application(
+        "APP-0001", 1, {"paid_at": "2026-11-03T18:30:15+09:00"}, event("application.pay", 1)
+    )
+
+    assert updated.paid_at == dt.datetime(2026, 11, 3, 9, 30, 15, tzinfo=dt.UTC)
+    assert updated.paid_at.utcoffset() == dt.timedelta(0)
+    assert (await store.application("APP-0001")).paid_at == updated.paid_at
+
+
 async def test_update_application_is_optimistic_and_atomic(store):
     await store.create_application(application_record(), event("application.create"))
     later = T0 + dt.timedelta(hours=1)
@@ -1155,6 +1166,19 @@ async def test_revocation_status_and_expiry(store):
     with pytest.raises(Conflict, match="unknown"):
         await store.revoke_certificate(1, 99, "superseded", at, event("unknown"))
     assert [e.event.action for e in await store.audit_log()][-1] == "revoke"
+
+
+async def test_revoked_lists_by_revocation_time_then_by_recording_order(store):
+    """Certificates revoked at one instant come out in the order they were recorded, on both
+    databases (ORDER BY revoked_at, id): the CRL lists them in this order."""
+    await with_generation(store)
+    for serial in (0x50, 0x30, 0x40):
+        await store.record_certificate(certificate_record(serial), event())
+    await store.revoke_certificate(1, 0x40, "superseded", T0 + 9 * ONE, event("revoke"))
+    for serial in (0x30, 0x50):
+        await store.revoke_certificate(1, serial, "superseded", T0 + ONE, event("revoke"))
+
+    assert [entry[0] for entry in await store.revoked(1)] == [0x50, 0x30, 0x40]
 
 
 async def test_revoking_a_certificate_closes_its_application_in_the_same_transaction(store):
