@@ -2,8 +2,9 @@
 
 ``SQLiteStore`` (``sqlite.py``) and ``PostgresStore`` (``postgres.py``) are ``SQLStore`` with
 their driver and their keeper of ACME nonces. ``SQLStore`` is assembled from one part per
-client, as the ``Store`` protocol is (``jitsuin.server.storage``): ``ca.py`` (CA and audit
-log), ``ra.py`` (RA and mail outbox), ``est.py`` and ``acme.py``, over ``base.py``.
+client, as the ``Store`` protocol is (``jitsuin.server.storage``): ``store_ca.py`` (CA and
+audit log), ``store_ra.py`` (RA and mail outbox), ``store_est.py`` and ``store_acme.py``, over
+``store_base.py``.
 
 Each writing method is one transaction (``self._db.transaction``) that ends with its audit entry
 (``_append``): on PostgreSQL the audit log's lock is then held for as short a time as possible.
@@ -18,10 +19,10 @@ placeholders, passing datetimes and bools as Python values, and decode time colu
 from __future__ import annotations
 
 from jitsuin.server.storage.driver import Driver
-from jitsuin.server.storage.store.acme import ACMEPart, Nonces
-from jitsuin.server.storage.store.ca import AuditPart, CAPart
-from jitsuin.server.storage.store.est import ESTPart
-from jitsuin.server.storage.store.ra import MailPart, RAPart
+from jitsuin.server.storage.store_acme import ACMEPart, Nonces
+from jitsuin.server.storage.store_ca import AuditPart, CAPart
+from jitsuin.server.storage.store_est import ESTPart
+from jitsuin.server.storage.store_ra import MailPart, RAPart
 
 
 class SQLStore(CAPart, AuditPart, RAPart, MailPart, ESTPart, ACMEPart):

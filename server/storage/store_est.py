@@ -19,7 +19,7 @@ from jitsuin.server.storage.driver import (
     moment,
     when,
 )
-from jitsuin.server.storage.store.base import Part, hex_serial
+from jitsuin.server.storage.store_base import Part, hex_serial
 
 
 class ESTPart(Part):

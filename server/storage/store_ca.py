@@ -26,7 +26,7 @@ from jitsuin.server.storage.driver import (
     moment,
     when,
 )
-from jitsuin.server.storage.store.base import Part, hex_serial, insert_new
+from jitsuin.server.storage.store_base import Part, hex_serial, insert_new
 
 
 class CAPart(Part):

@@ -36,7 +36,7 @@ from jitsuin.server.storage.driver import (
     moment,
     when,
 )
-from jitsuin.server.storage.store.base import Part, hex_serial, insert_new
+from jitsuin.server.storage.store_base import Part, hex_serial, insert_new
 
 
 class RAPart(Part):
