@@ -4,7 +4,8 @@ SQL lives only below this package, written once in ``store.py`` over a thin driv
 (``driver.py``): SQLite (``sqlite.py``) is the embedded default, PostgreSQL (``postgres.py``)
 serves several processes; both pass the same contract tests (tests/server/test_store_contract.py).
 ``Store`` is the union of the parts below, one per client (CA, audit, RA, mail, EST, ACME), so
-that a service can type against the part it uses.
+that a service can type against the part it uses. This file is long because it is the whole
+interface: the records, the audit chain's rules and the protocol parts.
 """
 
 from __future__ import annotations

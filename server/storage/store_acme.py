@@ -1,5 +1,10 @@
 """ACME's part of the store (``ACMEStore``, RFC 8555): nonces, EAB keys, accounts, orders,
-authorizations and challenges."""
+authorizations and challenges.
+
+Longer than the other parts because ACME has six resources, each with its reads and its
+conditional writes; they stay together since orders, authorizations and challenges change in
+one transaction (``acme_update_challenge``, ``acme_deactivate_account``).
+"""
 
 from __future__ import annotations
 
