@@ -13,6 +13,7 @@ from jitsuin.server.acme import handlers as acme_handlers
 from jitsuin.server.acme import operator as acme_operator
 from jitsuin.server.acme.service import AcmeService
 from jitsuin.server.authority import Authority
+from jitsuin.server.console import pages as console_pages
 from jitsuin.server.est import handlers as est_handlers
 from jitsuin.server.est.service import Reenrollment
 from jitsuin.server.keys import ACME, AUTHORITY, RA, REENROLLMENT
@@ -41,6 +42,8 @@ def create_app(authority: Authority, *, send_mail: bool = True) -> web.Applicati
     app.add_routes(web_pages.routes)
     app.add_routes([r for r in pki_http.routes if getattr(r, "path", None) != "/"])
     app.add_routes(ra_handlers.routes)
+    # The operators' console in the browser, signed in by their TLS client certificates.
+    app.add_routes(console_pages.routes)
     app[REENROLLMENT] = Reenrollment(authority, config.est.reenroll_approval)
     app.add_routes(est_handlers.routes)
     # ACME (RFC 8555) at /acme/, and its operator endpoints under /ra/acme/.

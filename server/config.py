@@ -211,6 +211,68 @@ class AcmeConfig:
     test: AcmeTestMode = AcmeTestMode()
 
 
+# -- [letter]: the inquiry letter and its invoice (seed steps 3 and 5) --------------------------
+@dataclass(frozen=True, slots=True)
+class LetterConfig:
+    """Who sends the inquiry letter, where it goes back to and how the invoice is paid. The
+    defaults print as visibly unset ("未設定"), so that a letter never looks finished before
+    the CA has filled them in."""
+
+    ca_name: str = "jitsuin CA"
+    postcode: str = "000-0000"  # 郵便番号 of the CA's office (return address)
+    address: str = "住所未設定 / address not set ([letter] address)"
+    phone: str = ""
+    email: str = "ca@localhost"
+    return_days: int = 14  # the signed and sealed letter must be back within this many days
+    payment_days: int = 30  # the invoice falls due this many days after the letter
+    payment_method: str = "銀行振込 / Bank transfer"
+    payment_account: str = "口座未設定 / account not set ([letter] payment_account)"
+    # 適格請求書発行事業者登録番号: "T" and 13 digits (消費税法第57条の4); "" prints as unset.
+    registration_number: str = ""
+    tax_rate_percent: int = 10  # the fee ([ra] invoice_amount) includes the tax at this rate
+
+
+_REGISTRATION_NUMBER = re.compile(r"T[0-9]{13}")
+_POSTCODE = re.compile(r"[0-9]{3}-[0-9]{4}")
+
+
+def _letter(table: Any, errors: list[str]) -> LetterConfig:
+    """The [letter] table: the sender, the return deadline and the invoice's payment details."""
+    letter = _Reader(table, "letter", errors)
+    defaults = LetterConfig()
+    texts = {
+        key: letter.get(key, str, getattr(defaults, key)).strip()
+        for key in (
+            "ca_name",
+            "postcode",
+            "address",
+            "phone",
+            "email",
+            "payment_method",
+            "payment_account",
+            "registration_number",
+        )
+    }
+    for key in ("ca_name", "address", "payment_method", "payment_account"):
+        if not texts[key]:
+            errors.append(f"letter.{key}: must not be empty")
+    if not _POSTCODE.fullmatch(texts["postcode"]):
+        errors.append(f"letter.postcode: write it as 123-4567, not {texts['postcode']!r}")
+    number = texts["registration_number"]
+    if number and not _REGISTRATION_NUMBER.fullmatch(number):
+        errors.append(f"letter.registration_number: 'T' and 13 digits, not {number!r}")
+    config = LetterConfig(
+        **texts,
+        return_days=_positive(letter, "return_days", defaults.return_days),
+        payment_days=_positive(letter, "payment_days", defaults.payment_days),
+        tax_rate_percent=_not_negative(letter, "tax_rate_percent", defaults.tax_rate_percent),
+    )
+    if config.tax_rate_percent > 100:
+        errors.append("letter.tax_rate_percent: at most 100")
+    letter.finish()
+    return config
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     home: Path
@@ -224,6 +286,7 @@ class Config:
     acme: AcmeConfig = AcmeConfig()
     http: HTTPConfig = HTTPConfig()
     ocsp: OCSPConfig = OCSPConfig()
+    letter: LetterConfig = LetterConfig()
 
     def test_mode_warning(self) -> str | None:
         """What ``serve`` and /health say when [acme.test] knobs are on (allowed by
@@ -550,6 +613,7 @@ def load(path: Path | None, home: Path) -> Config:
     if responder not in ("ca", "delegated"):
         errors.append(f"ocsp.responder: use 'ca' or 'delegated', not {responder!r}")
     ocsp_table.finish()
+    letter_config = _letter(top.get("letter", dict, {}), errors)
     top.finish()
     if errors:
         raise ConfigError(errors)
@@ -590,6 +654,7 @@ def load(path: Path | None, home: Path) -> Config:
         acme=acme_config,
         http=http_config,
         ocsp=OCSPConfig(responder=responder),
+        letter=letter_config,
     )
 
 

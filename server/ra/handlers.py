@@ -123,14 +123,15 @@ async def inquiry(request: web.Request) -> web.Response:
     sent = await ra.dispatch_inquiry(
         await operator_of(request), _app_id(request), await json_body(request)
     )
+    letter_html = sent.letter
     if "text/html" in request.headers.get("Accept", ""):
-        return web.Response(text=sent.letter_html, content_type="text/html", headers=NO_STORE)
+        return web.Response(text=letter_html, content_type="text/html", headers=NO_STORE)
     return _reply(
         {
             "application": application_json(sent.application),
             "enrollmentId": sent.enrollment_id,
             "accessCode": sent.access_code,
-            "letterHtml": sent.letter_html,
+            "letterHtml": letter_html,
         }
     )
 
