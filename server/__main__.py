@@ -14,6 +14,7 @@ import signal
 import socket
 import ssl
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from jitsuin.ca.verify import (
     revoked_reason,
     validate_path,
 )
-from jitsuin.server import cli_conformance, cli_ra, permissions, workers
+from jitsuin.server import cli_conformance, cli_ra, metrics, permissions, workers
 from jitsuin.server import config as configuration
 from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
@@ -190,6 +191,9 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
     """One server process: the listeners (inherited from ``serve --workers N``'s parent, or its
     own) until SIGINT or SIGTERM."""
     authority = await Authority.open(config, SystemClock())
+    metrics.instrument_store(authority.store)
+    # A worker's counts reach /metrics through the parent (server/metrics.py).
+    endpoint = metrics.Endpoint(authority, None if inherited else config.metrics.listen)
     runners: list[web.AppRunner] = []
     tasks: list[asyncio.Task[None]] = []
     stop = asyncio.Event()
@@ -252,6 +256,7 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
         print(f"health: {base}/health")
         if server.https is not None:
             print(f"HTTPS (enrollment): {server.public_https_url}/")
+        _print_metrics(await endpoint.start())
         for warning in [authority.rollover_warning(), *config.warnings()]:
             if warning:
                 logging.getLogger("jitsuin.ca").warning(warning)
@@ -261,10 +266,15 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
     finally:
         for task in tasks:
             task.cancel()
+        await endpoint.stop()
         for runner in reversed(runners):
             await runner.cleanup()
         await authority.close()
     return 0
+
+
+def _print_metrics(url: str | None) -> None:
+    print(f"metrics: {url}" if url else "metrics: not served (see [metrics] listen)")
 
 
 async def _follow_tls(
@@ -306,10 +316,15 @@ async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
         if config.server.https is not None:
             await authority.tls_files()  # made once here, not raced by the workers
         _describe(config, authority)
-    finally:
+    except BaseException:
         await authority.close()
+        raise
     listens = {"http": config.server.http, "https": config.server.https}
     sockets: dict[str, list[socket.socket]] = {}
+    # The workers' counters, summed by this process's /metrics (server/metrics.py).
+    counts = tempfile.TemporaryDirectory(prefix="jitsuin-metrics-")
+    os.environ[metrics.MULTIPROCESS_ENV] = counts.name
+    endpoint = metrics.Endpoint(authority, config.metrics.listen)
     try:
         for name, listen in listens.items():
             if listen is not None:
@@ -322,6 +337,7 @@ async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
         print(f"health: {base}/health")
         if config.server.https is not None:
             print(f"HTTPS (enrollment): {config.server.public_https_url}/")
+        _print_metrics(await endpoint.start())
         for warning in config.warnings():
             logging.getLogger("jitsuin.ca").warning(warning)
             print(f"WARNING: {warning}")
@@ -334,6 +350,9 @@ async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
         for own in sockets.values():
             for sock in own:
                 sock.close()
+        await endpoint.stop()
+        await authority.close()
+        counts.cleanup()
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

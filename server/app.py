@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from jitsuin.server import pki_http
+from jitsuin.server import metrics, pki_http
 from jitsuin.server.acme import handlers as acme_handlers
 from jitsuin.server.acme import operator as acme_operator
 from jitsuin.server.acme.service import AcmeService
@@ -60,7 +60,11 @@ def _application(authority: Authority) -> web.Application:
     quiet_malformed_http()
     http = authority.config.http
     app = web.Application(
-        middlewares=[problems, request_body_deadline(http.request_body_timeout)],
+        middlewares=[
+            metrics.count_requests,
+            problems,
+            request_body_deadline(http.request_body_timeout),
+        ],
         client_max_size=64 * 1024,
     )
     app[AUTHORITY] = authority
