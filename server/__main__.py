@@ -37,7 +37,7 @@ from jitsuin.ca.verify import (
     revoked_reason,
     validate_path,
 )
-from jitsuin.server import cli_conformance, cli_ra, metrics, permissions, workers
+from jitsuin.server import cli_conformance, cli_ra, logging_json, metrics, permissions, workers
 from jitsuin.server import config as configuration
 from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
@@ -167,12 +167,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     permissions.restrict_new_files()
     config = _load(args, initialise=True)
     inherited = workers.inherited_sockets(args.worker_sockets)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s "
-        + ("[%(process)d] " if inherited else "")
-        + "%(levelname)s %(name)s %(message)s",
-    )
+    logging_json.configure(config.log.format, with_pid=bool(inherited))
     for warning in permissions.secure_data_directory(config):
         logging.getLogger("jitsuin.files").warning(warning)
     problem = workers.refusal(config.database_dialect, args.workers)
@@ -235,7 +230,8 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
             rolled = asyncio.Event()
             authority.rollover_listeners.append(lambda _generation: rolled.set())
             tasks.append(asyncio.create_task(_follow_tls(authority, context, rolled, loaded)))
-            full = web.AppRunner(create_app(authority), keepalive_timeout=head)
+            # Its access log is server/logging_json.py's: route templates, never paths as sent.
+            full = web.AppRunner(create_app(authority), access_log=None, keepalive_timeout=head)
             await full.setup()
             runners.append(full)
             https = inherited.get("https")

@@ -46,6 +46,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from jitsuin.server import logging_json
 from jitsuin.server.config import Listen
 
 log = logging.getLogger("jitsuin.metrics")
@@ -218,6 +219,8 @@ def instrument_store(store: Any) -> None:
 def _timed(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     after = _AFTER.get(name)
     signature = inspect.signature(method)
+    # The actor of an audit entry is the actor of the request that appends it (the log's).
+    audited = next((p for p in ("audit", "event") if p in signature.parameters), None)
     histogram = DB_SECONDS.labels(name)
 
     @functools.wraps(method)
@@ -227,9 +230,14 @@ def _timed(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
             result = await method(*args, **kwargs)
         finally:
             histogram.observe(time.perf_counter() - started)
+        if after is None and audited is None:
+            return result
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        actor = getattr(bound.arguments.get(audited or ""), "actor", None)
+        if isinstance(actor, str):
+            logging_json.ACTOR.set(actor)
         if after is not None:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
             try:
                 after(bound.arguments, result)
             except Exception:  # a count must never fail the operation it counts
