@@ -37,7 +37,15 @@ from jitsuin.ca.verify import (
     revoked_reason,
     validate_path,
 )
-from jitsuin.server import cli_conformance, cli_ra, logging_json, metrics, permissions, workers
+from jitsuin.server import (
+    backup,
+    cli_conformance,
+    cli_ra,
+    logging_json,
+    metrics,
+    permissions,
+    workers,
+)
 from jitsuin.server import config as configuration
 from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
@@ -725,6 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_verify)
 
     cli_ra.add_parsers(sub, _load)
+    backup.add_parsers(sub, _load, _home)
     est_client.add_parsers(sub)
     cli_conformance.add_parsers(sub)
     for _, command in subcommands(parser):
