@@ -44,6 +44,7 @@ from jitsuin.server import (
     logging_json,
     metrics,
     permissions,
+    reload,
     workers,
 )
 from jitsuin.server import config as configuration
@@ -249,6 +250,10 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
             await site.start()
         # A rollover by `jitsuin ca rollover` or another worker reaches this process too.
         tasks.append(asyncio.create_task(authority.follow_rollovers()))
+        follow = reload.follow_sighup(
+            config, None if inherited else endpoint, with_pid=bool(inherited)
+        )
+        tasks.append(asyncio.create_task(follow))
         if inherited:  # a worker of `serve --workers N`: the parent has said where everything is
             tasks.append(asyncio.create_task(workers.watch_parent(stop)))
             logging.getLogger("jitsuin.workers").info("worker %d serving", os.getpid())
@@ -349,7 +354,14 @@ async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
         command = [sys.executable, "-m", "jitsuin.server", "--home", str(_home(args))]
         if config.source is not None:
             command += ["--config", str(config.source)]
-        return await workers.Supervisor([*command, "serve"], sockets).run()
+        supervisor = workers.Supervisor([*command, "serve"], sockets)
+        follow = asyncio.create_task(
+            reload.follow_sighup(config, endpoint, forward=supervisor.signal_all)
+        )
+        try:
+            return await supervisor.run()
+        finally:
+            follow.cancel()
     finally:
         for own in sockets.values():
             for sock in own:

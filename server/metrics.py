@@ -408,6 +408,12 @@ class Endpoint:
         self.runner = runner
         return f"http://{self.listen}/metrics"
 
+    async def move(self, listen: Listen | None) -> str | None:
+        """Listen on ``listen`` instead (SIGHUP, server/reload.py)."""
+        await self.stop()
+        self.listen = listen
+        return await self.start()
+
     async def stop(self) -> None:
         if self.runner is not None:
             self.registry.unregister(self.state)
