@@ -45,7 +45,7 @@ from jitsuin.server.storage import AuditChainBroken, AuditEntry, Store, open_sto
 MANIFEST = "manifest.json"
 FORMAT = 1
 DATABASE = "jitsuin.db"
-# The data directory's folders a backup takes whole (lock files aside).
+# The data directory's folders a backup takes whole (lock files aside: tls/lock).
 FOLDERS = ("keys", "secrets", "tls")
 
 Loader = Callable[[argparse.Namespace], Config]
@@ -118,7 +118,7 @@ async def run_backup(args: argparse.Namespace, load: Loader) -> int:
     files: dict[str, Path] = {"jitsuin.toml": config.source}
     for folder in FOLDERS:
         for path in sorted((config.home / folder).rglob("*")):
-            if path.is_file() and not path.name.endswith(".lock"):
+            if path.is_file() and path.name != "lock" and not path.name.endswith(".lock"):
                 files[path.relative_to(config.home).as_posix()] = path
     for path in _outside(config):
         print(f"WARNING: {path} is outside {config.home} and not in the backup", file=sys.stderr)

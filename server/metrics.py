@@ -235,7 +235,7 @@ def _timed(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         actor = getattr(bound.arguments.get(audited or ""), "actor", None)
-        if isinstance(actor, str):
+        if isinstance(actor, str) and logging_json.REQUEST_ID.get() is not None:
             logging_json.ACTOR.set(actor)
         if after is not None:
             try:
