@@ -12,6 +12,7 @@ import re
 import subprocess
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -162,3 +163,16 @@ def test_metrics_listener_can_be_turned_off(tmp_path):
         raise AssertionError("a bad [metrics] listen was taken")
     except configuration.ConfigError as exc:
         assert any(e.startswith("metrics.listen:") for e in exc.errors), exc.errors
+
+
+def test_the_alert_rules_name_only_metrics_the_server_exports():
+    """contrib/prometheus/jitsuin-alerts.yml (docs/operations.md) stays in step with METRICS."""
+    rules = Path(__file__).resolve().parents[2] / "contrib" / "prometheus" / "jitsuin-alerts.yml"
+    expressions = re.findall(r"^\s*expr: (.+)$", rules.read_text(), re.MULTILINE)
+    assert len(expressions) >= 10
+    named = {
+        re.sub(r"_(bucket|count|sum)$", "", name)
+        for expr in expressions
+        for name in re.findall(r"\bjitsuin_\w+", expr)
+    }
+    assert named and named <= set(METRICS), named - set(METRICS)
