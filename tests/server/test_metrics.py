@@ -7,6 +7,7 @@ left. The public listeners do not answer /metrics."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import re
 import subprocess
@@ -20,8 +21,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from jitsuin.ca.keys import KeyType
+from jitsuin.conformance.findings import Finding, Severity
+from jitsuin.conformance.gate import _blocking
 from jitsuin.server import config as configuration
+from jitsuin.server import metrics
 from jitsuin.server.config import load
+from jitsuin.server.storage import AuditEvent
 
 # Every metric the endpoint exports (counters with their _total suffix).
 METRICS = (
@@ -176,3 +181,35 @@ def test_the_alert_rules_name_only_metrics_the_server_exports():
         for name in re.findall(r"\bjitsuin_\w+", expr)
     }
     assert named and named <= set(METRICS), named - set(METRICS)
+
+
+def test_lint_refusals_are_counted_by_rule():
+    """A lint refusal's audit entry (server/authority.py) counts once per profile and once per
+    blocking finding's rule, read from the gate's own message (conformance/gate.py)."""
+    findings = [
+        Finding("C-07", Severity.ERROR, "C-07", "no policy: the CP OID is missing; see 7.1"),
+        Finding("pkilint", Severity.WARNING, "cabf.smime.x", "a: b; c"),
+        Finding("C-09", Severity.NOTICE, "C-09", "below the threshold"),
+    ]
+    message = "the pre-issuance lint refused the certificate: " + "; ".join(
+        _blocking(findings, Severity.WARNING)
+    )
+    counters = {rule: metrics.LINT_FINDINGS.labels(rule) for rule in ("C-07", "pkilint", "C-09")}
+    before = {rule: counter._value.get() for rule, counter in counters.items()}
+    refusals = metrics.LINT_REFUSALS.labels("general")
+    refused_before = refusals._value.get()
+    event = AuditEvent(
+        dt.datetime.now(dt.UTC),
+        "system",
+        "certificate.lint_refused",
+        "subscriber/x",
+        {"profile": "general", "findings": message},
+    )
+    metrics._after_append_audit({"event": event}, None)
+    assert refusals._value.get() == refused_before + 1
+    after = {rule: counter._value.get() for rule, counter in counters.items()}
+    assert after == {
+        "C-07": before["C-07"] + 1,
+        "pkilint": before["pkilint"] + 1,
+        "C-09": before["C-09"],
+    }
