@@ -65,8 +65,7 @@ REQUEST_SECONDS = Histogram(
 )
 ISSUED = Counter(
     "jitsuin_certificates_issued",
-    "Certificates issued and recorded, by profile and door (est, browser, acme, cli, operator, "
-    "system)",
+    "Certificates issued and recorded, by profile and door (est, browser, acme, cli, system)",
     ["profile", "door"],
 )
 LINT_REFUSALS = Counter(
@@ -150,7 +149,7 @@ def door(actor: str) -> str:
         return "acme"
     if channel == "est" or kind == "subscriber":  # subscriber: EST re-enrollment
         return "browser" if _BROWSER.get() else "est"
-    if kind in ("cli", "operator", "system"):
+    if kind in ("cli", "system"):
         return kind
     return "other"
 
