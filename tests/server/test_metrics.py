@@ -10,7 +10,10 @@ import base64
 import datetime as dt
 import json
 import re
+import signal
 import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -213,3 +216,52 @@ def test_lint_refusals_are_counted_by_rule():
         "pkilint": before["pkilint"] + 1,
         "C-09": before["C-09"],
     }
+
+
+def test_workers_share_one_metrics_endpoint(postgres_schema, tmp_path, free_port, write_home):
+    """``serve --workers 2``: the parent serves /metrics with the workers' counts summed
+    (multiprocess mode), so every request either worker answered is counted once."""
+    home, http, port = tmp_path / "home", free_port(), free_port()
+    path = write_home(home, http_port=http, https_port=free_port())
+    text = path.read_text().replace("sqlite:///jitsuin.db", postgres_schema.url)
+    path.write_text(text + f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n')
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jitsuin.server", "--home", str(home), "serve", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http}/health", timeout=10):
+                    pass
+                before = _metrics_text(port)
+                if before is not None:
+                    break
+            except OSError:
+                assert server.poll() is None
+                time.sleep(0.1)
+        for _ in range(60):  # a connection each: the kernel spreads them over both workers
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/health", timeout=10):
+                pass
+        after = _metrics_text(port)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=60)[0]
+    assert f"metrics: http://127.0.0.1:{port}/metrics\n" in output
+    assert before is not None and after is not None
+    health = "jitsuin_http_requests_total"
+    counted = _value(_samples(after), health, family="health")
+    assert counted - _value(_samples(before), health, family="health") == 60
+    samples = _samples(after)
+    assert _value(samples, "jitsuin_ca_current_generation") == 1
+    assert _value(samples, "jitsuin_ca_validity_left_seconds", generation="1") > 0
+
+
+def _metrics_text(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            return reply.read().decode()
+    except OSError:
+        return None
