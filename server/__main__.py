@@ -39,6 +39,7 @@ from jitsuin.ca.verify import (
 )
 from jitsuin.server import (
     backup,
+    checkpoints,
     cli_conformance,
     cli_ra,
     logging_json,
@@ -250,6 +251,8 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
             await site.start()
         # A rollover by `jitsuin ca rollover` or another worker reaches this process too.
         tasks.append(asyncio.create_task(authority.follow_rollovers()))
+        if not inherited:  # under serve --workers N, the parent writes them
+            tasks.append(asyncio.create_task(checkpoints.follow(authority)))
         follow = reload.follow_sighup(
             config, None if inherited else endpoint, with_pid=bool(inherited)
         )
@@ -355,13 +358,17 @@ async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
         if config.source is not None:
             command += ["--config", str(config.source)]
         supervisor = workers.Supervisor([*command, "serve"], sockets)
-        follow = asyncio.create_task(
-            reload.follow_sighup(config, endpoint, forward=supervisor.signal_all)
-        )
+        follow = [
+            asyncio.create_task(
+                reload.follow_sighup(config, endpoint, forward=supervisor.signal_all)
+            ),
+            asyncio.create_task(checkpoints.follow(authority)),
+        ]
         try:
             return await supervisor.run()
         finally:
-            follow.cancel()
+            for task in follow:
+                task.cancel()
     finally:
         for own in sockets.values():
             for sock in own:

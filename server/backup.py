@@ -2,7 +2,8 @@
 and restore").
 
 A backup is a directory: the configuration, the data directory's ``keys/`` (the CA keys,
-encrypted with the passphrase), ``secrets/`` and ``tls/``, the SQLite database as one
+encrypted with the passphrase, and the audit checkpoint key), ``secrets/`` and ``tls/``, the
+audit checkpoints (server/checkpoints.py; one is written first), the SQLite database as one
 self-contained file, and ``manifest.json`` with the SHA-256 of every file and the audit log's
 head at the snapshot. The database is copied with SQLite's online backup API in one step: a
 consistent snapshot, taken while ``jitsuin serve`` runs, of everything committed when it
@@ -12,7 +13,8 @@ checks that the dump holds the audit head the files backup saw.
 
 Restore checks everything before it writes anything: the manifest's sums (no file changed,
 missing or added), the audit log's hash chain and its head against the manifest, and that each
-CA generation's key opens and is the key of that generation's certificate. Then it writes the
+CA generation's key opens and is the key of that generation's certificate; and the chain must hold
+the newest signed audit checkpoint. Then it writes the
 files into a new data directory.
 
 A backup holds the CA key passphrase and the RA secret in clear beside the encrypted keys: keep
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from jitsuin.ca.errors import CAError
+from jitsuin.server import checkpoints
 from jitsuin.server import config as configuration
 from jitsuin.server.authority import Authority
 from jitsuin.server.cli_errors import CLIError
@@ -115,11 +118,19 @@ async def run_backup(args: argparse.Namespace, load: Loader) -> int:
             "configuration beside the files its relative paths name; back it up by hand"
         )
     _new_directory(dest)
+    store = await open_store(config)
+    try:  # the head as of now, signed, goes with the backup (server/checkpoints.py)
+        await checkpoints.write(config.home, store, dt.datetime.now(dt.UTC))
+    finally:
+        await store.close()
     files: dict[str, Path] = {"jitsuin.toml": config.source}
     for folder in FOLDERS:
         for path in sorted((config.home / folder).rglob("*")):
             if path.is_file() and path.name != "lock" and not path.name.endswith(".lock"):
                 files[path.relative_to(config.home).as_posix()] = path
+    for extra in (checkpoints.FILE,):
+        if (config.home / extra).is_file():
+            files[extra] = config.home / extra
     for path in _outside(config):
         print(f"WARNING: {path} is outside {config.home} and not in the backup", file=sys.stderr)
     manifest: dict[str, Any] = {
@@ -203,6 +214,7 @@ async def _check_store(config: Config, manifest: dict[str, Any]) -> list[str]:
     try:
         try:
             count = await store.verify_audit_chain()
+            checkpoint = await checkpoints.check(config.home, store)
         except AuditChainBroken as exc:
             raise CLIError(f"the audit log is broken: {exc}") from None
         seq = int(head.get("seq", 0))
@@ -216,6 +228,8 @@ async def _check_store(config: Config, manifest: dict[str, Any]) -> list[str]:
         if manifest.get("database") and await store.audit_log(seq, limit=1):
             raise CLIError(f"the audit log goes on past the head the backup recorded ({seq})")
         notes = [f"audit log: {count} entries, hash chain intact, head entry {seq}"]
+        if checkpoint is not None:
+            notes.append(f"audit log: holds the signed checkpoint of entry {checkpoint.seq}")
         records = await store.generations()
     finally:
         await store.close()

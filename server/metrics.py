@@ -46,7 +46,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from jitsuin.server import logging_json
+from jitsuin.server import checkpoints, logging_json
 from jitsuin.server.config import Listen
 
 log = logging.getLogger("jitsuin.metrics")
@@ -330,6 +330,21 @@ class State:
             authority.current.number,
         )
         families += [crl_age, crl_next, validity, cutoff, current]
+        checkpoint = checkpoints.newest(authority.config.home)
+        families.append(
+            _gauge(
+                "jitsuin_audit_checkpoint_seq",
+                "The audit log entry of the newest signed checkpoint (server/checkpoints.py)",
+                checkpoint.seq if checkpoint else 0,
+            )
+        )
+        families.append(
+            _gauge(
+                "jitsuin_audit_checkpoint_age_seconds",
+                "Age of the newest signed audit checkpoint (0 when there is none)",
+                (now - checkpoint.at).total_seconds() if checkpoint else 0.0,
+            )
+        )
         self.families = families
 
 

@@ -52,6 +52,8 @@ METRICS = (
     "jitsuin_ca_issuance_cutoff_seconds",
     "jitsuin_ca_current_generation",
     "jitsuin_db_operation_duration_seconds",
+    "jitsuin_audit_checkpoint_seq",
+    "jitsuin_audit_checkpoint_age_seconds",
 )
 
 
@@ -157,6 +159,8 @@ def test_metrics_endpoint_counts_what_the_server_did(
     assert _value(samples, "jitsuin_ca_current_generation") == 1
     db = "jitsuin_db_operation_duration_seconds_count"
     assert _value(samples, db, operation="try_credential") >= 4
+    # serve wrote a checkpoint of the head at its start (server/checkpoints.py)
+    assert _value(samples, "jitsuin_audit_checkpoint_seq") >= 1
 
 
 def test_metrics_listener_can_be_turned_off(tmp_path):
