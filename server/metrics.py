@@ -48,6 +48,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from jitsuin.server import checkpoints, logging_json
 from jitsuin.server.config import Listen
+from jitsuin.server.storage import AuditChainBroken
 
 log = logging.getLogger("jitsuin.metrics")
 
@@ -330,12 +331,18 @@ class State:
             authority.current.number,
         )
         families += [crl_age, crl_next, validity, cutoff, current]
-        checkpoint = checkpoints.newest(authority.config.home)
+        try:
+            checkpoint = checkpoints.newest(authority.config.home)
+            seq = checkpoint.seq if checkpoint else 0
+        except AuditChainBroken as exc:  # said by the gauge (-1) and the log, not a failed scrape
+            log.warning("metrics: %s", exc)
+            checkpoint, seq = None, -1
         families.append(
             _gauge(
                 "jitsuin_audit_checkpoint_seq",
-                "The audit log entry of the newest signed checkpoint (server/checkpoints.py)",
-                checkpoint.seq if checkpoint else 0,
+                "The audit log entry of the newest signed checkpoint (server/checkpoints.py); "
+                "-1: its newest checkpoint does not verify",
+                seq,
             )
         )
         families.append(
