@@ -176,8 +176,9 @@ def _after_try_credential(arguments: dict[str, Any], attempt: Any) -> None:
 
 def _after_issue(arguments: dict[str, Any], _result: Any) -> None:
     record = arguments.get("certificate") or arguments.get("record")
-    if record is not None and door(arguments["audit"].actor) != "cli":  # State counts those
-        ISSUED.labels(record.profile, door(arguments["audit"].actor)).inc()
+    where = door(getattr(arguments.get("audit"), "actor", ""))
+    if record is not None and where != "cli":  # State counts those from the audit log
+        ISSUED.labels(record.profile, where).inc()
 
 
 def _after_append_audit(arguments: dict[str, Any], _result: Any) -> None:
