@@ -273,6 +273,41 @@ def _letter(table: Any, errors: list[str]) -> LetterConfig:
     return config
 
 
+# -- operations: [metrics] and [log] ------------------------------------------------------------
+DEFAULT_METRICS_LISTEN = Listen("127.0.0.1", 9464)
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """[metrics]: the Prometheus listener, a listener of its own and never the public ones
+    (server/metrics.py). ``listen = ""`` turns it off."""
+
+    listen: Listen | None = DEFAULT_METRICS_LISTEN
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """[log]: ``format = "text"`` (one line a record) or ``"json"`` (one JSON object a line,
+    server/logging_json.py)."""
+
+    format: str = "text"
+
+
+def _operations(top: _Reader, errors: list[str]) -> dict[str, Any]:
+    """The [metrics] and [log] tables, as keyword arguments of ``Config``."""
+    metrics = _Reader(top.get("metrics", dict, {}), "metrics", errors)
+    value = metrics.get("listen", str, str(DEFAULT_METRICS_LISTEN))
+    listen = _listen(value, "metrics.listen", errors) if value else None
+    metrics.finish()
+    log = _Reader(top.get("log", dict, {}), "log", errors)
+    form = log.get("format", str, "text")
+    if form not in LOG_FORMATS:
+        errors.append(f"log.format: use 'text' or 'json', not {form!r}")
+    log.finish()
+    return {"metrics": MetricsConfig(listen), "log": LogConfig(form)}
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     home: Path
@@ -287,6 +322,8 @@ class Config:
     http: HTTPConfig = HTTPConfig()
     ocsp: OCSPConfig = OCSPConfig()
     letter: LetterConfig = LetterConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    log: LogConfig = LogConfig()
 
     def test_mode_warning(self) -> str | None:
         """What ``serve`` and /health say when [acme.test] knobs are on (allowed by
@@ -614,6 +651,7 @@ def load(path: Path | None, home: Path) -> Config:
         errors.append(f"ocsp.responder: use 'ca' or 'delegated', not {responder!r}")
     ocsp_table.finish()
     letter_config = _letter(top.get("letter", dict, {}), errors)
+    operations = _operations(top, errors)
     top.finish()
     if errors:
         raise ConfigError(errors)
@@ -655,6 +693,7 @@ def load(path: Path | None, home: Path) -> Config:
         http=http_config,
         ocsp=OCSPConfig(responder=responder),
         letter=letter_config,
+        **operations,
     )
 
 

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.protocol.problems import JITSUIN_TYPE_BASE, Problem
 from jitsuin.protocol.untrusted import InputError, decimal, read_json
+from jitsuin.server import logging_json
 from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.middlewares import problem_response
 from jitsuin.server.ra.errors import RAError, RAKind
@@ -114,7 +115,7 @@ async def operator_of(request: web.Request) -> Operator:
     if header is None:
         peer = _peer_certificate(request)
         if peer is not None:
-            return await request.app[RA].authenticate_certificate(peer)
+            return logging_json.acting(await request.app[RA].authenticate_certificate(peer))
     scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise RAError(
@@ -126,7 +127,7 @@ async def operator_of(request: web.Request) -> Operator:
         # Tokens are ASCII (jto_ + base64url); aiohttp hands other header bytes on as lone
         # surrogates, which no hash can take.
         raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token")
-    return await request.app[RA].authenticate(token.strip())
+    return logging_json.acting(await request.app[RA].authenticate(token.strip()))
 
 
 async def json_body(request: web.Request) -> Any:
