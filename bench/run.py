@@ -10,6 +10,7 @@
     .venv/bin/python bench/run.py acme --directory URL [--ca-bundle PEM] [--eab KID:HMAC ...]
     .venv/bin/python bench/run.py fuzz [--requests 1000000] [--concurrency 64] [--seconds 1800]
                                        [--workers N] [--families est,ra,...] [--seed N]
+    .venv/bin/python bench/run.py profile acme|est [--count 200] [--concurrency 8] [--out SVG]
     .venv/bin/python bench/run.py all
 
 Servers listen on 127.0.0.1 only, in a temporary data directory (with --workers N > 1, on the
@@ -248,16 +249,17 @@ def bench_issue(count: int) -> None:
             started = time.perf_counter()
             authority.issuer.issue_tls_server(keys[0], ["warm.example.com"], [], lifetime)
             first = time.perf_counter() - started  # includes importing pkilint
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for n, key in enumerate(keys[1:]):
                 authority.issuer.issue_tls_server(key, [f"o{n}.example.com"], [], lifetime)
             elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started
         finally:
             await authority.close()
         print(
             f"issuance through the gate (tls-server, CA P-384), {count} certificates: "
-            f"{elapsed / count * 1000:.2f} ms each, {count / elapsed:,.0f}/s on one thread "
-            f"(the first: {first * 1000:.0f} ms)"
+            f"{elapsed / count * 1000:.2f} ms each, {count / elapsed:,.0f}/s on one thread, "
+            f"CPU {cpu / count * 1000:.2f} ms per certificate (the first: {first * 1000:.0f} ms)"
         )
 
     with tempfile.TemporaryDirectory(prefix="jitsuin-bench-") as tmp:
@@ -471,9 +473,13 @@ def bench_est(count: int, concurrency: int, workers: int, postgres: bool = False
         # One first enrollment per process, untimed: the first lint imports pkilint and builds
         # its linters (reported apart, as what the first subscriber after a start waits).
         first = asyncio.run(_enroll(server, credentials[:workers], workers))
+        assert server.process is not None
+        cpu_seconds = _acme_client().cpu_seconds
+        cpu_before = cpu_seconds(server.process.pid)
         start = time.perf_counter()
         latencies = asyncio.run(_enroll(server, credentials[workers:], concurrency))
         elapsed = time.perf_counter() - start
+        cpu = (cpu_seconds(server.process.pid) - cpu_before) * 1000 / count
         q = statistics.quantiles(latencies, n=100)
         print(
             f"EST simpleenroll, {workers} process(es) on {server.backend}, "
@@ -481,10 +487,10 @@ def bench_est(count: int, concurrency: int, workers: int, postgres: bool = False
             f"concurrency {concurrency}: "
             f"{count / elapsed:,.1f} enrollments/s; latency p50 {q[49] * 1000:.0f} ms, "
             f"p95 {q[94] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms "
-            f"(the first after start: {max(first) * 1000:,.0f} ms)"
+            f"(the first after start: {max(first) * 1000:,.0f} ms); "
+            f"server CPU {cpu:.1f} ms/enrollment (with its worker and lint processes)"
         )
         if workers == 1:
-            assert server.process is not None
             print(f"  server RSS after the load: {rss_mb(server.process.pid):.0f} MB")
         return count / elapsed
 
@@ -965,6 +971,135 @@ def bench_acme_url(
         print(result.line())
 
 
+# -- profile ---------------------------------------------------------------------------------------
+PROFILES = Path(__file__).with_name("profiles")  # .gitignored
+# Where a sample's CPU goes: the first category (in this order) with a frame on its stack
+# (py-spy writes paths relative to sys.path: "func (pkilint/validation.py:180)").
+CATEGORIES = [
+    ("pkilint", ("(pkilint/", "(pyasn1_fasder/", "(validators/")),
+    ("lint, our rules", ("(conformance/",)),
+    ("store", ("(server/storage/", "(aiosqlite/", "(asyncpg/", "(sqlite3/")),
+    ("CA key signature", ("sign_draft",)),
+    ("JOSE", ("(josepy/", "(protocol/jose.py")),
+    ("JSON", ("(json/",)),
+    ("TLS", ("(ssl.py", "(asyncio/sslproto.py")),
+    ("aiohttp", ("(aiohttp/", "(multidict/", "(yarl/")),
+    ("asyncio", ("(asyncio/",)),
+]
+
+
+def _shares(collapsed: Path) -> list[tuple[str, float]]:
+    """Share of samples per category, from py-spy's raw (collapsed stack) output."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not number.isdigit():
+            continue
+        samples = int(number)
+        total += samples
+        category = next(
+            (name for name, marks in CATEGORIES if any(m in stack for m in marks)), "other"
+        )
+        counts[category] = counts.get(category, 0) + samples
+    return sorted(((k, v / max(total, 1)) for k, v in counts.items()), key=lambda kv: -kv[1])
+
+
+def bench_profile(what: str, count: int, concurrency: int, out: Path | None) -> None:
+    """py-spy records the server (and any lint process) while ``count`` ACME orders or EST
+    enrollments run after a warm-up; writes a flame graph SVG and the collapsed stacks beside it
+    (bench/profiles/, outside git) and prints where the samples went."""
+    spy = shutil.which("py-spy") or str(BIN / "py-spy")
+    if not Path(spy).exists():
+        raise SystemExit(
+            "py-spy is not installed: pip install -e '.[test]' (or pip install py-spy)"
+        )
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    svg = out or PROFILES / f"{what}-{stamp}.svg"
+    svg.parent.mkdir(parents=True, exist_ok=True)
+    raw = svg.with_suffix(".collapsed.txt")
+    extra = ACME_CONFIG if what == "acme" else ""
+    with running(1, extra, test_mode=what == "acme") as server:
+        assert server.process is not None
+        pid = server.process.pid
+        with urllib.request.urlopen(f"{server.http}/ca.pem", timeout=5) as reply:
+            (server.home / "ca.pem").write_bytes(reply.read())
+        if what == "acme":
+            client = _acme_client()
+            eab = _eab_keys(server, _operator(server), concurrency + 1)
+            common = {"poll_interval": 0.05, "domain": ACME_DOMAIN, "time_limit": 120}
+            directory = f"{server.https}/acme/directory"
+            bundle = server.home / "ca.pem"
+            asyncio.run(
+                client.load(
+                    "warm-up",
+                    directory,
+                    ca_bundle=bundle,
+                    eab_keys=eab[:1],
+                    orders=2,
+                    concurrency=1,
+                    **common,
+                )
+            )
+
+            def load() -> str:
+                result = asyncio.run(
+                    client.load(
+                        "jitsuin",
+                        directory,
+                        ca_bundle=bundle,
+                        eab_keys=eab[1:],
+                        orders=count,
+                        concurrency=concurrency,
+                        server_pid=pid,
+                        **common,
+                    )
+                )
+                return str(result.line())
+        else:
+            credentials = asyncio.run(_approved(server, count + 1))
+            asyncio.run(_enroll(server, credentials[:1], 1))
+
+            def load() -> str:
+                started = time.perf_counter()
+                asyncio.run(_enroll(server, credentials[1:], concurrency))
+                return f"EST: {count} enrollments in {time.perf_counter() - started:.1f} s"
+
+        spies = [
+            subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--subprocesses",
+                    "--nonblocking",
+                    "--rate",
+                    "200",
+                    "--format",
+                    form,
+                    "--output",
+                    str(path),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for form, path in (("flamegraph", svg), ("raw", raw))
+        ]
+        time.sleep(1)  # py-spy attaches
+        try:
+            print(load())
+        finally:
+            for one in spies:
+                one.send_signal(signal.SIGINT)
+            for one in spies:
+                one.wait(timeout=60)
+    print(f"flame graph: {svg}\ncollapsed stacks: {raw}")
+    print("server samples by category (the first matching frame on each stack):")
+    for name, share in _shares(raw):
+        print(f"  {name:<18} {share * 100:5.1f} %")
+
+
 # -- fuzz ------------------------------------------------------------------------------------------
 def bench_fuzz(
     requests: int,
@@ -1011,8 +1146,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "what", choices=["crl", "issue", "ocsp", "est", "memory", "slow", "acme", "fuzz", "all"]
+        "what",
+        choices=["crl", "issue", "ocsp", "est", "memory", "slow", "acme", "fuzz", "profile", "all"],
     )
+    parser.add_argument("target", nargs="?", choices=["acme", "est"], help="profile: the load")
+    parser.add_argument("--out", type=Path, help="profile: the SVG (default bench/profiles/)")
     parser.add_argument("--entries", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument(
         "--seconds",
@@ -1060,6 +1198,10 @@ def main() -> None:
         bench_memory()
     if args.what in ("slow", "all"):
         bench_slow(args.connections or 3000, args.seconds or 60)
+    if args.what == "profile":  # not in "all": it writes files
+        if args.target is None:
+            raise SystemExit("profile: name the load, acme or est")
+        bench_profile(args.target, args.count, (args.concurrency or [8])[0], args.out)
     if args.what == "fuzz":  # not in "all": it is a long run of its own
         seed = args.seed if args.seed is not None else secrets.randbits(32)
         families = tuple(args.families.split(",")) if args.families else ()
