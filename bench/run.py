@@ -11,6 +11,7 @@
     .venv/bin/python bench/run.py fuzz [--requests 1000000] [--concurrency 64] [--seconds 1800]
                                        [--workers N] [--families est,ra,...] [--seed N]
     .venv/bin/python bench/run.py profile acme|est [--count 200] [--concurrency 8] [--out SVG]
+    .venv/bin/python bench/run.py lint-diff [--count 10000] [--seed N]
     .venv/bin/python bench/run.py all
 
 Servers listen on 127.0.0.1 only, in a temporary data directory (with --workers N > 1, on the
@@ -79,6 +80,8 @@ POSTGRES = os.environ.get("JITSUIN_BENCH_POSTGRES", "postgresql://postgres@127.0
 
 # ``--lint-processes``: the servers' ``[ca] lint_processes`` (0: the gate lints in-process).
 LINT_PROCESSES = 0
+# ``--lint``: the servers' ``[ca] lint`` (None: the default configuration's).
+LINT_MODE: str | None = None
 
 
 class Server:
@@ -106,6 +109,9 @@ class Server:
         if LINT_PROCESSES:
             text = text.replace("\n[ca]\n", f"\n[ca]\nlint_processes = {LINT_PROCESSES}\n", 1)
             assert "lint_processes" in text, "the default configuration has no [ca] table"
+        if LINT_MODE:
+            text = text.replace("\n[ca]\n", f'\n[ca]\nlint = "{LINT_MODE}"\n', 1)
+            assert "lint = " in text, "the default configuration has no [ca] table"
         self.backend = "SQLite" if self.schema is None else "PostgreSQL"
         path.write_text(text + extra_config)
         self.http = f"http://127.0.0.1:{self.http_port}"
@@ -971,6 +977,39 @@ def bench_acme_url(
         print(result.line())
 
 
+# -- the incremental gate's differential test -----------------------------------------------------
+def bench_lint_diff(count: int, seed: int) -> None:
+    """bench/lint_diff.py at full count: ``count`` drafts, jitsuin's own and mutated, each linted
+    whole and incrementally; any difference is printed (with the DER) and fails the run."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_lint_diff", Path(__file__).with_name("lint_diff.py")
+    )
+    assert spec is not None and spec.loader is not None
+    lint_diff = importlib.util.module_from_spec(spec)
+    sys.modules["bench_lint_diff"] = lint_diff  # dataclasses look their module up
+    spec.loader.exec_module(lint_diff)
+    lab = lint_diff.Lab.create()
+    generator = lint_diff.Generator(lab, seed)
+    started = time.perf_counter()
+    tally = lint_diff.run(lab, generator.drafts(count))
+    took = time.perf_counter() - started
+    done = max(tally.drafts, 1)
+    print(
+        f"lint-diff, seed {seed}: {tally.drafts:,} drafts compared ({tally.unreadable} unreadable "
+        f"either way, not compared), {tally.blocked:,} refused by the gate; "
+        f"{len(tally.differences)} differences; {lab.shapes.misses:,} shapes, "
+        f"{lab.shapes.hits:,} later drafts of a known shape; lint per draft: whole "
+        f"{tally.full_seconds / done * 1000:.2f} ms, incremental "
+        f"{tally.incremental_seconds / done * 1000:.2f} ms; {took:.0f} s"
+    )
+    for difference in tally.differences[:10]:
+        print(f"  DIFFERENCE {difference}")
+    if tally.differences:
+        raise SystemExit(1)
+
+
 # -- profile ---------------------------------------------------------------------------------------
 PROFILES = Path(__file__).with_name("profiles")  # .gitignored
 # Where a sample's CPU goes: the first category (in this order) with a frame on its stack
@@ -1147,7 +1186,10 @@ def main() -> None:
     )
     parser.add_argument(
         "what",
-        choices=["crl", "issue", "ocsp", "est", "memory", "slow", "acme", "fuzz", "profile", "all"],
+        choices=[
+            *("crl", "issue", "ocsp", "est", "memory", "slow", "acme", "fuzz", "profile"),
+            *("lint-diff", "all"),
+        ],
     )
     parser.add_argument("target", nargs="?", choices=["acme", "est"], help="profile: the load")
     parser.add_argument("--out", type=Path, help="profile: the SVG (default bench/profiles/)")
@@ -1158,14 +1200,19 @@ def main() -> None:
         help="ocsp: load time (10); acme, slow: limit (60); fuzz: limit (1800)",
     )
     parser.add_argument("--requests", type=int, default=1_000_000, help="fuzz: requests to send")
-    parser.add_argument("--seed", type=int, help="fuzz: the random seed (printed; default random)")
+    parser.add_argument(
+        "--seed", type=int, help="fuzz, lint-diff: the random seed (printed; default random)"
+    )
     parser.add_argument("--families", help="fuzz: only these, comma-separated (default: all)")
     parser.add_argument("--connections", type=int, help="ocsp: 32; slow: 3000")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
         "--lint-processes", type=int, default=0, help="est, acme: the servers' [ca] lint_processes"
     )
-    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument(
+        "--lint", choices=["incremental", "full"], help="est, acme, memory: the servers' [ca] lint"
+    )
+    parser.add_argument("--count", type=int, help="issue, est, profile: 200; lint-diff: 10000")
     parser.add_argument("--concurrency", type=int, nargs="+", help="est: 8; acme: 8 32; fuzz: 64")
     parser.add_argument("--orders", type=int, default=400, help="acme: orders per run")
     parser.add_argument("--poll", type=float, default=0.05, help="acme: seconds between polls")
@@ -1177,11 +1224,13 @@ def main() -> None:
     args = parser.parse_args()
     global LINT_PROCESSES
     LINT_PROCESSES = args.lint_processes
+    global LINT_MODE
+    LINT_MODE = args.lint
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     if args.what in ("crl", "all"):
         bench_crl(args.entries)
     if args.what in ("issue", "all"):
-        bench_issue(args.count)
+        bench_issue(args.count or 200)
     if args.what in ("ocsp", "all"):
         # With --workers N the one-process baseline runs on PostgreSQL too: the ratio is scaling.
         one = bench_ocsp(args.seconds or 10, args.connections or 32, 1, args.workers > 1)
@@ -1190,18 +1239,21 @@ def main() -> None:
             print(f"  ratio {args.workers} processes / 1 process: {many / one:.2f}x")
     if args.what in ("est", "all"):
         concurrency = (args.concurrency or [8])[0]
-        one = bench_est(args.count, concurrency, 1, args.workers > 1)
+        one = bench_est(args.count or 200, concurrency, 1, args.workers > 1)
         if args.workers > 1:
-            many = bench_est(args.count, concurrency, args.workers)
+            many = bench_est(args.count or 200, concurrency, args.workers)
             print(f"  ratio {args.workers} processes / 1 process: {many / one:.2f}x")
     if args.what in ("memory", "all"):
         bench_memory()
     if args.what in ("slow", "all"):
         bench_slow(args.connections or 3000, args.seconds or 60)
+    if args.what == "lint-diff":  # not in "all": a long run of its own
+        seed = args.seed if args.seed is not None else secrets.randbits(32)
+        bench_lint_diff(args.count or 10_000, seed)
     if args.what == "profile":  # not in "all": it writes files
         if args.target is None:
             raise SystemExit("profile: name the load, acme or est")
-        bench_profile(args.target, args.count, (args.concurrency or [8])[0], args.out)
+        bench_profile(args.target, args.count or 200, (args.concurrency or [8])[0], args.out)
     if args.what == "fuzz":  # not in "all": it is a long run of its own
         seed = args.seed if args.seed is not None else secrets.randbits(32)
         families = tuple(args.families.split(",")) if args.families else ()
