@@ -21,6 +21,7 @@ two on every certificate the suite issues and on randomized and mutated drafts).
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -351,6 +352,50 @@ class Split:
         ]
 
 
+@functools.cache
+def _indexed() -> type:
+    """pkilint's ``ValidatorContainer`` with the same walk (every node, depth first; at each
+    node every validator whose ``match`` holds, in order), that skips without calling ``match``
+    the validators whose node path or ASN.1 class alone rules the node out. Which those are is
+    kept per (path, class): later drafts of a shape have the same nodes."""
+    from pkilint.document import NodeVisitor
+    from pkilint.validation import ValidatorContainer
+
+    class Indexed(ValidatorContainer):  # type: ignore[misc]
+        _index: dict[tuple[str, type], list[Any]]
+
+        def _candidates(self, path: str, pdu_class: type) -> list[Any]:
+            index = self.__dict__.setdefault("_index", {})
+            found = index.get((path, pdu_class))
+            if found is None:
+                if len(index) > 20_000:  # mutated drafts: bounded
+                    index.clear()
+                found = [
+                    v
+                    for v in self.validators
+                    if type(v).match is not NodeVisitor.match
+                    or (
+                        (v._path is None or v._path == path)
+                        and (v._pdu_class is None or issubclass(pdu_class, v._pdu_class))
+                    )
+                ]
+                index[(path, pdu_class)] = found
+            return found
+
+        def _validate_rec(self, node: Any, results: list[Any]) -> None:
+            for v in self._candidates(node.path, type(node.pdu)):
+                if v.match(node):
+                    result = v.validate_wrapper(node)
+                    if isinstance(result, list):
+                        results += result
+                    else:
+                        results.append(result)
+            for child in node.children.values():
+                self._validate_rec(child, results)
+
+    return Indexed
+
+
 def split(linter: ValidatorContainer) -> Split:
     """``linter`` with its per-draft part: the same containers, without the validators judged
     once per shape, and the node-local ones restricted to the slots. The first child of pkilint's
@@ -379,6 +424,8 @@ def split(linter: ValidatorContainer) -> Split:
                 kept.append(v)
         copied = copy.copy(container)
         copied.validators = kept
+        if type(container) is ValidatorContainer:
+            copied.__class__ = _indexed()
         return copied
 
     decoding, rest = linter.validators[0], copy.copy(linter)
