@@ -84,6 +84,14 @@ LINT_PROCESSES = 0
 LINT_MODE: str | None = None
 
 
+def with_lint_mode(text: str) -> str:
+    """The configuration ``text`` with ``--lint``'s ``[ca] lint``, if given."""
+    if LINT_MODE:
+        text = text.replace("\n[ca]\n", f'\n[ca]\nlint = "{LINT_MODE}"\n', 1)
+        assert "lint = " in text, "the default configuration has no [ca] table"
+    return text
+
+
 class Server:
     def __init__(
         self,
@@ -109,9 +117,7 @@ class Server:
         if LINT_PROCESSES:
             text = text.replace("\n[ca]\n", f"\n[ca]\nlint_processes = {LINT_PROCESSES}\n", 1)
             assert "lint_processes" in text, "the default configuration has no [ca] table"
-        if LINT_MODE:
-            text = text.replace("\n[ca]\n", f'\n[ca]\nlint = "{LINT_MODE}"\n', 1)
-            assert "lint = " in text, "the default configuration has no [ca] table"
+        text = with_lint_mode(text)
         self.backend = "SQLite" if self.schema is None else "PostgreSQL"
         path.write_text(text + extra_config)
         self.http = f"http://127.0.0.1:{self.http_port}"
@@ -245,10 +251,9 @@ def bench_issue(count: int) -> None:
     from jitsuin.server.authority import Authority
 
     async def run(home: Path) -> None:
-        configuration.write_default(home, KeyType.ECDSA_P384, configuration.DEFAULT_SUBJECT)
-        authority = await Authority.open(
-            configuration.load(home / "jitsuin.toml", home), SystemClock()
-        )
+        path = configuration.write_default(home, KeyType.ECDSA_P384, configuration.DEFAULT_SUBJECT)
+        path.write_text(with_lint_mode(path.read_text()))
+        authority = await Authority.open(configuration.load(path, home), SystemClock())
         try:
             keys = [ec.generate_private_key(ec.SECP256R1()).public_key() for _ in range(count + 1)]
             lifetime = dt.timedelta(days=90)
@@ -263,7 +268,8 @@ def bench_issue(count: int) -> None:
         finally:
             await authority.close()
         print(
-            f"issuance through the gate (tls-server, CA P-384), {count} certificates: "
+            f"issuance through the gate (tls-server, CA P-384, lint {LINT_MODE or 'default'}), "
+            f"{count} certificates: "
             f"{elapsed / count * 1000:.2f} ms each, {count / elapsed:,.0f}/s on one thread, "
             f"CPU {cpu / count * 1000:.2f} ms per certificate (the first: {first * 1000:.0f} ms)"
         )
@@ -1210,7 +1216,9 @@ def main() -> None:
         "--lint-processes", type=int, default=0, help="est, acme: the servers' [ca] lint_processes"
     )
     parser.add_argument(
-        "--lint", choices=["incremental", "full"], help="est, acme, memory: the servers' [ca] lint"
+        "--lint",
+        choices=["incremental", "full"],
+        help="issue, est, acme, memory, profile: [ca] lint",
     )
     parser.add_argument("--count", type=int, help="issue, est, profile: 200; lint-diff: 10000")
     parser.add_argument("--concurrency", type=int, nargs="+", help="est: 8; acme: 8 32; fuzz: 64")
