@@ -15,7 +15,7 @@ and every decoder, runs on every draft. A validator pkilint adds in a new releas
 list and so runs on every draft: the split can cost time, never a finding. The findings of a draft
 are the kept findings of its shape plus those of the per-draft run: exactly what the whole
 linter reports (tests/conformance/test_incremental.py and ``bench/run.py lint-diff`` compare the
-two on every certificate the suite issues and on randomized and mutated drafts).
+two on the conformance cases, on everything jitsuin issues and on randomized and mutated drafts).
 """
 
 from __future__ import annotations
