@@ -11,7 +11,7 @@
     .venv/bin/python bench/run.py fuzz [--requests 1000000] [--concurrency 64] [--seconds 1800]
                                        [--workers N] [--families est,ra,...] [--seed N]
     .venv/bin/python bench/run.py profile acme|est [--count 200] [--concurrency 8] [--out SVG]
-    .venv/bin/python bench/run.py lint-diff [--count 10000] [--seed N]
+    .venv/bin/python bench/run.py lint-diff [--count 10000] [--seed N] [--jobs N]
     .venv/bin/python bench/run.py all
 
 Servers listen on 127.0.0.1 only, in a temporary data directory (with --workers N > 1, on the
@@ -984,35 +984,68 @@ def bench_acme_url(
 
 
 # -- the incremental gate's differential test -----------------------------------------------------
-def bench_lint_diff(count: int, seed: int) -> None:
-    """bench/lint_diff.py at full count: ``count`` drafts, jitsuin's own and mutated, each linted
-    whole and incrementally; any difference is printed (with the DER) and fails the run."""
+def _lint_diff_module():  # type: ignore[no-untyped-def]
+    """bench/lint_diff.py, loaded by path."""
     import importlib.util
 
+    if "bench_lint_diff" in sys.modules:
+        return sys.modules["bench_lint_diff"]
     spec = importlib.util.spec_from_file_location(
         "bench_lint_diff", Path(__file__).with_name("lint_diff.py")
     )
     assert spec is not None and spec.loader is not None
-    lint_diff = importlib.util.module_from_spec(spec)
-    sys.modules["bench_lint_diff"] = lint_diff  # dataclasses look their module up
-    spec.loader.exec_module(lint_diff)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_lint_diff"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _lint_diff_shard(
+    count: int, seed: int
+) -> tuple[int, int, int, int, int, float, float, list[str]]:
+    """One process's share: (drafts, unreadable, refused, shapes, hits, whole s, incremental s,
+    differences)."""
+    lint_diff = _lint_diff_module()
     lab = lint_diff.Lab.create()
-    generator = lint_diff.Generator(lab, seed)
-    started = time.perf_counter()
-    tally = lint_diff.run(lab, generator.drafts(count))
-    took = time.perf_counter() - started
-    done = max(tally.drafts, 1)
-    print(
-        f"lint-diff, seed {seed}: {tally.drafts:,} drafts compared ({tally.unreadable} unreadable "
-        f"either way, not compared), {tally.blocked:,} refused by the gate; "
-        f"{len(tally.differences)} differences; {lab.shapes.misses:,} shapes, "
-        f"{lab.shapes.hits:,} later drafts of a known shape; lint per draft: whole "
-        f"{tally.full_seconds / done * 1000:.2f} ms, incremental "
-        f"{tally.incremental_seconds / done * 1000:.2f} ms; {took:.0f} s"
+    tally = lint_diff.run(lab, lint_diff.Generator(lab, seed).drafts(count))
+    return (
+        tally.drafts,
+        tally.unreadable,
+        tally.blocked,
+        lab.shapes.misses,
+        lab.shapes.hits,
+        tally.full_seconds,
+        tally.incremental_seconds,
+        [str(d) for d in tally.differences],
     )
-    for difference in tally.differences[:10]:
+
+
+def bench_lint_diff(count: int, seed: int, jobs: int) -> None:
+    """bench/lint_diff.py at full count: ``count`` drafts, jitsuin's own and mutated, each linted
+    whole and incrementally, in ``jobs`` processes (seeds ``seed``, ``seed + 1``, ...); any
+    difference is printed (with the DER) and fails the run."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    _lint_diff_module()
+    started = time.perf_counter()
+    shares = [count // jobs + (1 if i < count % jobs else 0) for i in range(jobs)]
+    with ProcessPoolExecutor(jobs) as pool:
+        results = list(pool.map(_lint_diff_shard, shares, [seed + i for i in range(jobs)]))
+    took = time.perf_counter() - started
+    drafts, unreadable, blocked, misses, hits = (sum(r[i] for r in results) for i in range(5))
+    whole, incremental = (sum(r[i] for r in results) for i in (5, 6))
+    differences = [d for r in results for d in r[7]]
+    done = max(drafts, 1)
+    print(
+        f"lint-diff, seeds {seed}..{seed + jobs - 1}: {drafts:,} drafts compared ({unreadable} "
+        f"unreadable either way, not compared), {blocked:,} refused by the gate; "
+        f"{len(differences)} differences; {misses:,} shapes, {hits:,} later drafts of a known "
+        f"shape; lint per draft: whole {whole / done * 1000:.2f} ms, incremental "
+        f"{incremental / done * 1000:.2f} ms (wall, {jobs} process(es)); {took:.0f} s"
+    )
+    for difference in differences[:10]:
         print(f"  DIFFERENCE {difference}")
-    if tally.differences:
+    if differences:
         raise SystemExit(1)
 
 
@@ -1212,6 +1245,7 @@ def main() -> None:
     parser.add_argument("--families", help="fuzz: only these, comma-separated (default: all)")
     parser.add_argument("--connections", type=int, help="ocsp: 32; slow: 3000")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=1, help="lint-diff: processes")
     parser.add_argument(
         "--lint-processes", type=int, default=0, help="est, acme: the servers' [ca] lint_processes"
     )
@@ -1257,7 +1291,7 @@ def main() -> None:
         bench_slow(args.connections or 3000, args.seconds or 60)
     if args.what == "lint-diff":  # not in "all": a long run of its own
         seed = args.seed if args.seed is not None else secrets.randbits(32)
-        bench_lint_diff(args.count or 10_000, seed)
+        bench_lint_diff(args.count or 10_000, seed, args.jobs)
     if args.what == "profile":  # not in "all": it writes files
         if args.target is None:
             raise SystemExit("profile: name the load, acme or est")
