@@ -343,13 +343,23 @@ class Split:
     local: frozenset[int]  # id() of the node-local ones (once per shape outside the slots)
 
     def keep(self, results: Sequence[Any]) -> list[Any]:
-        """The results of the whole linter on a draft that hold for every draft of its shape."""
+        """The results of the whole linter on a draft that hold for every draft of its shape,
+        those with findings only, each holding its node's path instead of the node (a node
+        holds its whole document)."""
         return [
-            r
+            r._replace(node=_Node(str(r.node.path)))
             for r in results
-            if id(r.validator) in self.shape
-            or (id(r.validator) in self.local and not in_slot(str(r.node.path)))
+            if r.finding_descriptions
+            and (
+                id(r.validator) in self.shape
+                or (id(r.validator) in self.local and not in_slot(str(r.node.path)))
+            )
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Node:
+    path: str
 
 
 @functools.cache
