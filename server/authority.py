@@ -237,6 +237,7 @@ class Authority:
             suppressed=config.ca.lint_suppress,
             issuers=[generation.certificate],
             executor=pool,
+            incremental=config.ca.lint == "incremental",
         )
         return Issuer(generation, config.policy(), clock, lint=gate)
 
