@@ -30,6 +30,7 @@ from jitsuin.conformance.documents import (
 )
 from jitsuin.conformance.findings import Finding, Severity
 from jitsuin.conformance.runner import lint_corpus
+from jitsuin.conformance.shapes import ShapeCache
 
 # The gate's arguments and findings cross to lint processes (``IssuanceLint(executor=...)``) by
 # pickle; cryptography's OIDs and names do not pickle by themselves, so they travel as their
@@ -84,15 +85,18 @@ def lint_certificate(
     expectations: Expectations | None = None,
     suppressed: Mapping[str, str] | None = None,
     draft: bool = False,
+    shapes: ShapeCache | None = None,
 ) -> list[Finding]:
     """Every finding of every rule on one certificate; ``issuers`` are the CA certificates it
-    may chain to (the cross-object rules need them)."""
+    may chain to (the cross-object rules need them). ``shapes``: run pkilint incrementally
+    (conformance/shapes.py), the same findings at less cost for a draft of a shape seen before."""
     der = certificate.public_bytes(serialization.Encoding.DER)
     context = LintContext(
         expectations=expectations,
         profile=profile,
         suppress=dict(suppressed or {}),
         draft=draft,
+        shapes=shapes,
     )
     return _lint_one(CertificateDoc(der, "draft" if draft else "certificate"), issuers, context)
 
@@ -145,8 +149,10 @@ def _lint_draft_der(
     profile: str,
     expectations: Expectations | None,
     suppressed: Mapping[str, str],
+    incremental: bool = False,
 ) -> list[Finding]:
-    """``IssuanceLint.findings`` in a lint process: everything arrives as DER or pickled data."""
+    """``IssuanceLint.findings`` in a lint process: everything arrives as DER or pickled data;
+    the shapes are kept in the process."""
     return lint_certificate(
         x509.load_der_x509_certificate(der),
         [x509.load_der_x509_certificate(d) for d in issuer_ders],
@@ -154,7 +160,11 @@ def _lint_draft_der(
         expectations=expectations,
         suppressed=suppressed,
         draft=True,
+        shapes=_PROCESS_SHAPES if incremental else None,
     )
+
+
+_PROCESS_SHAPES = ShapeCache()
 
 
 class IssuanceLint:
@@ -172,12 +182,16 @@ class IssuanceLint:
         issuers: Callable[[], Iterable[x509.Certificate]] | Iterable[x509.Certificate] = (),
         threshold: Severity = Severity.ERROR,
         executor: Executor | None = None,
+        incremental: bool = False,
     ) -> None:
         """``executor``: a process pool to lint drafts in (the issuing thread waits for the
         answer with the GIL released, so the linting, most of an issuance's CPU, runs on another
-        core); None lints in the calling thread."""
+        core); None lints in the calling thread. ``incremental``: ``[ca] lint = "incremental"``,
+        pkilint judges what a draft shares with an earlier one of the same shape once
+        (conformance/shapes.py; the findings are the same as linting it whole)."""
         self.expectations = expectations
         self.executor = executor
+        self.shapes = ShapeCache() if incremental else None
         self.suppressed = dict(suppressed or {})
         self._issuers = issuers
         self.threshold = threshold
@@ -196,6 +210,7 @@ class IssuanceLint:
             expectations=self.expectations,
             suppressed=self.suppressed,
             draft=True,
+            shapes=self.shapes,
         )
 
     def _findings_elsewhere(
@@ -207,7 +222,14 @@ class IssuanceLint:
         the issuance is refused: a draft no lint has passed is never signed (SBR 4.3.1.2)."""
         der = draft.public_bytes(serialization.Encoding.DER)
         issuers = [c.public_bytes(serialization.Encoding.DER) for c in self.issuers()]
-        args = (der, issuers, profile.name, self.expectations, self.suppressed)
+        args = (
+            der,
+            issuers,
+            profile.name,
+            self.expectations,
+            self.suppressed,
+            self.shapes is not None,
+        )
         try:
             return cast(list[Finding], executor.submit(_lint_draft_der, *args).result())
         except BrokenExecutor:

@@ -7,8 +7,9 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
-from jitsuin.server import pki_http
+from jitsuin.server import logging_json, metrics, pki_http
 from jitsuin.server.acme import handlers as acme_handlers
 from jitsuin.server.acme import operator as acme_operator
 from jitsuin.server.acme.service import AcmeService
@@ -35,7 +36,7 @@ def create_public_app(authority: Authority) -> web.Application:
 
 def create_app(authority: Authority, *, send_mail: bool = True) -> web.Application:
     """The HTTPS listener: everything."""
-    app = _application(authority)
+    app = _application(authority, logging_json.access)
     config = authority.config
     app[RA] = RAService(authority, config, Keyring(config.ra_secret()))
     # The browser pages; their landing page takes "/" here (the JSON index for non-browsers).
@@ -59,11 +60,16 @@ def create_app(authority: Authority, *, send_mail: bool = True) -> web.Applicati
     return app
 
 
-def _application(authority: Authority) -> web.Application:
+def _application(authority: Authority, *outer: Middleware) -> web.Application:
     quiet_malformed_http()
     http = authority.config.http
     app = web.Application(
-        middlewares=[problems, request_body_deadline(http.request_body_timeout)],
+        middlewares=[
+            *outer,
+            metrics.count_requests,
+            problems,
+            request_body_deadline(http.request_body_timeout),
+        ],
         client_max_size=64 * 1024,
     )
     app[AUTHORITY] = authority

@@ -49,6 +49,7 @@ from jitsuin.ca.rollover import roll_over
 from jitsuin.ca.subject import VettedSubject
 from jitsuin.conformance.documents import Expectations
 from jitsuin.conformance.gate import IssuanceLint
+from jitsuin.server import metrics
 from jitsuin.server.config import Config
 from jitsuin.server.pkcs11_signer import Pkcs11Signer
 from jitsuin.server.pkcs11_signer import key_ref as pkcs11_key_ref
@@ -236,6 +237,7 @@ class Authority:
             suppressed=config.ca.lint_suppress,
             issuers=[generation.certificate],
             executor=pool,
+            incremental=config.ca.lint == "incremental",
         )
         return Issuer(generation, config.policy(), clock, lint=gate)
 
@@ -684,7 +686,9 @@ class Authority:
         cached = self._ocsp_cache.get(key) if cert_id.nonce is None else None
         if cached and now < cached[0] + OCSP_REFRESH_AFTER and cached[1]:
             self._ocsp_cache.move_to_end(key)
+            metrics.OCSP_RESPONSES.labels("hit").inc()
             return cached[1]
+        metrics.OCSP_RESPONSES.labels("miss").inc()
         der = await asyncio.to_thread(
             build_response,
             generation,

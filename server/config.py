@@ -106,6 +106,8 @@ class CAConfig:
     lint_suppress: dict[str, str] = field(default_factory=dict)
     # Processes that lint drafts beside the server's own (0: lint in the issuing thread).
     lint_processes: int = 0
+    # "incremental": pkilint judges a draft's shape once (conformance/shapes.py); "full": whole.
+    lint: str = "incremental"
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +275,41 @@ def _letter(table: Any, errors: list[str]) -> LetterConfig:
     return config
 
 
+# -- operations: [metrics] and [log] ------------------------------------------------------------
+DEFAULT_METRICS_LISTEN = Listen("127.0.0.1", 9464)
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """[metrics]: the Prometheus listener, a listener of its own and never the public ones
+    (server/metrics.py). ``listen = ""`` turns it off."""
+
+    listen: Listen | None = DEFAULT_METRICS_LISTEN
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """[log]: ``format = "text"`` (one line a record) or ``"json"`` (one JSON object a line,
+    server/logging_json.py)."""
+
+    format: str = "text"
+
+
+def _operations(top: _Reader, errors: list[str]) -> dict[str, Any]:
+    """The [metrics] and [log] tables, as keyword arguments of ``Config``."""
+    metrics = _Reader(top.get("metrics", dict, {}), "metrics", errors)
+    value = metrics.get("listen", str, str(DEFAULT_METRICS_LISTEN))
+    listen = _listen(value, "metrics.listen", errors) if value else None
+    metrics.finish()
+    log = _Reader(top.get("log", dict, {}), "log", errors)
+    form = log.get("format", str, "text")
+    if form not in LOG_FORMATS:
+        errors.append(f"log.format: use 'text' or 'json', not {form!r}")
+    log.finish()
+    return {"metrics": MetricsConfig(listen), "log": LogConfig(form)}
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     home: Path
@@ -287,6 +324,8 @@ class Config:
     http: HTTPConfig = HTTPConfig()
     ocsp: OCSPConfig = OCSPConfig()
     letter: LetterConfig = LetterConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    log: LogConfig = LogConfig()
 
     def test_mode_warning(self) -> str | None:
         """What ``serve`` and /health say when [acme.test] knobs are on (allowed by
@@ -545,6 +584,9 @@ def load(path: Path | None, home: Path) -> Config:
     lint_processes = ca.get("lint_processes", int, 0)
     if lint_processes < 0:
         errors.append("ca.lint_processes: must not be negative (0 lints in the server process)")
+    lint_mode = ca.get("lint", str, "incremental")
+    if lint_mode not in ("incremental", "full"):
+        errors.append(f"ca.lint: use 'incremental' or 'full', not {lint_mode!r}")
     margin_days = ca.get("cutoff_margin_days", int, 30)
     if margin_days < 0:
         errors.append("ca.cutoff_margin_days: must not be negative")
@@ -614,6 +656,7 @@ def load(path: Path | None, home: Path) -> Config:
         errors.append(f"ocsp.responder: use 'ca' or 'delegated', not {responder!r}")
     ocsp_table.finish()
     letter_config = _letter(top.get("letter", dict, {}), errors)
+    operations = _operations(top, errors)
     top.finish()
     if errors:
         raise ConfigError(errors)
@@ -647,6 +690,7 @@ def load(path: Path | None, home: Path) -> Config:
             groups=groups,
             lint_suppress=dict(suppress),
             lint_processes=max(lint_processes, 0),
+            lint=lint_mode,
         ),
         ra=ra_config,
         mail=mail_config,
@@ -655,6 +699,7 @@ def load(path: Path | None, home: Path) -> Config:
         http=http_config,
         ocsp=OCSPConfig(responder=responder),
         letter=letter_config,
+        **operations,
     )
 
 
@@ -912,6 +957,8 @@ key_type = "{key_type.value}"
 policy_arc = "{arc}"   # an example arc (RFC 5612): use your own PEN
 name_order = "given-family"
 cutoff_margin_days = 30
+# lint = "full"        # pkilint on the whole of every draft; "incremental" (the default) gives
+#                      # the same findings, judging once what a draft shares with earlier ones
 # lint_processes = 1   # lint drafts in that many processes of their own (an issuance's CPU
 #                      # on more cores: on two cores bench/run.py issued 1.2-1.9 times faster,
 #                      # for about 85 MB more memory per process)

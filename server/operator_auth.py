@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from jitsuin.server import logging_json
 from jitsuin.server.keys import RA
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.storage import Operator
@@ -39,7 +40,7 @@ async def operator_of(request: web.Request) -> Operator:
     if header is None:
         peer = peer_certificate(request)
         if peer is not None:
-            return await request.app[RA].authenticate_certificate(peer)
+            return logging_json.acting(await request.app[RA].authenticate_certificate(peer))
     scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise RAError(
@@ -51,7 +52,7 @@ async def operator_of(request: web.Request) -> Operator:
         # Tokens are ASCII (jto_ + base64url); aiohttp hands other header bytes on as lone
         # surrogates, which no hash can take.
         raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token")
-    return await request.app[RA].authenticate(token.strip())
+    return logging_json.acting(await request.app[RA].authenticate(token.strip()))
 
 
 def credential_details(actor: Operator | str) -> dict[str, Any]:

@@ -469,7 +469,8 @@ def x12(doc: CertificateDoc) -> Found:
 )
 def x13(doc: CertificateDoc) -> Found:
     yield from scope.delegated(
-        pkilint_delegate.lint_pkix_certificate(doc.der, doc.decoded), "pkilint lint_pkix_cert"
+        pkilint_delegate.lint_pkix_certificate(doc.der, doc.decoded, doc.ctx.shapes),
+        "pkilint lint_pkix_cert",
     )
 
 

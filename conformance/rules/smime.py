@@ -769,7 +769,7 @@ def s17(doc: CertificateDoc) -> Found:
     delegate="pkilint",
 )
 def s18(doc: CertificateDoc) -> Found:
-    kind, findings = pkilint_delegate.lint_smime_certificate(doc.der, doc.decoded)
+    kind, findings = pkilint_delegate.lint_smime_certificate(doc.der, doc.decoded, doc.ctx.shapes)
     yield from scope.delegated(findings, f"pkilint lint_cabf_smime_cert {kind}")
 
 

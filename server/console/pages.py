@@ -966,7 +966,7 @@ async def inquiry(page: Page) -> web.StreamResponse:
         detail = "; ".join(exc.extensions.get("errors", [])) or exc.message
         message = _message("error", page.t["error"].format(detail=detail))
         return await application_page(page, app_id, status=STATUS[exc.kind][0], message=message)
-    letter = sent.letter
+    letter = sent.letter_html
     return _letter_response(page, letter)
 
 

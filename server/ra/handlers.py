@@ -123,7 +123,7 @@ async def inquiry(request: web.Request) -> web.Response:
     sent = await ra.dispatch_inquiry(
         await operator_of(request), _app_id(request), await json_body(request)
     )
-    letter_html = sent.letter
+    letter_html = sent.letter_html
     if "text/html" in request.headers.get("Accept", ""):
         return web.Response(text=letter_html, content_type="text/html", headers=NO_STORE)
     return _reply(
