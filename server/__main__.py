@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -56,12 +55,10 @@ from jitsuin.server.config import Config, ConfigError, Listen
 from jitsuin.server.connections import Listener, allow_file_descriptors
 from jitsuin.server.est import client as est_client
 from jitsuin.server.storage import CertificateRecord, Conflict, NotFound, open_store
+from jitsuin.server.tls_context import https_context
 
 EXIT_SOFTWARE = 70  # sysexits.h EX_SOFTWARE: an internal error, not the operator's
 DEBUG_ENV = "JITSUIN_DEBUG"
-# How often a serving process checks its HTTPS certificate between rollovers: it is reissued
-# TLS_RENEW_BEFORE_DAYS before expiry, so an hour is far inside that margin.
-TLS_CHECK_SECONDS = 3600.0
 
 
 def _home(args: argparse.Namespace) -> Path:
@@ -215,31 +212,8 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
         runners.append(public)
         sites = [Listener(public, server.http, inherited.get("http"), config.http)]
         if server.https is not None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2  # RFC 8996; RFC 7030 §3.3
-            # TLS 1.2: ECDHE with an AEAD cipher only (RFC 9325 §4.2), no CBC suites; the
-            # TLS 1.3 suites are set apart by OpenSSL and are all AEAD.
-            context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
-            loaded = await authority.load_tls(context)
-            # EST re-enrollment authenticates with the subscriber's certificate (RFC 7030
-            # §3.3.2): ask for one, and accept only chains to a generation of this CA.
-            context.verify_mode = ssl.CERT_OPTIONAL
-            context.load_verify_locations(
-                cadata="".join(
-                    g.certificate.public_bytes(serialization.Encoding.PEM).decode()
-                    for g in authority.generations
-                )
-            )
-            authority.rollover_listeners.append(
-                lambda generation: context.load_verify_locations(
-                    cadata=generation.certificate.public_bytes(serialization.Encoding.PEM).decode()
-                )
-            )
-            # After a rollover, here or seen by the refresh, the listener presents a certificate
-            # of the new generation on new connections, with no restart.
-            rolled = asyncio.Event()
-            authority.rollover_listeners.append(lambda _generation: rolled.set())
-            tasks.append(asyncio.create_task(_follow_tls(authority, context, rolled, loaded)))
+            context, follow = await https_context(authority)
+            tasks.append(asyncio.create_task(follow))
             # Its access log is server/logging_json.py's: route templates, never paths as sent.
             full = web.AppRunner(create_app(authority), access_log=None, keepalive_timeout=head)
             await full.setup()
@@ -287,29 +261,6 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
 
 def _print_metrics(url: str | None) -> None:
     print(f"metrics: {url}" if url else "metrics: not served (see [metrics] listen)")
-
-
-async def _follow_tls(
-    authority: Authority, context: ssl.SSLContext, rolled: asyncio.Event, loaded: bytes
-) -> None:
-    """Run forever: after each rollover, and every ``TLS_CHECK_SECONDS`` for expiry and for the
-    end of the NewWithOld link's validity, reissue the server's TLS certificate if it is no
-    longer current (once per data directory: ``Authority.load_tls`` locks ``tls/``) and load it
-    into the listener's live context; handshakes from then on present it."""
-    while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(rolled.wait(), TLS_CHECK_SECONDS)
-        rolled.clear()
-        try:
-            chain = await authority.load_tls(context)
-        except Exception:  # the listener keeps its certificate; the next round tries again
-            logging.getLogger("jitsuin.ca").exception("reloading the TLS certificate failed")
-            continue
-        if chain != loaded:
-            loaded = chain
-            logging.getLogger("jitsuin.ca").info(
-                "HTTPS listener: certificate of generation %d", authority.current.number
-            )
 
 
 async def _wait_for_signal(stop: asyncio.Event) -> None:

@@ -192,6 +192,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 def cmd_conformance(args: argparse.Namespace) -> int:
     from jitsuin.server import conformance_live as live
+    from jitsuin.server import conformance_live_acme as live_acme
 
     try:
         if not args.est and not args.acme:
@@ -218,7 +219,7 @@ def cmd_conformance(args: argparse.Namespace) -> int:
             _judge(report, server, got, context)
             notes += got.notes
         if args.acme:
-            acme_options = live.ACMEOptions(
+            acme_options = live_acme.ACMEOptions(
                 directory_url=args.acme,
                 ca_bundle=args.ca_bundle,
                 identifier=args.identifier,
@@ -226,7 +227,7 @@ def cmd_conformance(args: argparse.Namespace) -> int:
                 eab_kid=args.eab_kid,
                 eab_key=args.eab_key,
             )
-            server, got = asyncio.run(live.run_acme(acme_options, context))
+            server, got = asyncio.run(live_acme.run_acme(acme_options, context))
             _judge(report, server, got, context)
             notes += got.notes
         for note in notes:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from cryptography import x509
 
+from jitsuin.conformance.exchanges import AcmeExchange
 from jitsuin.conformance.findings import Note, Severity, Violation
 from jitsuin.conformance.live import Exchange, ServerDoc
 from jitsuin.conformance.registry import DocKind, Source, rule
@@ -48,19 +49,19 @@ _NONCE = re.compile(r"[A-Za-z0-9_-]+")
 DIRECTORY_FIELDS = ("newNonce", "newAccount", "newOrder", "revokeCert", "keyChange")
 # Successful POSTs (RFC 8555 §6.5: every one carries Replay-Nonce).
 POSTS = (
-    "new-account",
-    "existing-account",
-    "new-order",
-    "authz",
-    "challenge",
-    "finalize",
-    "order-poll",
-    "certificate",
-    "revoke",
+    AcmeExchange.NEW_ACCOUNT,
+    AcmeExchange.EXISTING_ACCOUNT,
+    AcmeExchange.NEW_ORDER,
+    AcmeExchange.AUTHZ,
+    AcmeExchange.CHALLENGE,
+    AcmeExchange.FINALIZE,
+    AcmeExchange.ORDER_POLL,
+    AcmeExchange.CERTIFICATE,
+    AcmeExchange.REVOKE,
 )
 
 
-def _any(*names: str):  # type: ignore[no-untyped-def]
+def _any(*names: AcmeExchange):  # type: ignore[no-untyped-def]
     return lambda doc: doc.has(*names)
 
 
@@ -96,10 +97,10 @@ def _expect_problem(
     severity=E,
     keyword="REQUIRED; defined",
     kinds=ACME,
-    applies=_any("directory"),
+    applies=_any(AcmeExchange.DIRECTORY),
 )
 def a01(doc: ServerDoc) -> Found:
-    e = doc.get("directory")
+    e = doc.get(AcmeExchange.DIRECTORY)
     assert e is not None
     if e.status != 200:
         yield Violation(f"the directory answered {e.status}")
@@ -130,11 +131,11 @@ def a01(doc: ServerDoc) -> Found:
     severity=E,
     keyword="MUST; SHOULD; none",
     kinds=ACME,
-    applies=_any("nonce-head", "nonce-get"),
+    applies=_any(AcmeExchange.NONCE_HEAD, AcmeExchange.NONCE_GET),
 )
 def a02(doc: ServerDoc) -> Found:
     seen: set[str] = set()
-    for name, status in (("nonce-head", 200), ("nonce-get", 204)):
+    for name, status in ((AcmeExchange.NONCE_HEAD, 200), (AcmeExchange.NONCE_GET, 204)):
         e = doc.get(name)
         if e is None:
             continue
@@ -166,10 +167,10 @@ def a02(doc: ServerDoc) -> Found:
     severity=E,
     keyword="MUST",
     kinds=ACME,
-    applies=_any("bad-nonce"),
+    applies=_any(AcmeExchange.BAD_NONCE),
 )
 def a03(doc: ServerDoc) -> Found:
-    e = doc.get("bad-nonce")
+    e = doc.get(AcmeExchange.BAD_NONCE)
     assert e is not None
     yield from _expect_problem(e, 400, "badNonce", "a request with an unknown nonce")
     nonce = e.header("Replay-Nonce")
@@ -226,10 +227,10 @@ def a04(doc: ServerDoc) -> Found:
     severity=E,
     keyword="MUST",
     kinds=ACME,
-    applies=_any("bad-content-type"),
+    applies=_any(AcmeExchange.BAD_CONTENT_TYPE),
 )
 def a05(doc: ServerDoc) -> Found:
-    e = doc.get("bad-content-type")
+    e = doc.get(AcmeExchange.BAD_CONTENT_TYPE)
     assert e is not None
     if e.status != 415:
         kind = (problem_type(e) or "").removeprefix(URN)
@@ -247,13 +248,15 @@ def a05(doc: ServerDoc) -> Found:
     severity=E,
     keyword="MUST NOT; MUST",
     kinds=ACME,
-    applies=_any("jws-general", "jws-unprotected-header", "jws-jwk-and-kid"),
+    applies=_any(
+        AcmeExchange.JWS_GENERAL, AcmeExchange.JWS_UNPROTECTED_HEADER, AcmeExchange.JWS_JWK_AND_KID
+    ),
 )
 def a06(doc: ServerDoc) -> Found:
     for name, what in (
-        ("jws-general", "a general-serialization JWS"),
-        ("jws-unprotected-header", "a JWS with an unprotected header"),
-        ("jws-jwk-and-kid", "a JWS with both jwk and kid"),
+        (AcmeExchange.JWS_GENERAL, "a general-serialization JWS"),
+        (AcmeExchange.JWS_UNPROTECTED_HEADER, "a JWS with an unprotected header"),
+        (AcmeExchange.JWS_JWK_AND_KID, "a JWS with both jwk and kid"),
     ):
         e = doc.get(name)
         if e is not None:
@@ -271,10 +274,13 @@ def a06(doc: ServerDoc) -> Found:
     severity=E,
     keyword="MUST NOT; MUST",
     kinds=ACME,
-    applies=_any("jws-alg-none", "jws-alg-hs256"),
+    applies=_any(AcmeExchange.JWS_ALG_NONE, AcmeExchange.JWS_ALG_HS256),
 )
 def a07(doc: ServerDoc) -> Found:
-    for name, what in (("jws-alg-none", 'alg "none"'), ("jws-alg-hs256", "alg HS256")):
+    for name, what in (
+        (AcmeExchange.JWS_ALG_NONE, 'alg "none"'),
+        (AcmeExchange.JWS_ALG_HS256, "alg HS256"),
+    ):
         e = doc.get(name)
         if e is None:
             continue
@@ -296,10 +302,10 @@ def a07(doc: ServerDoc) -> Found:
     severity=E,
     keyword="MUST",
     kinds=ACME,
-    applies=_any("url-mismatch"),
+    applies=_any(AcmeExchange.URL_MISMATCH),
 )
 def a08(doc: ServerDoc) -> Found:
-    e = doc.get("url-mismatch")
+    e = doc.get(AcmeExchange.URL_MISMATCH)
     assert e is not None
     yield from _expect_problem(e, (401, 403), "unauthorized", "a JWS for another URL")
 
@@ -315,16 +321,16 @@ def a08(doc: ServerDoc) -> Found:
     severity=E,
     keyword="MUST; defined",
     kinds=ACME,
-    applies=_any("new-account"),
+    applies=_any(AcmeExchange.NEW_ACCOUNT),
 )
 def a09(doc: ServerDoc) -> Found:
-    e = doc.get("new-account")
+    e = doc.get(AcmeExchange.NEW_ACCOUNT)
     assert e is not None
     if e.status != 201:
         yield Violation(f"newAccount answered {e.status}: {e.text[:200]}")
     if not e.header("Location"):
         yield Violation("newAccount answered without Location")
-    again = doc.get("existing-account")
+    again = doc.get(AcmeExchange.EXISTING_ACCOUNT)
     if again is None:
         return
     if again.status != 200:
@@ -350,7 +356,7 @@ def a10(doc: ServerDoc) -> Found:
         if e.status is not None and e.status < 300 and not e.header("Replay-Nonce"):
             yield Violation(f"{e.name}: a successful POST without Replay-Nonce")
     for e in doc.answered():
-        if e.name != "directory" and e.status != 405 and not e.links("index"):
+        if e.name != AcmeExchange.DIRECTORY and e.status != 405 and not e.links("index"):
             yield Violation(f'{e.name}: no Link rel="index"', W)
 
 
@@ -364,10 +370,10 @@ def a10(doc: ServerDoc) -> Found:
     severity=E,
     keyword="REQUIRED; defined",
     kinds=ACME,
-    applies=_any("new-order"),
+    applies=_any(AcmeExchange.NEW_ORDER),
 )
 def a11(doc: ServerDoc) -> Found:
-    e = doc.get("new-order")
+    e = doc.get(AcmeExchange.NEW_ORDER)
     assert e is not None
     if e.status != 201:
         yield Violation(f"newOrder answered {e.status}: {e.text[:200]}")
@@ -395,10 +401,10 @@ def a11(doc: ServerDoc) -> Found:
     severity=E,
     keyword="MUST",
     kinds=ACME,
-    applies=_any("finalize-not-ready"),
+    applies=_any(AcmeExchange.FINALIZE_NOT_READY),
 )
 def a12(doc: ServerDoc) -> Found:
-    e = doc.get("finalize-not-ready")
+    e = doc.get(AcmeExchange.FINALIZE_NOT_READY)
     assert e is not None
     yield from _expect_problem(e, 403, "orderNotReady", "finalizing a pending order")
 
@@ -414,10 +420,10 @@ def a12(doc: ServerDoc) -> Found:
     severity=W,
     keyword="none",
     kinds=ACME,
-    applies=_any("get-order"),
+    applies=_any(AcmeExchange.GET_ORDER),
 )
 def a13(doc: ServerDoc) -> Found:
-    e = doc.get("get-order")
+    e = doc.get(AcmeExchange.GET_ORDER)
     assert e is not None
     if e.status != 405:
         yield Violation(f"a GET on the order answered {e.status}, not 405")
@@ -434,10 +440,10 @@ def a13(doc: ServerDoc) -> Found:
     severity=E,
     keyword="REQUIRED; none",
     kinds=ACME,
-    applies=_any("challenge"),
+    applies=_any(AcmeExchange.CHALLENGE),
 )
 def a14(doc: ServerDoc) -> Found:
-    e = doc.get("challenge")
+    e = doc.get(AcmeExchange.CHALLENGE)
     assert e is not None
     if e.status != 200:
         yield Violation(f"the challenge response answered {e.status}")
@@ -463,10 +469,10 @@ def a14(doc: ServerDoc) -> Found:
     severity=E,
     keyword="MUST; SHOULD",
     kinds=ACME,
-    applies=_any("finalize-bad-csr"),
+    applies=_any(AcmeExchange.FINALIZE_BAD_CSR),
 )
 def a15(doc: ServerDoc) -> Found:
-    e = doc.get("finalize-bad-csr")
+    e = doc.get(AcmeExchange.FINALIZE_BAD_CSR)
     assert e is not None
     # §7.4: accepting the CSR is an error; another refusal than badCSR breaks a SHOULD.
     yield from _expect_problem(e, 400, "badCSR", "a CSR for other identifiers", W)
@@ -484,10 +490,10 @@ def a15(doc: ServerDoc) -> Found:
     severity=E,
     keyword="defined; none",
     kinds=ACME,
-    applies=_any("finalize"),
+    applies=_any(AcmeExchange.FINALIZE),
 )
 def a16(doc: ServerDoc) -> Found:
-    e = doc.get("finalize")
+    e = doc.get(AcmeExchange.FINALIZE)
     assert e is not None
     if e.status != 200:
         yield Violation(f"finalize answered {e.status}: {e.text[:200]}")
@@ -496,7 +502,7 @@ def a16(doc: ServerDoc) -> Found:
     status = body.get("status") if isinstance(body, dict) else None
     if status == "processing" and not e.header("Retry-After"):
         yield Violation("a processing order without Retry-After", W)
-    cert = doc.get("certificate")
+    cert = doc.get(AcmeExchange.CERTIFICATE)
     if cert is None:
         yield Violation("no certificate could be downloaded")
         return
@@ -528,15 +534,15 @@ def a16(doc: ServerDoc) -> Found:
     severity=E,
     keyword="MUST; defined",
     kinds=ACME,
-    applies=_any("revoke-bad-reason", "revoke", "revoke-again"),
+    applies=_any(AcmeExchange.REVOKE_BAD_REASON, AcmeExchange.REVOKE, AcmeExchange.REVOKE_AGAIN),
 )
 def a17(doc: ServerDoc) -> Found:
-    bad = doc.get("revoke-bad-reason")
+    bad = doc.get(AcmeExchange.REVOKE_BAD_REASON)
     if bad is not None:
         yield from _expect_problem(bad, 400, "badRevocationReason", "revocation reason 7")
-    ok = doc.get("revoke")
+    ok = doc.get(AcmeExchange.REVOKE)
     if ok is not None and ok.status != 200:
         yield Violation(f"revokeCert answered {ok.status}: {ok.text[:200]}")
-    again = doc.get("revoke-again")
+    again = doc.get(AcmeExchange.REVOKE_AGAIN)
     if again is not None:
         yield from _expect_problem(again, 400, "alreadyRevoked", "revoking twice")

@@ -125,3 +125,16 @@ def next_status(table: Mapping[S, Mapping[Event, S]], state: S, event: Event) ->
         return table[state][event]
     except KeyError:
         raise IllegalTransition(f"cannot {event.value} in state {state.value}") from None
+
+
+def states_allowing(table: Mapping[S, Mapping[Event, S]], event: Event) -> tuple[S, ...]:
+    """The states in which ``event`` is a legal transition, in the table's order."""
+    return tuple(state for state, events in table.items() if event in events)
+
+
+# The sets of states the server acts on, read off the tables: the orders an account's deactivation
+# cancels (RFC 8555 §7.3.6: those that may still fail), and what may expire or be deactivated.
+CANCELLABLE_ORDERS = states_allowing(ORDER, Event.FAIL)
+EXPIRABLE_ORDERS = states_allowing(ORDER, Event.EXPIRE)
+EXPIRABLE_AUTHORIZATIONS = states_allowing(AUTHORIZATION, Event.EXPIRE)
+DEACTIVATABLE_AUTHORIZATIONS = states_allowing(AUTHORIZATION, Event.DEACTIVATE)

@@ -17,10 +17,14 @@ from aiohttp import web
 from jitsuin.ca.errors import CAError
 from jitsuin.protocol.acme.problems import AcmeError, ErrorType
 from jitsuin.protocol.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
-from jitsuin.server.acme.service import AcmeService, Reply, Verified, from_ca, from_ra
+from jitsuin.server.acme.common import Reply, Verified
+from jitsuin.server.acme.errors import from_ca, from_ra
+from jitsuin.server.acme.paths import Path
+from jitsuin.server.acme.requests import JwkMode
+from jitsuin.server.acme.service import AcmeService
 from jitsuin.server.keys import ACME
+from jitsuin.server.operator_auth import source_of
 from jitsuin.server.ra.errors import RAError
-from jitsuin.server.ra.handlers import source_of
 
 routes = web.RouteTableDef()
 JOSE_JSON = "application/jose+json"
@@ -57,9 +61,13 @@ def _problem(exc: AcmeError) -> web.StreamResponse:
 
 
 def endpoint(  # type: ignore[no-untyped-def]
-    methods: tuple[str, ...], *, jwk: str = "never", index: bool = True, nonce: bool = False
+    methods: tuple[str, ...],
+    *,
+    jwk: JwkMode = JwkMode.NEVER,
+    index: bool = True,
+    nonce: bool = False,
 ):
-    """The §6 edge around a handler; ``jwk`` as in ``AcmeService.verify``; ``nonce``: every
+    """The §6 edge around a handler; ``jwk``: the key the JWS may be signed with; ``nonce``: every
     response carries a fresh Replay-Nonce (newNonce), not only POSTs and errors."""
 
     def wrap(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -97,8 +105,8 @@ def endpoint(  # type: ignore[no-untyped-def]
                             f"the request body is larger than {request.client_max_size} bytes",
                             status=413,
                         ) from None
-                    url = service.external_url(request.raw_path)
-                    verified = await service.verify(body, url, jwk=jwk)
+                    url = service.urls.external(request.raw_path)
+                    verified = await service.requests.verify(body, url, jwk=jwk)
                 response = _reply(await handler(request, service, verified))
             except AcmeError as exc:
                 response = _problem(exc)
@@ -107,9 +115,9 @@ def endpoint(  # type: ignore[no-untyped-def]
             except RAError as exc:
                 response = _problem(from_ra(exc))
             if nonce or request.method == "POST" or response.status >= 400:
-                response.headers["Replay-Nonce"] = await service.new_nonce()
+                response.headers["Replay-Nonce"] = await service.nonces.new()
             if index:
-                response.headers.add("Link", f'<{service.url("directory")}>;rel="index"')
+                response.headers.add("Link", f'<{service.urls.of(Path.DIRECTORY)}>;rel="index"')
             response.headers["Cache-Control"] = "no-store"
             return response
 
@@ -123,7 +131,7 @@ def endpoint(  # type: ignore[no-untyped-def]
 _GET = ("GET", "HEAD", "POST")
 
 
-@routes.route("*", "/acme/directory")
+@routes.route("*", Path.DIRECTORY.route)
 @endpoint(_GET, index=False)
 async def directory(request: web.Request, service: AcmeService, verified: Verified | None) -> Reply:
     """§7.1.1; a POST-as-GET is answered too (§6.3)."""
@@ -132,7 +140,7 @@ async def directory(request: web.Request, service: AcmeService, verified: Verifi
     return Reply(service.directory())
 
 
-@routes.route("*", "/acme/new-nonce")
+@routes.route("*", Path.NEW_NONCE.route)
 @endpoint(_GET, nonce=True)
 async def new_nonce(request: web.Request, service: AcmeService, verified: Verified | None) -> Reply:
     """§7.2: HEAD -> 200, GET -> 204, both with Replay-Nonce and Cache-Control: no-store."""
@@ -141,84 +149,86 @@ async def new_nonce(request: web.Request, service: AcmeService, verified: Verifi
     return Reply(b"", status=204 if request.method == "GET" else 200)
 
 
-@routes.route("*", "/acme/new-account")
-@endpoint(("POST",), jwk="required")
+@routes.route("*", Path.NEW_ACCOUNT.route)
+@endpoint(("POST",), jwk=JwkMode.REQUIRED)
 async def new_account(
     request: web.Request, service: AcmeService, verified: Verified | None
 ) -> Reply:
     assert verified is not None
-    return await service.new_account(verified, source_of(request))
+    return await service.accounts.new_account(verified, source_of(request))
 
 
-@routes.route("*", "/acme/acct/{id}")
+@routes.route("*", Path.ACCOUNT.route)
 @endpoint(("POST",))
 async def account(request: web.Request, service: AcmeService, verified: Verified | None) -> Reply:
     assert verified is not None
-    return await service.account(verified, request.match_info["id"])
+    return await service.accounts.account(verified, request.match_info["id"])
 
 
-@routes.route("*", "/acme/acct/{id}/orders")
+@routes.route("*", Path.ACCOUNT_ORDERS.route)
 @endpoint(("POST",))
 async def orders(request: web.Request, service: AcmeService, verified: Verified | None) -> Reply:
     assert verified is not None
-    return await service.orders(verified, request.match_info["id"], request.query.get("cursor"))
+    return await service.orders.orders(
+        verified, request.match_info["id"], request.query.get("cursor")
+    )
 
 
-@routes.route("*", "/acme/key-change")
+@routes.route("*", Path.KEY_CHANGE.route)
 @endpoint(("POST",))
 async def key_change(
     request: web.Request, service: AcmeService, verified: Verified | None
 ) -> Reply:
     assert verified is not None
-    return await service.key_change(verified)
+    return await service.accounts.key_change(verified)
 
 
-@routes.route("*", "/acme/new-order")
+@routes.route("*", Path.NEW_ORDER.route)
 @endpoint(("POST",))
 async def new_order(request: web.Request, service: AcmeService, verified: Verified | None) -> Reply:
     assert verified is not None
-    return await service.new_order(verified)
+    return await service.orders.new_order(verified)
 
 
-@routes.route("*", "/acme/new-authz")
+@routes.route("*", Path.NEW_AUTHZ.route)
 @endpoint(("POST",))
 async def new_authz(request: web.Request, service: AcmeService, verified: Verified | None) -> Reply:
     assert verified is not None
-    return await service.new_authz(verified)
+    return await service.authorizations.new_authz(verified)
 
 
-@routes.route("*", "/acme/order/{id}")
+@routes.route("*", Path.ORDER.route)
 @endpoint(("POST",))
 async def order(request: web.Request, service: AcmeService, verified: Verified | None) -> Reply:
     assert verified is not None
-    return await service.order(verified, request.match_info["id"])
+    return await service.orders.order(verified, request.match_info["id"])
 
 
-@routes.route("*", "/acme/order/{id}/finalize")
+@routes.route("*", Path.FINALIZE.route)
 @endpoint(("POST",))
 async def finalize(request: web.Request, service: AcmeService, verified: Verified | None) -> Reply:
     assert verified is not None
-    return await service.finalize(verified, request.match_info["id"])
+    return await service.issuance.finalize(verified, request.match_info["id"])
 
 
-@routes.route("*", "/acme/authz/{id}")
+@routes.route("*", Path.AUTHZ.route)
 @endpoint(("POST",))
 async def authorization(
     request: web.Request, service: AcmeService, verified: Verified | None
 ) -> Reply:
     assert verified is not None
-    return await service.authorization(verified, request.match_info["id"])
+    return await service.authorizations.authorization(verified, request.match_info["id"])
 
 
-@routes.route("*", "/acme/chall/{id}")
+@routes.route("*", Path.CHALLENGE.route)
 @endpoint(("POST",))
 async def challenge(request: web.Request, service: AcmeService, verified: Verified | None) -> Reply:
     assert verified is not None
-    return await service.challenge(verified, request.match_info["id"])
+    return await service.authorizations.challenge(verified, request.match_info["id"])
 
 
-@routes.route("*", "/acme/cert/{id}")
-@routes.route("*", r"/acme/cert/{id}/{alternate:[0-9]{1,3}}")
+@routes.route("*", Path.CERTIFICATE.route)
+@routes.route("*", Path.CERTIFICATE_ALTERNATE.route)
 @endpoint(("POST",))
 async def certificate(
     request: web.Request, service: AcmeService, verified: Verified | None
@@ -226,25 +236,25 @@ async def certificate(
     assert verified is not None
     alternate = int(request.match_info.get("alternate", "0"))
     accept = request.headers.get("Accept", "")
-    return await service.certificate(verified, request.match_info["id"], alternate, accept)
+    return await service.issuance.certificate(verified, request.match_info["id"], alternate, accept)
 
 
-@routes.route("*", "/acme/revoke-cert")
-@endpoint(("POST",), jwk="allowed")
+@routes.route("*", Path.REVOKE_CERT.route)
+@endpoint(("POST",), jwk=JwkMode.ALLOWED)
 async def revoke_cert(
     request: web.Request, service: AcmeService, verified: Verified | None
 ) -> Reply:
     assert verified is not None
-    return await service.revoke(verified)
+    return await service.revocation.revoke(verified)
 
 
-@routes.route("*", "/acme/renewal-info/{cert_id}")
+@routes.route("*", Path.RENEWAL_INFO_CERT.route)
 @endpoint(("GET", "HEAD"))
 async def renewal_info(
     request: web.Request, service: AcmeService, verified: Verified | None
 ) -> Reply:
     """RFC 9773 §4.1: an unauthenticated GET."""
-    return await service.renewal_info(request.match_info["cert_id"])
+    return await service.revocation.renewal_info(request.match_info["cert_id"])
 
 
 async def close(app: web.Application) -> None:

@@ -6,21 +6,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from jitsuin.server.acme.service import eab_key_json
-from jitsuin.server.keys import ACME, RA
-from jitsuin.server.ra.errors import RAError, RAKind
-from jitsuin.server.ra.handlers import errors_as_problems, json_body, operator_of
-from jitsuin.server.storage import NotFound
+from jitsuin.server.acme.eab import eab_key_json
+from jitsuin.server.http_json import json_body
+from jitsuin.server.http_problems import NO_STORE, errors_as_problems
+from jitsuin.server.keys import ACME
+from jitsuin.server.operator_auth import operator_of
 
 routes = web.RouteTableDef()
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 @routes.post("/ra/acme/eab-keys")
 @errors_as_problems
 async def create_eab_key(request: web.Request) -> web.Response:
     operator = await operator_of(request)
-    record, mac = await request.app[ACME].create_eab_key(operator, await json_body(request))
+    record, mac = await request.app[ACME].eab.create_key(operator, await json_body(request))
     body = {**eab_key_json(record), "hmacKey": mac}
     return web.json_response(
         body, status=201, headers={**NO_STORE, "Location": f"/ra/acme/eab-keys/{record.kid}"}
@@ -31,8 +30,7 @@ async def create_eab_key(request: web.Request) -> web.Response:
 @errors_as_problems
 async def list_eab_keys(request: web.Request) -> web.Response:
     operator = await operator_of(request)
-    request.app[RA].allow(operator, "read")
-    keys = await request.app[ACME].store.acme_eab_keys()
+    keys = await request.app[ACME].eab.keys(operator)
     return web.json_response({"keys": [eab_key_json(k) for k in keys]}, headers=NO_STORE)
 
 
@@ -40,11 +38,7 @@ async def list_eab_keys(request: web.Request) -> web.Response:
 @errors_as_problems
 async def read_eab_key(request: web.Request) -> web.Response:
     operator = await operator_of(request)
-    request.app[RA].allow(operator, "read")
-    try:
-        key = await request.app[ACME].store.acme_eab_key(request.match_info["kid"])
-    except NotFound:
-        raise RAError(RAKind.NOT_FOUND, "there is no such EAB key") from None
+    key = await request.app[ACME].eab.key(operator, request.match_info["kid"])
     return web.json_response(eab_key_json(key), headers=NO_STORE)
 
 
@@ -52,5 +46,5 @@ async def read_eab_key(request: web.Request) -> web.Response:
 @errors_as_problems
 async def disable_eab_key(request: web.Request) -> web.Response:
     operator = await operator_of(request)
-    key = await request.app[ACME].disable_eab_key(operator, request.match_info["kid"])
+    key = await request.app[ACME].eab.disable_key(operator, request.match_info["kid"])
     return web.json_response(eab_key_json(key), headers=NO_STORE)

@@ -28,15 +28,15 @@ from jitsuin.ca.profiles import PERSONAL_PROFILES
 from jitsuin.server.acme.service import AcmeService
 from jitsuin.server.console import guard
 from jitsuin.server.console.strings import DEFAULT_LANGUAGE, LANGUAGES, text
+from jitsuin.server.fingerprint import fingerprint_rows
+from jitsuin.server.http_problems import STATUS
 from jitsuin.server.keys import ACME, AUTHORITY, RA
 from jitsuin.server.ra.errors import RAError, RAKind
-from jitsuin.server.ra.handlers import STATUS
 from jitsuin.server.ra.letters import (
     JAPAN,
     ca_fingerprints,
     configured_letter,
     display_name,
-    fingerprint_rows,
     letter_style,
     split_postcode,
 )
@@ -1277,10 +1277,9 @@ def _eab_form(page: Page) -> str:
 async def _acme_page(page: Page, message: str = "", status: int = 200) -> web.Response:
     assert page.operator is not None
     t = page.t
-    page.ra.allow(page.operator, Permission.READ)
     acme: AcmeService = page.request.app[ACME]
     rows = []
-    for k in await acme.store.acme_eab_keys():
+    for k in await acme.eab.keys(page.operator):
         disable = ""
         if k.disabled_at is None:
             disable = page.form(
@@ -1339,7 +1338,7 @@ async def acme_create(page: Page) -> web.StreamResponse:
     if form.get("note", "").strip():
         data["note"] = form["note"].strip()
     try:
-        record, mac = await page.request.app[ACME].create_eab_key(page.operator, data)
+        record, mac = await page.request.app[ACME].eab.create_key(page.operator, data)
     except RAError as exc:
         if exc.kind in (RAKind.UNAUTHORIZED, RAKind.FORBIDDEN):
             raise
@@ -1363,7 +1362,7 @@ async def acme_disable(page: Page) -> web.StreamResponse:
     await posted(page, f"eab-disable:{kid}")
     assert page.operator is not None
     try:
-        await page.request.app[ACME].disable_eab_key(page.operator, kid)
+        await page.request.app[ACME].eab.disable_key(page.operator, kid)
     except NotFound:
         raise RAError(RAKind.NOT_FOUND, "there is no such EAB key") from None
     return _done(page, f"{BASE}/acme", "disable")

@@ -18,8 +18,8 @@ from jitsuin.ca.issuance import profile_named
 from jitsuin.ca.profiles import PERSONAL_PROFILES
 from jitsuin.protocol import est
 from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
+from jitsuin.server.operator_auth import source_of
 from jitsuin.server.ra.errors import RAError, RAKind
-from jitsuin.server.ra.handlers import source_of
 from jitsuin.server.storage import AuditEvent
 
 routes = web.RouteTableDef()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from jitsuin.server.http_json import Body
 from jitsuin.server.ra import credentials
 from jitsuin.server.ra.base import PURPOSE_ACCESS, RABase
-from jitsuin.server.ra.body import Body
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.workflow import Event, allowing, not_yet
 from jitsuin.server.storage import ApplicationRecord, Credential

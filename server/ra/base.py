@@ -19,6 +19,7 @@ from jitsuin.ca.csr import VerifiedCSR
 from jitsuin.ca.subject import VettedSubject, csr_contradiction
 from jitsuin.server.authority import Authority
 from jitsuin.server.config import Config
+from jitsuin.server.operator_auth import credential_details
 from jitsuin.server.ra import credentials
 from jitsuin.server.ra.credentials import Keyring
 from jitsuin.server.ra.errors import RAError, RAKind
@@ -232,14 +233,6 @@ def person(who: str) -> str:
     taken to be operator ``<user>``, so that someone who sets a credential on the host and
     vets through the API as themself is one person to the two-person rule."""
     return who.removeprefix("cli:")
-
-
-def credential_details(actor: Operator | str) -> dict[str, Any]:
-    """What an operator's audit entry says about the credential the action was made with: the
-    kind and who else may know it (empty: the operator's own)."""
-    if isinstance(actor, str) or actor.credential is None:
-        return {}
-    return {"credential": actor.credential, "credentialSetBy": list(actor.credential_set_by)}
 
 
 def credential_known_to(actor: Operator | str, name: str) -> tuple[str, ...]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from jitsuin.server.http_json import Body
 from jitsuin.server.ra.base import RABase
-from jitsuin.server.ra.body import Body
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.permissions import Permission
 from jitsuin.server.ra.workflow import Event, allowing

@@ -1,6 +1,6 @@
 """The operator API under /ra/ and the applicant's online input: thin handlers over RAService,
 which checks every permission. Errors leave as RFC 9457 problem documents through one mapping
-table.
+table (server/http_problems.py).
 
 A new workflow step's route goes here (server/ra/workflow.py lists the five files to touch); next,
 describe its path in server/ra/openapi.py."""
@@ -8,139 +8,23 @@ describe its path in server/ra/openapi.py."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives import hashes
 
-from jitsuin.ca.errors import CAError, Kind
-from jitsuin.protocol.problems import JITSUIN_TYPE_BASE, Problem
-from jitsuin.protocol.untrusted import InputError, decimal, read_json
-from jitsuin.server import logging_json
+from jitsuin.protocol.untrusted import InputError, decimal
+from jitsuin.server.http_json import Body, json_body
+from jitsuin.server.http_problems import NO_STORE, errors_as_problems
 from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
-from jitsuin.server.middlewares import problem_response
+from jitsuin.server.operator_auth import operator_of, peer_certificate, source_of
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.openapi import OPENAPI
-from jitsuin.server.ra.service import Body, application_json, credential_known_to
+from jitsuin.server.ra.service import application_json, credential_known_to
 from jitsuin.server.ra.workflow import REDEEMABLE, Event
 from jitsuin.server.storage import AuditChainBroken, Operator
 
 routes = web.RouteTableDef()
-
-STATUS: dict[RAKind, tuple[int, str]] = {
-    RAKind.INVALID: (422, "The request breaks a rule"),
-    RAKind.MALFORMED: (400, "Malformed request"),
-    RAKind.NOT_FOUND: (404, "Not found"),
-    RAKind.ILLEGAL_TRANSITION: (409, "Not allowed in the application's current state"),
-    RAKind.CONFLICT: (409, "Conflict"),
-    RAKind.FORBIDDEN: (403, "Forbidden"),
-    RAKind.UNAUTHORIZED: (401, "Authentication required"),
-    RAKind.LOCKED: (403, "Credential locked or used"),
-    RAKind.EXPIRED: (403, "Credential expired"),
-    RAKind.PENDING: (409, "Waiting for the CA"),
-    RAKind.THROTTLED: (429, "Too many tries from this address"),  # RFC 6585 §4
-}
-
-NO_STORE = {"Cache-Control": "no-store"}
-
-
-def ra_problem(exc: RAError) -> web.Response:
-    status, title = STATUS[exc.kind]
-    headers = dict(NO_STORE)
-    if exc.kind is RAKind.UNAUTHORIZED:
-        headers["WWW-Authenticate"] = 'Bearer realm="jitsuin-ra"'
-    if "retryAfter" in exc.extensions:  # RFC 6585 §4: 429 says when to come back
-        headers["Retry-After"] = str(exc.extensions["retryAfter"])
-    problem = Problem(
-        status=status,
-        title=title,
-        detail=exc.message,
-        type=JITSUIN_TYPE_BASE + exc.kind.value,
-        extensions=exc.extensions,
-    )
-    return problem_response(problem, headers)
-
-
-def ca_problem(exc: CAError) -> web.Response:
-    # A lint that could not run is the server's trouble, for a while (RFC 9110 §15.6.4).
-    status = 503 if exc.kind is Kind.LINT_UNAVAILABLE else 400
-    problem = Problem(
-        status=status, title="Request refused by the CA", detail=exc.message,
-        type=JITSUIN_TYPE_BASE + exc.kind.value,
-    )  # fmt: skip
-    return problem_response(problem, NO_STORE)
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def source_of(request: web.Request) -> str:
-    """The address that a wrong credential's wait is kept for: the TCP peer. Behind a reverse
-    proxy that is the proxy (X-Forwarded-For is not trusted), and every applicant then shares
-    the proxy's wait; the hard limit of wrong tries holds either way."""
-    return request.remote or "unknown"
-
-
-def errors_as_problems(handler: Handler) -> Handler:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except RAError as exc:
-            return ra_problem(exc)
-        except CAError as exc:
-            return ca_problem(exc)
-
-    wrapped.__name__ = handler.__name__
-    wrapped.__doc__ = handler.__doc__
-    return wrapped
-
-
-def _peer_certificate(request: web.Request) -> bytes | None:
-    """The DER of the TLS client certificate, if the peer presented one. The HTTPS listener asks
-    for one (ssl.CERT_OPTIONAL) and accepts only chains to a generation of this CA (RFC 8446
-    §4.4.2.4: the handshake fails otherwise); plain HTTP has none."""
-    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
-    if ssl_object is None:
-        return None
-    return ssl_object.getpeercert(binary_form=True) or None
-
-
-async def operator_of(request: web.Request) -> Operator:
-    """The operator making the request: by the API token (RFC 6750 §2.1 'Authorization: Bearer')
-    or, when the request has no Authorization header at all, by the TLS client certificate bound
-    to the operator (``jitsuin ra operator-bind-cert``). If both are present the token decides:
-    a bad token is refused even with a good certificate."""
-    header = request.headers.get("Authorization")
-    if header is None:
-        peer = _peer_certificate(request)
-        if peer is not None:
-            return logging_json.acting(await request.app[RA].authenticate_certificate(peer))
-    scheme, _, token = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise RAError(
-            RAKind.UNAUTHORIZED,
-            "send the operator API token as 'Authorization: Bearer', or a bound TLS client "
-            "certificate",
-        )
-    if not token.strip().isascii():
-        # Tokens are ASCII (jto_ + base64url); aiohttp hands other header bytes on as lone
-        # surrogates, which no hash can take.
-        raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token")
-    return logging_json.acting(await request.app[RA].authenticate(token.strip()))
-
-
-async def json_body(request: web.Request) -> Any:
-    """The request's JSON body ({} when there is none), read within the limits of
-    ``jitsuin.protocol.untrusted``; anything else is a 400 problem (RFC 9457)."""
-    if not request.can_read_body:
-        return {}
-    if request.content_type != "application/json":
-        raise RAError(RAKind.MALFORMED, "send the body as application/json")
-    try:
-        return read_json(await request.read())
-    except InputError as exc:
-        raise RAError(RAKind.MALFORMED, f"the body: {exc.message}") from None
 
 
 def _reply(body: Any, status: int = 200, **headers: str) -> web.Response:
@@ -457,7 +341,7 @@ async def bind_operator_certificate(request: web.Request) -> web.Response:
     pem = body.text("certificate", limit=65536)
     body.done()
     binding = await ra.bind_certificate(
-        operator, _operator_name(request), pem.encode(), _peer_certificate(request)
+        operator, _operator_name(request), pem.encode(), peer_certificate(request)
     )
     return _reply(binding)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from jitsuin.server.http_json import Body
 from jitsuin.server.ra import credentials
 from jitsuin.server.ra.base import PURPOSE_ACCESS, RABase
-from jitsuin.server.ra.body import Body
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.letters import JAPAN, ca_fingerprints, configured_letter
 from jitsuin.server.ra.permissions import Permission

@@ -12,9 +12,9 @@ from typing import Any
 from jitsuin.ca.errors import CAError
 from jitsuin.ca.profiles import PERSONAL_PROFILES
 from jitsuin.ca.subject import VettedSubject
+from jitsuin.server.http_json import EARLIEST_DATE, Body
 from jitsuin.server.ra import credentials
 from jitsuin.server.ra.base import RABase
-from jitsuin.server.ra.body import EARLIEST_DATE, Body
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.permissions import Permission
 from jitsuin.server.ra.workflow import State

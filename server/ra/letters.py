@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from jitsuin.ca.profiles import NameOrder
 from jitsuin.server.authority import Authority
 from jitsuin.server.config import Config, LetterConfig
+from jitsuin.server.fingerprint import fingerprint_rows
 from jitsuin.server.ra.credentials import grouped
 from jitsuin.server.storage import ApplicationRecord
 
@@ -28,13 +29,6 @@ JAPAN = ZoneInfo("Asia/Tokyo")
 def online_input_url(public_https_url: str, enrollment_id: str, access_code: str) -> str:
     # The credential travels in the fragment, which browsers never send to a server.
     return f"{public_https_url}/online-input#id={enrollment_id}&code={access_code}"
-
-
-def fingerprint_rows(hex_digest: str) -> list[str]:
-    """``AB:CD:…`` in upper case, eight bytes a row (four rows for SHA-256): the letter and the
-    step 11 page print the same rows, so that they are compared row by row."""
-    pairs = [hex_digest[i : i + 2].upper() for i in range(0, len(hex_digest), 2)]
-    return [":".join(pairs[i : i + 8]) for i in range(0, len(pairs), 8)]
 
 
 def display_name(app: ApplicationRecord, name_order: NameOrder) -> str:

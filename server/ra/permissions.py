@@ -67,13 +67,9 @@ _GRANTS: Mapping[Permission, tuple[frozenset[str], str]] = {
 }
 assert set(_GRANTS) == set(Permission), "every permission has its roles and words"
 
-# The names server/acme still asks by, from before permissions had names of their own.
-_FORMER_NAMES = {"read": Permission.READ, "acme_eab": Permission.ACME_EAB}
-
 
 def check(operator: Operator, permission: Permission | str) -> None:
     """Refuse (403) unless the operator's role holds ``permission``; the refusal names it."""
-    permission = _FORMER_NAMES.get(permission, permission)
     permission = Permission(permission)
     roles, words = _GRANTS[permission]
     if operator.role not in roles:

@@ -12,13 +12,7 @@ from __future__ import annotations
 
 from jitsuin.server.ra.applicant import Applicant
 from jitsuin.server.ra.approval import Approval
-from jitsuin.server.ra.base import (
-    application_json,
-    contradicts,
-    credential_details,
-    credential_known_to,
-)
-from jitsuin.server.ra.body import Body
+from jitsuin.server.ra.base import application_json, contradicts, credential_known_to
 from jitsuin.server.ra.closing import REVOCATION_REASONS, Closing
 from jitsuin.server.ra.inquiry import Dispatched, Inquiry
 from jitsuin.server.ra.intake import Intake
@@ -29,13 +23,11 @@ from jitsuin.server.ra.vetting import Vetting
 
 __all__ = [
     "REVOCATION_REASONS",
-    "Body",
     "Dispatched",
     "RAService",
     "Redeemed",
     "application_json",
     "contradicts",
-    "credential_details",
     "credential_known_to",
 ]
 

@@ -10,8 +10,8 @@ import calendar
 import datetime as dt
 from typing import Any
 
+from jitsuin.server.http_json import Body
 from jitsuin.server.ra.base import RABase
-from jitsuin.server.ra.body import Body
 from jitsuin.server.ra.permissions import Permission
 from jitsuin.server.ra.workflow import Event
 from jitsuin.server.storage import ApplicationRecord, Operator

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from jitsuin.protocol.acme.status import CANCELLABLE_ORDERS
+
 GENESIS_HASH = "0" * 64
 
 
@@ -469,7 +471,8 @@ def application_revoked(application_id: str, reason: str, revocation: AuditEvent
     )
 
 
-ACME_CANCELLABLE_ORDERS = ("pending", "ready", "processing")  # RFC 8555 §7.1.6: -> invalid
+# RFC 8555 §7.3.6, §7.1.6: the orders a deactivation cancels (-> invalid), from the table.
+ACME_CANCELLABLE_ORDERS = tuple(status.value for status in CANCELLABLE_ORDERS)
 
 
 def acme_cancelled(

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from jitsuin.ca.profiles import PERSONAL_PROFILES, PROFILES
 from jitsuin.server import pki_http
 from jitsuin.server.authority import Authority
+from jitsuin.server.fingerprint import fingerprint_rows
 from jitsuin.server.keys import AUTHORITY
-from jitsuin.server.ra.letters import fingerprint_rows
 from jitsuin.server.web.strings import DEFAULT_LANGUAGE, LANGUAGES, client_text, page_text
 
 routes = web.RouteTableDef()

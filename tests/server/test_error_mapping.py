@@ -10,9 +10,9 @@ import pytest
 
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.protocol.acme.problems import ErrorType
-from jitsuin.server.acme.service import from_ca
+from jitsuin.server.acme.errors import from_ca
 from jitsuin.server.est.handlers import _from_ca as est_from_ca
-from jitsuin.server.ra.handlers import ca_problem
+from jitsuin.server.http_problems import ca_problem
 
 
 @pytest.mark.parametrize("kind", list(Kind), ids=[k.value for k in Kind])

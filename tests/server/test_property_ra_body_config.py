@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from jitsuin.ca.keys import KeyType
 from jitsuin.server import config as configuration
+from jitsuin.server.http_json import Body
 from jitsuin.server.ra.errors import RAError
-from jitsuin.server.ra.service import Body
 
 BOUNDED = settings(
     max_examples=120,

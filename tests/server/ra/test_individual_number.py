@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from jitsuin.server.ra.mynumber import (
+from jitsuin.server.mynumber import (
     check_digit,
     contains_individual_number,
     fields_with_individual_number,

@@ -11,9 +11,9 @@ import sqlite3
 
 import pytest
 
+from jitsuin.server.mynumber import check_digit
 from jitsuin.server.ra.credentials import grouped
 from jitsuin.server.ra.errors import RAError, RAKind
-from jitsuin.server.ra.mynumber import check_digit
 
 LETTER_CODE = re.compile(r"アクセスコード / Access code: <span class=\"code\">([^<]+)</span>")
 

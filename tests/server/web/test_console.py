@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import Browser, BrowserContext, Page
 from pypdf import PdfReader
 
-from jitsuin.server.ra.letters import fingerprint_rows
+from jitsuin.server.fingerprint import fingerprint_rows
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGES = ROOT / "docs" / "images"

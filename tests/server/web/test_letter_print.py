@@ -11,7 +11,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from pypdf import PdfReader
 
-from jitsuin.server.ra.letters import fingerprint_rows
+from jitsuin.server.fingerprint import fingerprint_rows
 
 
 def pdf_text(pdf: bytes) -> tuple[int, str]:

@@ -1,4 +1,5 @@
-"""Reading an operator's or applicant's JSON body field by field (the RA's request bodies)."""
+"""JSON request bodies of the server's JSON APIs: read within the limits of
+``jitsuin.protocol.untrusted``, then field by field, every error collected before refusing."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from aiohttp import web
+
+from jitsuin.protocol.untrusted import InputError, read_json
+from jitsuin.server.mynumber import fields_with_individual_number
 from jitsuin.server.ra.errors import RAError, RAKind
-from jitsuin.server.ra.mynumber import fields_with_individual_number
 
 # The earliest date the RA takes in any field: before it, a date is a typing error, and a date
 # near 0001-01-01 would leave the calendar when months are counted back from it (SEED-R7).
@@ -94,3 +98,16 @@ class Body:
         self.errors += [f"unknown field {k!r}" for k in self.data if k not in self.seen]
         if self.errors:
             raise RAError(RAKind.INVALID, "; ".join(self.errors), {"errors": self.errors})
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON body ({} when there is none), read within the limits of
+    ``jitsuin.protocol.untrusted``; anything else is a 400 problem (RFC 9457)."""
+    if not request.can_read_body:
+        return {}
+    if request.content_type != "application/json":
+        raise RAError(RAKind.MALFORMED, "send the body as application/json")
+    try:
+        return read_json(await request.read())
+    except InputError as exc:
+        raise RAError(RAKind.MALFORMED, f"the body: {exc.message}") from None

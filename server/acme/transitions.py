@@ -1,0 +1,84 @@
+"""The only way an order or an authorization changes status: one move function per resource,
+which looks the event up in the transition table of ``jitsuin.protocol.acme.status`` (RFC 8555
+§7.1.6) and hands the target status to the store, conditional on the status the record was read
+in (Conflict if another request moved it meanwhile). An event the table does not allow raises
+``IllegalTransition``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from jitsuin.protocol.acme.status import (
+    AUTHORIZATION,
+    CHALLENGE,
+    ORDER,
+    AuthzStatus,
+    ChallengeStatus,
+    Event,
+    OrderStatus,
+    next_status,
+)
+from jitsuin.server.storage import (
+    AcmeAuthzRecord,
+    AcmeChallengeRecord,
+    AcmeOrderRecord,
+    AuditEvent,
+    CertificateRecord,
+    Store,
+)
+
+
+async def move_order(
+    store: Store,
+    order: AcmeOrderRecord,
+    event: Event,
+    at: dt.datetime,
+    changes: Mapping[str, Any] | None = None,
+    audit: AuditEvent | None = None,
+    certificate: CertificateRecord | None = None,
+) -> AcmeOrderRecord:
+    """``order`` after ``event``, with ``changes`` written in the same update."""
+    target = next_status(ORDER, OrderStatus(order.status), event)
+    return await store.acme_update_order(
+        order.id,
+        order.status,
+        {"status": target.value, **(changes or {}), "updated_at": at},
+        audit,
+        certificate=certificate,
+    )
+
+
+async def move_authorization(
+    store: Store, authz: AcmeAuthzRecord, event: Event, audit: AuditEvent | None = None
+) -> AcmeAuthzRecord:
+    target = next_status(AUTHORIZATION, AuthzStatus(authz.status), event)
+    return await store.acme_update_authorization(authz.id, authz.status, target.value, audit)
+
+
+async def move_challenge(
+    store: Store,
+    challenge: AcmeChallengeRecord,
+    event: Event,
+    at: dt.datetime,
+    *,
+    error: Mapping[str, Any] | None = None,
+    audit: AuditEvent | None = None,
+) -> AcmeChallengeRecord:
+    """A challenge after ``event``. A validation's outcome (SUCCEED or FAIL out of processing)
+    moves its pending authorization by the same event in the same transaction."""
+    status = ChallengeStatus(challenge.status)
+    target = next_status(CHALLENGE, status, event)
+    authz_target = None
+    if status is ChallengeStatus.PROCESSING:
+        authz_target = next_status(AUTHORIZATION, AuthzStatus.PENDING, event).value
+    return await store.acme_update_challenge(
+        challenge.id,
+        challenge.status,
+        target.value,
+        at,
+        error=error,
+        authz_status=authz_target,
+        audit=audit,
+    )
