@@ -46,6 +46,16 @@ class CAGeneration:
         return issuance_cutoff(self.certificate, margin)
 
 
+def authority_key_id(cert: x509.Certificate) -> bytes | None:
+    """The keyIdentifier of ``cert``'s authority key identifier (RFC 5280 §4.2.1.1), if any."""
+    try:
+        return cert.extensions.get_extension_for_class(
+            x509.AuthorityKeyIdentifier
+        ).value.key_identifier
+    except x509.ExtensionNotFound:
+        return None
+
+
 def issuance_cutoff(ca_certificate: x509.Certificate, margin: dt.timedelta) -> dt.datetime:
     """The last notBefore at which a 396-day certificate still ends inside the CA certificate,
     less a margin (SEED-R15; CONFORMANCE C-07, S-16)."""
