@@ -5,29 +5,9 @@ certificate this CA recorded, is it revoked) belongs to the server, which holds 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
-
-from jitsuin.ca.generations import CAGeneration
-
-
-def issuing_generation(
-    cert: x509.Certificate, generations: Sequence[CAGeneration]
-) -> CAGeneration | None:
-    """The CA generation whose key signed ``cert``: the issuer name matches the generation's
-    subject and its signature verifies with the generation's public key (RFC 5280 §6.1.3 (a)(1),
-    (a)(4)). A certificate of another CA, even one that copies this CA's name or key identifier,
-    has none."""
-    for generation in reversed(generations):
-        try:
-            cert.verify_directly_issued_by(generation.certificate)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return generation
-    return None
 
 
 def client_auth_refusal(cert: x509.Certificate, now: dt.datetime) -> str | None:

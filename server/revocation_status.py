@@ -17,15 +17,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from jitsuin.ca.errors import CAError, Kind
-from jitsuin.ca.generations import CAGeneration, authority_key_id
+from jitsuin.ca.generations import CAGeneration, issuing_generation
 from jitsuin.ca.keys import Signer, SoftwareSigner, generate_private_key
 from jitsuin.ca.revocation import (
     CRL_REFRESH_AFTER,
     CRL_VALIDITY,
     OCSP_REFRESH_AFTER,
-    REASONS,
     BadOCSPRequest,
     DelegatedResponder,
+    Reason,
     Revoked,
     build_crl,
     build_response,
@@ -48,7 +48,8 @@ class RevocationStatus(AuthorityState):
         """Revoke, then publish at once: a fresh CRL, and no cached OCSP answer survives.
         ``unspecified`` (ACME revokeCert without a reason, RFC 8555 §7.6) is published without
         a reasonCode, as RFC 5280 §5.3.1 recommends for it."""
-        if reason not in REASONS and reason != "unspecified":
+        known = Reason.named(reason)
+        if known is None or not known.recorded:
             raise CAError(Kind.BAD_CONFIG, f"unknown revocation reason {reason!r}")
         now = self.clock.now()
         await self.store.revoke_certificate(
@@ -208,7 +209,7 @@ class RevocationStatus(AuthorityState):
             return None
         if (
             certificate.public_key() != signer.public_key()
-            or authority_key_id(certificate) != generation.key_identifier
+            or issuing_generation(certificate, [generation]) is None
             or DelegatedResponder(certificate, signer).due(now)
             or now < certificate.not_valid_before_utc
         ):

@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from jitsuin.ca.generations import authority_key_id
+from jitsuin.ca.generations import issuing_generation
 from jitsuin.ca.keys import KeyType, generate_private_key
 from jitsuin.server.ca_state import AuthorityState
 from jitsuin.server.secret_files import write_secret
@@ -142,8 +142,7 @@ class TLSFiles(AuthorityState):
         have = {str(n.value) for n in names}
         return (
             remaining.days > TLS_RENEW_BEFORE_DAYS
-            and leaf.issuer == self.current.certificate.subject
-            and authority_key_id(leaf) == self.current.key_identifier
+            and issuing_generation(leaf, [self.current]) is self.current
             and have == set(self.config.server.tls_names)
             and rest == self._tls_links()
         )

@@ -31,8 +31,10 @@ from cryptography.hazmat.primitives import serialization
 
 from jitsuin.ca.csr import VerifiedCSR, verify_csr
 from jitsuin.ca.errors import CAError, Kind
+from jitsuin.ca.generations import generation_by_key_id, issuing_generation
 from jitsuin.ca.issuance import check_public_key, profile_named
 from jitsuin.ca.profiles import PROFILES
+from jitsuin.ca.revocation import Reason
 from jitsuin.protocol.acme import challenges as challenge_types
 from jitsuin.protocol.acme import messages
 from jitsuin.protocol.acme.messages import (
@@ -75,7 +77,7 @@ from jitsuin.server.acme.va import ValidationAuthority
 from jitsuin.server.authority import Authority
 from jitsuin.server.config import AcmeConfig
 from jitsuin.server.error_map import refusal
-from jitsuin.server.est.service import Reenrollment, generation_of
+from jitsuin.server.est.service import Reenrollment
 from jitsuin.server.ra import credentials
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.service import Body, RAService, contradicts, credential_details
@@ -109,16 +111,8 @@ _ARI_RETRY_AFTER = 6 * 3600
 _EAB_MAX_DAYS = 3650  # an operator's EAB key expires within ten years (expiresInDays)
 HELP_URL_PATH = "/docs/acme"  # rateLimited carries Link rel="help" (§6.6)
 
-# RFC 5280 §5.3.1 reason codes a subscriber may give in revokeCert (§7.6). 0 (unspecified) is
-# published without a reasonCode; 2, 6, 8, 10 are not the subscriber's to claim; 7 is unused.
-REVOCATION_REASONS: Mapping[int, str] = {
-    0: "unspecified",
-    1: "keyCompromise",
-    3: "affiliationChanged",
-    4: "superseded",
-    5: "cessationOfOperation",
-    9: "privilegeWithdrawn",
-}
+# RFC 5280 §5.3.1 reason codes a subscriber may give in revokeCert (§7.6), by ca/revocation.py.
+REVOCATION_REASONS: Mapping[int, str] = {r.code: r.value for r in Reason if r.subscriber_may_give}
 
 PROFILE_DESCRIPTIONS: Mapping[str, str] = {
     "general": "Personal S/MIME and document-signing certificate (S/MIME BR IV multipurpose); "
@@ -1006,10 +1000,8 @@ class AcmeService:
         return cert_id
 
     def _generation_by_key_id(self, key_id: bytes) -> int | None:
-        for generation in self.authority.generations:
-            if generation.key_identifier == key_id:
-                return generation.number
-        return None
+        generation = generation_by_key_id(self.authority.generations, key_id)
+        return None if generation is None else generation.number
 
     async def _refresh_order(self, order: AcmeOrderRecord) -> AcmeOrderRecord:
         """Lazy transitions: expiry, authorizations that became valid or failed (§7.1.6), a
@@ -1285,7 +1277,7 @@ class AcmeService:
                     return 0, 0, -1
                 raise
             cert = x509.load_der_x509_certificate(redeemed.certificate_der)
-            generation = generation_of(self.authority, cert)
+            generation = issuing_generation(cert, self.authority.generations)
             assert generation is not None
             return generation.number, cert.serial_number, None
         # A renewal (FLOW.md: "new order on the same account"): the RA's re-enrollment
@@ -1295,7 +1287,7 @@ class AcmeService:
             return 0, 0, result.request_id
         assert result.certificate_der is not None
         cert = x509.load_der_x509_certificate(result.certificate_der)
-        generation = generation_of(self.authority, cert)
+        generation = issuing_generation(cert, self.authority.generations)
         assert generation is not None
         return generation.number, cert.serial_number, None
 
@@ -1585,7 +1577,7 @@ class AcmeService:
         """The default chain and the alternates (§7.4.2): leaf + the issuing generation's CA
         certificate; then, for each other generation, leaf + the link certificates leading to
         it (NewWithOld towards older roots, OldWithNew towards newer ones) + that root."""
-        issuing = generation_of(self.authority, certificate)
+        issuing = issuing_generation(certificate, self.authority.generations)
         if issuing is None:
             return [[certificate]]
         by_number = {g.number: g for g in self.authority.generations}
@@ -1655,7 +1647,7 @@ class AcmeService:
                 f"reason code {request.reason} is not accepted; use one of {allowed} "
                 "(RFC 5280 §5.3.1)",
             )
-        generation = generation_of(self.authority, cert)
+        generation = issuing_generation(cert, self.authority.generations)
         if generation is None:
             raise _not_found("certificate issued by this CA")
         try:

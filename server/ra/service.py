@@ -20,11 +20,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from jitsuin.ca.client_auth import client_auth_refusal, issuing_generation
+from jitsuin.ca.client_auth import client_auth_refusal
 from jitsuin.ca.csr import VerifiedCSR, verify_csr
 from jitsuin.ca.errors import CAError, Kind
+from jitsuin.ca.generations import issuing_generation
 from jitsuin.ca.issuance import IssuedCertificate
 from jitsuin.ca.profiles import PERSONAL_PROFILES
+from jitsuin.ca.revocation import Reason
 from jitsuin.ca.subject import VettedSubject
 from jitsuin.server.authority import Authority
 from jitsuin.server.config import Config
@@ -74,15 +76,8 @@ _PERMISSION_WORDS = {
     "mail": "manage the mail outbox",
 }
 
-# RFC 5280 §5.3.1 reason codes an operator may give; S/MIME BR 7.2.2 exclude unspecified and
-# certificateHold (CONFORMANCE R-03).
-REVOCATION_REASONS = (
-    "keyCompromise",
-    "affiliationChanged",
-    "superseded",
-    "cessationOfOperation",
-    "privilegeWithdrawn",
-)
+# RFC 5280 §5.3.1 reason names an operator may give (S/MIME BR 7.2.2), by ca/revocation.py.
+REVOCATION_REASONS = tuple(r.value for r in Reason if r.operator_may_give)
 
 # The resident record must have been issued within 3 months before receipt (SEED-R7).
 RESIDENT_RECORD_MONTHS = 3

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from jitsuin.ca.client_auth import client_auth_refusal, issuing_generation
+from jitsuin.ca.client_auth import client_auth_refusal
 from jitsuin.ca.clock import UTC, FixedClock
-from jitsuin.ca.generations import create_generation
+from jitsuin.ca.generations import create_generation, issuing_generation
 from jitsuin.ca.keys import KeyType, SoftwareSigner, generate_private_key
 
 START = dt.datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
