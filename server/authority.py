@@ -19,13 +19,12 @@ from jitsuin.ca.errors import CAError, Kind
 from jitsuin.ca.issuance import Intent, IssuedCertificate, Reserve
 from jitsuin.ca.keys import PublicKey
 from jitsuin.ca.subject import VettedSubject
-from jitsuin.server import lint_pool
 from jitsuin.server.ca_keys import create_first_generation, load_generation
 from jitsuin.server.ca_refresh import FollowsOtherProcesses
 from jitsuin.server.ca_rollover import Rollovers
 from jitsuin.server.ca_state import links_from
 from jitsuin.server.config import Config
-from jitsuin.server.lint_pool import LintProcesses
+from jitsuin.server.lint_pool import LintProcesses, issuer_for, lint_processes
 from jitsuin.server.revocation_status import RevocationStatus
 from jitsuin.server.storage import (
     AuditEvent,
@@ -55,8 +54,8 @@ class Authority(FollowsOtherProcesses, Rollovers, RevocationStatus, TLSFiles):
                 records = [await create_first_generation(config, store, clock)]
             generations = [load_generation(config, r) for r in records]
             links = links_from(await store.links())
-            pool = lint_pool.lint_pool(config)
-            issuer = lint_pool.issuer(config, generations[-1], clock, pool)
+            pool = lint_processes(config)
+            issuer = issuer_for(config, generations[-1], clock, pool)
         except BaseException:
             await store.close()
             if pool is not None:

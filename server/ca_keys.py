@@ -42,6 +42,8 @@ def new_key(config: Config, number: int) -> tuple[Signer, str]:
 
 
 async def create_first_generation(config: Config, store: Store, clock: Clock) -> GenerationRecord:
+    """Generation 1 (``jitsuin init``, or the first start): its key, its self-signed CA
+    certificate, stored with an audit entry."""
     signer, ref = new_key(config, 1)
     generation = create_generation(1, signer, config.ca.subject, clock)
     record = GenerationRecord(

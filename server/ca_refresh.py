@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from jitsuin.server import lint_pool
 from jitsuin.server.ca_keys import load_generation
 from jitsuin.server.ca_state import AuthorityState, links_from
+from jitsuin.server.lint_pool import issuer_for
 
 
 class FollowsOtherProcesses(AuthorityState):
@@ -31,7 +31,7 @@ class FollowsOtherProcesses(AuthorityState):
             self.generations.extend(loaded)
             self.generations.sort(key=lambda g: g.number)
             self.links[:] = links_from(link_records)
-            self.issuer = lint_pool.issuer(self.config, self.current, self.clock, self.lint_pool)
+            self.issuer = issuer_for(self.config, self.current, self.clock, self.lint_pool)
             for generation in loaded:
                 for listener in self.rollover_listeners:
                     listener(generation)

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from jitsuin.ca.generations import CAGeneration
 from jitsuin.ca.rollover import roll_over
-from jitsuin.server import lint_pool
 from jitsuin.server.ca_keys import new_key
 from jitsuin.server.ca_state import AuthorityState, Link
+from jitsuin.server.lint_pool import issuer_for
 from jitsuin.server.storage import AuditEvent, GenerationRecord, LinkRecord
 
 
@@ -77,7 +77,7 @@ class Rollovers(AuthorityState):
         )
         self.generations.append(new)
         self.links.append(Link(old.number, number, result.old_with_new, result.new_with_old))
-        self.issuer = lint_pool.issuer(self.config, new, self.clock, self.lint_pool)
+        self.issuer = issuer_for(self.config, new, self.clock, self.lint_pool)
         for listener in self.rollover_listeners:
             listener(new)
         return new

@@ -1,7 +1,11 @@
 """Configuration: one TOML file -> frozen dataclasses. Every error is collected and reported at
 once (``jitsuin check-config``). Secrets are referenced by file path or environment variable,
 never written inline. Each default is written once, in its dataclass: ``load`` falls back to it
-and ``write_default`` writes it out."""
+and ``write_default`` writes it out.
+
+Longer than 600 lines on purpose: it is the whole schema of the file, each table's dataclass with
+its defaults, its reading and checks, and the commented file ``jitsuin init`` writes. Kept in one
+module, a setting's default, check and documentation change together."""
 
 from __future__ import annotations
 

@@ -70,13 +70,17 @@ class LintProcesses(Executor):
             pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
-def lint_pool(config: Config) -> LintProcesses | None:
+def lint_processes(config: Config) -> LintProcesses | None:
+    """The lint processes ``[ca] lint_processes`` asks for; None for 0 (lint in the issuing
+    thread)."""
     if config.ca.lint_processes == 0:
         return None
     return LintProcesses(config.ca.lint_processes)
 
 
-def issuer(config: Config, generation: CAGeneration, clock: Clock, pool: Executor | None) -> Issuer:
+def issuer_for(
+    config: Config, generation: CAGeneration, clock: Clock, pool: Executor | None
+) -> Issuer:
     """The issuer of ``generation``, its drafts checked by the gate (linted in ``pool``, or in
     the issuing thread when None) before the CA key signs them."""
     # C-01 asks the CA certificate for digitalSignature only when the CA key signs OCSP.

@@ -33,8 +33,8 @@ from jitsuin.ca.revocation import (
     parse_request,
     unsuccessful,
 )
-from jitsuin.server import lint_pool
 from jitsuin.server.ca_state import AuthorityState
+from jitsuin.server.lint_pool import issuer_for
 from jitsuin.server.secret_files import write_secret
 from jitsuin.server.storage import AuditEvent, CRLRecord, NotFound
 
@@ -225,7 +225,7 @@ class RevocationStatus(AuthorityState):
         issuer = (
             self.issuer
             if generation is self.current
-            else lint_pool.issuer(self.config, generation, self.clock, self.lint_pool)
+            else issuer_for(self.config, generation, self.clock, self.lint_pool)
         )
         target = f"ocsp/responder/{generation.number}"
         issued = await asyncio.to_thread(
