@@ -1,6 +1,7 @@
 """May a certificate serve as a TLS client credential of this CA's operators? The PKI half of the
-decision (who signed it, its validity period, its key purposes); the store half (is it the
-certificate this CA recorded, is it revoked) belongs to the server, which holds the store."""
+decision (who signed it: ``issuing_generation`` in ca/generations.py; its validity period, its key
+purposes); the store half (is it the certificate this CA recorded, is it revoked) belongs to the
+server, which holds the store."""
 
 from __future__ import annotations
 
