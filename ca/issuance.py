@@ -30,7 +30,7 @@ from jitsuin.ca.profiles import (
     QualificationGroup,
 )
 from jitsuin.ca.signing import Signed, draft_certificate, sign_draft
-from jitsuin.ca.subject import VettedSubject
+from jitsuin.ca.subject import VettedSubject, subject_name
 
 # The pre-issuance lint: inspects the draft and returns the messages of blocking findings.
 Lint = Callable[[x509.Certificate, Profile], Sequence[str]]
@@ -211,7 +211,8 @@ class Issuer:
                 "a new key pair (SEED-R2)",
             )
         not_before, not_after = self._validity(profile)
-        name = self._subject_name(subject, group)
+        # SEED-R4; S/MIME BR 7.1.4.2.2: the mapping is ca/subject.py's subject_name.
+        name = subject_name(subject, group, self.policy.name_order)
         builder = (
             self._base_builder(csr.public_key, name, not_before, not_after)
             .add_extension(
@@ -256,22 +257,6 @@ class Issuer:
             raise CAError(Kind.BAD_SUBJECT, "; ".join(problems))
         assert group is not None
         return group
-
-    def _subject_name(self, subject: VettedSubject, group: QualificationGroup) -> x509.Name:
-        """SEED-R4; S/MIME BR 7.1.4.2.2: CN, givenName, surname, title (qualification info 1),
-        serialNumber (qualification info 2), optional C. No O, OU or organizationIdentifier."""
-        cn = self.policy.name_order.common_name(subject.given_name, subject.family_name)
-        attributes = (
-            [x509.NameAttribute(NameOID.COUNTRY_NAME, subject.country)] if subject.country else []
-        )
-        attributes += [
-            x509.NameAttribute(NameOID.SURNAME, subject.family_name),
-            x509.NameAttribute(NameOID.GIVEN_NAME, subject.given_name),
-            x509.NameAttribute(NameOID.TITLE, group.title),
-            x509.NameAttribute(NameOID.SERIAL_NUMBER, subject.qualification_number),
-            x509.NameAttribute(NameOID.COMMON_NAME, cn),
-        ]
-        return x509.Name(attributes)
 
     # -- the server's own TLS certificate ---------------------------------------------------
     def issue_tls_server(

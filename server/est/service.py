@@ -3,48 +3,41 @@ always a re-key (SEED-R2); whether it waits for an operator is a per-profile pol
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from jitsuin.ca.csr import VerifiedCSR, verify_csr
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.ca.generations import issuing_generation
-from jitsuin.ca.subject import VettedSubject
+from jitsuin.ca.subject import VettedSubject, vetted_from_subject
 from jitsuin.server.authority import Authority
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.storage import AuditEvent, Conflict, NotFound, ReenrollmentRecord
 
 
+class Settled(enum.StrEnum):
+    """How a re-enrollment request stands for the client that sent it."""
+
+    ISSUED = "issued"  # the certificate is in the reply
+    PENDING = "pending"  # waiting for an operator: the client retries later (RFC 7030 §4.2.3)
+
+
 @dataclass(frozen=True, slots=True)
 class Reenrolled:
-    status: str  # "issued" or "pending"
-    certificate_der: bytes | None
+    status: Settled
+    certificate_der: bytes | None  # with ISSUED only
     request_id: int
 
 
 def vetted_from_certificate(authority: Authority, cert: x509.Certificate) -> VettedSubject:
-    """The subject of a certificate this CA issued is the vetted record it was issued from."""
-
-    def one(oid: x509.ObjectIdentifier) -> str:
-        values = cert.subject.get_attributes_for_oid(oid)
-        return str(values[0].value) if values else ""
-
-    title = one(NameOID.TITLE)
-    groups = [g.id for g in authority.config.ca.groups.values() if g.title == title]
+    """The subject of a certificate this CA issued is the vetted record it was issued from
+    (the inverse of its making: ca/subject.py)."""
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     email = san.get_values_for_type(x509.RFC822Name)[0]
-    return VettedSubject(
-        subscriber_id=email,
-        family_name=one(NameOID.SURNAME),
-        given_name=one(NameOID.GIVEN_NAME),
-        email=email,
-        qualification_group=groups[0] if groups else title,
-        qualification_number=one(NameOID.SERIAL_NUMBER),
-        country=one(NameOID.COUNTRY_NAME) or None,
-    )
+    return vetted_from_subject(cert.subject, email, authority.config.ca.groups.values())
 
 
 def _same_identity(csr: VerifiedCSR, cert: x509.Certificate) -> str | None:
@@ -150,7 +143,7 @@ class Reenrollment:
         if request.status == "issued":
             return await self._stored(request)
         if request.status == "pending":
-            return Reenrolled("pending", None, request.id)
+            return Reenrolled(Settled.PENDING, None, request.id)
         if request.status == "rejected":
             raise RAError(RAKind.FORBIDDEN, "an operator rejected this re-enrollment request")
         subject = vetted_from_certificate(self.authority, peer)
@@ -173,14 +166,14 @@ class Reenrollment:
         except Conflict as exc:  # issued by a concurrent retry: return that one
             await self.authority.discard(issued, actor, target, str(exc))
             return await self._stored(await self.store.reenrollment_by_id(request.id))
-        return Reenrolled("issued", issued.der, request.id)
+        return Reenrolled(Settled.ISSUED, issued.der, request.id)
 
     async def _stored(self, request: ReenrollmentRecord) -> Reenrolled:
         assert request.certificate_generation is not None and request.certificate_serial
         cert = await self.store.certificate(
             request.certificate_generation, int(request.certificate_serial, 16)
         )
-        return Reenrolled("issued", cert.der, request.id)
+        return Reenrolled(Settled.ISSUED, cert.der, request.id)
 
     async def decide(self, request_id: int, approve: bool, operator: str) -> None:
         now = self.clock.now()

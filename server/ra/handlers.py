@@ -1,5 +1,9 @@
-"""The operator API under /ra/ and the applicant's online input: thin handlers over RAService.
-Errors leave as RFC 9457 problem documents through one mapping table."""
+"""The operator API under /ra/ and the applicant's online input: thin handlers over RAService,
+which checks every permission. Errors leave as RFC 9457 problem documents through one mapping
+table.
+
+A new workflow step's route goes here (server/ra/workflow.py lists the five files to touch); next,
+describe its path in server/ra/openapi.py."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from jitsuin.server.middlewares import problem_response
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.openapi import OPENAPI
 from jitsuin.server.ra.service import Body, application_json, credential_known_to
-from jitsuin.server.ra.workflow import Event
+from jitsuin.server.ra.workflow import REDEEMABLE, Event
 from jitsuin.server.storage import AuditChainBroken, Operator
 
 routes = web.RouteTableDef()
@@ -317,14 +321,9 @@ async def disclosure(request: web.Request) -> web.Response:
 @routes.get("/ra/mail")
 @errors_as_problems
 async def mail(request: web.Request) -> web.Response:
-    ra = request.app[RA]
     operator = await operator_of(request)
-    ra.allow(operator, "mail")
-    status = request.query.get("status")
-    if status not in (None, "pending", "sent", "failed", "superseded"):
-        raise RAError(RAKind.MALFORMED, "status is pending, sent, failed or superseded")
-    records = await ra.store.mail(status, _int_query(request, "limit", 100, 1000))
-    await ra.audit_read(operator, "mail.list", "mail", [m.application_id for m in records])
+    limit = _int_query(request, "limit", 100, 1000)
+    records = await request.app[RA].mail(operator, request.query.get("status"), limit)
     return _reply(
         {
             "mail": [
@@ -348,22 +347,19 @@ async def mail(request: web.Request) -> web.Response:
 @routes.post("/ra/mail/{id}/retry")
 @errors_as_problems
 async def retry_mail(request: web.Request) -> web.Response:
-    ra = request.app[RA]
     operator = await operator_of(request)
-    ra.allow(operator, "mail")
     mail_id = _int_path(request, "mail")
-    await ra.retry_mail(operator, mail_id)
+    await request.app[RA].retry_mail(operator, mail_id)
     return _reply({"id": mail_id, "status": "pending"}, 202)
 
 
 @routes.get("/ra/audit")
 @errors_as_problems
 async def audit(request: web.Request) -> web.Response:
-    ra = request.app[RA]
     operator = await operator_of(request)
-    ra.allow(operator, "audit")
     after = _int_query(request, "after", 0, 10**12)
-    entries = await ra.store.audit_log(after, _int_query(request, "limit", 100, 1000))
+    limit = _int_query(request, "limit", 100, 1000)
+    entries = await request.app[RA].audit_log(operator, after, limit)
     return _reply(
         {
             "entries": [
@@ -385,10 +381,9 @@ async def audit(request: web.Request) -> web.Response:
 @routes.get("/ra/audit/verify")
 @errors_as_problems
 async def audit_verify(request: web.Request) -> web.Response:
-    ra = request.app[RA]
-    ra.allow(await operator_of(request), "audit")
+    operator = await operator_of(request)
     try:
-        count = await ra.store.verify_audit_chain()
+        count = await request.app[RA].verify_audit(operator)
     except AuditChainBroken as exc:
         return _reply({"ok": False, "error": str(exc)}, 409)
     return _reply({"ok": True, "entries": count})
@@ -397,16 +392,8 @@ async def audit_verify(request: web.Request) -> web.Response:
 @routes.get("/ra/reenrollments")
 @errors_as_problems
 async def reenrollments(request: web.Request) -> web.Response:
-    ra = request.app[RA]
     operator = await operator_of(request)
-    ra.allow(operator, "approve")
-    status = request.query.get("status")
-    if status not in (None, "pending", "approved", "rejected", "issued"):
-        raise RAError(RAKind.MALFORMED, "status is pending, approved, rejected or issued")
-    records = await ra.store.reenrollments(status)
-    await ra.audit_read(
-        operator, "reenrollment.list", "reenrollments", [r.subscriber_id for r in records]
-    )
+    records = await request.app[RA].reenrollments(operator, request.query.get("status"))
     return _reply(
         {
             "reenrollments": [
@@ -431,12 +418,12 @@ async def reenrollments(request: web.Request) -> web.Response:
 async def decide_reenrollment(request: web.Request) -> web.Response:
     """EST re-enrollment waiting for an operator (per-profile policy): the client's retry of
     the same CSR then gets the certificate."""
-    ra = request.app[RA]
     operator = await operator_of(request)
-    ra.allow(operator, "approve")
     request_id = _int_path(request, "re-enrollment")
     approve = request.match_info["decision"] == "approve"
-    await request.app[REENROLLMENT].decide(request_id, approve, operator.name)
+    await request.app[RA].decide_reenrollment(
+        operator, request.app[REENROLLMENT], request_id, approve
+    )
     return _reply({"id": request_id, "status": "approved" if approve else "rejected"})
 
 
@@ -444,12 +431,8 @@ async def decide_reenrollment(request: web.Request) -> web.Response:
 @errors_as_problems
 async def ca_rollover(request: web.Request) -> web.Response:
     """The next CA generation and its link certificates (SEED-R15...R17); admin only."""
-    ra = request.app[RA]
-    operator = await operator_of(request)
-    ra.allow(operator, "operators")
-    authority = request.app[AUTHORITY]
-    new = await authority.rollover(operator.name)
-    link = authority.links[-1]
+    new = await request.app[RA].rollover(await operator_of(request))
+    link = request.app[AUTHORITY].links[-1]
     return _reply(
         {
             "generation": new.number,
@@ -461,15 +444,6 @@ async def ca_rollover(request: web.Request) -> web.Response:
     )
 
 
-async def _admin_or_self(request: web.Request) -> Operator:
-    """The operator making the request, who must be an admin or the operator named in the path:
-    everyone may set their own credential, which makes it theirs (two-person rule)."""
-    operator = await operator_of(request)
-    if operator.name != request.match_info["name"]:
-        request.app[RA].allow(operator, "operators")
-    return operator
-
-
 @routes.put("/ra/operators/{name}/certificate")
 @errors_as_problems
 async def bind_operator_certificate(request: web.Request) -> web.Response:
@@ -477,7 +451,7 @@ async def bind_operator_certificate(request: web.Request) -> web.Response:
     operator themself presenting it in the handshake; audited). The body is
     ``{"certificate": "<PEM>"}``; a later binding replaces the earlier one."""
     ra = request.app[RA]
-    operator = await _admin_or_self(request)
+    operator = await operator_of(request)
     body = Body(await json_body(request))
     pem = body.text("certificate", limit=65536)
     body.done()
@@ -491,17 +465,14 @@ async def bind_operator_certificate(request: web.Request) -> web.Response:
 @errors_as_problems
 async def unbind_operator_certificate(request: web.Request) -> web.Response:
     """The operator's certificate no longer authenticates it (admin only; audited)."""
-    ra = request.app[RA]
     operator = await operator_of(request)
-    ra.allow(operator, "operators")
-    await ra.unbind_certificate(operator, _operator_name(request))
+    await request.app[RA].unbind_certificate(operator, _operator_name(request))
     return web.Response(status=204, headers=NO_STORE)
 
 
-async def _admin(request: web.Request) -> Operator:
-    """The operator making the request, who must be an admin; any body must be empty ({})."""
+async def _empty(request: web.Request) -> Operator:
+    """The operator making the request, whose body must be empty ({})."""
     operator = await operator_of(request)
-    request.app[RA].allow(operator, "operators")
     Body(await json_body(request)).done()
     return operator
 
@@ -512,7 +483,7 @@ async def disable_operator(request: web.Request) -> web.Response:
     """Cut the operator off at once: its token and bound certificate get 401 from the next
     request on (admin only; audited). An admin cannot disable themself."""
     ra = request.app[RA]
-    operator = await _admin(request)
+    operator = await _empty(request)
     name = _operator_name(request)
     at = await ra.disable_operator(operator, name)
     return _reply({"name": name, "disabled": True, "disabledAt": at.isoformat()})
@@ -523,7 +494,7 @@ async def disable_operator(request: web.Request) -> web.Response:
 async def enable_operator(request: web.Request) -> web.Response:
     """The operator's token and bound certificate work again (admin only; audited)."""
     ra = request.app[RA]
-    operator = await _admin(request)
+    operator = await _empty(request)
     name = _operator_name(request)
     await ra.enable_operator(operator, name)
     return _reply({"name": name, "disabled": False, "disabledAt": None})
@@ -535,8 +506,7 @@ async def rotate_operator_token(request: web.Request) -> web.Response:
     """A new API token for the operator, in this response only; the old one stops working at
     once (an admin, or the operator themself; audited). ``setBy``: who else may know it."""
     ra = request.app[RA]
-    operator = await _admin_or_self(request)
-    Body(await json_body(request)).done()
+    operator = await _empty(request)
     name = _operator_name(request)
     token = await ra.rotate_operator_token(operator, name)
     return _reply(
@@ -553,7 +523,7 @@ async def applicant_status(request: web.Request) -> web.Response:
     ra = request.app[RA]
     app = await ra.status(await json_body(request))
     pin = None
-    if app.state in ("approved", "pin_sent") and app.pin_expires_at is not None:
+    if app.state in REDEEMABLE and app.pin_expires_at is not None:
         pin = {
             "expiresAt": app.pin_expires_at.isoformat(),
             "expired": ra.clock.now() > app.pin_expires_at,

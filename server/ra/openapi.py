@@ -1,5 +1,8 @@
-"""The OpenAPI 3.1 description of the RA API (tests/server/test_ra_api.py checks it against the
-routes the server really has)."""
+"""The OpenAPI 3.1 description of the RA API (tests/server/ra/test_openapi.py checks it against
+the routes the server really has).
+
+The last of the five files a new workflow step touches (server/ra/workflow.py lists them): its
+path here; the step's tests go to tests/server/ra/ (the table's in test_transitions.py)."""
 
 from __future__ import annotations
 

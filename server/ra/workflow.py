@@ -1,8 +1,22 @@
-"""The application state machine as one table (house habit 3; FLOW.md).
+"""The application state machine as one table (docs/architecture.md, house habit 3;
+docs/flow.md).
 
 received -> documents accepted / deficient -> inquiry sent -> letter returned signed and sealed,
 and payment recorded (either order) -> online input received -> approved -> PIN sent -> issued;
 rejected / abandoned from any open state; revoked / expired after issue.
+
+Every set of states the RA asks about ("not yet approved", "can be redeemed", ...) is derived
+from the table below, never restated. The one place an application's state changes is
+``RABase.move`` (server/ra/base.py), which asks ``next_state`` for the target.
+
+Adding a workflow step touches five files, each pointing to the next:
+1. here: the state and event, and the event's row in ``_FLOW``;
+2. the service module of the step's stage (server/ra/intake.py, vetting.py, inquiry.py,
+   applicant.py, approval.py, redemption.py or closing.py): a method that checks its
+   permission and calls ``self.move(app, Event.X, ...)``;
+3. server/ra/permissions.py: the step's permission and the roles that hold it;
+4. server/ra/handlers.py: the route that calls the method;
+5. server/ra/openapi.py: the route's path in the API description.
 """
 
 from __future__ import annotations
@@ -89,9 +103,25 @@ _FLOW: dict[State, dict[Event, State]] = {
     State.ABANDONED: {},
 }
 
-OPEN_STATES = frozenset(
-    s for s in State if s not in (State.ISSUED, State.REVOKED, State.EXPIRED)
-) - {State.REJECTED, State.ABANDONED}
+
+def _reachable(table: Mapping[State, Mapping[Event, State]], state: State) -> frozenset[State]:
+    """``state`` and every state the table leads to from it."""
+    seen, frontier = {state}, [state]
+    while frontier:
+        for target in table[frontier.pop()].values():
+            if target not in seen:
+                seen.add(target)
+                frontier.append(target)
+    return frozenset(seen)
+
+
+def _ahead(table: Mapping[State, Mapping[Event, State]], event: Event) -> frozenset[State]:
+    """The states from which ``event`` can still happen, now or after other events."""
+    return frozenset(s for s in table if any(event in table[t] for t in _reachable(table, s)))
+
+
+# Open: the application can still lead to a certificate (not issued, closed or final).
+OPEN_STATES = _ahead(_FLOW, Event.REDEEM)
 
 TRANSITIONS: Mapping[State, Mapping[Event, State]] = {
     state: {
@@ -104,6 +134,32 @@ TRANSITIONS: Mapping[State, Mapping[Event, State]] = {
     }
     for state, events in _FLOW.items()
 }
+
+
+def allowing(event: Event) -> frozenset[State]:
+    """The states in which ``event`` is allowed now."""
+    return frozenset(s for s in State if event in TRANSITIONS[s])
+
+
+def still_ahead(event: Event) -> frozenset[State]:
+    """The states from which ``event`` can still happen, now or later."""
+    return _ahead(TRANSITIONS, event)
+
+
+def not_yet(event: Event) -> frozenset[State]:
+    """The states in which ``event`` is still ahead but not allowed yet: the client waits."""
+    return still_ahead(event) - allowing(event)
+
+
+def after(state: State) -> frozenset[State]:
+    """``state`` and every state the table leads to from it."""
+    return _reachable(TRANSITIONS, state)
+
+
+# Waiting for the PIN to be redeemed (approved or pin_sent): SEED-R13.
+REDEEMABLE = allowing(Event.REDEEM)
+# A certificate was issued: issued and what follows it (revoked, expired).
+ISSUED_OR_LATER = after(State.ISSUED)
 
 
 class IllegalTransition(Exception):

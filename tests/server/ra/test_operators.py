@@ -107,3 +107,25 @@ async def test_operator_names_and_roles_are_checked(server):
     # The duplicate did not change alice's role or token.
     operator = await server.ra.authenticate(server.tokens["alice"])
     assert (operator.name, operator.role) == ("alice", "reviewer")
+
+
+async def test_each_refusal_names_its_own_permission(server):
+    # A rollover is not operator management: its refusal names permission ca.rollover.
+    generations = len(server.authority.generations)
+    problem = (await server.call("POST", "/ra/ca/rollover", "bob")).problem(403)
+    assert "bob (approver) may not roll the CA over" in problem["detail"]
+    assert "(permission ca.rollover)" in problem["detail"]
+    assert "manage operators" not in problem["detail"]
+    assert len(server.authority.generations) == generations
+    for method, path, who, permission in (
+        ("GET", "/ra/audit", "alice", "audit.read"),
+        ("GET", "/ra/audit/verify", "bob", "audit.verify"),
+        ("GET", "/ra/mail", "alice", "mail.read"),
+        ("POST", "/ra/mail/1/retry", "alice", "mail.retry"),
+        ("GET", "/ra/reenrollments", "carol", "reenrollments.read"),
+        ("POST", "/ra/reenrollments/1/approve", "carol", "reenrollments.decide"),
+        ("POST", "/ra/operators/carol/disable", "bob", "operators.manage"),
+        ("POST", "/ra/applications", "bob", "applications.create"),
+    ):
+        problem = (await server.call(method, path, who)).problem(403)
+        assert f"(permission {permission})" in problem["detail"], (path, problem)

@@ -6,11 +6,17 @@ from __future__ import annotations
 import pytest
 
 from jitsuin.server.ra.workflow import (
+    ISSUED_OR_LATER,
+    OPEN_STATES,
+    REDEEMABLE,
     TRANSITIONS,
     Event,
     IllegalTransition,
     State,
+    allowing,
     next_state,
+    not_yet,
+    still_ahead,
 )
 
 FINAL = {State.REVOKED, State.EXPIRED, State.REJECTED, State.ABANDONED}
@@ -140,3 +146,26 @@ async def test_refused_actions_over_http(server, state, actions):
         assert state in problem["detail"], (action, problem)
     record = await server.record(flow.id)
     assert (record.state, record.version) == (state, version)
+
+
+def test_the_sets_of_states_come_from_the_table():
+    # What the RA asks about the workflow is derived from TRANSITIONS, never restated: these are
+    # the sets it wrote out by hand before.
+    waiting_for_input = {
+        State.RECEIVED,
+        State.DOCUMENTS_DEFICIENT,
+        State.DOCUMENTS_ACCEPTED,
+        State.INQUIRY_SENT,
+        State.IDENTITY_CONFIRMED,
+        State.PAID,
+    }
+    assert not_yet(Event.ONLINE_INPUT) == waiting_for_input
+    assert still_ahead(Event.APPROVE) == waiting_for_input | {
+        State.AWAITING_ONLINE_INPUT,
+        State.ONLINE_INPUT_RECEIVED,
+    }
+    assert {State.APPROVED, State.PIN_SENT} == REDEEMABLE
+    assert {State.ISSUED, State.REVOKED, State.EXPIRED} == ISSUED_OR_LATER
+    assert set(State) - FINAL - {State.ISSUED} == OPEN_STATES
+    assert allowing(Event.REVOKE) == {State.ISSUED}
+    assert allowing(Event.PIN_MAILED) == {State.APPROVED}
