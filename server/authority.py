@@ -40,6 +40,8 @@ __all__ = ["Authority", "LintProcesses"]
 
 
 class Authority(FollowsOtherProcesses, Rollovers, RevocationStatus, TLSFiles):
+    """The running CA: its state (server/ca_state.py) and every part of it, as one object."""
+
     @classmethod
     async def open(cls, config: Config, clock: Clock, *, create: bool = True) -> Authority:
         """Open the store and the CA; with ``create``, make generation 1 on first start."""

@@ -56,6 +56,8 @@ def links_from(records: Iterable[LinkRecord]) -> list[Link]:
 
 @dataclass
 class AuthorityState:
+    """What every part of ``Authority`` reads, and what they change under their own locks."""
+
     config: Config
     store: Store
     clock: Clock
