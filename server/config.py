@@ -847,6 +847,66 @@ passphrase_file = "secrets/ca-passphrase"
 # (SoftHSM2 finds its tokens through the environment variable SOFTHSM2_CONF.)"""
 
 
+def _aligned(column: int, lines: list[tuple[str, str | None]]) -> str:
+    """Settings with their comments starting at ``column``, as the written file aligns them."""
+    return "\n".join(
+        setting if comment is None else f"{setting:<{column}}# {comment}"
+        for setting, comment in lines
+    )
+
+
+# The [http] and [ra] settings ``write_default`` writes, with their defaults.
+_HTTP_TABLE = _aligned(
+    35,
+    [
+        (
+            f"request_head_timeout_seconds = {_HTTP.request_head_timeout:g}",
+            "accept (or the last response) to a whole request head",
+        ),
+        (
+            f"request_body_timeout_seconds = {_HTTP.request_body_timeout:g}",
+            "a whole request head to its whole body (at most 64 KiB)",
+        ),
+        (f"tls_handshake_timeout_seconds = {_HTTP.tls_handshake_timeout:g}", None),
+        (
+            f"max_connections = {_HTTP.max_connections}",
+            "open connections; more are closed at accept",
+        ),
+        (
+            f"max_connections_per_address = {_HTTP.max_connections_per_address}",
+            "from one IPv4 address or IPv6 /64 (a NAT shares one)",
+        ),
+        (
+            f"hsts_max_age_seconds = {_HTTP.hsts_max_age}",
+            "Strict-Transport-Security on HTTPS (2 years; 0 clears it)",
+        ),
+    ],
+)
+_RA_TABLE = _aligned(
+    34,
+    [
+        (
+            'secret_file = "secrets/ra.key"',
+            "keyed hashes of PINs and access codes; keep it with the CA key",
+        ),
+        (
+            f"two_person_rule = {str(_RA.two_person_rule).lower()}",
+            "false: one person may vet and approve (test setups only)",
+        ),
+        (
+            f"max_attempts = {_RA.max_attempts}",
+            "wrong tries lock an access code or PIN until a new one is sent",
+        ),
+        (
+            f"attempt_backoff_seconds = {_RA.attempt_backoff // _SECOND}",
+            "an address waits after a wrong try, doubled per try (0: none)",
+        ),
+        (f"pin_ttl_hours = {_RA.pin_ttl // dt.timedelta(hours=1)}", None),
+        (f"invoice_amount = {_RA.invoice_amount}", None),
+    ],
+)
+
+
 def write_default(
     home: Path,
     key_type: KeyType,
@@ -893,17 +953,7 @@ public_http_url = "http://{http}"
 tls_names = [{", ".join(_toml_string(n) for n in _SERVER.tls_names)}]
 
 [http]                             # per listener and per server process (serve --workers N: each)
-# accept (or the last response) to a whole request head:
-request_head_timeout_seconds = {_HTTP.request_head_timeout:g}
-# a whole request head to its whole body (at most 64 KiB):
-request_body_timeout_seconds = {_HTTP.request_body_timeout:g}
-tls_handshake_timeout_seconds = {_HTTP.tls_handshake_timeout:g}
-# open connections; more are closed at accept:
-max_connections = {_HTTP.max_connections}
-# from one IPv4 address or IPv6 /64 (a NAT shares one):
-max_connections_per_address = {_HTTP.max_connections_per_address}
-# Strict-Transport-Security on HTTPS (2 years; 0 clears it):
-hsts_max_age_seconds = {_HTTP.hsts_max_age}
+{_HTTP_TABLE}
 
 [ca]
 subject = "{subject_toml}"
@@ -924,15 +974,7 @@ cutoff_margin_days = {_CA.cutoff_margin // _DAY}
 responder = "{_OCSP.responder}"
 
 [ra]
-secret_file = "secrets/ra.key"    # keyed hashes of PINs and access codes; keep it with the CA key
-# false: one person may vet and approve (test setups only):
-two_person_rule = {str(_RA.two_person_rule).lower()}
-# wrong tries lock an access code or PIN until a new one is sent:
-max_attempts = {_RA.max_attempts}
-# an address waits after a wrong try, doubled per try (0: none):
-attempt_backoff_seconds = {_RA.attempt_backoff // _SECOND}
-pin_ttl_hours = {_RA.pin_ttl // dt.timedelta(hours=1)}
-invoice_amount = {_RA.invoice_amount}
+{_RA_TABLE}
 
 [mail]                             # the relay that delivers download PINs (SEED-R13)
 smtp_host = "{smtp.host}"
