@@ -10,6 +10,8 @@
     .venv/bin/python bench/run.py acme --directory URL [--ca-bundle PEM] [--eab KID:HMAC ...]
     .venv/bin/python bench/run.py fuzz [--requests 1000000] [--concurrency 64] [--seconds 1800]
                                        [--workers N] [--families est,ra,...] [--seed N]
+    .venv/bin/python bench/run.py profile acme|est [--count 200] [--concurrency 8] [--out SVG]
+    .venv/bin/python bench/run.py lint-diff [--count 10000] [--seed N] [--jobs N]
     .venv/bin/python bench/run.py all
 
 Servers listen on 127.0.0.1 only, in a temporary data directory (with --workers N > 1, on the
@@ -78,6 +80,16 @@ POSTGRES = os.environ.get("JITSUIN_BENCH_POSTGRES", "postgresql://postgres@127.0
 
 # ``--lint-processes``: the servers' ``[ca] lint_processes`` (0: the gate lints in-process).
 LINT_PROCESSES = 0
+# ``--lint``: the servers' ``[ca] lint`` (None: the default configuration's).
+LINT_MODE: str | None = None
+
+
+def with_lint_mode(text: str) -> str:
+    """The configuration ``text`` with ``--lint``'s ``[ca] lint``, if given."""
+    if LINT_MODE:
+        text = text.replace("\n[ca]\n", f'\n[ca]\nlint = "{LINT_MODE}"\n', 1)
+        assert "lint = " in text, "the default configuration has no [ca] table"
+    return text
 
 
 class Server:
@@ -105,6 +117,7 @@ class Server:
         if LINT_PROCESSES:
             text = text.replace("\n[ca]\n", f"\n[ca]\nlint_processes = {LINT_PROCESSES}\n", 1)
             assert "lint_processes" in text, "the default configuration has no [ca] table"
+        text = with_lint_mode(text)
         self.backend = "SQLite" if self.schema is None else "PostgreSQL"
         path.write_text(text + extra_config)
         self.http = f"http://127.0.0.1:{self.http_port}"
@@ -238,26 +251,27 @@ def bench_issue(count: int) -> None:
     from jitsuin.server.authority import Authority
 
     async def run(home: Path) -> None:
-        configuration.write_default(home, KeyType.ECDSA_P384, configuration.DEFAULT_SUBJECT)
-        authority = await Authority.open(
-            configuration.load(home / "jitsuin.toml", home), SystemClock()
-        )
+        path = configuration.write_default(home, KeyType.ECDSA_P384, configuration.DEFAULT_SUBJECT)
+        path.write_text(with_lint_mode(path.read_text()))
+        authority = await Authority.open(configuration.load(path, home), SystemClock())
         try:
             keys = [ec.generate_private_key(ec.SECP256R1()).public_key() for _ in range(count + 1)]
             lifetime = dt.timedelta(days=90)
             started = time.perf_counter()
             authority.issuer.issue_tls_server(keys[0], ["warm.example.com"], [], lifetime)
             first = time.perf_counter() - started  # includes importing pkilint
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for n, key in enumerate(keys[1:]):
                 authority.issuer.issue_tls_server(key, [f"o{n}.example.com"], [], lifetime)
             elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started
         finally:
             await authority.close()
         print(
-            f"issuance through the gate (tls-server, CA P-384), {count} certificates: "
-            f"{elapsed / count * 1000:.2f} ms each, {count / elapsed:,.0f}/s on one thread "
-            f"(the first: {first * 1000:.0f} ms)"
+            f"issuance through the gate (tls-server, CA P-384, lint {LINT_MODE or 'default'}), "
+            f"{count} certificates: "
+            f"{elapsed / count * 1000:.2f} ms each, {count / elapsed:,.0f}/s on one thread, "
+            f"CPU {cpu / count * 1000:.2f} ms per certificate (the first: {first * 1000:.0f} ms)"
         )
 
     with tempfile.TemporaryDirectory(prefix="jitsuin-bench-") as tmp:
@@ -471,9 +485,13 @@ def bench_est(count: int, concurrency: int, workers: int, postgres: bool = False
         # One first enrollment per process, untimed: the first lint imports pkilint and builds
         # its linters (reported apart, as what the first subscriber after a start waits).
         first = asyncio.run(_enroll(server, credentials[:workers], workers))
+        assert server.process is not None
+        cpu_seconds = _acme_client().cpu_seconds
+        cpu_before = cpu_seconds(server.process.pid)
         start = time.perf_counter()
         latencies = asyncio.run(_enroll(server, credentials[workers:], concurrency))
         elapsed = time.perf_counter() - start
+        cpu = (cpu_seconds(server.process.pid) - cpu_before) * 1000 / count
         q = statistics.quantiles(latencies, n=100)
         print(
             f"EST simpleenroll, {workers} process(es) on {server.backend}, "
@@ -481,10 +499,10 @@ def bench_est(count: int, concurrency: int, workers: int, postgres: bool = False
             f"concurrency {concurrency}: "
             f"{count / elapsed:,.1f} enrollments/s; latency p50 {q[49] * 1000:.0f} ms, "
             f"p95 {q[94] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms "
-            f"(the first after start: {max(first) * 1000:,.0f} ms)"
+            f"(the first after start: {max(first) * 1000:,.0f} ms); "
+            f"server CPU {cpu:.1f} ms/enrollment (with its worker and lint processes)"
         )
         if workers == 1:
-            assert server.process is not None
             print(f"  server RSS after the load: {rss_mb(server.process.pid):.0f} MB")
         return count / elapsed
 
@@ -965,6 +983,201 @@ def bench_acme_url(
         print(result.line())
 
 
+# -- the incremental gate's differential test -----------------------------------------------------
+def _lint_diff_module():  # type: ignore[no-untyped-def]
+    """bench/lint_diff.py, loaded by path."""
+    import importlib.util
+
+    if "bench_lint_diff" in sys.modules:
+        return sys.modules["bench_lint_diff"]
+    spec = importlib.util.spec_from_file_location(
+        "bench_lint_diff", Path(__file__).with_name("lint_diff.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_lint_diff"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _lint_diff_shard(
+    count: int, seed: int
+) -> tuple[int, int, int, int, int, float, float, list[str]]:
+    """One process's share: (drafts, unreadable, refused, shapes, hits, whole s, incremental s,
+    differences)."""
+    lint_diff = _lint_diff_module()
+    lab = lint_diff.Lab.create()
+    tally = lint_diff.run(lab, lint_diff.Generator(lab, seed).drafts(count))
+    return (
+        tally.drafts,
+        tally.unreadable,
+        tally.blocked,
+        lab.shapes.misses,
+        lab.shapes.hits,
+        tally.full_seconds,
+        tally.incremental_seconds,
+        [str(d) for d in tally.differences],
+    )
+
+
+def bench_lint_diff(count: int, seed: int, jobs: int) -> None:
+    """bench/lint_diff.py at full count: ``count`` drafts, jitsuin's own and mutated, each linted
+    whole and incrementally, in ``jobs`` processes (seeds ``seed``, ``seed + 1``, ...); any
+    difference is printed (with the DER) and fails the run."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    _lint_diff_module()
+    started = time.perf_counter()
+    shares = [count // jobs + (1 if i < count % jobs else 0) for i in range(jobs)]
+    with ProcessPoolExecutor(jobs) as pool:
+        results = list(pool.map(_lint_diff_shard, shares, [seed + i for i in range(jobs)]))
+    took = time.perf_counter() - started
+    drafts, unreadable, blocked, misses, hits = (sum(r[i] for r in results) for i in range(5))
+    whole, incremental = (sum(r[i] for r in results) for i in (5, 6))
+    differences = [d for r in results for d in r[7]]
+    done = max(drafts, 1)
+    print(
+        f"lint-diff, seeds {seed}..{seed + jobs - 1}: {drafts:,} drafts compared ({unreadable} "
+        f"unreadable either way, not compared), {blocked:,} refused by the gate; "
+        f"{len(differences)} differences; {misses:,} shapes, {hits:,} later drafts of a known "
+        f"shape; lint per draft: whole {whole / done * 1000:.2f} ms, incremental "
+        f"{incremental / done * 1000:.2f} ms (wall, {jobs} process(es)); {took:.0f} s"
+    )
+    for difference in differences[:10]:
+        print(f"  DIFFERENCE {difference}")
+    if differences:
+        raise SystemExit(1)
+
+
+# -- profile ---------------------------------------------------------------------------------------
+PROFILES = Path(__file__).with_name("profiles")  # .gitignored
+# Where a sample's CPU goes: the first category (in this order) with a frame on its stack
+# (py-spy writes paths relative to sys.path: "func (pkilint/validation.py:180)").
+CATEGORIES = [
+    ("pkilint", ("(pkilint/", "(pyasn1_fasder/", "(validators/")),
+    ("lint, our rules", ("(conformance/",)),
+    ("store", ("(server/storage/", "(aiosqlite/", "(asyncpg/", "(sqlite3/")),
+    ("CA key signature", ("sign_draft",)),
+    ("JOSE", ("(josepy/", "(protocol/jose.py")),
+    ("JSON", ("(json/",)),
+    ("TLS", ("(ssl.py", "(asyncio/sslproto.py")),
+    ("aiohttp", ("(aiohttp/", "(multidict/", "(yarl/")),
+    ("asyncio", ("(asyncio/",)),
+]
+
+
+def _shares(collapsed: Path) -> list[tuple[str, float]]:
+    """Share of samples per category, from py-spy's raw (collapsed stack) output."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not number.isdigit():
+            continue
+        samples = int(number)
+        total += samples
+        category = next(
+            (name for name, marks in CATEGORIES if any(m in stack for m in marks)), "other"
+        )
+        counts[category] = counts.get(category, 0) + samples
+    return sorted(((k, v / max(total, 1)) for k, v in counts.items()), key=lambda kv: -kv[1])
+
+
+def bench_profile(what: str, count: int, concurrency: int, out: Path | None) -> None:
+    """py-spy records the server (and any lint process) while ``count`` ACME orders or EST
+    enrollments run after a warm-up; writes a flame graph SVG and the collapsed stacks beside it
+    (bench/profiles/, outside git) and prints where the samples went."""
+    spy = shutil.which("py-spy") or str(BIN / "py-spy")
+    if not Path(spy).exists():
+        raise SystemExit(
+            "py-spy is not installed: pip install -e '.[test]' (or pip install py-spy)"
+        )
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    svg = out or PROFILES / f"{what}-{stamp}.svg"
+    svg.parent.mkdir(parents=True, exist_ok=True)
+    raw = svg.with_suffix(".collapsed.txt")
+    extra = ACME_CONFIG if what == "acme" else ""
+    with running(1, extra, test_mode=what == "acme") as server:
+        assert server.process is not None
+        pid = server.process.pid
+        with urllib.request.urlopen(f"{server.http}/ca.pem", timeout=5) as reply:
+            (server.home / "ca.pem").write_bytes(reply.read())
+        if what == "acme":
+            client = _acme_client()
+            eab = _eab_keys(server, _operator(server), concurrency + 1)
+            common = {"poll_interval": 0.05, "domain": ACME_DOMAIN, "time_limit": 120}
+            directory = f"{server.https}/acme/directory"
+            bundle = server.home / "ca.pem"
+            asyncio.run(
+                client.load(
+                    "warm-up",
+                    directory,
+                    ca_bundle=bundle,
+                    eab_keys=eab[:1],
+                    orders=2,
+                    concurrency=1,
+                    **common,
+                )
+            )
+
+            def load() -> str:
+                result = asyncio.run(
+                    client.load(
+                        "jitsuin",
+                        directory,
+                        ca_bundle=bundle,
+                        eab_keys=eab[1:],
+                        orders=count,
+                        concurrency=concurrency,
+                        server_pid=pid,
+                        **common,
+                    )
+                )
+                return str(result.line())
+        else:
+            credentials = asyncio.run(_approved(server, count + 1))
+            asyncio.run(_enroll(server, credentials[:1], 1))
+
+            def load() -> str:
+                started = time.perf_counter()
+                asyncio.run(_enroll(server, credentials[1:], concurrency))
+                return f"EST: {count} enrollments in {time.perf_counter() - started:.1f} s"
+
+        spies = [
+            subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--subprocesses",
+                    "--nonblocking",
+                    "--rate",
+                    "200",
+                    "--format",
+                    form,
+                    "--output",
+                    str(path),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for form, path in (("flamegraph", svg), ("raw", raw))
+        ]
+        time.sleep(1)  # py-spy attaches
+        try:
+            print(load())
+        finally:
+            for one in spies:
+                one.send_signal(signal.SIGINT)
+            for one in spies:
+                one.wait(timeout=60)
+    print(f"flame graph: {svg}\ncollapsed stacks: {raw}")
+    print("server samples by category (the first matching frame on each stack):")
+    for name, share in _shares(raw):
+        print(f"  {name:<18} {share * 100:5.1f} %")
+
+
 # -- fuzz ------------------------------------------------------------------------------------------
 def bench_fuzz(
     requests: int,
@@ -1011,8 +1224,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "what", choices=["crl", "issue", "ocsp", "est", "memory", "slow", "acme", "fuzz", "all"]
+        "what",
+        choices=[
+            *("crl", "issue", "ocsp", "est", "memory", "slow", "acme", "fuzz", "profile"),
+            *("lint-diff", "all"),
+        ],
     )
+    parser.add_argument("target", nargs="?", choices=["acme", "est"], help="profile: the load")
+    parser.add_argument("--out", type=Path, help="profile: the SVG (default bench/profiles/)")
     parser.add_argument("--entries", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument(
         "--seconds",
@@ -1020,14 +1239,22 @@ def main() -> None:
         help="ocsp: load time (10); acme, slow: limit (60); fuzz: limit (1800)",
     )
     parser.add_argument("--requests", type=int, default=1_000_000, help="fuzz: requests to send")
-    parser.add_argument("--seed", type=int, help="fuzz: the random seed (printed; default random)")
+    parser.add_argument(
+        "--seed", type=int, help="fuzz, lint-diff: the random seed (printed; default random)"
+    )
     parser.add_argument("--families", help="fuzz: only these, comma-separated (default: all)")
     parser.add_argument("--connections", type=int, help="ocsp: 32; slow: 3000")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=1, help="lint-diff: processes")
     parser.add_argument(
         "--lint-processes", type=int, default=0, help="est, acme: the servers' [ca] lint_processes"
     )
-    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument(
+        "--lint",
+        choices=["incremental", "full"],
+        help="issue, est, acme, memory, profile: [ca] lint",
+    )
+    parser.add_argument("--count", type=int, help="issue, est, profile: 200; lint-diff: 10000")
     parser.add_argument("--concurrency", type=int, nargs="+", help="est: 8; acme: 8 32; fuzz: 64")
     parser.add_argument("--orders", type=int, default=400, help="acme: orders per run")
     parser.add_argument("--poll", type=float, default=0.05, help="acme: seconds between polls")
@@ -1039,11 +1266,13 @@ def main() -> None:
     args = parser.parse_args()
     global LINT_PROCESSES
     LINT_PROCESSES = args.lint_processes
+    global LINT_MODE
+    LINT_MODE = args.lint
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     if args.what in ("crl", "all"):
         bench_crl(args.entries)
     if args.what in ("issue", "all"):
-        bench_issue(args.count)
+        bench_issue(args.count or 200)
     if args.what in ("ocsp", "all"):
         # With --workers N the one-process baseline runs on PostgreSQL too: the ratio is scaling.
         one = bench_ocsp(args.seconds or 10, args.connections or 32, 1, args.workers > 1)
@@ -1052,14 +1281,21 @@ def main() -> None:
             print(f"  ratio {args.workers} processes / 1 process: {many / one:.2f}x")
     if args.what in ("est", "all"):
         concurrency = (args.concurrency or [8])[0]
-        one = bench_est(args.count, concurrency, 1, args.workers > 1)
+        one = bench_est(args.count or 200, concurrency, 1, args.workers > 1)
         if args.workers > 1:
-            many = bench_est(args.count, concurrency, args.workers)
+            many = bench_est(args.count or 200, concurrency, args.workers)
             print(f"  ratio {args.workers} processes / 1 process: {many / one:.2f}x")
     if args.what in ("memory", "all"):
         bench_memory()
     if args.what in ("slow", "all"):
         bench_slow(args.connections or 3000, args.seconds or 60)
+    if args.what == "lint-diff":  # not in "all": a long run of its own
+        seed = args.seed if args.seed is not None else secrets.randbits(32)
+        bench_lint_diff(args.count or 10_000, seed, args.jobs)
+    if args.what == "profile":  # not in "all": it writes files
+        if args.target is None:
+            raise SystemExit("profile: name the load, acme or est")
+        bench_profile(args.target, args.count or 200, (args.concurrency or [8])[0], args.out)
     if args.what == "fuzz":  # not in "all": it is a long run of its own
         seed = args.seed if args.seed is not None else secrets.randbits(32)
         families = tuple(args.families.split(",")) if args.families else ()

@@ -1,4 +1,5 @@
-"""Injected time (house habit 9): validity, cut-offs and windows never read the wall clock."""
+"""Injected time (docs/architecture.md, house habit 9): validity, cut-offs and windows never read
+the wall clock."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""CA generations: a key pair and its self-signed CA certificate (SEED-R15; CONFORMANCE C-01/C-02).
+"""CA generations: a key pair and its self-signed CA certificate (SEED-R15; docs/conformance.md
+C-01/C-02).
 
 Every generation carries a byte-identical subject DN (C-04); the key identifiers tell them apart.
 """
@@ -89,7 +90,7 @@ def issuing_generation(
 
 def issuance_cutoff(ca_certificate: x509.Certificate, margin: dt.timedelta) -> dt.datetime:
     """The last notBefore at which a 396-day certificate still ends inside the CA certificate,
-    less a margin (SEED-R15; CONFORMANCE C-07, S-16)."""
+    less a margin (SEED-R15; docs/conformance.md C-07, S-16)."""
     return ca_certificate.not_valid_after_utc - SUBSCRIBER_VALIDITY + ONE_SECOND - margin
 
 
@@ -103,7 +104,7 @@ def ten_years_after(start: dt.datetime) -> dt.datetime:
 
 
 def ca_extensions(subject_ski: bytes, issuer_ski: bytes) -> list[tuple[x509.ExtensionType, bool]]:
-    """Extensions of CA and link certificates (S/MIME BR 7.1.2.1; CONFORMANCE C-01, C-09):
+    """Extensions of CA and link certificates (S/MIME BR 7.1.2.1; docs/conformance.md C-01, C-09):
     basicConstraints cA critical, keyUsage keyCertSign + cRLSign (+ digitalSignature: the CA key
     signs OCSP responses itself, RFC 6960 §4.2.2.2) critical, SKI, and AKI = the signer's SKI."""
     return [

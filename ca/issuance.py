@@ -130,7 +130,8 @@ def profile_named(name: str) -> Profile:
 
 
 def check_public_key(profile: Profile, key: PublicKey) -> KeyType:
-    """SBR 6.1.5/6.1.6 and CONFORMANCE S-03: RSA 2048/3072/4096 with e = 65537, P-256, P-384."""
+    """SBR 6.1.5/6.1.6 and docs/conformance.md S-03: RSA 2048/3072/4096 with e = 65537, P-256,
+    P-384."""
     if isinstance(key, rsa.RSAPublicKey):
         bits = key.key_size
         if bits < 2048:
@@ -355,7 +356,7 @@ class Issuer:
         not_after = not_before + profile.validity - ONE_SECOND  # SEED-R1: exactly 396 days
         cutoff = self.generation.issuance_cutoff(self.policy.cutoff_margin)
         if not_before > cutoff or not_after > self.generation.not_after:
-            # SEED-R15; CONFORMANCE S-16/S-17: no certificate outlives its issuing CA.
+            # SEED-R15; docs/conformance.md S-16/S-17: no certificate outlives its issuing CA.
             raise CAError(
                 Kind.CUTOFF,
                 f"CA generation {self.generation.number} stopped issuing at "

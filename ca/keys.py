@@ -22,7 +22,8 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 class KeyType(enum.Enum):
-    """Key types by their configuration name (registry keyed by the wire name, house habit 5)."""
+    """Key types by their configuration name (registry keyed by the wire name, docs/architecture.md,
+    house habit 5)."""
 
     ECDSA_P256 = "ecdsa-p256"
     ECDSA_P384 = "ecdsa-p384"
@@ -44,8 +45,8 @@ class KeyType(enum.Enum):
 
     @property
     def signature_hash(self) -> hashes.HashAlgorithm:
-        """The hash this key signs with. CONFORMANCE S-02 (SEED-R3): sha256WithRSAEncryption for
-        RSA, ecdsa-with-SHA256 for P-256, ecdsa-with-SHA384 for P-384; never SHA-1."""
+        """The hash this key signs with. docs/conformance.md S-02 (SEED-R3): sha256WithRSAEncryption
+        for RSA, ecdsa-with-SHA256 for P-256, ecdsa-with-SHA384 for P-384; never SHA-1."""
         if self is KeyType.ECDSA_P384:
             return hashes.SHA384()
         return hashes.SHA256()
@@ -69,7 +70,8 @@ class KeyType(enum.Enum):
         raise ValueError(f"unsupported curve {key.curve.name}")
 
 
-# The CA key types an operator may choose (issue 2: P-384 default; RSA-3072/4096 and P-256).
+# The CA key types an operator may choose: P-384 by default, RSA-3072/4096 and P-256
+# (docs/conformance.md C-03).
 CA_KEY_TYPES = (KeyType.ECDSA_P384, KeyType.ECDSA_P256, KeyType.RSA_3072, KeyType.RSA_4096)
 
 

@@ -1,4 +1,4 @@
-"""Certificate profiles as data (CONFORMANCE.md, subscriber table; SEED-R1, R4, R5).
+"""Certificate profiles as data (docs/conformance.md, subscriber table; SEED-R1, R4, R5).
 
 ``general`` and ``document-manager`` are the seed's two certificate types. They differ only in
 their certificate-policy OID and in the qualification groups they accept. ``tls-server`` is the
@@ -29,7 +29,7 @@ SUBSCRIBER_VALIDITY = dt.timedelta(days=396)
 # (3 days) with a day to spare: no response outlives the certificate that signed it.
 OCSP_RESPONDER_VALIDITY = dt.timedelta(days=7)
 OCSP_RESPONDER_RENEW_BEFORE = dt.timedelta(days=4)
-# SEED-R15: a CA certificate is valid 10 years (CONFORMANCE C-02: at most 3653 days).
+# SEED-R15: a CA certificate is valid 10 years (docs/conformance.md C-02: at most 3653 days).
 CA_VALIDITY_YEARS = 10
 
 # S/MIME BR 7.1.6.1: Individual-validated, multipurpose generation.
@@ -39,7 +39,7 @@ DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")
 
 
 class NameOrder(enum.Enum):
-    """How the common name is built from the romanized names (CONFORMANCE S-11)."""
+    """How the common name is built from the romanized names (docs/conformance.md S-11)."""
 
     GIVEN_FAMILY = "given-family"
     FAMILY_GIVEN = "family-given"
@@ -53,7 +53,7 @@ class NameOrder(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class QualificationGroup:
     """Qualification info 1 (the group, written into ``title``) and the syntax of qualification
-    info 2 (the number, written into ``serialNumber``). SEED-R4; CONFORMANCE S-12, S-13."""
+    info 2 (the number, written into ``serialNumber``). SEED-R4; docs/conformance.md S-12, S-13."""
 
     id: str
     title: str

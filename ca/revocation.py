@@ -1,6 +1,6 @@
 """Revocation status publication: CRLs (RFC 5280 §5) and OCSP responses (RFC 6960), signed by the
-generation that issued the certificates, or for OCSP by its delegated responder (CONFORMANCE D;
-S/MIME BR 4.9.7, 4.9.10, 7.2, 7.3)."""
+generation that issued the certificates, or for OCSP by its delegated responder (docs/conformance.md
+D; S/MIME BR 4.9.7, 4.9.10, 7.2, 7.3)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,12 @@ from jitsuin.ca.signing import draft_crl, draft_ocsp, sign_draft_crl, sign_draft
 # SBR 4.9.7: a subscriber CRL is valid at most 10 days and reissued at least every 7 days.
 CRL_VALIDITY = dt.timedelta(days=7)
 CRL_REFRESH_AFTER = dt.timedelta(days=3, hours=12)
-# SBR 4.9.10 (CONFORMANCE R-07): 8 hours <= validity <= 10 days; refreshed well before it ends.
+# SBR 4.9.10 (docs/conformance.md R-07): 8 hours <= validity <= 10 days; refreshed well before it
+# ends.
 OCSP_VALIDITY = dt.timedelta(days=3)
 OCSP_REFRESH_AFTER = dt.timedelta(hours=12)
-# RFC 5280 §3.3 / CONFORMANCE R-04: an entry stays until one CRL past the certificate's expiry.
+# RFC 5280 §3.3 / docs/conformance.md R-04: an entry stays until one CRL past the certificate's
+# expiry.
 CRL_KEEP_AFTER_EXPIRY = CRL_VALIDITY
 
 
@@ -148,8 +150,9 @@ def build_crl(
     this_update: dt.datetime,
 ) -> bytes:
     """A v2 CRL of ``generation`` (RFC 5280 §5.1): issuer DN byte-identical to the CA
-    certificate's subject, AKI = the signer's SKI, CRLNumber non-critical (CONFORMANCE R-01),
-    reason codes non-critical and never unspecified (R-03), no empty revokedCertificates (R-04).
+    certificate's subject, AKI = the signer's SKI, CRLNumber non-critical (docs/conformance.md
+    R-01), reason codes non-critical and never unspecified (R-03), no empty revokedCertificates
+    (R-04).
 
     cryptography builds the header and extensions; the revokedCertificates list is encoded here
     because the immutable builder copies its list on every addition (quadratic: 100 k entries take
@@ -325,7 +328,7 @@ def build_response(
 ) -> bytes:
     """A basic OCSP response signed by the issuing generation's own key, or by its delegated
     ``responder``, whose certificate then goes in the certs field (RFC 6960 §4.2.2.2;
-    CONFORMANCE R-06), valid OCSP_VALIDITY (R-07). ``status`` is good, revoked or unknown; a
+    docs/conformance.md R-06), valid OCSP_VALIDITY (R-07). ``status`` is good, revoked or unknown; a
     serial this CA never issued is never good (R-08). No reasonCode singleExtension (R-08)."""
     cert_status = {
         "good": ocsp.OCSPCertStatus.GOOD,

@@ -1,5 +1,5 @@
 """CA key rollover: the next generation and its link certificates (RFC 4210 §4.4 as updated by
-RFC 9810 §4.4; SEED-R15...R17; CONFORMANCE C-05...C-08).
+RFC 9810 §4.4; SEED-R15...R17; docs/conformance.md C-05...C-08).
 
 - NewWithNew: the new self-signed CA certificate, 10 years (SEED-R15).
 - OldWithNew: the old public key signed by the new key, valid exactly as OldWithOld: from the old
@@ -7,7 +7,7 @@ RFC 9810 §4.4; SEED-R15...R17; CONFORMANCE C-05...C-08).
 - NewWithOld: the new public key signed by the old key, from the new key's creation (NewWithNew's
   notBefore) to OldWithOld's notAfter, which is at least the expiry of the last certificate the old
   key issued because the issuance cut-off kept every old-key leaf inside OldWithOld (SEED-R17,
-  CONFORMANCE C-06/C-07).
+  docs/conformance.md C-06/C-07).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _link(
 ) -> x509.Certificate:
     builder = (
         x509.CertificateBuilder()
-        .subject_name(name)  # every generation carries the same DN (CONFORMANCE C-04)
+        .subject_name(name)  # every generation carries the same DN (docs/conformance.md C-04)
         .issuer_name(name)
         .public_key(subject_key)
         .serial_number(x509.random_serial_number())

@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 
 from jitsuin.ca.profiles import NameOrder, QualificationGroup
 
-# CONFORMANCE S-10: romanized personal names; X-11: upper bounds of RFC 5280 Appendix A.
+# docs/conformance.md S-10: romanized personal names; X-11: upper bounds of RFC 5280 Appendix A.
 _ROMANIZED = re.compile(r"[A-Za-z][A-Za-z .'-]*")
 _EMAIL = re.compile(
     r"[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+"

@@ -34,6 +34,7 @@ from pyasn1_alt_modules import rfc5280
 from jitsuin.ca.issuance import CAPolicy
 from jitsuin.ca.profiles import PROFILES, Profile
 from jitsuin.conformance.registry import DocKind
+from jitsuin.conformance.shapes import ShapeCache
 from jitsuin.conformance.signature import verifies
 
 SMIME_POLICY_ARC = "2.23.140.1.5."  # S/MIME BR 7.1.6.1 reserved policy OIDs
@@ -51,7 +52,7 @@ E = TypeVar("E", bound=x509.ExtensionType)
 # -- what the configuration fixes
 @dataclass(frozen=True, slots=True)
 class Expectations:
-    """The values only the issuing CA knows (CONFORMANCE "Rules that depend on a CA's
+    """The values only the issuing CA knows (docs/conformance.md "Rules that depend on a CA's
     configuration"): its CP OIDs, qualification groups and number syntax, name order, CRL/OCSP
     URLs, cut-off margin and CA subject. Without it the rules check shape only."""
 
@@ -83,6 +84,8 @@ class LintContext:
     suppress: Mapping[str, str] = field(default_factory=dict)  # code or rule id -> reason
     draft: bool = False  # signed with a throwaway key (pre-issuance): skip signature checks
     pkilint: bool = True
+    # Lint with pkilint incrementally, keeping per shape here (conformance/shapes.py); None: whole.
+    shapes: ShapeCache | None = None
     # R-08: was this serial issued by the CA key with this SKI? None = unknown.
     issued: Callable[[bytes, int], bool | None] | None = None
     # C-13: keys (``key_id``) of the subordinate CAs the user declares (``--intermediate``).
@@ -285,7 +288,7 @@ class CertificateDoc(_Doc):
     @property
     def self_issued(self) -> bool:
         """RFC 5280 §6.1: subject and issuer DN are the same (every generation and link
-        certificate of one CA is self-issued, CONFORMANCE C-04)."""
+        certificate of one CA is self-issued, docs/conformance.md C-04)."""
         return self.cert.subject.public_bytes() == self.cert.issuer.public_bytes()
 
     @functools.cached_property

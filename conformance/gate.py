@@ -30,6 +30,7 @@ from jitsuin.conformance.documents import (
 )
 from jitsuin.conformance.findings import Finding, Severity
 from jitsuin.conformance.runner import lint_corpus
+from jitsuin.conformance.shapes import ShapeCache
 
 # The gate's arguments and findings cross to lint processes (``IssuanceLint(executor=...)``) by
 # pickle; cryptography's OIDs and names do not pickle by themselves, so they travel as their
@@ -84,15 +85,18 @@ def lint_certificate(
     expectations: Expectations | None = None,
     suppressed: Mapping[str, str] | None = None,
     draft: bool = False,
+    shapes: ShapeCache | None = None,
 ) -> list[Finding]:
     """Every finding of every rule on one certificate; ``issuers`` are the CA certificates it
-    may chain to (the cross-object rules need them)."""
+    may chain to (the cross-object rules need them). ``shapes``: run pkilint incrementally
+    (conformance/shapes.py), the same findings at less cost for a draft of a shape seen before."""
     der = certificate.public_bytes(serialization.Encoding.DER)
     context = LintContext(
         expectations=expectations,
         profile=profile,
         suppress=dict(suppressed or {}),
         draft=draft,
+        shapes=shapes,
     )
     return _lint_one(CertificateDoc(der, "draft" if draft else "certificate"), issuers, context)
 
@@ -107,9 +111,10 @@ def lint_crl(
     suppressed: Mapping[str, str] | None = None,
     draft: bool = False,
 ) -> list[Finding]:
-    """CONFORMANCE D on a CRL about to be published: ``issuers`` are the CA certificates (every
-    generation and link certificate), ``previous`` the CRLs published before it (for the number
-    and reissue rules), ``issued_certificates`` the revoked certificates it should still list."""
+    """docs/conformance.md D on a CRL about to be published: ``issuers`` are the CA certificates
+    (every generation and link certificate), ``previous`` the CRLs published before it (for the
+    number and reissue rules), ``issued_certificates`` the revoked certificates it should still
+    list."""
     context = LintContext(expectations=expectations, suppress=dict(suppressed or {}), draft=draft)
     others: list[Document] = [CRLDoc(d, f"previous CRL {i}") for i, d in enumerate(previous, 1)]
     others += [
@@ -130,8 +135,8 @@ def lint_ocsp_response(
     suppressed: Mapping[str, str] | None = None,
     draft: bool = False,
 ) -> list[Finding]:
-    """CONFORMANCE D on an OCSP response about to be sent; ``issued(issuer_ski, serial)`` says
-    whether the CA ever issued that serial (R-08: an unused serial is never "good"), and a
+    """docs/conformance.md D on an OCSP response about to be sent; ``issued(issuer_ski, serial)``
+    says whether the CA ever issued that serial (R-08: an unused serial is never "good"), and a
     serial on one of ``crls`` (the published CRLs) is never "good" either."""
     context = LintContext(suppress=dict(suppressed or {}), draft=draft, issued=issued)
     others: list[Document] = [CRLDoc(d, f"published CRL {i}") for i, d in enumerate(crls, 1)]
@@ -144,8 +149,10 @@ def _lint_draft_der(
     profile: str,
     expectations: Expectations | None,
     suppressed: Mapping[str, str],
+    incremental: bool = False,
 ) -> list[Finding]:
-    """``IssuanceLint.findings`` in a lint process: everything arrives as DER or pickled data."""
+    """``IssuanceLint.findings`` in a lint process: everything arrives as DER or pickled data;
+    the shapes are kept in the process."""
     return lint_certificate(
         x509.load_der_x509_certificate(der),
         [x509.load_der_x509_certificate(d) for d in issuer_ders],
@@ -153,15 +160,19 @@ def _lint_draft_der(
         expectations=expectations,
         suppressed=suppressed,
         draft=True,
+        shapes=_PROCESS_SHAPES if incremental else None,
     )
 
 
+_PROCESS_SHAPES = ShapeCache()
+
+
 class IssuanceLint:
-    """The pre-issuance gate (SBR 4.3.1.2; CONFORMANCE, issue 8): callable as
-    ``jitsuin.ca.issuance.Lint``. Runs the whole registry, pkilint included, on the draft (the
-    same TBS signed with a throwaway key) and returns the findings at ERROR or above, which make
-    the issuer refuse with ``CAError(LINT)``. Also checks CRLs and OCSP responses before they are
-    published (``check_crl``, ``check_ocsp_response``)."""
+    """The pre-issuance gate (SBR 4.3.1.2; docs/conformance.md, "The pre-issuance gate"):
+    callable as ``jitsuin.ca.issuance.Lint``. Runs the whole registry, pkilint included, on the
+    draft (the same TBS signed with a throwaway key) and returns the findings at ERROR or above,
+    which make the issuer refuse with ``CAError(LINT)``. Also checks CRLs and OCSP responses
+    before they are published (``check_crl``, ``check_ocsp_response``)."""
 
     def __init__(
         self,
@@ -171,12 +182,16 @@ class IssuanceLint:
         issuers: Callable[[], Iterable[x509.Certificate]] | Iterable[x509.Certificate] = (),
         threshold: Severity = Severity.ERROR,
         executor: Executor | None = None,
+        incremental: bool = False,
     ) -> None:
         """``executor``: a process pool to lint drafts in (the issuing thread waits for the
         answer with the GIL released, so the linting, most of an issuance's CPU, runs on another
-        core); None lints in the calling thread."""
+        core); None lints in the calling thread. ``incremental``: ``[ca] lint = "incremental"``,
+        pkilint judges what a draft shares with an earlier one of the same shape once
+        (conformance/shapes.py; the findings are the same as linting it whole)."""
         self.expectations = expectations
         self.executor = executor
+        self.shapes = ShapeCache() if incremental else None
         self.suppressed = dict(suppressed or {})
         self._issuers = issuers
         self.threshold = threshold
@@ -195,6 +210,7 @@ class IssuanceLint:
             expectations=self.expectations,
             suppressed=self.suppressed,
             draft=True,
+            shapes=self.shapes,
         )
 
     def _findings_elsewhere(
@@ -206,7 +222,14 @@ class IssuanceLint:
         the issuance is refused: a draft no lint has passed is never signed (SBR 4.3.1.2)."""
         der = draft.public_bytes(serialization.Encoding.DER)
         issuers = [c.public_bytes(serialization.Encoding.DER) for c in self.issuers()]
-        args = (der, issuers, profile.name, self.expectations, self.suppressed)
+        args = (
+            der,
+            issuers,
+            profile.name,
+            self.expectations,
+            self.suppressed,
+            self.shapes is not None,
+        )
         try:
             return cast(list[Finding], executor.submit(_lint_draft_der, *args).result())
         except BrokenExecutor:

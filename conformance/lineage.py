@@ -1,5 +1,5 @@
 """CA generations and the link certificates between them, recognised in a corpus (RFC 9810 §4.4,
-formerly RFC 4210 §4.4; CONFORMANCE C).
+formerly RFC 4210 §4.4; docs/conformance.md C).
 
 A *generation* is a CA key with its self-signed certificate (OldWithOld, NewWithNew). A *link
 certificate* is a CA certificate whose subject key and signing key differ: OldWithNew carries the

@@ -1,4 +1,4 @@
-"""pkilint, run in-process as a delegate (CONFORMANCE X-13, S-18, C-09, R-09).
+"""pkilint, run in-process as a delegate (docs/conformance.md X-13, S-18, C-09, R-09).
 
 Each linter is assembled the way pkilint's own command-line tools assemble it (``lint_pkix_cert``,
 ``lint_cabf_smime_cert``, ``lint_pkix_signer_signee_cert_chain``, ``lint_crl -p BR``,
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cryptography.utils import CryptographyDeprecationWarning
 
+from jitsuin.conformance import shapes
 from jitsuin.conformance.findings import Severity
 
 if TYPE_CHECKING:
@@ -123,13 +124,26 @@ def _smime(level: str, generation: str) -> ValidatorContainer:
     )
 
 
-def lint_pkix_certificate(der: bytes, decoded: Any = None) -> list[PkilintFinding]:
+@_built_once
+def _split(linter: str, *args: str) -> shapes.Split:
+    return shapes.split(_smime(*args) if linter == "smime" else _pkix_certificate())
+
+
+def lint_pkix_certificate(
+    der: bytes, decoded: Any = None, cache: shapes.ShapeCache | None = None
+) -> list[PkilintFinding]:
     """``decoded``: ``der`` as pyasn1-fasder decoded it already (pkilint's loader decodes with
-    it too), so that it is not decoded again; a value no other linter has seen."""
+    it too), so that it is not decoded again; a value no other linter has seen. ``cache``: lint
+    incrementally (conformance/shapes.py), keeping what holds for the draft's shape there."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         doc = _certificate_document(der, decoded)
-        return _collect(_pkix_certificate().validate(doc.root))
+        key = shapes.shape_key(der) if cache is not None else None
+        if cache is None or key is None:
+            return _collect(_pkix_certificate().validate(doc.root))
+        results, kept = shapes.lint(_split("pkix"), doc.root, cache.get("pkix", key))
+        cache.put("pkix", key, kept)
+        return _collect(results)
 
 
 def _certificate_document(der: bytes, decoded: Any) -> Any:
@@ -144,20 +158,33 @@ def _certificate_document(der: bytes, decoded: Any) -> Any:
     return doc
 
 
-def lint_smime_certificate(der: bytes, decoded: Any = None) -> tuple[str, list[PkilintFinding]]:
+def lint_smime_certificate(
+    der: bytes, decoded: Any = None, cache: shapes.ShapeCache | None = None
+) -> tuple[str, list[PkilintFinding]]:
     """(type linted, findings). The type comes from the reserved policy OID (pkilint
-    ``--detect``), defaulting to INDIVIDUAL-MULTIPURPOSE, the seed profile (CONFORMANCE S-18).
-    ``decoded``: as for ``lint_pkix_certificate``."""
+    ``--detect``), defaulting to INDIVIDUAL-MULTIPURPOSE, the seed profile (docs/conformance.md
+    S-18). ``decoded``, ``cache``: as for ``lint_pkix_certificate`` (the type, read from the
+    policies, is kept with the shape)."""
     from pkilint.cabf import smime
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         doc = _certificate_document(der, decoded)
-        detected = smime.determine_validation_level_and_generation(doc)
-        level, generation = ("INDIVIDUAL", "MULTIPURPOSE")
-        if detected is not None:
-            level, generation = detected[0].name, detected[1].name
-        return f"{level}-{generation}", _collect(_smime(level, generation).validate(doc.root))
+        key = shapes.shape_key(der) if cache is not None else None
+        known = cache.get("smime", key) if cache is not None and key is not None else None
+        if known is not None:
+            (level, generation), kept = known
+        else:
+            detected = smime.determine_validation_level_and_generation(doc)
+            level, generation = ("INDIVIDUAL", "MULTIPURPOSE")
+            if detected is not None:
+                level, generation = detected[0].name, detected[1].name
+            kept = None
+        if cache is None or key is None:
+            return f"{level}-{generation}", _collect(_smime(level, generation).validate(doc.root))
+        results, kept = shapes.lint(_split("smime", level, generation), doc.root, kept)
+        cache.put("smime", key, ((level, generation), kept))
+        return f"{level}-{generation}", _collect(results)
 
 
 # -- issuer/subject pairs (lint_pkix_signer_signee_cert_chain)

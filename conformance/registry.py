@@ -1,7 +1,7 @@
-"""The rule registry (house habits 5 and 6): one object per rule, keyed by its id, carrying its
-requirement text, citation, source, severity ceiling and effective dates (zlint's metadata),
-``applies()`` (NA) and ``check()`` (findings). A rule that raises yields a FATAL finding, never
-a pass (pkilint ``validation.py``: a validator that fails is reported, not skipped)."""
+"""The rule registry (docs/architecture.md, house habits 5 and 6): one object per rule, keyed by its
+id, carrying its requirement text, citation, source, severity ceiling and effective dates (zlint's
+metadata), ``applies()`` (NA) and ``check()`` (findings). A rule that raises yields a FATAL finding,
+never a pass (pkilint ``validation.py``: a validator that fails is reported, not skipped)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class Source(enum.Enum):
     RFC6960 = "RFC6960"  # OCSP
     RFC7030 = "RFC7030"  # EST (with RFC 8951)
     RFC8555 = "RFC8555"  # ACME
-    PROJECT = "PROJECT"  # jitsuin's profile decisions (CONFORMANCE.md)
+    PROJECT = "PROJECT"  # jitsuin's profile decisions (docs/conformance.md)
     SEED = "SEED"  # the seed procedure's rules SEED-R1..R20
     JP = "JP"  # the Japanese electronic signature act's ordinance (accreditation)
 
@@ -100,7 +100,8 @@ class Rule:
                 findings.append(
                     Finding(self.id, severity, item.code or self.id, item.message, item.node_path)
                 )
-        except Exception as exc:  # a crashing rule must never look like a pass (habit 6)
+        except Exception as exc:  # a crashing rule must never look like a pass
+            # (docs/architecture.md, house habit 6)
             where = traceback.extract_tb(exc.__traceback__)[-1]
             findings.append(
                 Finding(
@@ -144,7 +145,7 @@ def _sort_key(rule_id: str) -> tuple[str, int]:
 
 
 class Registry:
-    """Rules keyed by id, with an explicit unknown (house habit 5)."""
+    """Rules keyed by id, with an explicit unknown (docs/architecture.md, house habit 5)."""
 
     def __init__(self) -> None:
         self._rules: dict[str, Rule] = {}

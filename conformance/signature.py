@@ -25,15 +25,15 @@ ALGORITHM_NAMES = {
     ECDSA_WITH_SHA384: "ecdsa-with-SHA384",
     ECDSA_WITH_SHA512: "ecdsa-with-SHA512",
 }
-# SHA-256 or stronger (SEED-R3; CONFORMANCE C-02), in the encodings above.
+# SHA-256 or stronger (SEED-R3; docs/conformance.md C-02), in the encodings above.
 STRONG = frozenset(ALGORITHM_NAMES)
 
 Verifier = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
 def expected_for_issuer(key: object) -> bytes | None:
-    """CONFORMANCE S-02 (SEED-R3): the one AlgorithmIdentifier an issuer key of this type signs
-    subscriber certificates with; None for a key type the profile does not know."""
+    """docs/conformance.md S-02 (SEED-R3): the one AlgorithmIdentifier an issuer key of this type
+    signs subscriber certificates with; None for a key type the profile does not know."""
     if isinstance(key, rsa.RSAPublicKey):
         return SHA256_WITH_RSA
     if isinstance(key, ec.EllipticCurvePublicKey):

@@ -169,7 +169,8 @@ def jwk_of(key: PublicKey) -> JWK:
     return JWK(key, {name: members[name] for name in _THUMBPRINT_MEMBERS[members["kty"]]})
 
 
-# -- algorithms (a registry keyed by the wire name, house habit 5) --------------------------------
+# -- algorithms (a registry keyed by the wire name, docs/architecture.md, house habit 5)
+# --------------------------------
 Verifier = Callable[[PublicKey, bytes, bytes], bool]
 
 

@@ -14,6 +14,7 @@ import signal
 import socket
 import ssl
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,7 +37,17 @@ from jitsuin.ca.verify import (
     revoked_reason,
     validate_path,
 )
-from jitsuin.server import cli_conformance, cli_ra, permissions, workers
+from jitsuin.server import (
+    backup,
+    checkpoints,
+    cli_conformance,
+    cli_ra,
+    logging_json,
+    metrics,
+    permissions,
+    reload,
+    workers,
+)
 from jitsuin.server import config as configuration
 from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
@@ -166,12 +177,7 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     permissions.restrict_new_files()
     config = _load(args, initialise=True)
     inherited = workers.inherited_sockets(args.worker_sockets)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s "
-        + ("[%(process)d] " if inherited else "")
-        + "%(levelname)s %(name)s %(message)s",
-    )
+    logging_json.configure(config.log.format, with_pid=bool(inherited))
     for warning in permissions.secure_data_directory(config):
         logging.getLogger("jitsuin.files").warning(warning)
     problem = workers.refusal(config.database_dialect, args.workers)
@@ -190,6 +196,9 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
     """One server process: the listeners (inherited from ``serve --workers N``'s parent, or its
     own) until SIGINT or SIGTERM."""
     authority = await Authority.open(config, SystemClock())
+    metrics.instrument_store(authority.store)
+    # A worker's counts reach /metrics through the parent (server/metrics.py).
+    endpoint = metrics.Endpoint(authority, None if inherited else config.metrics.listen)
     runners: list[web.AppRunner] = []
     tasks: list[asyncio.Task[None]] = []
     stop = asyncio.Event()
@@ -231,7 +240,8 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
             rolled = asyncio.Event()
             authority.rollover_listeners.append(lambda _generation: rolled.set())
             tasks.append(asyncio.create_task(_follow_tls(authority, context, rolled, loaded)))
-            full = web.AppRunner(create_app(authority), keepalive_timeout=head)
+            # Its access log is server/logging_json.py's: route templates, never paths as sent.
+            full = web.AppRunner(create_app(authority), access_log=None, keepalive_timeout=head)
             await full.setup()
             runners.append(full)
             https = inherited.get("https")
@@ -241,6 +251,12 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
             await site.start()
         # A rollover by `jitsuin ca rollover` or another worker reaches this process too.
         tasks.append(asyncio.create_task(authority.follow_rollovers()))
+        if not inherited:  # under serve --workers N, the parent writes them
+            tasks.append(asyncio.create_task(checkpoints.follow(authority)))
+        follow = reload.follow_sighup(
+            config, None if inherited else endpoint, with_pid=bool(inherited)
+        )
+        tasks.append(asyncio.create_task(follow))
         if inherited:  # a worker of `serve --workers N`: the parent has said where everything is
             tasks.append(asyncio.create_task(workers.watch_parent(stop)))
             logging.getLogger("jitsuin.workers").info("worker %d serving", os.getpid())
@@ -252,6 +268,7 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
         print(f"health: {base}/health")
         if server.https is not None:
             print(f"HTTPS (enrollment): {server.public_https_url}/")
+        _print_metrics(await endpoint.start())
         for warning in [authority.rollover_warning(), *config.warnings()]:
             if warning:
                 logging.getLogger("jitsuin.ca").warning(warning)
@@ -261,10 +278,15 @@ async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
     finally:
         for task in tasks:
             task.cancel()
+        await endpoint.stop()
         for runner in reversed(runners):
             await runner.cleanup()
         await authority.close()
     return 0
+
+
+def _print_metrics(url: str | None) -> None:
+    print(f"metrics: {url}" if url else "metrics: not served (see [metrics] listen)")
 
 
 async def _follow_tls(
@@ -306,10 +328,15 @@ async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
         if config.server.https is not None:
             await authority.tls_files()  # made once here, not raced by the workers
         _describe(config, authority)
-    finally:
+    except BaseException:
         await authority.close()
+        raise
     listens = {"http": config.server.http, "https": config.server.https}
     sockets: dict[str, list[socket.socket]] = {}
+    # The workers' counters, summed by this process's /metrics (server/metrics.py).
+    counts = tempfile.TemporaryDirectory(prefix="jitsuin-metrics-")
+    os.environ[metrics.MULTIPROCESS_ENV] = counts.name
+    endpoint = metrics.Endpoint(authority, config.metrics.listen)
     try:
         for name, listen in listens.items():
             if listen is not None:
@@ -322,6 +349,7 @@ async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
         print(f"health: {base}/health")
         if config.server.https is not None:
             print(f"HTTPS (enrollment): {config.server.public_https_url}/")
+        _print_metrics(await endpoint.start())
         for warning in config.warnings():
             logging.getLogger("jitsuin.ca").warning(warning)
             print(f"WARNING: {warning}")
@@ -329,11 +357,25 @@ async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
         command = [sys.executable, "-m", "jitsuin.server", "--home", str(_home(args))]
         if config.source is not None:
             command += ["--config", str(config.source)]
-        return await workers.Supervisor([*command, "serve"], sockets).run()
+        supervisor = workers.Supervisor([*command, "serve"], sockets)
+        follow = [
+            asyncio.create_task(
+                reload.follow_sighup(config, endpoint, forward=supervisor.signal_all)
+            ),
+            asyncio.create_task(checkpoints.follow(authority)),
+        ]
+        try:
+            return await supervisor.run()
+        finally:
+            for task in follow:
+                task.cancel()
     finally:
         for own in sockets.values():
             for sock in own:
                 sock.close()
+        await endpoint.stop()
+        await authority.close()
+        counts.cleanup()
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -714,6 +756,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_verify)
 
     cli_ra.add_parsers(sub, _load)
+    backup.add_parsers(sub, _load, _home)
     est_client.add_parsers(sub)
     cli_conformance.add_parsers(sub)
     for _, command in subcommands(parser):

@@ -1,4 +1,4 @@
-"""The aiohttp application factory (house habit 8)."""
+"""The aiohttp application factory (docs/architecture.md, house habit 8)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
-from jitsuin.server import pki_http
+from jitsuin.server import logging_json, metrics, pki_http
 from jitsuin.server.acme import handlers as acme_handlers
 from jitsuin.server.acme import operator as acme_operator
 from jitsuin.server.acme.service import AcmeService
 from jitsuin.server.authority import Authority
+from jitsuin.server.console import pages as console_pages
 from jitsuin.server.est import handlers as est_handlers
 from jitsuin.server.est.service import Reenrollment
 from jitsuin.server.keys import ACME, AUTHORITY, RA, REENROLLMENT
@@ -34,13 +36,15 @@ def create_public_app(authority: Authority) -> web.Application:
 
 def create_app(authority: Authority, *, send_mail: bool = True) -> web.Application:
     """The HTTPS listener: everything."""
-    app = _application(authority)
+    app = _application(authority, logging_json.access)
     config = authority.config
     app[RA] = RAService(authority, config, Keyring(config.ra_secret()))
     # The browser pages; their landing page takes "/" here (the JSON index for non-browsers).
     app.add_routes(web_pages.routes)
     app.add_routes([r for r in pki_http.routes if getattr(r, "path", None) != "/"])
     app.add_routes(ra_handlers.routes)
+    # The operators' console in the browser, signed in by their TLS client certificates.
+    app.add_routes(console_pages.routes)
     app[REENROLLMENT] = Reenrollment(authority, config.est.reenroll_approval)
     app.add_routes(est_handlers.routes)
     # ACME (RFC 8555) at /acme/, and its operator endpoints under /ra/acme/.
@@ -56,11 +60,16 @@ def create_app(authority: Authority, *, send_mail: bool = True) -> web.Applicati
     return app
 
 
-def _application(authority: Authority) -> web.Application:
+def _application(authority: Authority, *outer: Middleware) -> web.Application:
     quiet_malformed_http()
     http = authority.config.http
     app = web.Application(
-        middlewares=[problems, request_body_deadline(http.request_body_timeout)],
+        middlewares=[
+            *outer,
+            metrics.count_requests,
+            problems,
+            request_body_deadline(http.request_body_timeout),
+        ],
         client_max_size=64 * 1024,
     )
     app[AUTHORITY] = authority

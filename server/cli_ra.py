@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jitsuin.ca.clock import SystemClock
+from jitsuin.server import checkpoints
 from jitsuin.server.authority import Authority
 from jitsuin.server.cli_errors import CLIError
 from jitsuin.server.config import Config
@@ -202,6 +203,7 @@ def run_audit_verify(args: argparse.Namespace, load: Loader) -> Any:
         store = await open_store(config)
         try:
             count = await store.verify_audit_chain()
+            checkpoint = await checkpoints.check(config.home, store)
             unaccounted = await store.certificates_without_intent()
             open_intents = await store.intents("reserved")
             discarded = await store.intents("discarded")
@@ -211,6 +213,11 @@ def run_audit_verify(args: argparse.Namespace, load: Loader) -> Any:
         finally:
             await store.close()
         print(f"audit log OK: {count} entries, hash chain intact")
+        if checkpoint is not None:
+            print(
+                f"checkpoint: entry {checkpoint.seq} of {checkpoint.at.isoformat()}, signed with "
+                f"{checkpoints.KEY}, is in the log"
+            )
         print(
             f"signing intents: {len(open_intents)} never completed, "
             f"{len(discarded)} discarded (signed, never handed out)"

@@ -123,6 +123,8 @@ class CAConfig:
     lint_suppress: dict[str, str] = field(default_factory=dict)
     # Processes that lint drafts beside the server's own (0: lint in the issuing thread).
     lint_processes: int = 0
+    # "incremental": pkilint judges a draft's shape once (conformance/shapes.py); "full": whole.
+    lint: str = "incremental"
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +230,103 @@ class AcmeConfig:
     test: AcmeTestMode = AcmeTestMode()
 
 
+# -- [letter]: the inquiry letter and its invoice (seed steps 3 and 5) --------------------------
+@dataclass(frozen=True, slots=True)
+class LetterConfig:
+    """Who sends the inquiry letter, where it goes back to and how the invoice is paid. The
+    defaults print as visibly unset ("未設定"), so that a letter never looks finished before
+    the CA has filled them in."""
+
+    ca_name: str = "jitsuin CA"
+    postcode: str = "000-0000"  # 郵便番号 of the CA's office (return address)
+    address: str = "住所未設定 / address not set ([letter] address)"
+    phone: str = ""
+    email: str = "ca@localhost"
+    return_days: int = 14  # the signed and sealed letter must be back within this many days
+    payment_days: int = 30  # the invoice falls due this many days after the letter
+    payment_method: str = "銀行振込 / Bank transfer"
+    payment_account: str = "口座未設定 / account not set ([letter] payment_account)"
+    # 適格請求書発行事業者登録番号: "T" and 13 digits (消費税法第57条の4); "" prints as unset.
+    registration_number: str = ""
+    tax_rate_percent: int = 10  # the fee ([ra] invoice_amount) includes the tax at this rate
+
+
+_REGISTRATION_NUMBER = re.compile(r"T[0-9]{13}")
+_POSTCODE = re.compile(r"[0-9]{3}-[0-9]{4}")
+
+
+def _letter(table: Any, errors: list[str]) -> LetterConfig:
+    """The [letter] table: the sender, the return deadline and the invoice's payment details."""
+    letter = _Reader(table, "letter", errors)
+    defaults = LetterConfig()
+    texts = {
+        key: letter.get(key, str, getattr(defaults, key)).strip()
+        for key in (
+            "ca_name",
+            "postcode",
+            "address",
+            "phone",
+            "email",
+            "payment_method",
+            "payment_account",
+            "registration_number",
+        )
+    }
+    for key in ("ca_name", "address", "payment_method", "payment_account"):
+        if not texts[key]:
+            errors.append(f"letter.{key}: must not be empty")
+    if not _POSTCODE.fullmatch(texts["postcode"]):
+        errors.append(f"letter.postcode: write it as 123-4567, not {texts['postcode']!r}")
+    number = texts["registration_number"]
+    if number and not _REGISTRATION_NUMBER.fullmatch(number):
+        errors.append(f"letter.registration_number: 'T' and 13 digits, not {number!r}")
+    config = LetterConfig(
+        **texts,
+        return_days=_positive(letter, "return_days", defaults.return_days),
+        payment_days=_positive(letter, "payment_days", defaults.payment_days),
+        tax_rate_percent=_not_negative(letter, "tax_rate_percent", defaults.tax_rate_percent),
+    )
+    if config.tax_rate_percent > 100:
+        errors.append("letter.tax_rate_percent: at most 100")
+    letter.finish()
+    return config
+
+
+# -- operations: [metrics] and [log] ------------------------------------------------------------
+DEFAULT_METRICS_LISTEN = Listen("127.0.0.1", 9464)
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """[metrics]: the Prometheus listener, a listener of its own and never the public ones
+    (server/metrics.py). ``listen = ""`` turns it off."""
+
+    listen: Listen | None = DEFAULT_METRICS_LISTEN
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """[log]: ``format = "text"`` (one line a record) or ``"json"`` (one JSON object a line,
+    server/logging_json.py)."""
+
+    format: str = "text"
+
+
+def _operations(top: _Reader, errors: list[str]) -> dict[str, Any]:
+    """The [metrics] and [log] tables, as keyword arguments of ``Config``."""
+    metrics = _Reader(top.get("metrics", dict, {}), "metrics", errors)
+    value = metrics.get("listen", str, str(DEFAULT_METRICS_LISTEN))
+    listen = _listen(value, "metrics.listen", errors) if value else None
+    metrics.finish()
+    log = _Reader(top.get("log", dict, {}), "log", errors)
+    form = log.get("format", str, "text")
+    if form not in LOG_FORMATS:
+        errors.append(f"log.format: use 'text' or 'json', not {form!r}")
+    log.finish()
+    return {"metrics": MetricsConfig(listen), "log": LogConfig(form)}
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     home: Path
@@ -241,6 +340,9 @@ class Config:
     acme: AcmeConfig = AcmeConfig()
     http: HTTPConfig = HTTPConfig()
     ocsp: OCSPConfig = OCSPConfig()
+    letter: LetterConfig = LetterConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    log: LogConfig = LogConfig()
 
     def test_mode_warning(self) -> str | None:
         """What ``serve`` and /health say when [acme.test] knobs are on (allowed by
@@ -521,6 +623,9 @@ def load(path: Path | None, home: Path) -> Config:
     lint_processes = ca.get("lint_processes", int, _CA.lint_processes)
     if lint_processes < 0:
         errors.append("ca.lint_processes: must not be negative (0 lints in the server process)")
+    lint_mode = ca.get("lint", str, _CA.lint)
+    if lint_mode not in ("incremental", "full"):
+        errors.append(f"ca.lint: use 'incremental' or 'full', not {lint_mode!r}")
     margin_days = ca.get("cutoff_margin_days", int, _CA.cutoff_margin // _DAY)
     if margin_days < 0:
         errors.append("ca.cutoff_margin_days: must not be negative")
@@ -589,6 +694,8 @@ def load(path: Path | None, home: Path) -> Config:
     if responder not in ("ca", "delegated"):
         errors.append(f"ocsp.responder: use 'ca' or 'delegated', not {responder!r}")
     ocsp_table.finish()
+    letter_config = _letter(top.get("letter", dict, {}), errors)
+    operations = _operations(top, errors)
     top.finish()
     if errors:
         raise ConfigError(errors)
@@ -622,6 +729,7 @@ def load(path: Path | None, home: Path) -> Config:
             groups=groups,
             lint_suppress=dict(suppress),
             lint_processes=max(lint_processes, 0),
+            lint=lint_mode,
         ),
         ra=ra_config,
         mail=mail_config,
@@ -629,6 +737,8 @@ def load(path: Path | None, home: Path) -> Config:
         acme=acme_config,
         http=http_config,
         ocsp=OCSPConfig(responder=responder),
+        letter=letter_config,
+        **operations,
     )
 
 
@@ -962,6 +1072,8 @@ key_type = "{key_type.value}"
 policy_arc = "{arc}"   # an example arc (RFC 5612): use your own PEN
 name_order = "{_CA.name_order.value}"
 cutoff_margin_days = {_CA.cutoff_margin // _DAY}
+# lint = "full"        # pkilint on the whole of every draft; "incremental" (the default) gives
+#                      # the same findings, judging once what a draft shares with earlier ones
 # lint_processes = 1   # lint drafts in that many processes of their own (an issuance's CPU
 #                      # on more cores: on two cores bench/run.py issued 1.2-1.9 times faster,
 #                      # for about 85 MB more memory per process)

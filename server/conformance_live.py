@@ -3,8 +3,8 @@ records every exchange in a ``ServerDoc`` for the registry's E-xx and A-xx rules
 where it can, and returns every certificate, chain, CRL and OCSP response it obtained so that the
 certificate rules lint them too. Works against servers other than jitsuin (shown against Pebble).
 
-Only this layer talks HTTP (ARCHITECTURE: only server imports aiohttp); the checks themselves are
-in ``jitsuin.conformance.rules.est`` and ``.acme``.
+Only this layer talks HTTP (docs/architecture.md: only server imports aiohttp); the checks
+themselves are in ``jitsuin.conformance.rules.est`` and ``.acme``.
 """
 
 from __future__ import annotations

@@ -93,5 +93,6 @@ def issuer_for(
         suppressed=config.ca.lint_suppress,
         issuers=[generation.certificate],
         executor=pool,
+        incremental=config.ca.lint == "incremental",
     )
     return Issuer(generation, config.policy(), clock, lint=gate)

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from jitsuin.protocol.problems import MEDIA_TYPE, Problem
+from jitsuin.server import logging_json
 
 log = logging.getLogger("jitsuin.server")
 
@@ -92,6 +93,7 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 @web.middleware
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = f"{_PREFIX}{next(_COUNTER):x}"
+    logging_json.REQUEST_ID.set(request_id)
     try:
         response = await handler(request)
     except web.HTTPException as exc:

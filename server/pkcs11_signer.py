@@ -111,7 +111,7 @@ class Pkcs11Signer:
     def sign(self, data: bytes) -> bytes:
         with self._login.lock:  # the token's one session runs one operation at a time
             if self._key_type.is_rsa:
-                # CONFORMANCE S-02: sha256WithRSAEncryption (PKCS#1 v1.5).
+                # docs/conformance.md S-02: sha256WithRSAEncryption (PKCS#1 v1.5).
                 return bytes(self._private.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS))
             digest = hashlib.new(self._key_type.signature_hash.name, data).digest()
             raw = self._private.sign(digest, mechanism=Mechanism.ECDSA)

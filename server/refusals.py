@@ -12,6 +12,8 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
+from jitsuin.server import metrics
+
 log = logging.getLogger("jitsuin.refusals")
 
 LOG_INTERVAL = dt.timedelta(seconds=60)
@@ -30,6 +32,7 @@ class Refusals:
 
     def note(self, kind: str, now: dt.datetime, detail: str) -> None:
         self.counts[kind] += 1
+        metrics.REFUSALS.labels(kind).inc()
         last = self._logged_at.get(kind)
         if last is not None and now - last < self.interval:
             self._left_out[kind] += 1

@@ -33,6 +33,7 @@ from jitsuin.ca.revocation import (
     parse_request,
     unsuccessful,
 )
+from jitsuin.server import metrics
 from jitsuin.server.ca_state import AuthorityState
 from jitsuin.server.lint_pool import issuer_for
 from jitsuin.server.secret_files import write_secret
@@ -116,7 +117,9 @@ class RevocationStatus(AuthorityState):
         cached = self._ocsp_cache.get(key) if cert_id.nonce is None else None
         if cached and now < cached[0] + OCSP_REFRESH_AFTER and cached[1]:
             self._ocsp_cache.move_to_end(key)
+            metrics.OCSP_RESPONSES.labels("hit").inc()
             return cached[1]
+        metrics.OCSP_RESPONSES.labels("miss").inc()
         der = await asyncio.to_thread(
             build_response,
             generation,

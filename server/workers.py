@@ -199,6 +199,12 @@ class Supervisor:
             return 1
         return 0
 
+    def signal_all(self, sig: int = signal.SIGHUP) -> None:
+        """Pass ``sig`` on to every running child (SIGHUP: reload, server/reload.py)."""
+        for child, _ in self.children.values():
+            if child.poll() is None:
+                child.send_signal(sig)
+
     async def stop(self) -> None:
         """SIGTERM to every child; SIGKILL to any still running after STOP_SECONDS."""
         for child, _ in self.children.values():

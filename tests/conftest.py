@@ -113,7 +113,7 @@ class Inbox:
         return match.group(1)
 
     def eab_for(self, enrollment_id: str) -> str:
-        """The ACME External Account Binding HMAC key mailed with the PIN (FLOW.md)."""
+        """The ACME External Account Binding HMAC key mailed with the PIN (docs/flow.md)."""
         for message in reversed(self.messages):
             body = message.get_body().get_content()  # type: ignore[union-attr]
             match = re.search(rf"kid = {re.escape(enrollment_id)}, HMAC key = (\S+)", body)
@@ -329,7 +329,7 @@ class LiveServer:
 
     def secrets_for(self, enrollment_id: str, after: int = 0) -> dict[str, str]:
         """The PIN from the approval e-mail and, with ``eab_in_mail``, the EAB key mailed with
-        it (FLOW.md: both in one mail) as ``hmac`` and ``kid``."""
+        it (docs/flow.md: both in one mail) as ``hmac`` and ``kid``."""
         if not self.eab_in_mail:
             return {"pin": self.inbox.pin_for(enrollment_id, after=after)}
         body = self.inbox.mail_for(enrollment_id, after=after)

@@ -36,7 +36,8 @@ def _code_packages() -> dict[str, str]:
 
 
 def test_import_layers() -> None:
-    # ARCHITECTURE.md: server -> conformance -> ca -> protocol; only server imports I/O libraries.
+    # docs/architecture.md: server -> conformance -> ca -> protocol; only server imports I/O
+    # libraries.
     result = subprocess.run(
         [_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True
     )

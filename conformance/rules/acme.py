@@ -1,4 +1,4 @@
-"""ACME points of PROTOCOLS.md (RFC 8555), judged on the exchanges the live harness records
+"""ACME points of docs/protocols.md (RFC 8555), judged on the exchanges the live harness records
 (A-01..A-17). They run against any ACME server; the harness is shown against Pebble."""
 
 from __future__ import annotations

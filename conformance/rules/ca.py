@@ -1,4 +1,4 @@
-"""CONFORMANCE C: CA certificates and rollover link certificates (C-01..C-10).
+"""docs/conformance.md C: CA certificates and rollover link certificates (C-01..C-10).
 
 OwO = OldWithOld, NwN = NewWithNew (self-signed, one per generation), OwN = OldWithNew (old
 public key signed by the new key), NwO = NewWithOld (new public key signed by the old key);
@@ -113,7 +113,7 @@ def c01(doc: CertificateDoc) -> Found:
     "CA validity and signature",
     """A CA certificate (self-signed or link) is valid at most 10 years (3653 days) and signed
     with SHA-256 or stronger (sha256/384/512WithRSAEncryption, ecdsa-with-SHA256/384/512).""",
-    citation="SEED-R15; SEED-R3; CONFORMANCE C-02",
+    citation="SEED-R15; SEED-R3; docs/conformance.md C-02",
     source=Source.PROJECT,
     severity=E,
     kinds=scope.CERTIFICATES,
@@ -133,7 +133,7 @@ def c02(doc: CertificateDoc) -> Found:
     "CA key strength past 2030",
     """A CA key used after 2030 offers at least 128-bit security: RSA of 3072 bits or more, or
     ECDSA on P-256 or a larger curve.""",
-    citation="NIST SP 800-57 Part 1 Rev. 5 §5.6.3; CRYPTREC; CONFORMANCE C-03",
+    citation="NIST SP 800-57 Part 1 Rev. 5 §5.6.3; CRYPTREC; docs/conformance.md C-03",
     source=Source.PROJECT,
     severity=W,
     kinds=scope.CERTIFICATES,
@@ -152,7 +152,7 @@ def c03(doc: CertificateDoc) -> Found:
     "Every generation has the same subject",
     """All CA certificates of one CA (generations and link certificates) carry a byte-identical
     subject DN, and each link certificate's issuer DN is that same DN.""",
-    citation="SBR 7.1.4.1; RFC 5280 §6.1 (self-issued); CONFORMANCE C-04",
+    citation="SBR 7.1.4.1; RFC 5280 §6.1 (self-issued); docs/conformance.md C-04",
     source=Source.SBR,
     severity=E,
     kinds=scope.CERTIFICATES,
@@ -262,7 +262,7 @@ def c06(doc: CertificateDoc) -> Found:
     """The rollover (NewWithNew's notBefore) is no later than OldWithOld's notAfter - 396 days
     + 1 s - the configured margin, so every old-key subscriber certificate fits inside
     OldWithOld.""",
-    citation="SEED-R15; CONFORMANCE C-07 (derived from S-16)",
+    citation="SEED-R15; docs/conformance.md C-07 (derived from S-16)",
     source=Source.PROJECT,
     severity=E,
     kinds=scope.CERTIFICATES,
@@ -374,7 +374,7 @@ def _validate(
     certificate validates subscriber certificates of both keys; without them the cross pairs
     fail (so the links, not a shortcut, make them work). NewWithNew is never offered as an
     intermediate.""",
-    citation="RFC 9810 §4.4.2, §4.4.3; SEED-R14; CONFORMANCE C-10",
+    citation="RFC 9810 §4.4.2, §4.4.3; SEED-R14; docs/conformance.md C-10",
     source=Source.RFC9810,
     severity=E,
     kinds=scope.CERTIFICATES,

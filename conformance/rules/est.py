@@ -1,6 +1,6 @@
-"""EST points of PROTOCOLS.md (RFC 7030 with RFC 8951), judged on the exchanges the live harness
-records (E-01..E-11). Probe names are the keys of ``ServerDoc.exchanges``; a rule applies when
-its probes were made (some need credentials the run was given)."""
+"""EST points of docs/protocols.md (RFC 7030 with RFC 8951), judged on the exchanges the live
+harness records (E-01..E-11). Probe names are the keys of ``ServerDoc.exchanges``; a rule applies
+when its probes were made (some need credentials the run was given)."""
 
 from __future__ import annotations
 
@@ -216,8 +216,8 @@ def e05(doc: ServerDoc) -> Found:
     "E-06",
     "Errors are errors, in text/plain",
     """A failed request is never answered 2xx (defined in §4.2.3); its 4xx/5xx answer SHOULD carry
-    a text/plain reason (PROTOCOLS.md EST 8: a warning when it does not).""",
-    citation="RFC 7030 §4.2.3; PROTOCOLS.md EST 8",
+    a text/plain reason (docs/protocols.md EST 8: a warning when it does not).""",
+    citation="RFC 7030 §4.2.3; docs/protocols.md EST 8",
     source=Source.RFC7030,
     severity=E,
     keyword="SHOULD; defined",
@@ -295,7 +295,7 @@ def e07(doc: ServerDoc) -> Found:
     "202 with Retry-After; a retry issues at most once",
     """A 202 carries Retry-After, delta-seconds or an HTTP-date (defined in §4.2.3, RFC 9110
     §10.2.3); sending the same CSR again after success does not yield a second, different
-    certificate (PROTOCOLS.md).""",
+    certificate (docs/protocols.md).""",
     citation="RFC 7030 §4.2.3; RFC 9110 §10.2.3",
     source=Source.RFC7030,
     severity=E,
@@ -391,7 +391,7 @@ class _AnySequence(core.SequenceOf):
     "fullcmc when not offered",
     """A server that does not offer Full CMC never answers /fullcmc 2xx (defined in §4.3); 404 or
     501 rather than another 4xx (none: no keyword) is preferred, a warning otherwise.""",
-    citation="RFC 7030 §4.3; PROTOCOLS.md EST 11",
+    citation="RFC 7030 §4.3; docs/protocols.md EST 11",
     source=Source.RFC7030,
     severity=E,
     keyword="defined; none",

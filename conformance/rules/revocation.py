@@ -1,4 +1,4 @@
-"""CONFORMANCE D: CRLs and OCSP responses (R-01..R-11).
+"""docs/conformance.md D: CRLs and OCSP responses (R-01..R-11).
 
 A CRL whose issuingDistributionPoint says onlyContainsCACerts is a CA CRL (ARL); any other is a
 subscriber CRL. The cross-object parts (CRL numbers across keys, reissue interval, entries that

@@ -1,4 +1,4 @@
-"""CONFORMANCE A: RFC 5280 structure, for every certificate (X-01..X-14)."""
+"""docs/conformance.md A: RFC 5280 structure, for every certificate (X-01..X-14)."""
 
 from __future__ import annotations
 
@@ -469,7 +469,8 @@ def x12(doc: CertificateDoc) -> Found:
 )
 def x13(doc: CertificateDoc) -> Found:
     yield from scope.delegated(
-        pkilint_delegate.lint_pkix_certificate(doc.der, doc.decoded), "pkilint lint_pkix_cert"
+        pkilint_delegate.lint_pkix_certificate(doc.der, doc.decoded, doc.ctx.shapes),
+        "pkilint lint_pkix_cert",
     )
 
 

@@ -163,8 +163,8 @@ def uses_pkilint(doc: CertificateDoc | CRLDoc | OCSPDoc) -> bool:
 
 # -- delegates
 def delegated(findings: Iterable[PkilintFinding], what: str) -> Iterator[Violation | Note]:
-    """CONFORMANCE X-13/S-18/C-09/R-09: a delegate finding at WARNING or above is an ERROR of the
-    rule ("no finding >= WARNING"); below that it is kept as a note."""
+    """docs/conformance.md X-13/S-18/C-09/R-09: a delegate finding at WARNING or above is an ERROR
+    of the rule ("no finding >= WARNING"); below that it is kept as a note."""
     for f in findings:
         text = f"{what}: {f.severity.name} {f.code}" + (f": {f.message}" if f.message else "")
         if f.severity >= Severity.WARNING:

@@ -1,5 +1,5 @@
-"""CONFORMANCE B: the subscriber profile (S/MIME BR Individual-validated multipurpose, narrowed by
-the seed's rules), S-01..S-20, and J-01.
+"""docs/conformance.md B: the subscriber profile (S/MIME BR Individual-validated multipurpose,
+narrowed by the seed's rules), S-01..S-20, and J-01.
 
 Rules marked config-dependent check the exact values of a jitsuin configuration when one is given
 (CP OID, qualification groups and number syntax, name order, CRL/OCSP URLs, cut-off margin) and
@@ -113,7 +113,7 @@ def s02(doc: CertificateDoc) -> Found:
     """The subscriber key is RSA of exactly 2048, 3072 or 4096 bits with e = 65537, or ECDSA on
     P-256 or P-384 (narrower than SBR 6.1.5, which allows any RSA size >= 2048 divisible by 8);
     with a configuration, one of the profile's key types.""",
-    citation="SEED-R2 (key update); SBR 6.1.5, 6.1.6; CONFORMANCE S-03",
+    citation="SEED-R2 (key update); SBR 6.1.5, 6.1.6; docs/conformance.md S-03",
     source=Source.PROJECT,
     severity=E,
     kinds=scope.CERTIFICATES,
@@ -386,7 +386,8 @@ _IV_ALLOWED = {
     scope.POSTAL_CODE,
     scope.COUNTRY,
 }
-# SEED-R4 and CONFORMANCE's subscriber table: CN, givenName, surname, title, serialNumber, C.
+# SEED-R4 and docs/conformance.md's subscriber table: CN, givenName, surname, title, serialNumber,
+# C.
 _SEED_SUBJECT = {
     scope.CN,
     scope.GIVEN_NAME,
@@ -435,7 +436,7 @@ _HAS_LETTER = re.compile(r"\w", re.UNICODE)
     "Personal name",
     """givenName and/or surname is present and no pseudonym. Values are not metadata only
     ('.', '-', ' '); with a configuration they are romanized (letters, space, . ' -).""",
-    citation="SEED-R4; SBR 7.1.4.2.2e,f; CONFORMANCE S-10",
+    citation="SEED-R4; SBR 7.1.4.2.2e,f; docs/conformance.md S-10",
     source=Source.SBR,
     severity=E,
     kinds=scope.CERTIFICATES,
@@ -582,7 +583,7 @@ SUBJECT_DIRECTORY_ATTRIBUTES = "2.5.29.9"
     "No subjectDirectoryAttributes; private extensions",
     """subjectDirectoryAttributes is absent; any extension beyond the S/MIME BR profile's is not
     critical and, with a configuration, sits under the CA's own OID arc.""",
-    citation="SBR 7.1.2.3j, 7.1.2.4; CONFORMANCE S-14",
+    citation="SBR 7.1.2.3j, 7.1.2.4; docs/conformance.md S-14",
     source=Source.SBR,
     severity=E,
     kinds=scope.CERTIFICATES,
@@ -692,7 +693,7 @@ def s15(doc: CertificateDoc) -> Found:
     "Inside the issuer's validity",
     """notBefore >= the issuer's notBefore and notAfter <= the issuer's notAfter: no certificate
     outlives its issuing CA certificate.""",
-    citation="SEED-R15; RFC 9810 §4.4; CONFORMANCE S-16",
+    citation="SEED-R15; RFC 9810 §4.4; docs/conformance.md S-16",
     source=Source.SEED,
     severity=E,
     kinds=scope.CERTIFICATES,
@@ -721,7 +722,7 @@ def s16(doc: CertificateDoc) -> Found:
     """The certificate was issued (notBefore) no later than its issuing key's cut-off (the
     issuer's notAfter - 396 days + 1 s - the configured margin), and not after a newer generation
     of the same CA took over.""",
-    citation="SEED-R15; CONFORMANCE S-17, C-07",
+    citation="SEED-R15; docs/conformance.md S-17, C-07",
     source=Source.PROJECT,
     severity=E,
     kinds=scope.CERTIFICATES,
@@ -768,7 +769,7 @@ def s17(doc: CertificateDoc) -> Found:
     delegate="pkilint",
 )
 def s18(doc: CertificateDoc) -> Found:
-    kind, findings = pkilint_delegate.lint_smime_certificate(doc.der, doc.decoded)
+    kind, findings = pkilint_delegate.lint_smime_certificate(doc.der, doc.decoded, doc.ctx.shapes)
     yield from scope.delegated(findings, f"pkilint lint_cabf_smime_cert {kind}")
 
 

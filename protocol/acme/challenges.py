@@ -1,6 +1,6 @@
 """Challenge types (RFC 8555 §8; RFC 8737 tls-alpn-01; RFC 8738 for IP identifiers) as a
-registry keyed by the wire name (house habit 5): which identifiers each applies to, and what the
-validation server expects to find."""
+registry keyed by the wire name (docs/architecture.md, house habit 5): which identifiers each
+applies to, and what the validation server expects to find."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Requests are read strictly but, as §7.3 asks, fields a server does not recognise are ignored.
 Resource objects are built by the server from its stored records and serialised here; the wire
-form (camelCase, RFC 3339 times) lives only in this module (house habit 2).
+form (camelCase, RFC 3339 times) lives only in this module (docs/architecture.md, house habit 2).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def parse_identifier(value: Any) -> Identifier:
         return Identifier("ip", text)
     if kind == "email":
         # RFC 8823 §3: an email identifier is an addr-spec; jitsuin compares in lower case, as
-        # the RA vets addresses (SEED-R9).
+        # the RA vets addresses (SEED-R6).
         if not _EMAIL.fullmatch(text) or len(text) > 254:
             raise malformed(f"email identifier {text!r} is not an e-mail address")
         if text != text.lower():

@@ -1,5 +1,7 @@
-"""The status machines of RFC 8555 §7.1.6 as tables (house habit 3): ``{state: {event: next}}``.
-An event a state does not list is an illegal transition."""
+"""The status machines of RFC 8555 §7.1.6 as tables (docs/architecture.md, house habit 3): ``{state:
+{event: next}}``. An event a state does not list is an illegal transition. scripts/diagrams.py
+draws ORDER, AUTHORIZATION, CHALLENGE and ACCOUNT in docs/flow.md §5; run it after changing a
+table."""
 
 from __future__ import annotations
 

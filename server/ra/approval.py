@@ -110,6 +110,7 @@ class Approval(RABase):
             eab_key,
             expires,
             self.config.server.public_https_url,
+            name_order=self.config.ca.name_order,
         )
         return await self.move(
             app,

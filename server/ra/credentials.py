@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _READ_BACK = str.maketrans({"O": "0", "I": "1", "L": "1"})
 
-ACCESS_CODE_CHARS = 26  # 130 bits (FLOW.md: >= 128 bits)
+ACCESS_CODE_CHARS = 26  # 130 bits (docs/flow.md: >= 128 bits)
 PIN_DIGITS = 8
 
 

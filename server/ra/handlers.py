@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from jitsuin.ca.errors import CAError
 from jitsuin.protocol.problems import JITSUIN_TYPE_BASE, Problem
 from jitsuin.protocol.untrusted import InputError, decimal, read_json
+from jitsuin.server import logging_json
 from jitsuin.server.error_map import refusal
 from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.middlewares import problem_response
@@ -115,7 +116,7 @@ async def operator_of(request: web.Request) -> Operator:
     if header is None:
         peer = _peer_certificate(request)
         if peer is not None:
-            return await request.app[RA].authenticate_certificate(peer)
+            return logging_json.acting(await request.app[RA].authenticate_certificate(peer))
     scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise RAError(
@@ -127,7 +128,7 @@ async def operator_of(request: web.Request) -> Operator:
         # Tokens are ASCII (jto_ + base64url); aiohttp hands other header bytes on as lone
         # surrogates, which no hash can take.
         raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token")
-    return await request.app[RA].authenticate(token.strip())
+    return logging_json.acting(await request.app[RA].authenticate(token.strip()))
 
 
 async def json_body(request: web.Request) -> Any:
@@ -239,14 +240,15 @@ async def inquiry(request: web.Request) -> web.Response:
     sent = await ra.dispatch_inquiry(
         await operator_of(request), _app_id(request), await json_body(request)
     )
+    letter_html = sent.letter_html
     if "text/html" in request.headers.get("Accept", ""):
-        return web.Response(text=sent.letter_html, content_type="text/html", headers=NO_STORE)
+        return web.Response(text=letter_html, content_type="text/html", headers=NO_STORE)
     return _reply(
         {
             "application": application_json(sent.application),
             "enrollmentId": sent.enrollment_id,
             "accessCode": sent.access_code,
-            "letterHtml": sent.letter_html,
+            "letterHtml": letter_html,
         }
     )
 

@@ -9,13 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-
 from jitsuin.server.ra import credentials
 from jitsuin.server.ra.base import PURPOSE_ACCESS, RABase
 from jitsuin.server.ra.body import Body
 from jitsuin.server.ra.errors import RAError, RAKind
-from jitsuin.server.ra.letters import inquiry_letter
+from jitsuin.server.ra.letters import JAPAN, ca_fingerprints, configured_letter
 from jitsuin.server.ra.permissions import Permission
 from jitsuin.server.ra.workflow import Event
 from jitsuin.server.storage import ApplicationRecord, Operator
@@ -56,16 +54,13 @@ class Inquiry(RABase):
             },
             {"trackingNumber": tracking},
         )
-        letter = inquiry_letter(
+        letter = configured_letter(
+            self.config,
             updated,
             enrollment_id,
             access_code,
-            self.config.server.public_https_url,
-            self.clock.now().date(),
-            [
-                (g.number, g.certificate.fingerprint(hashes.SHA256()).hex())
-                for g in self.authority.generations
-            ],
+            self.clock.now().astimezone(JAPAN).date(),
+            ca_fingerprints(self.authority),
         )
         return Dispatched(updated, enrollment_id, access_code, letter)
 

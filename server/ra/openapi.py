@@ -51,7 +51,7 @@ OPENAPI: dict[str, Any] = {
     "info": {
         "title": "jitsuin RA API",
         "version": "1",
-        "description": "Registration-authority workflow of the seed's 12 steps (FLOW.md). "
+        "description": "Registration-authority workflow of the seed's 12 steps (docs/flow.md). "
         "Operators authenticate with 'Authorization: Bearer <token>' or, on the HTTPS "
         "listener, with a TLS client certificate of this CA that an admin bound to them "
         "(PUT /ra/operators/{name}/certificate). The certificate counts only when the request "

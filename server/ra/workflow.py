@@ -1,5 +1,4 @@
-"""The application state machine as one table (docs/architecture.md, house habit 3;
-docs/flow.md).
+"""The application state machine as one table (docs/architecture.md, house habit 3; docs/flow.md).
 
 received -> documents accepted / deficient -> inquiry sent -> letter returned signed and sealed,
 and payment recorded (either order) -> online input received -> approved -> PIN sent -> issued;
@@ -10,7 +9,8 @@ from the table below, never restated. The one place an application's state chang
 ``RABase.move`` (server/ra/base.py), which asks ``next_state`` for the target.
 
 Adding a workflow step touches five files, each pointing to the next:
-1. here: the state and event, and the event's row in ``_FLOW``;
+1. here: the state and event, and the event's row in ``_FLOW``; after changing the table, run
+   scripts/diagrams.py to redraw docs/flow.md §5;
 2. the service module of the step's stage (server/ra/intake.py, vetting.py, inquiry.py,
    applicant.py, approval.py, redemption.py or closing.py): a method that checks its
    permission and calls ``self.move(app, Event.X, ...)``;

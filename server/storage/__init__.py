@@ -1,7 +1,11 @@
 """The store interface (house habit 10: the consumer owns it) and its records.
 
-SQL lives only below this package. SQLite (``sqlite.py``) is the embedded default; a PostgreSQL
-implementation passes the same contract tests (tests/server/test_store_contract.py).
+SQL lives only below this package, written once in ``store.py`` over a thin driver layer
+(``driver.py``): SQLite (``sqlite.py``) is the embedded default, PostgreSQL (``postgres.py``)
+serves several processes; both pass the same contract tests (tests/server/test_store_contract.py).
+``Store`` is the union of the parts below, one per client (CA, audit, RA, mail, EST, ACME), so
+that a service can type against the part it uses. This file is long because it is the whole
+interface: the records, the audit chain's rules and the protocol parts.
 """
 
 from __future__ import annotations
@@ -507,8 +511,9 @@ class HasDatabaseURL(Protocol):
     def database_url(self) -> str: ...
 
 
-class Store(Protocol):
-    async def close(self) -> None: ...
+class CAStore(Protocol):
+    """What the CA authority (server/authority.py) keeps: its generations and the links between
+    them, the certificates it signs and their signing intents, revocation and CRLs."""
 
     async def add_generation(
         self, record: GenerationRecord, audit: AuditEvent, link: LinkRecord | None = None
@@ -521,11 +526,6 @@ class Store(Protocol):
 
     async def generations(self) -> list[GenerationRecord]:
         """All CA generations, oldest first."""
-        ...
-
-    async def record_certificate(self, record: CertificateRecord, audit: AuditEvent) -> None:
-        """Record an issued certificate and its audit entry in one transaction. Conflict when the
-        serial exists for the generation or the subscriber's key was certified before."""
         ...
 
     async def reserve_intent(self, intent: IntentRecord) -> None:
@@ -549,6 +549,11 @@ class Store(Protocol):
         """(generation, serial) of recorded certificates with no intent settled as issued."""
         ...
 
+    async def record_certificate(self, record: CertificateRecord, audit: AuditEvent) -> None:
+        """Record an issued certificate and its audit entry in one transaction. Conflict when the
+        serial exists for the generation or the subscriber's key was certified before."""
+        ...
+
     async def certificate(self, generation: int, serial: int) -> CertificateRecord: ...
 
     async def certificates(self, limit: int = 100, offset: int = 0) -> list[CertificateRecord]: ...
@@ -559,15 +564,61 @@ class Store(Protocol):
         """SPKI SHA-256 hashes of the subscriber's certificates (SEED-R2)."""
         ...
 
+    async def revoke_certificate(
+        self, generation: int, serial: int, reason: str, at: dt.datetime, audit: AuditEvent
+    ) -> None:
+        """Revoke a valid certificate (Conflict when unknown or already revoked) and, in the same
+        transaction, close the application it was issued for, if it is still ``issued``
+        (audited as ``application_revoked`` describes): whichever door revokes (RA, ACME
+        revokeCert, CLI), the certificate and its application never disagree."""
+        ...
+
+    async def revoked(
+        self, generation: int
+    ) -> list[tuple[int, dt.datetime, str | None, dt.datetime]]:
+        """(serial, revoked_at, reason, not_after) of the generation's revoked certificates."""
+        ...
+
+    async def latest_expiry(self, generation: int) -> dt.datetime | None:
+        """The last notAfter among the generation's certificates."""
+        ...
+
+    async def next_counter(self, name: str) -> int:
+        """Atomically the next value of a named counter (1, 2, ...)."""
+        ...
+
+    async def add_crl(self, record: CRLRecord) -> None: ...
+
+    async def latest_crl(self, generation: int) -> CRLRecord | None: ...
+
+
+class AuditStore(Protocol):
+    """The hash-chained audit log. Every writing method of the store appends its entry in its
+    own transaction; these append an entry alone, read the log and check its chain."""
+
     async def append_audit(self, event: AuditEvent) -> AuditEntry: ...
 
     async def audit_log(self, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]: ...
+
+    async def audit_entries(
+        self,
+        target: str | None = None,
+        actor: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """The newest ``limit`` entries before ``before_seq`` (all when None), newest first,
+        of ``target`` and/or by ``actor`` when given: one page of the RA console's audit view."""
+        ...
 
     async def verify_audit_chain(self) -> int:
         """Walk the whole log; AuditChainBroken on the first mismatch; returns the count."""
         ...
 
-    # -- RA workflow -----------------------------------------------------------------------------
+
+class RAStore(Protocol):
+    """The RA workflow (server/ra/): operators, applications and the tries of their credentials."""
+
     async def add_operator(self, operator: Operator, token_hash: str, audit: AuditEvent) -> None:
         """Insert the operator (its ``token_set_by`` included). Conflict when the name exists."""
         ...
@@ -670,6 +721,10 @@ class Store(Protocol):
         appends ``failure`` to the audit log. NotFound if there is no such application."""
         ...
 
+
+class MailStore(Protocol):
+    """The mail outbox the RA fills and the mailer (server/ra/mailer.py) empties."""
+
     async def due_mail(self, now: dt.datetime, limit: int = 10) -> list[MailRecord]: ...
 
     async def mail(self, status: str | None = None, limit: int = 100) -> list[MailRecord]: ...
@@ -694,35 +749,10 @@ class Store(Protocol):
         """Put a failed mail back in the queue (Conflict unless it failed and still has a body)."""
         ...
 
-    async def revoke_certificate(
-        self, generation: int, serial: int, reason: str, at: dt.datetime, audit: AuditEvent
-    ) -> None:
-        """Revoke a valid certificate (Conflict when unknown or already revoked) and, in the same
-        transaction, close the application it was issued for, if it is still ``issued``
-        (audited as ``application_revoked`` describes): whichever door revokes (RA, ACME
-        revokeCert, CLI), the certificate and its application never disagree."""
-        ...
 
-    # -- revocation status -------------------------------------------------------------------
-    async def revoked(
-        self, generation: int
-    ) -> list[tuple[int, dt.datetime, str | None, dt.datetime]]:
-        """(serial, revoked_at, reason, not_after) of the generation's revoked certificates."""
-        ...
+class ESTStore(Protocol):
+    """EST re-enrollment requests (server/est/)."""
 
-    async def latest_expiry(self, generation: int) -> dt.datetime | None:
-        """The last notAfter among the generation's certificates."""
-        ...
-
-    async def next_counter(self, name: str) -> int:
-        """Atomically the next value of a named counter (1, 2, ...)."""
-        ...
-
-    async def add_crl(self, record: CRLRecord) -> None: ...
-
-    async def latest_crl(self, generation: int) -> CRLRecord | None: ...
-
-    # -- EST re-enrollment -------------------------------------------------------------------------
     async def reenrollment(
         self, previous_generation: int, previous_serial: str, csr_sha256: str
     ) -> ReenrollmentRecord | None: ...
@@ -750,7 +780,11 @@ class Store(Protocol):
         it was issued meanwhile)."""
         ...
 
-    # -- ACME (RFC 8555): nonces, EAB keys, accounts, orders, authorizations, challenges -------
+
+class ACMEStore(Protocol):
+    """ACME (RFC 8555, server/acme/): nonces, EAB keys, accounts, orders, authorizations and
+    challenges."""
+
     async def acme_add_nonce(self, value: str, expires_at: dt.datetime) -> None:
         """Remember a nonce this server handed out (any process may redeem it)."""
         ...
@@ -914,3 +948,9 @@ class Store(Protocol):
         authorization (``acme_cancelled``), oldest first. NotFound if there is no such account;
         Conflict unless it is ``valid``."""
         ...
+
+
+class Store(CAStore, AuditStore, RAStore, MailStore, ESTStore, ACMEStore, Protocol):
+    """The whole store, as ``open_store`` returns it. A service types against the part it uses."""
+
+    async def close(self) -> None: ...

@@ -3,7 +3,7 @@ application status): server-rendered HTML in Japanese (default) or English (``?l
 the page logic in small ES modules under ``static/``. No cookies, no third-party resources, a
 strict Content-Security-Policy (SEED-R18), and ``Cache-Control: no-store`` where a page takes a
 secret. The pages are clients of the same endpoints as every other client: the applicant API
-(``/applicant/...``) and EST ``simpleenroll`` (PROTOCOLS.md §5.2)."""
+(``/applicant/...``) and EST ``simpleenroll`` (docs/protocols.md §5.2)."""
 
 from __future__ import annotations
 
@@ -264,6 +264,7 @@ async def online_input(request: web.Request) -> web.Response:
         data={
             "groups": {g.id: g.title for g in config.ca.groups.values()},
             "maxAttempts": config.ra.max_attempts,
+            "nameOrder": config.ca.name_order.value,
         },
         cache=NO_STORE,
     )
@@ -435,7 +436,7 @@ class Published:
 
 
 def _fingerprint(certificate: x509.Certificate) -> str:
-    """The SHA-256 fingerprint as the letter prints it (``print_fingerprint``), in its rows of
+    """The SHA-256 fingerprint as the letter prints it (``fingerprint_rows``), in its rows of
     eight bytes; each row a span that never breaks, so that a narrow screen shows whole rows."""
     rows = fingerprint_rows(certificate.fingerprint(hashes.SHA256()).hex())
     return "".join(

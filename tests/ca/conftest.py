@@ -24,20 +24,20 @@ from jitsuin.ca.keys import CA_KEY_TYPES, KeyType, PrivateKey, SoftwareSigner, g
 from jitsuin.ca.subject import VettedSubject
 
 # The moment every test CA generation is created, and the moment subscriber certificates are
-# issued. Fixed (house habit 9: inject time), close to the time these tests were written so that
-# pkilint applies today's effective-dated rules.
+# issued. Fixed (docs/architecture.md, house habit 9: inject time), close to the time these tests
+# were written so that pkilint applies today's effective-dated rules.
 CA_CREATED_AT = dt.datetime(2026, 10, 1, 0, 0, 0, tzinfo=UTC)
 ISSUED_AT = dt.datetime(2026, 11, 2, 9, 30, 15, tzinfo=UTC)
 
 # A fixed arc under 2.25 (X.667), below 2^28. Not a real 128-bit UUID arc: pkilint's DER decoder
 # (pyasn1-fasder, Rust const-oid 0.9) refuses some arcs of 2^28 and above (2.25.271828182 and
 # 2.25.3141592653 fail, every UUID arc fails) with a FATAL "itu.invalid_asn1_syntax", so such an
-# arc fails CONFORMANCE S-18 on every certificate.
+# arc fails docs/conformance.md S-18 on every certificate.
 POLICY_ARC = "2.25.123456789"
 PKI_BASE_URL = "http://pki.example.com"
 
 # Every CA generation gets a distinct number (it appears in the CRL and caIssuers URLs) and the
-# same subject DN (CONFORMANCE C-04).
+# same subject DN (docs/conformance.md C-04).
 GENERATION_NUMBERS = {
     KeyType.ECDSA_P384: 1,
     KeyType.ECDSA_P256: 2,
@@ -61,7 +61,7 @@ SUBSCRIBER_KEY_TYPES = (
 )
 PERSONAL_PROFILES = ("general", "document-manager")
 
-# What a CSR asks for in its subject and SAN; issuance must ignore all of it (FLOW.md step 10).
+# What a CSR asks for in its subject and SAN; issuance must ignore all of it (docs/flow.md step 10).
 CSR_SUBJECT = x509.Name(
     [
         x509.NameAttribute(NameOID.COMMON_NAME, "Mallory Requested"),
@@ -181,7 +181,8 @@ def profile_name(request) -> str:
 
 @pytest.fixture(scope="session", params=SUBSCRIBER_KEY_TYPES, ids=lambda k: f"key-{k.value}")
 def subscriber_type(request) -> KeyType:
-    """Every subscriber key type of CONFORMANCE S-03, spelled out here, not read from the code."""
+    """Every subscriber key type of docs/conformance.md S-03, spelled out here, not read from the
+    code."""
     return request.param
 
 

@@ -1,4 +1,4 @@
-"""CA generations, the CA key file and the clock (SEED-R15; CONFORMANCE C-01..C-04)."""
+"""CA generations, the CA key file and the clock (SEED-R15; docs/conformance.md C-01..C-04)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ SIGNATURE = {
 
 
 def test_ca_key_types():
-    """Issue 2 / CONFORMANCE C-03: P-384 first (default), then P-256, RSA-3072, RSA-4096; never
-    RSA-2048 for a CA key used past 2030."""
+    """docs/conformance.md C-03: P-384 first (default), then P-256, RSA-3072, RSA-4096;
+    never RSA-2048 for a CA key used past 2030."""
     assert CA_KEY_TYPES == (
         KeyType.ECDSA_P384,
         KeyType.ECDSA_P256,
@@ -111,7 +111,8 @@ def test_ca_certificate(ca_type, ca_generation, ca_created_at, ca_subject, gener
 
 
 def test_every_generation_has_the_same_subject_dn(ca_generation):
-    """CONFORMANCE C-04: byte-identical subject DN; the key identifiers tell generations apart."""
+    """docs/conformance.md C-04: byte-identical subject DN; the key identifiers tell generations
+    apart."""
     generations = [ca_generation(k) for k in CA_KEY_TYPES]
     subjects = {
         asn1_x509.Certificate.load(g.der)["tbs_certificate"]["subject"].dump() for g in generations
@@ -121,8 +122,8 @@ def test_every_generation_has_the_same_subject_dn(ca_generation):
 
 
 def test_issuance_cutoff_arithmetic(ca_generation):
-    """SEED-R15; CONFORMANCE C-07: the last notBefore whose 396-day certificate ends inside the
-    CA certificate, less the margin."""
+    """SEED-R15; docs/conformance.md C-07: the last notBefore whose 396-day certificate ends inside
+    the CA certificate, less the margin."""
     ca = ca_generation(KeyType.ECDSA_P256)
     validity = dt.timedelta(days=396)
     assert ca.issuance_cutoff(dt.timedelta(0)) == ca.not_after - validity + SECOND
@@ -249,7 +250,8 @@ def test_empty_passphrase_is_refused(ca_generation):
     assert info.value.message == "a CA key is never written without a passphrase"
 
 
-# -- the clock (house habit 9) ------------------------------------------------------------------
+# -- the clock (docs/architecture.md, house habit 9)
+# ------------------------------------------------------------------
 def test_fixed_clock_rejects_naive_datetime():
     with pytest.raises(ValueError, match="aware"):
         FixedClock(dt.datetime(2026, 11, 2, 9, 30))  # naive on purpose

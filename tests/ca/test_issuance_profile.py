@@ -1,4 +1,4 @@
-"""The subscriber profile, field by field (CONFORMANCE.md subscriber table; SEED-R1..R6).
+"""The subscriber profile, field by field (docs/conformance.md subscriber table; SEED-R1..R6).
 
 Matrix: every CA key type in ``CA_KEY_TYPES`` x both personal profiles x every subscriber key
 type. Each certificate is issued once per session (conftest ``issued_cert``).
@@ -41,7 +41,7 @@ GROUP_TITLES = {
 }
 EXPECTED_CN = {"general": "Hanako Yamada", "document-manager": "Ichiro Suzuki"}
 
-# CONFORMANCE S-02 / SEED-R3: the byte-exact AlgorithmIdentifier per issuer key.
+# docs/conformance.md S-02 / SEED-R3: the byte-exact AlgorithmIdentifier per issuer key.
 SHA256_WITH_RSA = bytes.fromhex("300d06092a864886f70d01010b0500")  # NULL parameters present
 ECDSA_WITH_SHA256 = bytes.fromhex("300a06082a8648ce3d040302")  # parameters absent
 ECDSA_WITH_SHA384 = bytes.fromhex("300a06082a8648ce3d040303")
@@ -95,7 +95,7 @@ def case(ca_type, profile_name, subscriber_type, issued_cert, ca_generation, sub
 
 def test_version_serial_validity(case, issued_at):
     cert = case.cert
-    # RFC 5280 4.1.2.1 (CONFORMANCE X-01): v3.
+    # RFC 5280 4.1.2.1 (docs/conformance.md X-01): v3.
     assert cert.version is x509.Version.v3
     # RFC 5280 4.1.2.2; SBR 7.1 (X-02): positive, <= 20 octets, >= 64 random bits.
     serial = cert.serial_number
@@ -123,7 +123,7 @@ def test_version_serial_validity(case, issued_at):
 def test_signature_algorithm(case):
     oid, raw, hash_name = EXPECTED_SIGALG[case.ca_type]
     cert = case.cert
-    # SEED-R3; CONFORMANCE S-02: algorithm per issuer key, byte-exact AlgorithmIdentifier.
+    # SEED-R3; docs/conformance.md S-02: algorithm per issuer key, byte-exact AlgorithmIdentifier.
     assert cert.signature_algorithm_oid == oid
     assert cert.signature_hash_algorithm is not None
     assert cert.signature_hash_algorithm.name == hash_name
@@ -153,7 +153,7 @@ def test_subject_comes_only_from_vetted_record(case, sample_subject, csr_decoys)
     got = [(a.oid, a.value) for a in cert.subject]
     assert collections.Counter(got) == collections.Counter(expected)
     assert all(len(rdn) == 1 for rdn in cert.subject.rdns)
-    # FLOW.md step 10: nothing from the CSR subject or SAN.
+    # docs/flow.md step 10: nothing from the CSR subject or SAN.
     decoy_subject, decoy_email = csr_decoys
     assert not cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     for attribute in decoy_subject:
@@ -323,7 +323,7 @@ def test_serials_are_unique(ca_type, issued_cert):
 
 
 def test_family_given_name_order(issuer_at, clock, policy, subscriber_key, csr_for, sample_subject):
-    """CONFORMANCE S-11: CN is built in the configured order."""
+    """docs/conformance.md S-11: CN is built in the configured order."""
     family_first = CAPolicy(
         policy_arc=policy.policy_arc,
         pki_base_url=policy.pki_base_url,

@@ -1,6 +1,6 @@
 """pkilint, in-process, on every issued certificate and every CA certificate.
 
-CONFORMANCE X-13 (RFC 5280 linter, ``lint_pkix_cert``) and S-18 (S/MIME BR linter,
+docs/conformance.md X-13 (RFC 5280 linter, ``lint_pkix_cert``) and S-18 (S/MIME BR linter,
 ``lint_cabf_smime_cert -t INDIVIDUAL-MULTIPURPOSE``): no finding at WARNING or above.
 """
 
@@ -59,7 +59,7 @@ def findings(linter, der: bytes, label: str) -> tuple[list[str], int]:
 def test_smime_individual_multipurpose(
     ca_type, profile_name, subscriber_type, issued_cert, smime_iv_mp_linter
 ):
-    """CONFORMANCE S-18; SBR 4.3.1.2."""
+    """docs/conformance.md S-18; SBR 4.3.1.2."""
     issued, _ = issued_cert(ca_type, profile_name, subscriber_type)
     label = f"{profile_name}/{subscriber_type.value} by {ca_type.value}"
     blocking, ran = findings(smime_iv_mp_linter, issued.der, label)
@@ -68,7 +68,7 @@ def test_smime_individual_multipurpose(
 
 
 def test_pkix_subscriber(ca_type, profile_name, subscriber_type, issued_cert, pkix_linter):
-    """CONFORMANCE X-13; RFC 5280."""
+    """docs/conformance.md X-13; RFC 5280."""
     issued, _ = issued_cert(ca_type, profile_name, subscriber_type)
     label = f"{profile_name}/{subscriber_type.value} by {ca_type.value}"
     blocking, ran = findings(pkix_linter, issued.der, label)
@@ -77,7 +77,7 @@ def test_pkix_subscriber(ca_type, profile_name, subscriber_type, issued_cert, pk
 
 
 def test_pkix_ca_certificate(ca_type, ca_generation, pkix_linter):
-    """CONFORMANCE X-13, C-01; RFC 5280 on the self-signed CA certificate."""
+    """docs/conformance.md X-13, C-01; RFC 5280 on the self-signed CA certificate."""
     ca = ca_generation(ca_type)
     label = f"CA {ca_type.value}"
     blocking, ran = findings(pkix_linter, ca.certificate.public_bytes(Encoding.DER), label)

@@ -148,7 +148,8 @@ def test_unknown_csr_signature_algorithm(csr_for, subscriber_key):
     assert error.message == "the CSR signature algorithm is not supported"
 
 
-# -- the subscriber key (SBR 6.1.5, 6.1.6; CONFORMANCE S-03) ---------------------------------
+# -- the subscriber key (SBR 6.1.5, 6.1.6; docs/conformance.md S-03)
+# ---------------------------------
 @pytest.mark.parametrize(
     ("bits", "message"),
     [
@@ -219,7 +220,7 @@ def test_unsupported_curve(curve, issuer, csr_for, sample_subject):
     ],
 )
 def test_edwards_key_csr(make_key, type_name):
-    """CONFORMANCE S-03: only RSA and ECDSA subscriber keys."""
+    """docs/conformance.md S-03: only RSA and ECDSA subscriber keys."""
     der = _edwards_csr(make_key())
     error = refused(verify_csr, der)
     assert error.kind is Kind.BAD_PUBLIC_KEY, error.message
@@ -261,7 +262,8 @@ def test_key_reused(issuer, good_csr, sample_subject, subscriber_key):
     assert issued.spki_sha256 == good_csr.spki_sha256
 
 
-# -- SEED-R15: issuance cut-off (CONFORMANCE C-07, S-16, S-17) --------------------------------
+# -- SEED-R15: issuance cut-off (docs/conformance.md C-07, S-16, S-17)
+# --------------------------------
 def test_cutoff_refuses_after(issuer_at, clock, policy, good_csr, sample_subject, ca_generation):
     ca = ca_generation(KeyType.ECDSA_P384)
     cutoff = ca.issuance_cutoff(policy.cutoff_margin)
@@ -358,7 +360,8 @@ def test_unknown_profile(name, message, issuer, good_csr, sample_subject):
     assert error.message == message
 
 
-# -- the vetted subject (SEED-R4, R6; CONFORMANCE S-10..S-13, X-11) ---------------------------
+# -- the vetted subject (SEED-R4, R6; docs/conformance.md S-10..S-13, X-11)
+# ---------------------------
 BAD_SUBJECTS = [
     pytest.param(
         "general",

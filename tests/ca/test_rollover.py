@@ -1,7 +1,7 @@
-"""CA key rollover over years with a movable clock (SEED-R15...R17; RFC 9810 §4.4; CONFORMANCE C):
-every link certificate field and validity window, and {trust old, trust new} x {old-key leaf,
-new-key leaf} validated by openssl and by the path validator behind `jitsuin verify`, with the
-cross cases failing when the link certificates are missing."""
+"""CA key rollover over years with a movable clock (SEED-R15...R17; RFC 9810 §4.4;
+docs/conformance.md C): every link certificate field and validity window, and {trust old, trust new}
+x {old-key leaf, new-key leaf} validated by openssl and by the path validator behind `jitsuin
+verify`, with the cross cases failing when the link certificates are missing."""
 
 from __future__ import annotations
 
@@ -215,8 +215,8 @@ def test_the_jitsuin_validator_agrees(
 
 
 def test_never_new_with_new_as_an_intermediate(history: History) -> None:
-    """The trap of CONFORMANCE C: NewWithNew offered as an intermediate must not be needed and
-    is not what makes a cross case pass."""
+    """The trap of docs/conformance.md C: NewWithNew offered as an intermediate must not be needed
+    and is not what makes a cross case pass."""
     at = _check_time(history)
     verdict = asyncio.run(
         validate_path(

@@ -1,7 +1,7 @@
 """Fixtures for the conformance tests: real CA generations and real subscriber certificates from
 jitsuin's own issuer, a rollover set built here with cryptography (OldWithOld, NewWithNew,
-OldWithNew, NewWithOld, CONFORMANCE C), CRLs and OCSP responses, and helpers that derive a broken
-variant of any of them (a builder copy with one change, or the DER edited with asn1crypto and
+OldWithNew, NewWithOld, docs/conformance.md C), CRLs and OCSP responses, and helpers that derive a
+broken variant of any of them (a builder copy with one change, or the DER edited with asn1crypto and
 signed again with the real key).
 
 With ``--import-mode=importlib`` test modules cannot import this file, so everything is reached

@@ -64,12 +64,27 @@ class CountingSigner:
         return self.inner.sign(data)
 
 
+class DifferentialLint(IssuanceLint):
+    """The gate as the server runs it (``[ca] lint = "incremental"``), checked on every draft
+    against the whole linter: each draft these tests issue is a case of the differential test
+    (docs/conformance.md, "Incremental lint")."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, incremental=True, **kwargs)
+        self.whole = IssuanceLint(*args, **kwargs)
+
+    def findings(self, draft, profile):
+        found = super().findings(draft, profile)
+        assert sorted(found, key=repr) == sorted(self.whole.findings(draft, profile), key=repr)
+        return found
+
+
 @pytest.fixture
 def gated(factory, times):
     ca = factory.ca()
     signer = CountingSigner(ca.generation.signer)
     generation = dataclasses.replace(ca.generation, signer=signer)
-    gate = IssuanceLint(factory.expectations, issuers=[ca.cert])
+    gate = DifferentialLint(factory.expectations, issuers=[ca.cert])
     issuer = Issuer(generation, factory.policy, FixedClock(times["ISSUED_AT"]), lint=gate)
     return issuer, signer
 
@@ -197,6 +212,29 @@ def test_with_lint_processes_the_gate_finds_and_refuses_the_same(factory):
         )
         refusal = pkilint_only(draft, profile)
         assert refusal and all("pkilint:" in line for line in refusal)
+    finally:
+        pool.shutdown()
+
+
+def test_in_lint_processes_the_incremental_gate_finds_the_same(factory):
+    """The lint process keeps the shapes it saw: a second draft of a shape is judged from them
+    plus its own values, with the findings the whole linter gives it in this process."""
+    ca = factory.ca()
+    profile = profiles.PROFILES["general"]
+    drafts = [
+        factory.variant(factory.leaf(ca=ca, n=n), ca.key, drop=[x509.SubjectAlternativeName])
+        for n in (71, 72)
+    ]
+    inline = IssuanceLint(factory.expectations, issuers=[ca.cert])
+    pool = LintProcesses(1)
+    try:
+        incremental = IssuanceLint(
+            factory.expectations, issuers=[ca.cert], executor=pool, incremental=True
+        )
+        for draft in drafts:
+            found = incremental.findings(draft, profile)
+            assert sorted(found, key=repr) == sorted(inline.findings(draft, profile), key=repr)
+            assert any(f.code.startswith("pkilint:") for f in found)
     finally:
         pool.shutdown()
 

@@ -197,7 +197,7 @@ def test_acme_against_jitsuin(jitsuin_server, capsys, tmp_path):
     assert [f["kind"] for f in report["files"]].count("certificate") >= 2  # leaf + CA
 
 
-# What Pebble (Debian 2.4.0) does differently from RFC 8555 / PROTOCOLS.md, and how its test
+# What Pebble (Debian 2.4.0) does differently from RFC 8555 / docs/protocols.md, and how its test
 # certificates differ from jitsuin's profile. docs/conformance.md explains each.
 PEBBLE_DIFFERENCES = {
     ("A-02", "ERROR"),  # newNonce without Cache-Control: no-store (RFC 8555 §7.2)

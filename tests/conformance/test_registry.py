@@ -1,6 +1,6 @@
-"""The registry's own guarantees (house habits 5 and 6): unknown ids are explicit, a crashing rule
-is a FATAL finding and never a pass, dates give NE, applies() gives NA, a finding above the
-rule's ceiling is a bug, and suppressions keep their reason."""
+"""The registry's own guarantees (docs/architecture.md, house habits 5 and 6): unknown ids are
+explicit, a crashing rule is a FATAL finding and never a pass, dates give NE, applies() gives NA, a
+finding above the rule's ceiling is a bug, and suppressions keep their reason."""
 
 from __future__ import annotations
 

@@ -258,7 +258,8 @@ def test_ra_create_and_review_help_show_a_file_the_ra_accepts(
 
 
 # -- issue -----------------------------------------------------------------------------------------
-# Each personal profile with each subscriber key type it accepts (SBR 6.1.5, CONFORMANCE S-03).
+# Each personal profile with each subscriber key type it accepts (SBR 6.1.5, docs/conformance.md
+# S-03).
 SUBSCRIBER_KEYS = {
     "ec-p256": lambda: ec.generate_private_key(ec.SECP256R1()),
     "ec-p384": lambda: ec.generate_private_key(ec.SECP384R1()),

@@ -32,11 +32,13 @@ def mode(path: Path) -> int:
 
 
 def listen_on(home: Path, http_port: int, https_port: int) -> None:
-    """Edit the configuration `jitsuin init` wrote, as an operator would (its mode is kept)."""
+    """Edit the configuration `jitsuin init` wrote, as an operator would (its mode is kept); the
+    metrics listener off, since the default port may be another test server's."""
     path = home / configuration.CONFIG_NAME
     text = path.read_text()
     text = text.replace("127.0.0.1:8080", f"127.0.0.1:{http_port}")
-    path.write_text(text.replace("127.0.0.1:8443", f"127.0.0.1:{https_port}"))
+    text = text.replace("127.0.0.1:8443", f"127.0.0.1:{https_port}")
+    path.write_text(text + '\n[metrics]\nlisten = ""\n')
 
 
 @contextlib.contextmanager

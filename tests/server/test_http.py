@@ -396,7 +396,7 @@ def test_sigterm_exits_0_and_a_restart_keeps_the_ca_and_the_tls_certificate(
 
 
 def test_rollover_warning_on_health_log_and_ca_show(tmp_path, write_home, free_port):
-    """Issue 7 / SEED-R15: from ``rollover_warning_days`` before the issuance cut-off the server
+    """SEED-R15: from ``rollover_warning_days`` before the issuance cut-off the server
     warns at start (log), on /health and in `jitsuin ca show`. A fresh CA's cut-off is about
     8.8 years away, so a 4,000-day warning period is already running."""
     home = tmp_path / "home"

@@ -167,7 +167,7 @@ def test_ocsp_reports_both_generations(deployment: Deployment) -> None:
     assert deployment.ocsp(deployment.certs["a"], home / "g1.pem") == "revoked"
     assert deployment.ocsp(deployment.certs["b"], home / "g1.pem") == "good"
     assert deployment.ocsp(deployment.certs["d"], home / "g2.pem") == "good"
-    # a serial never issued is never good, by either generation's key (CONFORMANCE R-08)
+    # a serial never issued is never good, by either generation's key (docs/conformance.md R-08)
     assert deployment.ocsp(deployment.certs["b"], home / "g1.pem", serial=0x1234567) == "unknown"
     assert deployment.ocsp(deployment.certs["d"], home / "g2.pem", serial=0x7654321) == "unknown"
 
@@ -220,7 +220,7 @@ def test_each_generation_signs_its_own_crl(deployment: Deployment) -> None:
     serial_a = x509.load_pem_x509_certificate(deployment.certs["a"].read_bytes()).serial_number
     g1 = x509.load_der_x509_crl((home / "g1.crl").read_bytes())
     assert g1.get_revoked_certificate_by_serial_number(serial_a) is not None
-    # CRL numbers increase across keys (CONFORMANCE R-01)
+    # CRL numbers increase across keys (docs/conformance.md R-01)
     assert numbers[1].crl_number != numbers[2].crl_number
 
 

@@ -1,6 +1,6 @@
-"""Several server processes on one PostgreSQL store (issue 9): real OS processes race each other
-on what must stay exact: PIN tries compared, serial and key uniqueness, the audit chain, a PIN
-redeemed once; and ``jitsuin serve --workers N`` runs, follows a rollover and stops.
+"""Several server processes on one PostgreSQL store (README.md, "Scale-out"): real OS processes
+race each other on what must stay exact: PIN tries compared, serial and key uniqueness, the audit
+chain, a PIN redeemed once; and ``jitsuin serve --workers N`` runs, follows a rollover and stops.
 
 Each racer is ``python -c SCRIPT``: it opens the store (or the whole Authority) first, prints
 ``ready``, and starts only when the test has heard ``ready`` from every racer and answered

@@ -1,4 +1,4 @@
-"""The store contract (house habit 10: the consumer owns the interface).
+"""The store contract (docs/architecture.md, house habit 10: the consumer owns the interface).
 
 Every test runs against each entry of ``BACKENDS``: the embedded SQLite store and the PostgreSQL
 store (a schema of its own per test in the server at 127.0.0.1:5432, or JITSUIN_TEST_POSTGRES).
@@ -574,14 +574,26 @@ def test_every_sqlite_migration_has_a_postgresql_twin():
     assert stems["sqlite"] == stems["postgresql"], "each NNNN_name.sqlite.sql needs its twin"
 
 
+def store_methods() -> dict[str, object]:
+    """Every method of ``Store`` and of the parts it is the union of, by name."""
+    parts = [part for part in Store.__mro__ if part.__module__ == Store.__module__]
+    return {
+        name: member
+        for part in reversed(parts)
+        for name, member in vars(part).items()
+        if not name.startswith("_") and callable(member)
+    }
+
+
 def test_every_store_method_is_implemented_by_every_backend():
-    wanted = {name for name in vars(Store) if not name.startswith("_")}
+    wanted = store_methods()
+    assert len(wanted) == 78  # every part walked, not only Store's own body
     for cls in (SQLiteStore, PostgresStore):
         missing = sorted(name for name in wanted if not callable(getattr(cls, name, None)))
         assert not missing, f"{cls.__name__} lacks {missing}"
         for name in wanted:
             ours = inspect.signature(getattr(cls, name))
-            theirs = inspect.signature(getattr(Store, name))
+            theirs = inspect.signature(wanted[name])
             assert list(ours.parameters) == list(theirs.parameters), f"{cls.__name__}.{name}"
 
 
@@ -824,6 +836,17 @@ async def test_applications_round_trip_every_column(store):
     with pytest.raises(NotFound):
         await store.application_by_enrollment_id("NOPE")
     assert len(await store.audit_log()) == 2
+
+
+async def test_an_application_time_given_as_text_is_kept_as_the_instant_in_utc(store):
+    await store.create_application(application_record(), event("application.create"))
+    updated = await store.update_application(
+        "APP-0001", 1, {"paid_at": "2026-11-03T18:30:15+09:00"}, event("application.pay", 1)
+    )
+
+    assert updated.paid_at == dt.datetime(2026, 11, 3, 9, 30, 15, tzinfo=dt.UTC)
+    assert updated.paid_at.utcoffset() == dt.timedelta(0)
+    assert (await store.application("APP-0001")).paid_at == updated.paid_at
 
 
 async def test_update_application_is_optimistic_and_atomic(store):
@@ -1143,6 +1166,19 @@ async def test_revocation_status_and_expiry(store):
     with pytest.raises(Conflict, match="unknown"):
         await store.revoke_certificate(1, 99, "superseded", at, event("unknown"))
     assert [e.event.action for e in await store.audit_log()][-1] == "revoke"
+
+
+async def test_revoked_lists_by_revocation_time_then_by_recording_order(store):
+    """Certificates revoked at one instant come out in the order they were recorded, on both
+    databases (ORDER BY revoked_at, id): the CRL lists them in this order."""
+    await with_generation(store)
+    for serial in (0x50, 0x30, 0x40):
+        await store.record_certificate(certificate_record(serial), event())
+    await store.revoke_certificate(1, 0x40, "superseded", T0 + 9 * ONE, event("revoke"))
+    for serial in (0x30, 0x50):
+        await store.revoke_certificate(1, serial, "superseded", T0 + ONE, event("revoke"))
+
+    assert [entry[0] for entry in await store.revoked(1)] == [0x50, 0x30, 0x40]
 
 
 async def test_revoking_a_certificate_closes_its_application_in_the_same_transaction(store):
@@ -1641,3 +1677,19 @@ async def test_acme_account_deactivation_cancels_pending_operations(store):
         )
     assert len(await store.audit_log()) == logged + 6
     assert (await store.acme_account("acct-2")).status == "valid"
+
+
+async def test_audit_entries_filter_and_page_newest_first(store):
+    for n in range(1, 7):
+        await store.append_audit(
+            dataclasses.replace(event(n=n), target=f"application/APP-{n % 2}", actor=f"op{n % 3}")
+        )
+    page = await store.audit_entries(target="application/APP-0", limit=2)
+    assert [e.seq for e in page] == [6, 4]
+    assert [e.seq for e in await store.audit_entries(target="application/APP-0", before_seq=4)] == [
+        2
+    ]
+    assert [e.seq for e in await store.audit_entries(actor="op1")] == [4, 1]
+    assert [e.seq for e in await store.audit_entries("application/APP-1", "op2")] == [5]
+    newest = await store.audit_entries(limit=1)
+    assert newest == (await store.audit_log(after_seq=5))

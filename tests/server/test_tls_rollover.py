@@ -1,4 +1,4 @@
-"""A rollover reaches the running HTTPS listener (issue 20): after `jitsuin ca rollover`, new
+"""A rollover reaches the running HTTPS listener: after `jitsuin ca rollover`, new
 connections get a server certificate of the new generation, with the NewWithOld link behind it,
 from `jitsuin serve` and from every worker of `jitsuin serve --workers N`, with no restart.
 

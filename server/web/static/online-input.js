@@ -114,7 +114,13 @@ form.addEventListener("submit", async (event) => {
   const data = reply.body;
   describe(document.getElementById("vetted"), [
     [t("field_profile"), t(`profile_${data.profile}`)],
-    [t("field_name"), `${data.givenName} ${data.familyName}`],
+    // In the order the CA writes names everywhere ([ca] name_order), as in the certificate.
+    [
+      t("field_name"),
+      pageData.nameOrder === "family-given"
+        ? `${data.familyName} ${data.givenName}`
+        : `${data.givenName} ${data.familyName}`,
+    ],
     [t("field_email"), data.email],
     [t("field_group"), pageData.groups[data.qualificationGroup] ?? data.qualificationGroup],
     [t("field_number"), data.qualificationNumber],

@@ -1,4 +1,4 @@
-// Seed step 10 (SEED-R13): the page is an EST client (RFC 7030 §4.2.1, PROTOCOLS.md §5.2).
+// Seed step 10 (SEED-R13): the page is an EST client (RFC 7030 §4.2.1, docs/protocols.md §5.2).
 // 1. the key pair is made here with WebCrypto; 2. the PKCS#10 request is built and signed here;
 // 3. it is POSTed to simpleenroll with HTTP Basic (enrollment ID, download PIN); 4. the certs-only
 // reply is read; 5. a passphrase is asked for and the PKCS#12 is assembled here; 6. it is offered

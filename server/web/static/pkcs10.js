@@ -2,7 +2,7 @@
 // The private key is extractable only so that the page can put it into the PKCS#12 file; it is
 // never sent anywhere. The request carries an empty subject: the CA takes every subject field
 // from the vetted record, and the request contributes only the public key and the proof of
-// possession (FLOW.md, RFC 7030 §4.2.1).
+// possession (docs/flow.md, RFC 7030 §4.2.1).
 
 import * as der from "./der.js";
 

@@ -1,5 +1,5 @@
-// Where the application stands (FLOW.md), found by the enrollment ID. The reply holds the state
-// and the PIN's validity only, never personal data (SEED-R18). POST /applicant/status.
+// Where the application stands (docs/flow.md), found by the enrollment ID. The reply holds the
+// state and the PIN's validity only, never personal data (SEED-R18). POST /applicant/status.
 
 import {
   NetworkError,

@@ -1,4 +1,4 @@
-"""Done-when of issue 6: certbot from PyPI obtains, renews and revokes a tls-server certificate
+"""certbot from PyPI obtains, renews and revokes a tls-server certificate
 from a running jitsuin, with an operator-made EAB key and http-01 on loopback."""
 
 from __future__ import annotations

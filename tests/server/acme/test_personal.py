@@ -1,4 +1,4 @@
-"""The gate for personal certificates (issue 6, "The gate"; FLOW.md): the whole RA flow, then
+"""The gate for personal certificates (docs/flow.md §4): the whole RA flow, then
 an ACME client of our own (JWS through josepy) binds its account with the enrollment ID and the
 MAC key from the PIN e-mail, orders the vetted e-mail address and finalizes, which redeems the
 application through the RA's transaction. Renewal orders follow the RA's re-enrollment policy:
@@ -51,7 +51,7 @@ def application_state(server, app_id: str) -> dict:
 def test_personal_certificate_through_acme(server, helpers):
     app = server.application("general")
     client = helpers.Client(server)
-    assert app["kid"] == app["enrollment_id"]  # FLOW.md: kid = enrollment ID
+    assert app["kid"] == app["enrollment_id"]  # docs/flow.md: kid = enrollment ID
     created = client.register(app["kid"], app["hmac"], contact=[f"mailto:{app['email']}"])
     assert created.status_code == 201, created.text
 

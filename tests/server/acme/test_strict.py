@@ -1,5 +1,5 @@
-"""PROTOCOLS.md, "ACME: points that servers commonly get wrong": for each point, the wrong thing
-is sent to a running server and the exact status, error type and headers are checked."""
+"""docs/protocols.md, "ACME: points that servers commonly get wrong": for each point, the wrong
+thing is sent to a running server and the exact status, error type and headers are checked."""
 
 from __future__ import annotations
 

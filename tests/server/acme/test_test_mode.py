@@ -78,7 +78,7 @@ def test_rollover_offers_alternate_chains(client, helpers, test_mode_server):
         client.get(alternates[0]).content
     )
     assert leaf == new_leaf and old_root == root1
-    # NewWithOld: the new generation's key, signed by the old one (FLOW.md).
+    # NewWithOld: the new generation's key, signed by the old one (docs/flow.md).
     assert new_with_old.public_key() == root2.public_key()
     new_with_old.verify_directly_issued_by(root1)
     leaf.verify_directly_issued_by(new_with_old)

@@ -1,5 +1,5 @@
-"""EST end to end against a running server: the PROTOCOLS.md curl + openssl recipe, the packaged
-`jitsuin est` client, and the refusals of RFC 7030 (status codes, text/plain reasons)."""
+"""EST end to end against a running server: the docs/protocols.md curl + openssl recipe, the
+packaged `jitsuin est` client, and the refusals of RFC 7030 (status codes, text/plain reasons)."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def curl(server, *args: str | Path) -> tuple[int, dict[str, str], bytes]:
 
 
 def new_csr_b64(tmp: Path, name: str, subject: str = "/CN=Hanako Yamada") -> Path:
-    """openssl makes the key and CSR (PROTOCOLS.md recipe); returns the base64 body file."""
+    """openssl makes the key and CSR (docs/protocols.md recipe); returns the base64 body file."""
     run(
         "openssl",
         "req",
@@ -109,7 +109,8 @@ def est(server, label: str = "general") -> str:
     return f"{server.https}/.well-known/est/{label}"
 
 
-# -- the PROTOCOLS.md recipe with curl + openssl --------------------------------------------------
+# -- the docs/protocols.md recipe with curl + openssl
+# --------------------------------------------------
 def test_curl_openssl_recipe(server, tmp_path: Path) -> None:
     app = server.application("general")
     base = est(server)

@@ -62,7 +62,7 @@ async def test_invoice_addressed_to_the_company(server):
     assert "Suzuki" not in invoice and "Ichiro" not in invoice
     assert "11,000" in invoice
     # The inquiry letter itself still goes to the person.
-    assert "Suzuki Ichiro 様" in letter.split("<h2>")[0]
+    assert "Ichiro Suzuki 様" in letter.split("<h2>")[0]  # [ca] name_order: given-family
 
 
 async def test_invoice_addressed_to_the_applicant(server):
@@ -71,5 +71,5 @@ async def test_invoice_addressed_to_the_applicant(server):
         "POST", f"/ra/applications/{flow.id}/review", "alice", body=server.review_body()
     )
     invoice = invoice_section(await printed_letter(server, flow))
-    assert "Suzuki Hanako 様" in invoice
+    assert "Hanako Suzuki 様" in invoice
     assert "御中" not in invoice

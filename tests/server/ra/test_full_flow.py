@@ -93,7 +93,7 @@ async def test_seed_flow_over_http(server, letter_first):
     # four rows of eight bytes, as on the CA certificates page
     for row in range(4):
         assert ":".join(pairs[row * 8 : row * 8 + 8]) in letter
-    assert "Yamada Hanako" in letter
+    assert "Hanako Yamada 様" in letter  # [ca] name_order = "given-family", as the certificate
     assert invoice["number"] in letter and "11,000" in letter
     (printed_code,) = LETTER_CODE.findall(letter)
     assert re.fullmatch(r"[0-9A-Z]{5}(-[0-9A-Z]{1,5}){5}", printed_code)
@@ -151,7 +151,7 @@ async def test_seed_flow_over_http(server, letter_first):
     assert len(base64.urlsafe_b64decode(mail.eab_key + "=")) == 32
     assert "電子証明書の発行が承認されました" in mail.text  # Japanese
     assert "Your certificate has been approved" in mail.text  # English
-    assert "Yamada Hanako 様" in mail.text and "Dear Hanako Yamada" in mail.text
+    assert "Hanako Yamada 様" in mail.text and "Dear Hanako Yamada" in mail.text
 
     record = await server.wait_state(app_id, "pin_sent")
     # The EAB key in the mail is the one ACME will check (kid = enrollment ID).
@@ -221,7 +221,7 @@ async def test_seed_flow_over_http(server, letter_first):
 
 async def test_csr_subject_that_agrees_is_not_copied(server):
     """A CSR may name the person; what it adds beyond the vetted record never reaches the
-    certificate (FLOW.md step 10)."""
+    certificate (docs/flow.md step 10)."""
     flow = await server.prepare("pin_sent", givenName="Jiro", familyName="Sato")
     _, csr_pem = server.csr(
         x509.Name(

@@ -1,5 +1,6 @@
-"""GET /ra/openapi.json describes exactly the routes the running app serves under /ra/ and
-/applicant/: nothing undocumented, nothing documented that is not there."""
+"""GET /ra/openapi.json describes exactly the routes the running app serves under /ra/ (but
+the console's pages) and /applicant/: nothing undocumented, nothing documented that is not
+there."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 from aiohttp import web
 
 PREFIXES = ("/ra/", "/applicant/")
+CONSOLE = "/ra/console"  # the operators' HTML pages (docs/operators.md), not an API operation
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 _VARIABLE = re.compile(r"\(\?P<(?P<name>\w+)>(?P<regex>[^()]*)\)")
 _LITERALS = re.compile(r"[A-Za-z0-9_.~-]+(\|[A-Za-z0-9_.~-]+)*")
@@ -47,7 +49,7 @@ def served(app: web.Application) -> set[tuple[str, str]]:
         if route.resource is None:
             continue
         for path in expand(route.resource):
-            if path.startswith(PREFIXES):
+            if path.startswith(PREFIXES) and not path.startswith(CONSOLE):
                 routes.add((normalise(path), route.method.lower()))
     # aiohttp answers HEAD for every GET route by itself; that is not an operation of its own.
     return {(p, m) for p, m in routes if not (m == "head" and (p, "get") in routes)}

@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, Request, sync_playwright
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
-# PROTOCOLS.md §5.3: the flags Debian's Chromium needs here.
+# docs/protocols.md §5.3: the flags Debian's Chromium needs here.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -32,6 +32,28 @@ CHROMIUM_ARGS = [
 ]
 RETRY_AFTER_SECONDS = 1  # what the server tells a waiting EST client (the 202 test waits for it)
 Server = Any  # tests/conftest.py's LiveServer (a conftest cannot import another)
+
+
+# What a CA would write in its [letter] table.
+LETTER_TOML = """
+[letter]
+ca_name = "Example Trust 認証局"
+postcode = "100-0013"
+address = "東京都千代田区霞が関1-2-3 Example Bldg. 5F"
+phone = "03-1234-5678"
+email = "ra@example.jp"
+return_days = 21
+payment_days = 30
+payment_method = "銀行振込 / Bank transfer"
+payment_account = "Example Bank Kasumigaseki 123 Ordinary 7654321 Example Trust"
+registration_number = "T1234567890123"
+"""
+
+
+@pytest.fixture(scope="session")
+def letter_toml() -> str:
+    """The [letter] table of the letter and console tests."""
+    return LETTER_TOML
 
 
 @pytest.fixture(scope="session")

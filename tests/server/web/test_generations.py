@@ -37,7 +37,7 @@ def test_ca_page_and_check_after_a_rollover(start_server, visit, tmp_path):
     old_leaf = enroll(server)
     server.ok("POST", "/ra/ca/rollover", "root")
     new_leaf = enroll(server)
-    assert old_leaf.issuer == new_leaf.issuer  # same DN, different keys (CONFORMANCE C-04)
+    assert old_leaf.issuer == new_leaf.issuer  # same DN, different keys (docs/conformance.md C-04)
 
     tab = visit("en", on=server)
     tab.goto("/ca-certificates")

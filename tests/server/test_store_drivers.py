@@ -1,0 +1,126 @@
+"""The driver layer under the one store (server/storage/driver.py): each driver numbers the
+placeholders, encodes and decodes times, maps the schema's refusals to ``Violation`` and runs a
+transaction whole or not at all, on a real SQLite file and a real PostgreSQL schema."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import aiosqlite
+import asyncpg
+import pytest
+
+from jitsuin.server.storage import Conflict
+from jitsuin.server.storage.driver import Violation, moment
+from jitsuin.server.storage.postgres import PostgresDriver, _numbered, connect_arguments
+from jitsuin.server.storage.sqlite import SQLiteDriver
+
+TOKYO = dt.timezone(dt.timedelta(hours=9))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def driver(request, tmp_path):
+    if request.param == "sqlite":
+        db = await aiosqlite.connect(str(tmp_path / "driver.db"), isolation_level=None)
+        opened = SQLiteDriver(db)
+    else:
+        schema = request.getfixturevalue("postgres_schema")
+        dsn, name = connect_arguments(schema.url)
+        pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=2, server_settings={"search_path": name}
+        )
+        opened = PostgresDriver(pool, name)
+    await opened.migrate()
+    yield opened
+    await opened.close()
+
+
+def test_placeholders_are_numbered_for_postgresql():
+    assert _numbered("SELECT ? WHERE a = ? AND b IN (?, ?)") == (
+        "SELECT $1 WHERE a = $2 AND b IN ($3, $4)"
+    )
+    assert _numbered("SELECT 1") == "SELECT 1"
+
+
+async def test_a_broken_unique_key_is_a_violation_naming_its_columns(driver):
+    insert = "INSERT INTO counters (name, value) VALUES (?, ?)"
+    await driver.transaction(lambda db: db.execute(insert, "crl", 1))
+
+    with pytest.raises(Violation) as refused:
+        await driver.transaction(lambda db: db.execute(insert, "crl", 2))
+
+    assert isinstance(refused.value, Conflict)
+    assert refused.value.columns == {"name"}
+    assert await driver.fetch("SELECT name, value FROM counters") == [("crl", 1)]
+
+
+async def test_times_go_in_as_the_instant_and_come_back_in_utc(driver):
+    at = dt.datetime(2026, 11, 3, 18, 30, 15, 250, tzinfo=TOKYO)
+    await driver.transaction(
+        lambda db: db.execute(
+            "INSERT INTO acme_eab_keys (kid, key_sealed, allowed, lifetime_days, created_by,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "kid-1",
+            b"sealed",
+            "[]",
+            90,
+            "op",
+            at,
+        )
+    )
+    row = await driver.fetchrow("SELECT created_at FROM acme_eab_keys WHERE kid = ?", "kid-1")
+
+    assert row is not None
+    back = moment(row[0])
+    assert back == at
+    assert back is not None and back.utcoffset() == dt.timedelta(0)
+    assert moment(None) is None
+
+
+async def test_a_transaction_that_raises_writes_nothing(driver):
+    async def body(db):
+        await db.execute("INSERT INTO counters (name, value) VALUES (?, ?)", "a", 1)
+        await db.execute("INSERT INTO counters (name, value) VALUES (?, ?)", "b", 1)
+        raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        await driver.transaction(body)
+
+    assert await driver.fetch("SELECT name FROM counters") == []
+
+
+async def test_reads_run_their_queries_on_one_connection(driver):
+    async def body(db):
+        first = await db.fetchrow("SELECT count(*) FROM counters")
+        rest = await db.fetch("SELECT name FROM counters WHERE value > ?", 0)
+        return first[0], rest
+
+    assert await driver.read(body) == (0, [])
+
+
+async def test_only_postgresql_locks_the_rows_a_transaction_reads_to_change(driver):
+    async def suffix(db):
+        return db.for_update
+
+    expected = " FOR UPDATE" if isinstance(driver, PostgresDriver) else ""
+    assert await driver.transaction(suffix) == expected
+
+
+async def test_a_sqlite_transaction_may_wait_for_nothing_but_the_database(tmp_path):
+    """It runs whole in the connection's thread: a body that waits for anything else would hold
+    the write lock across the event loop's turns, so it is refused and rolled back."""
+    db = await aiosqlite.connect(str(tmp_path / "driver.db"), isolation_level=None)
+    driver = SQLiteDriver(db)
+    await driver.migrate()
+
+    async def body(session):
+        await session.execute("INSERT INTO counters (name, value) VALUES (?, ?)", "a", 1)
+        await asyncio.sleep(0)
+
+    try:
+        with pytest.raises(RuntimeError, match="other than the database"):
+            await driver.transaction(body)
+        assert await driver.fetch("SELECT name FROM counters") == []
+    finally:
+        await driver.close()
