@@ -78,7 +78,7 @@ class Reason(enum.Enum):
     @property
     def reason_code(self) -> int | None:
         """The reasonCode a CRL entry or OCSP answer carries: none for ``unspecified``
-        (S/MIME BR 7.2.2: omit it instead; CONFORMANCE R-03)."""
+        (S/MIME BR 7.2.2: omit it instead; docs/conformance.md, R-03)."""
         return self.code if self.recorded and self is not Reason.UNSPECIFIED else None
 
     @property

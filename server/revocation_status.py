@@ -87,7 +87,7 @@ class RevocationStatus(AuthorityState):
             revoked = [Revoked(*row) for row in await self.store.revoked(number)]
             crl_number = await self.store.next_counter("crl")
             der = await asyncio.to_thread(build_crl, generation, revoked, crl_number, now)
-            # Lint before publishing (issue 8): CONFORMANCE D on the CRL, against the previous one.
+            # Lint the CRL before publishing, against the last one (docs/conformance.md, part D).
             await asyncio.to_thread(
                 self._lint().check_crl,
                 der,
@@ -130,7 +130,7 @@ class RevocationStatus(AuthorityState):
             reason,
             responder,
         )
-        # Lint before sending (issue 8): CONFORMANCE D on the response (R-06...R-09).
+        # Lint the response before sending (docs/conformance.md, part D: R-06...R-09).
         await asyncio.to_thread(
             self._lint().check_ocsp_response,
             der,

@@ -49,7 +49,7 @@ def test_who_may_give_which_reason():
 
 
 def test_what_a_crl_entry_carries():
-    # unspecified is published without a reasonCode (CONFORMANCE R-03).
+    # unspecified is published without a reasonCode (docs/conformance.md, R-03).
     assert Reason.UNSPECIFIED.reason_code is None
     assert Reason.CERTIFICATE_HOLD.reason_code is None
     assert Reason.PRIVILEGE_WITHDRAWN.reason_code == 9
