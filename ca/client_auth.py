@@ -1,33 +1,14 @@
 """May a certificate serve as a TLS client credential of this CA's operators? The PKI half of the
-decision (who signed it, its validity period, its key purposes); the store half (is it the
-certificate this CA recorded, is it revoked) belongs to the server, which holds the store."""
+decision (who signed it: ``issuing_generation`` in ca/generations.py; its validity period, its key
+purposes); the store half (is it the certificate this CA recorded, is it revoked) belongs to the
+server, which holds the store."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
-
-from jitsuin.ca.generations import CAGeneration
-
-
-def issuing_generation(
-    cert: x509.Certificate, generations: Sequence[CAGeneration]
-) -> CAGeneration | None:
-    """The CA generation whose key signed ``cert``: the issuer name matches the generation's
-    subject and its signature verifies with the generation's public key (RFC 5280 §6.1.3 (a)(1),
-    (a)(4)). A certificate of another CA, even one that copies this CA's name or key identifier,
-    has none."""
-    for generation in reversed(generations):
-        try:
-            cert.verify_directly_issued_by(generation.certificate)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return generation
-    return None
 
 
 def client_auth_refusal(cert: x509.Certificate, now: dt.datetime) -> str | None:

@@ -7,9 +7,11 @@ Every generation carries a byte-identical subject DN (C-04); the key identifiers
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from jitsuin.ca.clock import Clock
@@ -45,6 +47,45 @@ class CAGeneration:
 
     def issuance_cutoff(self, margin: dt.timedelta) -> dt.datetime:
         return issuance_cutoff(self.certificate, margin)
+
+
+def authority_key_id(cert: x509.Certificate) -> bytes | None:
+    """The keyIdentifier of ``cert``'s authority key identifier (RFC 5280 §4.2.1.1), if any."""
+    try:
+        return cert.extensions.get_extension_for_class(
+            x509.AuthorityKeyIdentifier
+        ).value.key_identifier
+    except x509.ExtensionNotFound:
+        return None
+
+
+def generation_by_key_id(generations: Sequence[CAGeneration], key_id: bytes) -> CAGeneration | None:
+    """The generation whose subject key identifier is ``key_id`` (an AKI, or an ARI CertID's
+    keyIdentifier, RFC 9773 §4.1)."""
+    return next((g for g in generations if g.key_identifier == key_id), None)
+
+
+def issuing_generation(
+    cert: x509.Certificate, generations: Sequence[CAGeneration]
+) -> CAGeneration | None:
+    """The CA generation whose key signed ``cert``: found by the authority key identifier (any
+    generation when the certificate has none), then checked as RFC 5280 §6.1.3 (a)(1), (a)(4)
+    check a path: the issuer name matches the generation's subject and the signature verifies
+    with its public key. A certificate of another CA, even one that copies this CA's name or
+    key identifier, has none."""
+    key_id = authority_key_id(cert)
+    candidates = (
+        reversed(generations)
+        if key_id is None
+        else [g for g in generations if g.key_identifier == key_id]
+    )
+    for generation in candidates:
+        try:
+            cert.verify_directly_issued_by(generation.certificate)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return generation
+    return None
 
 
 def issuance_cutoff(ca_certificate: x509.Certificate, margin: dt.timedelta) -> dt.datetime:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import enum
 import functools
 import hashlib
 from collections.abc import Sequence
@@ -34,16 +35,104 @@ OCSP_REFRESH_AFTER = dt.timedelta(hours=12)
 # expiry.
 CRL_KEEP_AFTER_EXPIRY = CRL_VALIDITY
 
-# RFC 5280 §5.3.1 reason names as the RA records them (S/MIME BR 7.2.2: never unspecified or
-# certificateHold).
-REASONS = {
-    "keyCompromise": x509.ReasonFlags.key_compromise,
-    "affiliationChanged": x509.ReasonFlags.affiliation_changed,
-    "superseded": x509.ReasonFlags.superseded,
-    "cessationOfOperation": x509.ReasonFlags.cessation_of_operation,
-    "privilegeWithdrawn": x509.ReasonFlags.privilege_withdrawn,
-    "cACompromise": x509.ReasonFlags.ca_compromise,
+
+class Reason(enum.Enum):
+    """RFC 5280 §5.3.1 CRLReason, by the name the store records (cryptography's
+    ``x509.ReasonFlags`` values), in the order of its codes (7 is unused). Who may give which
+    reason is said once here, by the predicates below."""
+
+    UNSPECIFIED = "unspecified"
+    KEY_COMPROMISE = "keyCompromise"
+    CA_COMPROMISE = "cACompromise"
+    AFFILIATION_CHANGED = "affiliationChanged"
+    SUPERSEDED = "superseded"
+    CESSATION_OF_OPERATION = "cessationOfOperation"
+    CERTIFICATE_HOLD = "certificateHold"
+    REMOVE_FROM_CRL = "removeFromCRL"
+    PRIVILEGE_WITHDRAWN = "privilegeWithdrawn"
+    AA_COMPROMISE = "aACompromise"
+
+    @property
+    def code(self) -> int:
+        return _CODES[self]
+
+    @property
+    def flag(self) -> x509.ReasonFlags:
+        return x509.ReasonFlags(self.value)
+
+    @classmethod
+    def named(cls, name: str | None) -> Reason | None:
+        """The reason a record names, or None for none or a name RFC 5280 does not define."""
+        try:
+            return cls(name)
+        except ValueError:
+            return None
+
+    @property
+    def recorded(self) -> bool:
+        """May the CA revoke a certificate for this reason? Never certificateHold (S/MIME BR
+        4.9.13, 7.2.2), removeFromCRL or aACompromise (no attribute authorities here).
+        ``unspecified`` is recorded, and published without a reasonCode (RFC 5280 §5.3.1)."""
+        return self in _RECORDED
+
+    @property
+    def reason_code(self) -> int | None:
+        """The reasonCode a CRL entry or OCSP answer carries: none for ``unspecified``
+        (S/MIME BR 7.2.2: omit it instead; docs/conformance.md, R-03)."""
+        return self.code if self.recorded and self is not Reason.UNSPECIFIED else None
+
+    @property
+    def subscriber_may_give(self) -> bool:
+        """A reason a subscriber may claim (ACME revokeCert, RFC 8555 §7.6): not cACompromise,
+        which is the CA's to say, and ``unspecified`` when they give none."""
+        return self in _SUBSCRIBER
+
+    @property
+    def operator_may_give(self) -> bool:
+        """A reason an RA operator may give for a subscriber's certificate: a subscriber's
+        reasons, named (S/MIME BR 7.2.2 allows no unspecified reasonCode)."""
+        return self.subscriber_may_give and self is not Reason.UNSPECIFIED
+
+    def allowed_on_crl(self, *, ca_certificates: bool) -> bool:
+        """May a CRL entry carry this reasonCode? S/MIME BR 7.2.2 lists one set for CRLs of
+        subscriber certificates and another for CRLs of CA certificates."""
+        return self in (_ON_CA_CRL if ca_certificates else _ON_SUBSCRIBER_CRL)
+
+
+_CODES = {
+    Reason.UNSPECIFIED: 0,
+    Reason.KEY_COMPROMISE: 1,
+    Reason.CA_COMPROMISE: 2,
+    Reason.AFFILIATION_CHANGED: 3,
+    Reason.SUPERSEDED: 4,
+    Reason.CESSATION_OF_OPERATION: 5,
+    Reason.CERTIFICATE_HOLD: 6,
+    Reason.REMOVE_FROM_CRL: 8,
+    Reason.PRIVILEGE_WITHDRAWN: 9,
+    Reason.AA_COMPROMISE: 10,
 }
+assert set(_CODES) == set(Reason)
+_SUBSCRIBER = frozenset(
+    {
+        Reason.UNSPECIFIED,
+        Reason.KEY_COMPROMISE,
+        Reason.AFFILIATION_CHANGED,
+        Reason.SUPERSEDED,
+        Reason.CESSATION_OF_OPERATION,
+        Reason.PRIVILEGE_WITHDRAWN,
+    }
+)
+_RECORDED = _SUBSCRIBER | {Reason.CA_COMPROMISE}
+_ON_SUBSCRIBER_CRL = _SUBSCRIBER - {Reason.UNSPECIFIED}
+_ON_CA_CRL = frozenset(
+    {
+        Reason.KEY_COMPROMISE,
+        Reason.CA_COMPROMISE,
+        Reason.AFFILIATION_CHANGED,
+        Reason.SUPERSEDED,
+        Reason.CESSATION_OF_OPERATION,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +205,6 @@ def _time(moment: dt.datetime) -> bytes:
 
 
 _REASON_CODE_OID = bytes.fromhex("0603551d15")  # id-ce-cRLReasons, 2.5.29.21
-_REASON_VALUES = {
-    "keyCompromise": 1,
-    "cACompromise": 2,
-    "affiliationChanged": 3,
-    "superseded": 4,
-    "cessationOfOperation": 5,
-    "privilegeWithdrawn": 9,
-}
 
 
 def _revoked_certificates(entries: Sequence[Revoked]) -> bytes:
@@ -131,7 +212,8 @@ def _revoked_certificates(entries: Sequence[Revoked]) -> bytes:
     for entry in entries:
         serial = entry.serial.to_bytes((entry.serial.bit_length() + 8) // 8, "big")
         body = _der(0x02, serial) + _time(entry.revoked_at)
-        code = _REASON_VALUES.get(entry.reason or "")
+        reason = Reason.named(entry.reason)
+        code = reason.reason_code if reason else None
         if code is not None:
             # crlEntryExtensions { reasonCode, not critical, ENUMERATED } (RFC 5280 §5.3.1)
             extension = _der(0x30, _REASON_CODE_OID + _der(0x04, _der(0x0A, bytes((code,)))))
@@ -229,6 +311,12 @@ class DelegatedResponder:
         return now >= self.certificate.not_valid_after_utc - OCSP_RESPONDER_RENEW_BEFORE
 
 
+def _reason_flag(name: str | None) -> x509.ReasonFlags | None:
+    """The revocationReason of an OCSP answer: as on the CRL, none for ``unspecified``."""
+    reason = Reason.named(name)
+    return reason.flag if reason is not None and reason.reason_code is not None else None
+
+
 def build_response(
     generation: CAGeneration,
     cert_id: CertID,
@@ -256,7 +344,7 @@ def build_response(
         this_update=this_update,
         next_update=this_update + OCSP_VALIDITY,
         revocation_time=revoked_at if status == "revoked" else None,
-        revocation_reason=REASONS.get(reason or "") if status == "revoked" else None,
+        revocation_reason=_reason_flag(reason) if status == "revoked" else None,
     )
     if cert_id.nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(cert_id.nonce), critical=False)

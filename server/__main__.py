@@ -26,7 +26,7 @@ from jitsuin.ca.clock import SystemClock
 from jitsuin.ca.errors import CAError
 from jitsuin.ca.generations import issuance_cutoff
 from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
-from jitsuin.ca.revocation import REASONS
+from jitsuin.ca.revocation import Reason
 from jitsuin.ca.subject import VettedSubject
 from jitsuin.ca.verify import (
     DEFAULT_PURPOSE,
@@ -671,7 +671,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = ca.add_parser("revoke", help="revoke a certificate by serial number")
     p.add_argument("serial", type=_hex_serial, help="serial number in hex (colons allowed)")
     p.add_argument("--generation", type=int, help="issuing generation (default: current)")
-    p.add_argument("--reason", required=True, choices=sorted(REASONS))
+    p.add_argument(
+        "--reason",
+        required=True,
+        choices=sorted(r.value for r in Reason if r.reason_code is not None),
+    )
     p.set_defaults(handler=cmd_ca_revoke)
 
     p = sub.add_parser("issue", help="issue a certificate from a CSR and a vetted record")

@@ -40,7 +40,7 @@ from typing import Any
 from jitsuin.ca.errors import CAError
 from jitsuin.server import checkpoints
 from jitsuin.server import config as configuration
-from jitsuin.server.authority import Authority
+from jitsuin.server.ca_keys import load_generation
 from jitsuin.server.cli_errors import CLIError
 from jitsuin.server.config import Config, ConfigError
 from jitsuin.server.storage import AuditChainBroken, AuditEntry, Store, open_store
@@ -235,7 +235,7 @@ async def _check_store(config: Config, manifest: dict[str, Any]) -> list[str]:
         await store.close()
     for record in records:
         try:
-            generation = Authority._load(config, record)
+            generation = load_generation(config, record)
         except (CAError, ConfigError, ValueError) as exc:
             message = getattr(exc, "message", None) or "; ".join(getattr(exc, "errors", [])) or exc
             raise CLIError(f"CA generation {record.number}: {message}") from None

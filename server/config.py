@@ -1,6 +1,11 @@
 """Configuration: one TOML file -> frozen dataclasses. Every error is collected and reported at
 once (``jitsuin check-config``). Secrets are referenced by file path or environment variable,
-never written inline."""
+never written inline. Each default is written once, in its dataclass: ``load`` falls back to it
+and ``write_default`` writes it out.
+
+Longer than 600 lines on purpose: it is the whole schema of the file, each table's dataclass with
+its defaults, its reading and checks, and the commented file ``jitsuin init`` writes. Kept in one
+module, a setting's default, check and documentation change together."""
 
 from __future__ import annotations
 
@@ -20,7 +25,13 @@ from cryptography import x509
 
 from jitsuin.ca.issuance import CAPolicy
 from jitsuin.ca.keys import CA_KEY_TYPES, KeyType
-from jitsuin.ca.profiles import DEFAULT_GROUPS, PERSONAL_PROFILES, NameOrder, QualificationGroup
+from jitsuin.ca.profiles import (
+    DEFAULT_GROUPS,
+    PERSONAL_PROFILES,
+    PROFILES,
+    NameOrder,
+    QualificationGroup,
+)
 from jitsuin.server.pkcs11_signer import TokenConfig
 
 CONFIG_NAME = "jitsuin.toml"
@@ -44,12 +55,16 @@ class Listen:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+DEFAULT_HTTP = Listen("127.0.0.1", 8080)
+DEFAULT_HTTPS = Listen("127.0.0.1", 8443)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    http: Listen = Listen("127.0.0.1", 8080)
-    https: Listen | None = Listen("127.0.0.1", 8443)
-    public_http_url: str = "http://127.0.0.1:8080"
-    public_https_url: str = "https://localhost:8443"
+    http: Listen = DEFAULT_HTTP
+    https: Listen | None = DEFAULT_HTTPS
+    public_http_url: str = f"http://{DEFAULT_HTTP}"
+    public_https_url: str = f"https://localhost:{DEFAULT_HTTPS.port}"
     tls_names: tuple[str, ...] = ("localhost", "127.0.0.1")
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -89,7 +104,9 @@ class TokenSettings:
 
 @dataclass(frozen=True, slots=True)
 class CAConfig:
-    subject: x509.Name
+    subject: x509.Name = field(
+        default_factory=lambda: x509.Name.from_rfc4514_string(DEFAULT_SUBJECT)
+    )
     key_type: KeyType = KeyType.ECDSA_P384
     passphrase_file: Path | None = None
     passphrase_env: str = PASSPHRASE_ENV
@@ -407,6 +424,28 @@ class Config:
         )
 
 
+# The defaults of every table, read by ``load`` and ``write_default``.
+_SERVER = ServerConfig()
+_HTTP = HTTPConfig()
+_CA = CAConfig()
+_OCSP = OCSPConfig()
+_RA = RAConfig()
+_MAIL = MailConfig()
+_ACME = AcmeConfig()
+_ACME_TEST = AcmeTestMode()
+_SECOND = dt.timedelta(seconds=1)
+_DAY = dt.timedelta(days=1)
+# A setting's key names the unit it is counted in.
+_UNITS = {
+    "_seconds": _SECOND,
+    "_minutes": dt.timedelta(minutes=1),
+    "_hours": dt.timedelta(hours=1),
+    "_days": _DAY,
+}
+# acme.tls_server_lifetime_days: at most the tls-server profile's validity.
+_TLS_SERVER_MAX_DAYS = PROFILES["tls-server"].validity // _DAY
+
+
 def _listen(value: Any, where: str, errors: list[str]) -> Listen | None:
     if not isinstance(value, str) or ":" not in value:
         errors.append(f"{where}: expected 'host:port', got {value!r}")
@@ -499,10 +538,10 @@ def load(path: Path | None, home: Path) -> Config:
         database_url = f"sqlite:///{base / database_url.removeprefix('sqlite:///')}"
 
     srv = _Reader(top.get("server", dict, {}), "server", errors)
-    http = _listen(srv.get("http_listen", str, "127.0.0.1:8080"), "server.http_listen", errors)
-    https_value = srv.get("https_listen", str, "127.0.0.1:8443")
+    http = _listen(srv.get("http_listen", str, str(_SERVER.http)), "server.http_listen", errors)
+    https_value = srv.get("https_listen", str, str(_SERVER.https))
     https = _listen(https_value, "server.https_listen", errors) if https_value else None
-    http = http or Listen("127.0.0.1", 8080)
+    http = http or _SERVER.http
     public_http = _http_url(
         srv.get("public_http_url", str, f"http://{http}"), "server.public_http_url", errors, "http"
     )
@@ -510,7 +549,7 @@ def load(path: Path | None, home: Path) -> Config:
     public_https = srv.get("public_https_url", str, default_https)
     if https:
         public_https = _http_url(public_https, "server.public_https_url", errors, "https")
-    tls_names = srv.get("tls_names", list, ["localhost", "127.0.0.1"])
+    tls_names = srv.get("tls_names", list, list(_SERVER.tls_names))
     if not all(isinstance(n, str) and n for n in tls_names):
         errors.append("server.tls_names: expected a list of host names and IP addresses")
         tls_names = ["localhost"]
@@ -521,7 +560,7 @@ def load(path: Path | None, home: Path) -> Config:
     for label, file in (("tls_cert_file", tls_cert), ("tls_key_file", tls_key)):
         if file is not None and not file.is_file():
             errors.append(f"server.{label}: {file} does not exist")
-    ocsp_ttl = srv.get("ocsp_status_ttl_seconds", int, 10)
+    ocsp_ttl = srv.get("ocsp_status_ttl_seconds", int, _SERVER.ocsp_status_ttl // _SECOND)
     if ocsp_ttl < 0:
         errors.append("server.ocsp_status_ttl_seconds: must not be negative")
     srv.finish()
@@ -535,8 +574,8 @@ def load(path: Path | None, home: Path) -> Config:
     except ValueError:
         errors.append(f"ca.subject: {subject_text!r} is not an RFC 4514 distinguished name")
         subject = x509.Name.from_rfc4514_string(DEFAULT_SUBJECT)
-    key_type = KeyType.ECDSA_P384
-    key_name = ca.get("key_type", str, KeyType.ECDSA_P384.value)
+    key_type = _CA.key_type
+    key_name = ca.get("key_type", str, _CA.key_type.value)
     try:
         key_type = KeyType.parse(key_name)
         if key_type not in CA_KEY_TYPES:
@@ -548,9 +587,9 @@ def load(path: Path | None, home: Path) -> Config:
     if passphrase_file is not None:
         _check_secret_file(passphrase_file, "ca.passphrase_file", errors)
     passphrase_env = ca.get("passphrase_env", str, PASSPHRASE_ENV)
-    key_store = ca.get("key_store", str, "file")
+    key_store = ca.get("key_store", str, _CA.key_store)
     pkcs11_library = _path(ca.get("pkcs11_library", str), base)
-    pkcs11_token = ca.get("pkcs11_token", str, "")
+    pkcs11_token = ca.get("pkcs11_token", str, _CA.pkcs11_token)
     pkcs11_pin_file = _path(ca.get("pkcs11_pin_file", str), base)
     if key_store not in ("file", "pkcs11"):
         errors.append(f"ca.key_store: use 'file' or 'pkcs11', not {key_store!r}")
@@ -572,25 +611,25 @@ def load(path: Path | None, home: Path) -> Config:
             for problem in CAPolicy(policy_arc, "http://x").problems()
             if problem.startswith("policy_arc")
         ]
-    order_name = ca.get("name_order", str, NameOrder.GIVEN_FAMILY.value)
+    order_name = ca.get("name_order", str, _CA.name_order.value)
     try:
         name_order = NameOrder(order_name)
     except ValueError:
         errors.append(f"ca.name_order: use 'given-family' or 'family-given', not {order_name!r}")
-        name_order = NameOrder.GIVEN_FAMILY
-    warning_days = ca.get("rollover_warning_days", int, 180)
+        name_order = _CA.name_order
+    warning_days = ca.get("rollover_warning_days", int, _CA.rollover_warning // _DAY)
     if warning_days < 0:
         errors.append("ca.rollover_warning_days: must not be negative")
-    lint_processes = ca.get("lint_processes", int, 0)
+    lint_processes = ca.get("lint_processes", int, _CA.lint_processes)
     if lint_processes < 0:
         errors.append("ca.lint_processes: must not be negative (0 lints in the server process)")
-    lint_mode = ca.get("lint", str, "incremental")
+    lint_mode = ca.get("lint", str, _CA.lint)
     if lint_mode not in ("incremental", "full"):
         errors.append(f"ca.lint: use 'incremental' or 'full', not {lint_mode!r}")
-    margin_days = ca.get("cutoff_margin_days", int, 30)
+    margin_days = ca.get("cutoff_margin_days", int, _CA.cutoff_margin // _DAY)
     if margin_days < 0:
         errors.append("ca.cutoff_margin_days: must not be negative")
-    groups = dict(DEFAULT_GROUPS)
+    groups = dict(_CA.groups)
     for gid, spec in ca.get("groups", dict, {}).items():
         g = _Reader(spec, f"ca.groups.{gid}", errors)
         title = g.get("title", str, "")
@@ -612,12 +651,12 @@ def load(path: Path | None, home: Path) -> Config:
         _check_secret_file(ra_secret, "ra.secret_file", errors)
     ra_config = RAConfig(
         secret_file=ra_secret,
-        two_person_rule=ra.get("two_person_rule", bool, True),
-        max_attempts=_positive(ra, "max_attempts", 5),
-        attempt_backoff=dt.timedelta(seconds=_not_negative(ra, "attempt_backoff_seconds", 15)),
-        pin_ttl=dt.timedelta(hours=_positive(ra, "pin_ttl_hours", 14 * 24)),
-        invoice_amount=_positive(ra, "invoice_amount", 11000),
-        retry_after_seconds=_positive(ra, "retry_after_seconds", 3600),
+        two_person_rule=ra.get("two_person_rule", bool, _RA.two_person_rule),
+        max_attempts=_positive(ra, "max_attempts", _RA.max_attempts),
+        attempt_backoff=_span(ra, "attempt_backoff_seconds", _RA.attempt_backoff, zero=True),
+        pin_ttl=_span(ra, "pin_ttl_hours", _RA.pin_ttl),
+        invoice_amount=_positive(ra, "invoice_amount", _RA.invoice_amount),
+        retry_after_seconds=_positive(ra, "retry_after_seconds", _RA.retry_after_seconds),
     )
     ra.finish()
 
@@ -626,15 +665,15 @@ def load(path: Path | None, home: Path) -> Config:
     if password_file is not None:
         _check_secret_file(password_file, "mail.password_file", errors)
     mail_config = MailConfig(
-        smtp_host=mail.get("smtp_host", str, "127.0.0.1"),
-        smtp_port=_positive(mail, "smtp_port", 25),
-        sender=mail.get("sender", str, "jitsuin CA <ca@localhost>"),
-        starttls=mail.get("starttls", bool, False),
+        smtp_host=mail.get("smtp_host", str, _MAIL.smtp_host),
+        smtp_port=_positive(mail, "smtp_port", _MAIL.smtp_port),
+        sender=mail.get("sender", str, _MAIL.sender),
+        starttls=mail.get("starttls", bool, _MAIL.starttls),
         username=mail.get("username", str),
         password_file=password_file,
-        max_attempts=_positive(mail, "max_attempts", 8),
-        retry_seconds=_positive(mail, "retry_seconds", 60),
-        poll_seconds=float(mail.get("poll_seconds", (int, float), 5.0)),
+        max_attempts=_positive(mail, "max_attempts", _MAIL.max_attempts),
+        retry_seconds=_positive(mail, "retry_seconds", _MAIL.retry_seconds),
+        poll_seconds=float(mail.get("poll_seconds", (int, float), _MAIL.poll_seconds)),
     )
     if mail_config.smtp_port > 65535:
         errors.append("mail.smtp_port: not a port number")
@@ -651,7 +690,7 @@ def load(path: Path | None, home: Path) -> Config:
     acme_config = _acme(top.get("acme", dict, {}), public_https, errors)
     http_config = _http(top.get("http", dict, {}), errors)
     ocsp_table = _Reader(top.get("ocsp", dict, {}), "ocsp", errors)
-    responder = ocsp_table.get("responder", str, "ca")
+    responder = ocsp_table.get("responder", str, _OCSP.responder)
     if responder not in ("ca", "delegated"):
         errors.append(f"ocsp.responder: use 'ca' or 'delegated', not {responder!r}")
     ocsp_table.finish()
@@ -706,7 +745,7 @@ def load(path: Path | None, home: Path) -> Config:
 def _http(table: Any, errors: list[str]) -> HTTPConfig:
     """The [http] table: timeouts and connection limits of the listeners, and HSTS."""
     http = _Reader(table, "http", errors)
-    defaults = HTTPConfig()
+    defaults = _HTTP
     timeouts = {}
     for key, default in (
         ("request_head_timeout_seconds", defaults.request_head_timeout),
@@ -756,15 +795,15 @@ def _postgresql_url_errors(url: str) -> list[str]:
 def _acme(table: Any, public_https: str, errors: list[str]) -> AcmeConfig:
     """The [acme] table and its [acme.test] knobs (RFC 8555 server)."""
     acme = _Reader(table, "acme", errors)
-    enabled = acme.get("enabled", bool, True)
-    base_url = acme.get("base_url", str, "")
+    enabled = acme.get("enabled", bool, _ACME.enabled)
+    base_url = acme.get("base_url", str, _ACME.base_url)
     if base_url:
         base_url = _http_url(base_url, "acme.base_url", errors, "https")
     elif public_https:
         base_url = public_https.rstrip("/") + "/acme"
     terms = acme.get("terms_of_service", str)
     website = acme.get("website", str)
-    caa = acme.get("caa_identities", list, [])
+    caa = acme.get("caa_identities", list, list(_ACME.caa_identities))
     if not all(isinstance(c, str) and c and c == c.lower() for c in caa):
         errors.append("acme.caa_identities: expected a list of lower-case domain names")
         caa = []
@@ -772,55 +811,69 @@ def _acme(table: Any, public_https: str, errors: list[str]) -> AcmeConfig:
     if resolver is not None:
         _listen(resolver, "acme.resolver", errors)
     ports = {}
-    for key, default in (("http01_port", 80), ("tlsalpn01_port", 443)):
+    for key, default in (
+        ("http01_port", _ACME.http01_port),
+        ("tlsalpn01_port", _ACME.tlsalpn01_port),
+    ):
         ports[key] = _positive(acme, key, default)
         if ports[key] > 65535:
             errors.append(f"acme.{key}: not a port number")
-    challenge_wait = float(acme.get("challenge_wait_seconds", (int, float), 1.0))
+    challenge_wait = float(
+        acme.get("challenge_wait_seconds", (int, float), _ACME.challenge_wait_seconds)
+    )
     if not 0.0 <= challenge_wait <= 10.0:
         errors.append("acme.challenge_wait_seconds: from 0 (answer at once) to 10")
-        challenge_wait = 1.0
+        challenge_wait = _ACME.challenge_wait_seconds
     config = AcmeConfig(
         enabled=enabled,
         base_url=base_url,
         terms_of_service=terms,
         website=website,
         caa_identities=tuple(caa),
-        check_caa=acme.get("check_caa", bool, True),
+        check_caa=acme.get("check_caa", bool, _ACME.check_caa),
         resolver=resolver,
         http01_port=ports["http01_port"],
         tlsalpn01_port=ports["tlsalpn01_port"],
-        nonce_lifetime=dt.timedelta(minutes=_positive(acme, "nonce_lifetime_minutes", 60)),
-        order_lifetime=dt.timedelta(hours=_positive(acme, "order_lifetime_hours", 7 * 24)),
-        authorization_lifetime=dt.timedelta(
-            hours=_positive(acme, "authorization_lifetime_hours", 30 * 24)
+        nonce_lifetime=_span(acme, "nonce_lifetime_minutes", _ACME.nonce_lifetime),
+        order_lifetime=_span(acme, "order_lifetime_hours", _ACME.order_lifetime),
+        authorization_lifetime=_span(
+            acme, "authorization_lifetime_hours", _ACME.authorization_lifetime
         ),
-        orders_per_hour=_positive(acme, "orders_per_hour", 300),
-        retry_after_seconds=_positive(acme, "retry_after_seconds", 3),
+        orders_per_hour=_positive(acme, "orders_per_hour", _ACME.orders_per_hour),
+        retry_after_seconds=_positive(acme, "retry_after_seconds", _ACME.retry_after_seconds),
         challenge_wait_seconds=challenge_wait,
-        orders_page_size=_positive(acme, "orders_page_size", 50),
-        tls_server_lifetime_days=_positive(acme, "tls_server_lifetime_days", 90),
+        orders_page_size=_positive(acme, "orders_page_size", _ACME.orders_page_size),
+        tls_server_lifetime_days=_positive(
+            acme, "tls_server_lifetime_days", _ACME.tls_server_lifetime_days
+        ),
         test=_acme_test(acme.get("test", dict, {}), errors),
     )
-    if config.tls_server_lifetime_days > 396:
-        errors.append("acme.tls_server_lifetime_days: at most 396 (the tls-server profile)")
+    if config.tls_server_lifetime_days > _TLS_SERVER_MAX_DAYS:
+        errors.append(
+            f"acme.tls_server_lifetime_days: at most {_TLS_SERVER_MAX_DAYS} "
+            "(the tls-server profile)"
+        )
     acme.finish()
     return config
 
 
 def _acme_test(table: Any, errors: list[str]) -> AcmeTestMode:
     test = _Reader(table, "acme.test", errors)
-    share = float(test.get("reject_nonce_share", (int, float), 0.0))
+    share = float(test.get("reject_nonce_share", (int, float), _ACME_TEST.reject_nonce_share))
     if not 0.0 <= share <= 1.0:
         errors.append("acme.test.reject_nonce_share: must be from 0 to 1")
-        share = 0.0
-    delay = float(test.get("validation_delay_seconds", (int, float), 0.0))
+        share = _ACME_TEST.reject_nonce_share
+    delay = float(
+        test.get("validation_delay_seconds", (int, float), _ACME_TEST.validation_delay_seconds)
+    )
     if delay < 0:
         errors.append("acme.test.validation_delay_seconds: must not be negative")
-        delay = 0.0
+        delay = _ACME_TEST.validation_delay_seconds
     mode = AcmeTestMode(
         reject_nonce_share=share,
-        validation_always_succeeds=test.get("validation_always_succeeds", bool, False),
+        validation_always_succeeds=test.get(
+            "validation_always_succeeds", bool, _ACME_TEST.validation_always_succeeds
+        ),
         validation_delay_seconds=delay,
     )
     test.finish()
@@ -853,6 +906,13 @@ def _not_negative(reader: _Reader, key: str, default: int) -> int:
         reader.errors.append(f"{reader.where}.{key}: must be 0 or more")
         return default
     return int(value)
+
+
+def _span(reader: _Reader, key: str, default: dt.timedelta, *, zero: bool = False) -> dt.timedelta:
+    """A duration counted in the unit its key ends with; 0 allowed only with ``zero``."""
+    unit = next(u for suffix, u in _UNITS.items() if key.endswith(suffix))
+    count = (_not_negative if zero else _positive)(reader, key, default // unit)
+    return unit * count
 
 
 def _check_secret_file(path: Path, where: str, errors: list[str]) -> None:
@@ -897,13 +957,73 @@ passphrase_file = "secrets/ca-passphrase"
 # (SoftHSM2 finds its tokens through the environment variable SOFTHSM2_CONF.)"""
 
 
+def _aligned(column: int, lines: list[tuple[str, str | None]]) -> str:
+    """Settings with their comments starting at ``column``, as the written file aligns them."""
+    return "\n".join(
+        setting if comment is None else f"{setting:<{column}}# {comment}"
+        for setting, comment in lines
+    )
+
+
+# The [http] and [ra] settings ``write_default`` writes, with their defaults.
+_HTTP_TABLE = _aligned(
+    35,
+    [
+        (
+            f"request_head_timeout_seconds = {_HTTP.request_head_timeout:g}",
+            "accept (or the last response) to a whole request head",
+        ),
+        (
+            f"request_body_timeout_seconds = {_HTTP.request_body_timeout:g}",
+            "a whole request head to its whole body (at most 64 KiB)",
+        ),
+        (f"tls_handshake_timeout_seconds = {_HTTP.tls_handshake_timeout:g}", None),
+        (
+            f"max_connections = {_HTTP.max_connections}",
+            "open connections; more are closed at accept",
+        ),
+        (
+            f"max_connections_per_address = {_HTTP.max_connections_per_address}",
+            "from one IPv4 address or IPv6 /64 (a NAT shares one)",
+        ),
+        (
+            f"hsts_max_age_seconds = {_HTTP.hsts_max_age}",
+            "Strict-Transport-Security on HTTPS (2 years; 0 clears it)",
+        ),
+    ],
+)
+_RA_TABLE = _aligned(
+    34,
+    [
+        (
+            'secret_file = "secrets/ra.key"',
+            "keyed hashes of PINs and access codes; keep it with the CA key",
+        ),
+        (
+            f"two_person_rule = {str(_RA.two_person_rule).lower()}",
+            "false: one person may vet and approve (test setups only)",
+        ),
+        (
+            f"max_attempts = {_RA.max_attempts}",
+            "wrong tries lock an access code or PIN until a new one is sent",
+        ),
+        (
+            f"attempt_backoff_seconds = {_RA.attempt_backoff // _SECOND}",
+            "an address waits after a wrong try, doubled per try (0: none)",
+        ),
+        (f"pin_ttl_hours = {_RA.pin_ttl // dt.timedelta(hours=1)}", None),
+        (f"invoice_amount = {_RA.invoice_amount}", None),
+    ],
+)
+
+
 def write_default(
     home: Path,
     key_type: KeyType,
     subject: str,
-    http: Listen = Listen("127.0.0.1", 8080),
-    https: Listen = Listen("127.0.0.1", 8443),
-    smtp: Listen = Listen("127.0.0.1", 25),
+    http: Listen = DEFAULT_HTTP,
+    https: Listen = DEFAULT_HTTPS,
+    smtp: Listen = Listen(_MAIL.smtp_host, _MAIL.smtp_port),
     token: TokenSettings | None = None,
 ) -> Path:
     """The embedded default: a config with a fresh policy arc and a generated passphrase file
@@ -940,23 +1060,18 @@ database_url = "sqlite:///jitsuin.db"
 http_listen = "{http}"    # CRL, OCSP, CA certificates (must be plain http)
 https_listen = "{https}"   # enrollment (TLS >= 1.2)
 public_http_url = "http://{http}"
-tls_names = ["localhost", "127.0.0.1"]
+tls_names = [{", ".join(_toml_string(n) for n in _SERVER.tls_names)}]
 
 [http]                             # per listener and per server process (serve --workers N: each)
-request_head_timeout_seconds = 10  # accept (or the last response) to a whole request head
-request_body_timeout_seconds = 30  # a whole request head to its whole body (at most 64 KiB)
-tls_handshake_timeout_seconds = 10
-max_connections = 1000             # open connections; more are closed at accept
-max_connections_per_address = 100  # from one IPv4 address or IPv6 /64 (a NAT shares one)
-hsts_max_age_seconds = 63072000    # Strict-Transport-Security on HTTPS (2 years; 0 clears it)
+{_HTTP_TABLE}
 
 [ca]
 subject = "{subject_toml}"
 key_type = "{key_type.value}"
 {_key_store(token)}
 policy_arc = "{arc}"   # an example arc (RFC 5612): use your own PEN
-name_order = "given-family"
-cutoff_margin_days = 30
+name_order = "{_CA.name_order.value}"
+cutoff_margin_days = {_CA.cutoff_margin // _DAY}
 # lint = "full"        # pkilint on the whole of every draft; "incremental" (the default) gives
 #                      # the same findings, judging once what a draft shares with earlier ones
 # lint_processes = 1   # lint drafts in that many processes of their own (an issuance's CPU
@@ -968,20 +1083,15 @@ cutoff_margin_days = 30
 # per generation in keys/ocsp-N.key.pem, mode 0600, with a 7-day certificate carrying
 # id-kp-OCSPSigning and id-pkix-ocsp-nocheck, renewed by the server every 3 days with the CA
 # key; RFC 6960 §4.2.2.2).
-responder = "ca"
+responder = "{_OCSP.responder}"
 
 [ra]
-secret_file = "secrets/ra.key"    # keyed hashes of PINs and access codes; keep it with the CA key
-two_person_rule = true            # false: one person may vet and approve (test setups only)
-max_attempts = 5                  # wrong tries lock an access code or PIN until a new one is sent
-attempt_backoff_seconds = 15      # an address waits after a wrong try, doubled per try (0: none)
-pin_ttl_hours = 336
-invoice_amount = 11000
+{_RA_TABLE}
 
 [mail]                             # the relay that delivers download PINs (SEED-R13)
 smtp_host = "{smtp.host}"
 smtp_port = {smtp.port}
-sender = "jitsuin CA <ca@localhost>"
+sender = {_toml_string(_MAIL.sender)}
 
 [ca.lint_suppress]
 "cabf.internal_domain_name" = "development CA: CRL, OCSP and CA certificate URLs are on loopback"

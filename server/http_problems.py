@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from jitsuin.ca.errors import CAError, Kind
+from jitsuin.ca.errors import CAError
 from jitsuin.protocol.problems import JITSUIN_TYPE_BASE, Problem
+from jitsuin.server.error_map import refusal
 from jitsuin.server.middlewares import problem_response
 from jitsuin.server.ra.errors import RAError, RAKind
 
@@ -48,13 +49,13 @@ def ra_problem(exc: RAError) -> web.Response:
 
 
 def ca_problem(exc: CAError) -> web.Response:
-    # A lint that could not run is the server's trouble, for a while (RFC 9110 §15.6.4).
-    status = 503 if exc.kind is Kind.LINT_UNAVAILABLE else 400
+    """The CA's refusal as server/error_map.py decides it, as an RFC 9457 problem."""
+    decided = refusal(exc)
     problem = Problem(
-        status=status, title="Request refused by the CA", detail=exc.message,
-        type=JITSUIN_TYPE_BASE + exc.kind.value,
+        status=decided.status, title="Request refused by the CA", detail=decided.detail,
+        type=JITSUIN_TYPE_BASE + decided.problem,
     )  # fmt: skip
-    return problem_response(problem, NO_STORE)
+    return problem_response(problem, NO_STORE | decided.headers)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
+from jitsuin.ca.revocation import Reason
 from jitsuin.conformance import pkilint_delegate
 from jitsuin.conformance.documents import CertificateDoc, CRLDoc, OCSPDoc
 from jitsuin.conformance.findings import Note, Severity, Violation
@@ -136,22 +137,6 @@ def r02(doc: CRLDoc) -> Found:
             )
 
 
-_SUBSCRIBER_REASONS = {
-    x509.ReasonFlags.key_compromise,
-    x509.ReasonFlags.affiliation_changed,
-    x509.ReasonFlags.superseded,
-    x509.ReasonFlags.cessation_of_operation,
-    x509.ReasonFlags.privilege_withdrawn,
-}
-_CA_REASONS = {
-    x509.ReasonFlags.key_compromise,
-    x509.ReasonFlags.ca_compromise,
-    x509.ReasonFlags.affiliation_changed,
-    x509.ReasonFlags.superseded,
-    x509.ReasonFlags.cessation_of_operation,
-}
-
-
 def _ca_serials(doc: CRLDoc) -> set[int]:
     """Serials of CA certificates among the files that this CRL's issuer signed."""
     return {
@@ -174,7 +159,6 @@ def _ca_serials(doc: CRLDoc) -> set[int]:
 )
 def r03(doc: CRLDoc) -> Found:
     ca_serials = _ca_serials(doc)
-    allowed = _CA_REASONS if doc.is_ca_crl else _SUBSCRIBER_REASONS
     for i, entry in enumerate(doc.crl):
         path = f"certificateList.tbsCertList.revokedCertificates.{i}"
         try:
@@ -194,7 +178,7 @@ def r03(doc: CRLDoc) -> Found:
                 f"reasonCode of {entry.serial_number:x} is unspecified: omit it instead",
                 node_path=path,
             )
-        elif reason not in allowed:
+        elif not Reason(reason.value).allowed_on_crl(ca_certificates=doc.is_ca_crl):
             yield Violation(
                 f"reasonCode {reason.name} of {entry.serial_number:x} is not allowed here",
                 node_path=path,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jitsuin.ca.generations import CAGeneration
+from jitsuin.ca.generations import generation_by_key_id as find_by_key_id
 from jitsuin.protocol.acme import messages
 from jitsuin.protocol.acme.problems import AcmeError, ErrorType
 from jitsuin.protocol.jose import JWK, FlattenedJWS, JOSEError
@@ -89,7 +90,5 @@ class Reply:
 
 def generation_by_key_id(generations: Sequence[CAGeneration], key_id: bytes) -> int | None:
     """The number of the generation whose key has this identifier (RFC 9773 §4.1)."""
-    for generation in generations:
-        if generation.key_identifier == key_id:
-            return generation.number
-    return None
+    generation = find_by_key_id(generations, key_id)
+    return None if generation is None else generation.number

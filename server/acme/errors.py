@@ -6,23 +6,24 @@ from collections.abc import Mapping
 
 from jitsuin.ca.errors import CAError, Kind
 from jitsuin.protocol.acme.problems import AcmeError, ErrorType
+from jitsuin.server.error_map import refusal
 from jitsuin.server.ra.errors import RAError, RAKind
 
-# CA refusals of a CSR are the client's to fix (badCSR); the rest are the server's problem: a
-# passing one (503) is explained to the client, a fault of the CA (500) is not.
-_CA_ERRORS: Mapping[Kind, tuple[ErrorType, int | None]] = {
-    Kind.BAD_CSR: (ErrorType.BAD_CSR, None),
-    Kind.BAD_SIGNATURE: (ErrorType.BAD_CSR, None),
-    Kind.WEAK_ALGORITHM: (ErrorType.BAD_CSR, None),
-    Kind.BAD_PUBLIC_KEY: (ErrorType.BAD_CSR, None),
-    Kind.KEY_REUSED: (ErrorType.BAD_CSR, None),
-    Kind.BAD_SUBJECT: (ErrorType.BAD_CSR, None),
-    Kind.UNKNOWN_PROFILE: (ErrorType.INVALID_PROFILE, None),
-    Kind.CUTOFF: (ErrorType.SERVER_INTERNAL, 503),
-    Kind.LINT: (ErrorType.SERVER_INTERNAL, 500),
-    Kind.LINT_UNAVAILABLE: (ErrorType.SERVER_INTERNAL, 503),
-    Kind.BAD_KEY_FILE: (ErrorType.SERVER_INTERNAL, 500),
-    Kind.BAD_CONFIG: (ErrorType.SERVER_INTERNAL, 500),
+# The ACME error type of each CA refusal: a CSR or profile the client may fix, or the CA's own
+# trouble (serverInternal). Status, Retry-After and detail: server/error_map.py.
+_CA_ERRORS: Mapping[Kind, ErrorType] = {
+    Kind.BAD_CSR: ErrorType.BAD_CSR,
+    Kind.BAD_SIGNATURE: ErrorType.BAD_CSR,
+    Kind.WEAK_ALGORITHM: ErrorType.BAD_CSR,
+    Kind.BAD_PUBLIC_KEY: ErrorType.BAD_CSR,
+    Kind.KEY_REUSED: ErrorType.BAD_CSR,
+    Kind.BAD_SUBJECT: ErrorType.BAD_CSR,
+    Kind.UNKNOWN_PROFILE: ErrorType.INVALID_PROFILE,
+    Kind.CUTOFF: ErrorType.SERVER_INTERNAL,
+    Kind.LINT: ErrorType.SERVER_INTERNAL,
+    Kind.LINT_UNAVAILABLE: ErrorType.SERVER_INTERNAL,
+    Kind.BAD_KEY_FILE: ErrorType.SERVER_INTERNAL,
+    Kind.BAD_CONFIG: ErrorType.SERVER_INTERNAL,
 }
 
 _RA_ERRORS: Mapping[RAKind, ErrorType] = {
@@ -41,12 +42,14 @@ _RA_ERRORS: Mapping[RAKind, ErrorType] = {
 
 
 def from_ca(exc: CAError) -> AcmeError:
-    """One table maps the CA's refusals to ACME error types (docs/architecture.md,
-    house habit 1)."""
-    type_, status = _CA_ERRORS[exc.kind]
-    if status == 500:
-        return AcmeError(type_, "the CA could not issue the certificate", status=status)
-    return AcmeError(type_, exc.message, status=status)
+    """The CA's refusal as server/error_map.py decides it, with the kind's ACME error type."""
+    decided = refusal(exc)
+    return AcmeError(
+        _CA_ERRORS[exc.kind],
+        decided.detail,
+        status=decided.status,
+        headers=tuple(decided.headers.items()),
+    )
 
 
 def from_ra(exc: RAError) -> AcmeError:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from jitsuin.ca.chains import chains
 from jitsuin.ca.csr import VerifiedCSR, verify_csr
 from jitsuin.ca.errors import CAError
+from jitsuin.ca.generations import issuing_generation
 from jitsuin.ca.issuance import check_public_key, profile_named
 from jitsuin.protocol.acme import messages
 from jitsuin.protocol.acme.messages import Identifier
@@ -29,7 +30,7 @@ from jitsuin.server.acme.orders import Orders
 from jitsuin.server.acme.requests import RequestVerifier
 from jitsuin.server.acme.transitions import move_order
 from jitsuin.server.authority import Authority
-from jitsuin.server.est.service import Reenrollment, Settled, generation_of
+from jitsuin.server.est.service import Reenrollment, Settled
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.service import RAService, contradicts
 from jitsuin.server.storage import AcmeAccountRecord, AcmeOrderRecord, AuditEvent, Conflict
@@ -200,7 +201,7 @@ class Issuance:
 
     def _issued(self, der: bytes) -> _Issued:
         cert = x509.load_der_x509_certificate(der)
-        generation = generation_of(self.authority, cert)
+        generation = issuing_generation(cert, self.authority.generations)
         assert generation is not None
         return _Issued(generation.number, cert.serial_number)
 
@@ -279,7 +280,7 @@ class Issuance:
         leaf = x509.load_der_x509_certificate(record.der)
         found = chains(
             leaf,
-            generation_of(self.authority, leaf),
+            issuing_generation(leaf, self.authority.generations),
             self.authority.generations,
             self.authority.links,
         )

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 from cryptography import x509
 
+from jitsuin.ca.generations import issuing_generation
+from jitsuin.ca.revocation import Reason
 from jitsuin.protocol.acme import messages
 from jitsuin.protocol.acme.ari import RETRY_AFTER_SECONDS, suggested_window
 from jitsuin.protocol.acme.messages import Identifier
@@ -18,19 +20,10 @@ from jitsuin.server.acme.common import (
     unauthorized,
 )
 from jitsuin.server.authority import Authority
-from jitsuin.server.est.service import generation_of
 from jitsuin.server.storage import Conflict, NotFound
 
-# RFC 5280 §5.3.1 reason codes a subscriber may give in revokeCert (§7.6). 0 (unspecified) is
-# published without a reasonCode; 2, 6, 8, 10 are not the subscriber's to claim; 7 is unused.
-REVOCATION_REASONS: Mapping[int, str] = {
-    0: "unspecified",
-    1: "keyCompromise",
-    3: "affiliationChanged",
-    4: "superseded",
-    5: "cessationOfOperation",
-    9: "privilegeWithdrawn",
-}
+# RFC 5280 §5.3.1 reason codes a subscriber may give in revokeCert (§7.6), by ca/revocation.py.
+REVOCATION_REASONS: Mapping[int, str] = {r.code: r.value for r in Reason if r.subscriber_may_give}
 
 
 class Revocation:
@@ -53,7 +46,7 @@ class Revocation:
                 f"reason code {request.reason} is not accepted; use one of {allowed} "
                 "(RFC 5280 §5.3.1)",
             )
-        generation = generation_of(self.authority, cert)
+        generation = issuing_generation(cert, self.authority.generations)
         if generation is None:
             raise not_found("certificate issued by this CA")
         try:

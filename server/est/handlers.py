@@ -13,10 +13,11 @@ from asn1crypto import core
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from jitsuin.ca.errors import CAError, Kind
+from jitsuin.ca.errors import CAError
 from jitsuin.ca.issuance import profile_named
 from jitsuin.ca.profiles import PERSONAL_PROFILES
 from jitsuin.protocol import est
+from jitsuin.server.error_map import refusal
 from jitsuin.server.keys import AUTHORITY, RA, REENROLLMENT
 from jitsuin.server.operator_auth import source_of
 from jitsuin.server.ra.errors import RAError, RAKind
@@ -93,12 +94,11 @@ def _from_ra(exc: RAError, retry_after: int) -> ESTFailure:
 
 
 def _from_ca(exc: CAError) -> ESTFailure:
-    hint = {ERROR_HEADER: exc.kind.value}
-    if exc.kind is Kind.CUTOFF:
-        return ESTFailure(503, exc.message, **hint)
-    if exc.kind is Kind.LINT_UNAVAILABLE:  # RFC 7030 §4.2.3: 503 with Retry-After, try later
-        return ESTFailure(503, exc.message, **{"Retry-After": "5"}, **hint)
-    return ESTFailure(400, exc.message, **hint)
+    """The CA's refusal as server/error_map.py decides it, as text/plain with the kind named."""
+    decided = refusal(exc)
+    return ESTFailure(
+        decided.status, decided.detail, **decided.headers, **{ERROR_HEADER: decided.problem}
+    )
 
 
 def _certificate(der: bytes) -> web.Response:

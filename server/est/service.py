@@ -11,7 +11,7 @@ from cryptography import x509
 
 from jitsuin.ca.csr import VerifiedCSR, verify_csr
 from jitsuin.ca.errors import CAError, Kind
-from jitsuin.ca.generations import CAGeneration
+from jitsuin.ca.generations import issuing_generation
 from jitsuin.ca.subject import VettedSubject, vetted_from_subject
 from jitsuin.server.authority import Authority
 from jitsuin.server.ra.errors import RAError, RAKind
@@ -30,18 +30,6 @@ class Reenrolled:
     status: Settled
     certificate_der: bytes | None  # with ISSUED only
     request_id: int
-
-
-def generation_of(authority: Authority, cert: x509.Certificate) -> CAGeneration | None:
-    """The CA generation whose key issued ``cert`` (by the authority key identifier)."""
-    try:
-        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-    except x509.ExtensionNotFound:
-        return None
-    for generation in authority.generations:
-        if generation.key_identifier == aki.key_identifier:
-            return generation
-    return None
 
 
 def vetted_from_certificate(authority: Authority, cert: x509.Certificate) -> VettedSubject:
@@ -84,7 +72,7 @@ class Reenrollment:
         matched the CSR to the certificate being renewed; the subject comes from it anyway.
         ``profile``: the EST label the request came under, which must be the certificate's."""
         peer = x509.load_der_x509_certificate(peer_der)
-        generation = generation_of(self.authority, peer)
+        generation = issuing_generation(peer, self.authority.generations)
         if generation is None:
             raise RAError(RAKind.UNAUTHORIZED, "the client certificate was not issued by this CA")
         serial_hex = format(peer.serial_number, "x")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jitsuin.ca.revocation import Reason
 from jitsuin.server.http_json import Body
 from jitsuin.server.ra.base import RABase
 from jitsuin.server.ra.errors import RAError, RAKind
@@ -15,15 +16,8 @@ from jitsuin.server.ra.permissions import Permission
 from jitsuin.server.ra.workflow import Event, allowing
 from jitsuin.server.storage import ApplicationRecord, Conflict, Operator
 
-# RFC 5280 §5.3.1 reason codes an operator may give; S/MIME BR 7.2.2 exclude unspecified and
-# certificateHold (docs/conformance.md, R-03).
-REVOCATION_REASONS = (
-    "keyCompromise",
-    "affiliationChanged",
-    "superseded",
-    "cessationOfOperation",
-    "privilegeWithdrawn",
-)
+# RFC 5280 §5.3.1 reason names an operator may give (S/MIME BR 7.2.2), by ca/revocation.py.
+REVOCATION_REASONS = tuple(r.value for r in Reason if r.operator_may_give)
 
 
 class Closing(RABase):

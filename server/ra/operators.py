@@ -14,7 +14,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from jitsuin.ca.client_auth import client_auth_refusal, issuing_generation
+from jitsuin.ca.client_auth import client_auth_refusal
+from jitsuin.ca.generations import issuing_generation
 from jitsuin.server.ra import credentials
 from jitsuin.server.ra.base import RABase, credential_known_to, store_errors
 from jitsuin.server.ra.errors import RAError, RAKind

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from jitsuin.ca.client_auth import client_auth_refusal, issuing_generation
+from jitsuin.ca.client_auth import client_auth_refusal
 from jitsuin.ca.clock import UTC, FixedClock
-from jitsuin.ca.generations import create_generation
+from jitsuin.ca.generations import create_generation, generation_by_key_id, issuing_generation
 from jitsuin.ca.keys import KeyType, SoftwareSigner, generate_private_key
 
 START = dt.datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -72,6 +72,38 @@ def test_the_generation_that_signed_it_and_no_other():
     impostor = ec.generate_private_key(ec.SECP256R1())
     assert issuing_generation(leaf(impostor, eku=PERSONAL), generations) is None
     assert issuing_generation(leaf(keys[0], eku=PERSONAL), generations[1:]) is None
+
+
+def test_the_authority_key_identifier_narrows_the_search_but_the_signature_decides():
+    keys = [generate_private_key(KeyType.ECDSA_P256) for _ in range(2)]
+    generations = [
+        create_generation(n, SoftwareSigner(k), CA_NAME, FixedClock(START))
+        for n, k in enumerate(keys, start=1)
+    ]
+
+    def with_aki(ca_key: ec.EllipticCurvePrivateKey, key_id: bytes) -> x509.Certificate:
+        key = ec.generate_private_key(ec.SECP256R1())
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Hanako Yamada")]))
+            .issuer_name(CA_NAME)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(START)
+            .not_valid_after(START + dt.timedelta(days=30))
+            .add_extension(x509.AuthorityKeyIdentifier(key_id, None, None), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+
+    first, second = (g.key_identifier for g in generations)
+    assert issuing_generation(with_aki(keys[1], second), generations) is generations[1]
+    assert generation_by_key_id(generations, second) is generations[1]
+    # The key identifier of generation 1 on a certificate generation 2 signed: neither.
+    assert issuing_generation(with_aki(keys[1], first), generations) is None
+    # Another CA copying generation 2's name and key identifier: none.
+    impostor = ec.generate_private_key(ec.SECP256R1())
+    assert issuing_generation(with_aki(impostor, second), generations) is None
+    assert generation_by_key_id(generations, b"\x00" * 20) is None
 
 
 def test_a_personal_certificate_within_its_validity_may_authenticate():
