@@ -1,4 +1,4 @@
-"""The store interface (house habit 10: the consumer owns it) and its records.
+"""The store interface (docs/architecture.md, house habit 10: the consumer owns it) and its records.
 
 SQL lives only below this package, written once in ``store.py`` over a thin driver layer
 (``driver.py``): SQLite (``sqlite.py``) is the embedded default, PostgreSQL (``postgres.py``)
@@ -130,7 +130,7 @@ class Operator:
 
 @dataclass(frozen=True, slots=True)
 class ApplicationRecord:
-    """One application = one certificate (FLOW.md). Column names match the table."""
+    """One application = one certificate (docs/flow.md). Column names match the table."""
 
     id: str
     version: int
@@ -176,7 +176,7 @@ class ApplicationRecord:
 class Credential(enum.Enum):
     """A secret the applicant types, by the counter its wrong tries add to and the column that
     keeps it (hashed or sealed). The PIN e-mail's ACME EAB key shares the PIN's counter: both are
-    the same pickup credential (FLOW.md)."""
+    the same pickup credential (docs/flow.md)."""
 
     ACCESS_CODE = ("access_attempts", "access_code_hash")
     PIN = ("pin_attempts", "pin_hash")
@@ -461,7 +461,7 @@ async def verify_audit_log(
 
 def application_revoked(application_id: str, reason: str, revocation: AuditEvent) -> AuditEvent:
     """The audit entry of an application closed because its certificate was revoked: the same
-    action and details as the RA's own transition (FLOW.md: issued -> revoked)."""
+    action and details as the RA's own transition (docs/flow.md: issued -> revoked)."""
     return AuditEvent(
         revocation.at,
         revocation.actor,

@@ -1,8 +1,8 @@
--- jitsuin schema, version 2 (PostgreSQL twin of 0002_ra.sqlite.sql): the RA workflow (FLOW.md),
--- operators, the mail outbox, revocation. Secrets are never stored in clear: access codes, PINs
--- and operator tokens as keyed hashes (HMAC-SHA256 with the server's RA key); the EAB MAC key and
--- queued mail bodies encrypted with AES-256-GCM under a key derived from it. The Individual Number
--- is never stored (SEED-R8).
+-- jitsuin schema, version 2 (PostgreSQL twin of 0002_ra.sqlite.sql): the RA workflow
+-- (docs/flow.md), operators, the mail outbox, revocation. Secrets are never stored in clear: access
+-- codes, PINs and operator tokens as keyed hashes (HMAC-SHA256 with the server's RA key); the EAB
+-- MAC key and queued mail bodies encrypted with AES-256-GCM under a key derived from it. The
+-- Individual Number is never stored (SEED-R8).
 
 CREATE TABLE operators (
     name        text        PRIMARY KEY,

@@ -1,7 +1,7 @@
--- jitsuin schema, version 2: the RA workflow (FLOW.md), operators, the mail outbox, revocation.
--- Secrets are never stored in clear: access codes, PINs and operator tokens as keyed hashes
--- (HMAC-SHA256 with the server's RA key); the EAB MAC key and queued mail bodies encrypted with
--- AES-256-GCM under a key derived from it. The Individual Number is never stored (SEED-R8).
+-- jitsuin schema, version 2: the RA workflow (docs/flow.md), operators, the mail outbox,
+-- revocation. Secrets are never stored in clear: access codes, PINs and operator tokens as keyed
+-- hashes (HMAC-SHA256 with the server's RA key); the EAB MAC key and queued mail bodies encrypted
+-- with AES-256-GCM under a key derived from it. The Individual Number is never stored (SEED-R8).
 
 CREATE TABLE operators (
     name        TEXT PRIMARY KEY,

@@ -1,6 +1,6 @@
 -- jitsuin schema, version 4 (PostgreSQL twin of 0004_rollover_revocation.sqlite.sql): link
 -- certificates of CA rollovers (RFC 9810 §4.4), CRLs, and one counter table (CRL numbers increase
--- across every generation's key, CONFORMANCE R-01).
+-- across every generation's key, docs/conformance.md R-01).
 
 CREATE TABLE ca_links (
     old_generation  integer NOT NULL REFERENCES ca_generations(number),

@@ -1,5 +1,5 @@
 -- jitsuin schema, version 4: link certificates of CA rollovers (RFC 9810 §4.4), CRLs, and one
--- counter table (CRL numbers increase across every generation's key, CONFORMANCE R-01).
+-- counter table (CRL numbers increase across every generation's key, docs/conformance.md R-01).
 
 CREATE TABLE ca_links (
     old_generation  INTEGER NOT NULL REFERENCES ca_generations(number),
