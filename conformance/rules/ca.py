@@ -53,7 +53,7 @@ def _has_role(*roles: str):  # type: ignore[no-untyped-def]
 
 def _margin(doc: CertificateDoc) -> dt.timedelta:
     e = doc.ctx.expectations
-    return e.policy.cutoff_margin if e is not None else dt.timedelta(0)
+    return e.ca.cutoff_margin if e is not None else dt.timedelta(0)
 
 
 @rule(
