@@ -17,6 +17,7 @@ from typing import Any
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from jitsuin.ca.issuance import CAPolicy
+from jitsuin.ca.keys import KeyType
 from jitsuin.ca.profiles import (
     PROFILES,
     SUBSCRIBER_VALIDITY,
@@ -26,6 +27,7 @@ from jitsuin.ca.profiles import (
 )
 
 ANY_HTTP = "any-http"
+SBR_MAX_VALIDITY_DAYS = 825  # SBR 6.3.2
 GENERATION = "{generation}"
 
 # Names the profile file may use for purposes; anything else is a dotted OID.
@@ -228,6 +230,12 @@ def _subscriber(name: str, raw: Mapping[str, Any]) -> SubscriberProfile:
         raise ProfileFileError(f"{where}.san.allowed: only {list(SAN_KINDS)}")
     if not raw["eku"]:
         raise ProfileFileError(f"{where}.eku: at least one purpose")
+    unknown_keys = sorted(set(raw["key_types"]) - {k.value for k in KeyType})
+    if unknown_keys or not raw["key_types"]:
+        raise ProfileFileError(f"{where}.key_types: unknown {unknown_keys} or empty")
+    days = raw["max_validity_days"]
+    if not isinstance(days, int) or not 1 <= days <= SBR_MAX_VALIDITY_DAYS:
+        raise ProfileFileError(f"{where}.max_validity_days: 1 to {SBR_MAX_VALIDITY_DAYS}")
     allowed = {
         _oids([attr], ATTRIBUTE_OIDS, "subject attribute")[0]: (
             _pattern(p, f"profiles.{name}.subject.allowed.{attr}") if p else None

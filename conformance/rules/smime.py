@@ -64,10 +64,23 @@ def _margin(doc: CertificateDoc) -> dt.timedelta:
 def s01(doc: CertificateDoc) -> Found:
     period = scope.validity(doc)
     path = "certificate.tbsCertificate.validity"
-    profile = doc.profile if doc.ctx.expectations is not None else None
-    limit = profile.max_validity if profile is not None else SUBSCRIBER_VALIDITY
-    exact = doc.ctx.expectations is not None and (profile is None or profile.exact_validity)
-    source = f"profile {profile.name}" if profile is not None else "SEED-R1"
+    e = doc.ctx.expectations
+    profile = doc.profile
+    # With a configuration but no profile known from the CP OID (S-04 says so): the bounds its
+    # personal profiles share.
+    if profile is not None:
+        candidates = [profile]
+    elif e is not None:
+        candidates = [p for p in e.profiles.values() if p.personal]
+    else:
+        candidates = []
+    limit = max((p.max_validity for p in candidates), default=SUBSCRIBER_VALIDITY)
+    exact = (
+        e is not None
+        and bool(candidates)
+        and all(p.exact_validity and p.max_validity == limit for p in candidates)
+    )
+    source = f"profile {profile.name}" if profile is not None and e is not None else "SEED-R1"
     if period > SBR_MAX_VALIDITY:
         yield Violation(
             f"valid {scope.days(period)}: more than the 825 days of SBR 6.3.2", node_path=path
