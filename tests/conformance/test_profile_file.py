@@ -176,9 +176,7 @@ class OtherCA:
         )
         start = AT - 50 * DAY
         builder = (
-            self._issued(
-                x509.Name([x509.NameAttribute(o, v) for o, v in parts["subject"]]), public
-            )
+            self._issued(x509.Name([x509.NameAttribute(o, v) for o, v in parts["subject"]]), public)
             .not_valid_before(start)
             .not_valid_after(start + dt.timedelta(days=parts["days"], seconds=-1))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -310,16 +308,18 @@ def good(other_ca: OtherCA, tmp_path_factory: pytest.TempPathFactory) -> Path:
     rsa_leaf = ca.leaf(lambda p: p.update(key=rsa.generate_private_key(65537, 3072)))
     ec_leaf = ca.leaf()
     revoked = ca.leaf(
-        lambda p: p.update(san=[x509.RFC822Name("hanako.sato@example.org")])
-        or p.update(
-            subject=[
-                (NameOID.COUNTRY_NAME, "DE"),
-                (NameOID.SURNAME, "Sato"),
-                (NameOID.GIVEN_NAME, "Hanako"),
-                (NameOID.TITLE, "Licensed Engineer"),
-                (NameOID.SERIAL_NUMBER, "E-654321"),
-                (NameOID.COMMON_NAME, "Sato Hanako"),
-            ]
+        lambda p: (
+            p.update(san=[x509.RFC822Name("hanako.sato@example.org")])
+            or p.update(
+                subject=[
+                    (NameOID.COUNTRY_NAME, "DE"),
+                    (NameOID.SURNAME, "Sato"),
+                    (NameOID.GIVEN_NAME, "Hanako"),
+                    (NameOID.TITLE, "Licensed Engineer"),
+                    (NameOID.SERIAL_NUMBER, "E-654321"),
+                    (NameOID.COMMON_NAME, "Sato Hanako"),
+                ]
+            )
         )
     )
     responder = ca.responder()
