@@ -164,22 +164,24 @@ class OtherCA:
             "ca_issuers": CA_URL,
             "days": 365,
             "extra": [],
+            "ca": False,
         }
         if change is not None:
             change(parts)
         key = parts["key"]
         public = key.public_key()
+        ca_bits = {"key_cert_sign": True, "crl_sign": True} if parts["ca"] else {}
         ku = (
-            _ku(digital_signature=True, content_commitment=True, key_encipherment=True)
+            _ku(digital_signature=True, content_commitment=True, key_encipherment=True, **ca_bits)
             if isinstance(key, rsa.RSAPrivateKey)
-            else _ku(digital_signature=True, content_commitment=True, key_agreement=True)
+            else _ku(digital_signature=True, content_commitment=True, key_agreement=True, **ca_bits)
         )
         start = AT - 50 * DAY
         builder = (
             self._issued(x509.Name([x509.NameAttribute(o, v) for o, v in parts["subject"]]), public)
             .not_valid_before(start)
             .not_valid_after(start + dt.timedelta(days=parts["days"], seconds=-1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.BasicConstraints(ca=parts["ca"], path_length=None), critical=True)
             .add_extension(ku, critical=True)
             .add_extension(x509.ExtendedKeyUsage(parts["eku"]), critical=False)
             .add_extension(x509.SubjectAlternativeName(parts["san"]), critical=False)
@@ -482,6 +484,26 @@ def test_one_defect_per_rule_is_caught(other_ca: OtherCA, good: Path, tmp_path: 
     for name, (_change, rule, text) in DEFECTS.items():
         assert failed[f"{name}.der"] == {rule}, (name, messages[f"{name}.der"])
         assert text in messages[f"{name}.der"], (name, messages[f"{name}.der"])
+
+
+def test_a_subscriber_certificate_with_ca_true_is_an_error(
+    other_ca: OtherCA, good: Path, tmp_path: Path
+) -> None:
+    """The good leaf re-signed with cA TRUE, keyCertSign and cRLSign keeps the profile's policy,
+    a personal subject and its EKU: C-12 names each mark, C-13 finds it is neither a generation,
+    a link nor a declared intermediate, and the S rules still judge it (S-06: keyUsage)."""
+    folder = tmp_path / "ca-true"
+    _write(folder, "root.der", (good / "root.der").read_bytes())
+    _write(folder, "leaf.der", other_ca.leaf(lambda p: p.update(ca=True)).public_bytes(DER))
+    report = _lint(tmp_path, folder, "--profile-file", str(PROFILE_FILE))
+    leaf = next(f for f in report["files"] if f["path"].endswith("leaf.der"))
+    assert leaf["description"].startswith("certificate with cA TRUE")
+    c12 = [x["message"] for x in leaf["findings"] if x["rule"] == "C-12"]
+    assert any("the subscriber policy " + CP_OID in m for m in c12), c12
+    assert any("subject givenName" in m for m in c12), c12
+    assert {"C-12", "C-13", "S-06"} <= _failed(report)["leaf.der"]
+    ran = {r["rule"] for r in leaf["results"] if r["status"] in ("pass", "fail")}
+    assert {"S-04", "S-05", "S-15", "S-18"} <= ran
 
 
 def test_the_ocsp_arrangement_comes_from_the_file(good: Path, tmp_path: Path) -> None:
