@@ -424,16 +424,6 @@ _IV_ALLOWED = {
     scope.POSTAL_CODE,
     scope.COUNTRY,
 }
-# SEED-R4 and docs/conformance.md's subscriber table: CN, givenName, surname, title, serialNumber,
-# C.
-_SEED_SUBJECT = {
-    scope.CN,
-    scope.GIVEN_NAME,
-    scope.SURNAME,
-    scope.TITLE,
-    scope.SERIAL_NUMBER,
-    scope.COUNTRY,
-}
 
 
 @rule(
@@ -456,8 +446,10 @@ def s09(doc: CertificateDoc) -> Found:
     patterns: Mapping[str, str | None] = {}
     if profile is not None:
         patterns = profile.subject_allowed
-    elif doc.ctx.expectations is not None:
-        patterns = dict.fromkeys(_SEED_SUBJECT)
+    elif doc.ctx.expectations is not None:  # no profile known (S-04 says so): any personal one's
+        for p in doc.ctx.expectations.profiles.values():
+            if p.personal:
+                patterns = {**p.subject_allowed, **patterns}
     allowed = set(patterns) if doc.ctx.expectations is not None else _IV_ALLOWED
     seen: set[str] = set()
     attributes = scope.subject_attributes(doc)

@@ -542,3 +542,43 @@ def test_a_bad_profile_file_is_a_usage_error(
     assert main(["lint", "--profile-file", str(bad), str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert "--profile-file" in err and message in err, err
+
+
+SARIF_LEVELS = {"none", "note", "warning", "error"}  # SARIF 2.1.0 §3.27.10
+
+
+def test_the_ci_recipe_writes_sarif_2_1_0(other_ca: OtherCA, good: Path, tmp_path: Path) -> None:
+    """The command of docs/conformance.md's CI job, on the good folder plus one defect: a SARIF
+    2.1.0 log with the parts code-scanning uploads need (§3.13 sarifLog, §3.14 run, §3.19 tool,
+    §3.27 result), checked structurally."""
+    folder = tmp_path / "issued"
+    for name in ("root.der", "leaf-ec.der", "ca1-full.crl", "leaf-ec.ocsp", "responder.der"):
+        _write(folder, name, (good / name).read_bytes())
+    change, rule, _text = DEFECTS["s05-client-auth"]
+    _write(folder, "bad.der", other_ca.leaf(change).public_bytes(DER))
+    out = tmp_path / "pki-lint.sarif"
+    argv = ["lint", "--profile-file", str(PROFILE_FILE), "--at", AT.isoformat()]
+    assert main([*argv, "--format", "sarif", "--output", str(out), str(folder)]) == 1
+    log = json.loads(out.read_text())
+    assert log["version"] == "2.1.0"
+    assert log["$schema"].endswith("sarif-2.1.0.json")
+    (run,) = log["runs"]
+    driver = run["tool"]["driver"]
+    assert driver["name"] and driver["version"]
+    ids = [r["id"] for r in driver["rules"]]
+    assert len(ids) == len(set(ids))
+    for r in driver["rules"]:
+        assert r["shortDescription"]["text"] and r["fullDescription"]["text"]
+        assert r["defaultConfiguration"]["level"] in SARIF_LEVELS
+    results = run["results"]
+    assert results, "the defect must be reported"
+    for result in results:
+        assert result["level"] in SARIF_LEVELS
+        assert result["message"]["text"]
+        assert ids[result["ruleIndex"]] == result["ruleId"]  # §3.27.6
+        (location,) = result["locations"]
+        uri = location["physicalLocation"]["artifactLocation"]["uri"]
+        assert Path(uri).parent == folder
+    flagged = {(Path(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]).name,
+                r["ruleId"], r["level"]) for r in results}  # fmt: skip
+    assert flagged == {("bad.der", rule, "error")}
