@@ -32,6 +32,7 @@ from pyasn1.error import PyAsn1Error
 from pyasn1_alt_modules import rfc5280
 
 from jitsuin.ca.issuance import CAPolicy
+from jitsuin.ca.profiles import SUBSCRIBER_VALIDITY
 from jitsuin.conformance import profile as profile_description
 from jitsuin.conformance.profile import CAProfile, SubscriberProfile
 from jitsuin.conformance.registry import DocKind
@@ -76,6 +77,15 @@ class Expectations:
     @property
     def profiles(self) -> Mapping[str, SubscriberProfile]:
         return self.ca.profiles
+
+    @property
+    def longest_validity(self) -> dt.timedelta:
+        """The longest validity of the CA's personal profiles: what an issuing key's cut-off
+        must leave room for (S-17, C-07)."""
+        return max(
+            (p.max_validity for p in self.profiles.values() if p.personal),
+            default=SUBSCRIBER_VALIDITY,
+        )
 
     def profile_for_policies(self, oids: Iterable[ObjectIdentifier]) -> SubscriberProfile | None:
         dotted = {o.dotted_string for o in oids}

@@ -767,8 +767,8 @@ def s16(doc: CertificateDoc) -> Found:
     "S-17",
     "Issued by the current key before its cut-off",
     """The certificate was issued (notBefore) no later than its issuing key's cut-off (the
-    issuer's notAfter - 396 days + 1 s - the configured margin), and not after a newer generation
-    of the same CA took over.""",
+    issuer's notAfter - 396 days + 1 s - the configured margin; with a profile file, its
+    profile's maximum validity), and not after a newer generation of the same CA took over.""",
     citation="SEED-R15; docs/conformance.md S-17, C-07",
     source=Source.PROJECT,
     severity=E,
@@ -781,7 +781,13 @@ def s17(doc: CertificateDoc) -> Found:
     if issuer is None:
         yield Note("the issuer certificate is not among the files: cut-off not checked")
         return
-    cutoff = issuer.not_after - SUBSCRIBER_VALIDITY + scope.ONE_SECOND - _margin(doc)
+    e = doc.ctx.expectations
+    profile = doc.profile if e is not None else None
+    if profile is not None:
+        room = profile.max_validity
+    else:
+        room = e.longest_validity if e is not None else SUBSCRIBER_VALIDITY
+    cutoff = issuer.not_after - room + scope.ONE_SECOND - _margin(doc)
     if doc.not_before > cutoff:
         yield Violation(
             f"issued {doc.not_before.isoformat()}, after the issuing key's cut-off "

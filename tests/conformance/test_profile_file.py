@@ -85,7 +85,7 @@ class OtherCA:
     responder_key: ec.EllipticCurvePrivateKey
 
     @classmethod
-    def make(cls, *, root_ku: x509.KeyUsage | None = None) -> OtherCA:
+    def make(cls, *, root_days: int = 3000) -> OtherCA:
         key = ec.generate_private_key(ec.SECP384R1())
         root = (
             x509.CertificateBuilder()
@@ -94,11 +94,11 @@ class OtherCA:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(AT - 400 * DAY)
-            .not_valid_after(AT + 3000 * DAY)
+            .not_valid_after(AT + root_days * DAY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             # OCSP is delegated: the root key signs certificates and CRLs only (no
             # digitalSignature), which jitsuin's own layout would call a defect (C-01).
-            .add_extension(root_ku or _ku(key_cert_sign=True, crl_sign=True), critical=True)
+            .add_extension(_ku(key_cert_sign=True, crl_sign=True), critical=True)
             .add_extension(_ski(key.public_key()), critical=False)
             .sign(key, hashes.SHA384())
         )
@@ -504,6 +504,20 @@ def test_a_subscriber_certificate_with_ca_true_is_an_error(
     assert {"C-12", "C-13", "S-06"} <= _failed(report)["leaf.der"]
     ran = {r["rule"] for r in leaf["results"] if r["status"] in ("pass", "fail")}
     assert {"S-04", "S-05", "S-15", "S-18"} <= ran
+
+
+def test_the_cut_off_leaves_room_for_the_profiles_validity(tmp_path: Path) -> None:
+    """S-17: a key stops issuing when what it issues could outlive it. The other CA's profile
+    allows 730 days: a leaf from a root that ends in 500 days is past that key's cut-off, though
+    jitsuin's 396 days would still fit."""
+    ca = OtherCA.make(root_days=500)
+    folder = tmp_path / "late"
+    _write(folder, "root.der", ca.root.public_bytes(DER))
+    _write(folder, "leaf.der", ca.leaf().public_bytes(DER))
+    report = _lint(tmp_path, folder, "--profile-file", str(PROFILE_FILE))
+    leaf = next(f for f in report["files"] if f["path"].endswith("leaf.der"))
+    assert _failed(report)["leaf.der"] == {"S-17"}, leaf["findings"]
+    assert "after the issuing key's cut-off" in leaf["findings"][0]["message"]
 
 
 def test_the_ocsp_arrangement_comes_from_the_file(good: Path, tmp_path: Path) -> None:
