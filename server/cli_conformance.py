@@ -113,10 +113,11 @@ def _expectations(args: argparse.Namespace, config: Config | None) -> Expectatio
             raise UsageError(f"--profile-file: {exc}") from exc
     if config is None:
         return None
-    return dataclasses.replace(
-        Expectations.from_policy(config.policy(), config.ca.subject),
-        ca_signs_ocsp=config.ocsp.responder == "ca",  # C-01: digitalSignature only then
+    # jitsuin.toml in the profile structure; C-01 wants digitalSignature only when the CA signs.
+    described = profile_description.from_policy(
+        config.policy(), ca_signs_ocsp=config.ocsp.responder == "ca"
     )
+    return Expectations.from_profile(described, config.ca.subject)
 
 
 def _context(args: argparse.Namespace, config: Config | None) -> LintContext:
@@ -273,7 +274,10 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="a jitsuin configuration: check its exact values (CP OIDs, groups, URLs, "
         "cut-off margin) and honour its [ca.lint_suppress]",
     )
-    p.add_argument("--profile", help="judge end-entity certificates as this jitsuin profile")
+    p.add_argument(
+        "--profile",
+        help="judge end-entity certificates as this profile (jitsuin's, or the profile file's)",
+    )
     p.add_argument("--at", help="judge validity at this ISO 8601 time (never the clock otherwise)")
     p.add_argument(
         "--suppress",
