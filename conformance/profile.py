@@ -110,6 +110,7 @@ class SubscriberProfile:
     subject_allowed: Mapping[str, str | None] = field(default_factory=dict)
     san_allowed: frozenset[str] = frozenset(SAN_KINDS)  # S-07
     san_rfc822_required: bool = True
+    romanized_names: bool = True  # S-10: givenName and surname in Latin letters (SEED-R4)
 
     def accepts_group(self, group_id: str) -> bool:
         return self.groups is None or group_id in self.groups
@@ -169,7 +170,7 @@ def from_policy(policy: CAPolicy, *, ca_signs_ocsp: bool = True) -> CAProfile:
 _TOP = {"name", "policy_arc", "name_order", "cutoff_margin_days", "urls", "ocsp", "groups"}
 _PROFILE = {
     "policy_oids", "eku", "eku_match", "key_types", "max_validity_days", "exact_validity",
-    "groups", "subject", "san",
+    "groups", "subject", "san", "romanized_names",
 }  # fmt: skip
 _ALLOWED_KEYS = {
     "": _TOP | {"profiles"},
@@ -258,6 +259,7 @@ def _subscriber(name: str, raw: Mapping[str, Any]) -> SubscriberProfile:
         subject_allowed=allowed,
         san_allowed=frozenset(san.get("allowed", SAN_KINDS)),
         san_rfc822_required=san.get("rfc822_required", True),
+        romanized_names=raw.get("romanized_names", False),
     )
 
 

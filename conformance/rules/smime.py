@@ -484,7 +484,8 @@ _HAS_LETTER = re.compile(r"\w", re.UNICODE)
     "S-10",
     "Personal name",
     """givenName and/or surname is present and no pseudonym. Values are not metadata only
-    ('.', '-', ' '); with a configuration they are romanized (letters, space, . ' -).""",
+    ('.', '-', ' '); with a configuration they are romanized (letters, space, . ' -), unless its
+    profile file says romanized_names = false.""",
     citation="SEED-R4; SBR 7.1.4.2.2e,f; docs/conformance.md S-10",
     source=Source.SBR,
     severity=E,
@@ -500,7 +501,8 @@ def s10(doc: CertificateDoc) -> Found:
     for a in attributes:
         if a.oid == scope.PSEUDONYM:
             yield Violation("pseudonym is present", node_path=scope.subject_path(a))
-    strict = doc.ctx.expectations is not None
+    profile = doc.profile if doc.ctx.expectations is not None else None
+    strict = profile.romanized_names if profile is not None else doc.ctx.expectations is not None
     for a in names:
         value = a.value or ""
         label = scope.attribute_name(a.oid)

@@ -520,6 +520,29 @@ def test_the_cut_off_leaves_room_for_the_profiles_validity(tmp_path: Path) -> No
     assert "after the issuing key's cut-off" in leaf["findings"][0]["message"]
 
 
+def test_names_need_not_be_romanized(other_ca: OtherCA, tmp_path: Path) -> None:
+    """S-10: the file says romanized_names = false, so "Müller" is a name like any other (with
+    jitsuin's profiles, true, it is an error)."""
+    folder = tmp_path / "names"
+    _write(folder, "root.der", other_ca.root.public_bytes(DER))
+    change = _change_subject(cn="Müller Jörg")
+
+    def umlauts(parts: dict[str, Any]) -> None:
+        change(parts)
+        names = {NameOID.SURNAME: "Müller", NameOID.GIVEN_NAME: "Jörg", NameOID.COUNTRY_NAME: "DE"}
+        parts["subject"] = [(o, names.get(o, v)) for o, v in parts["subject"]]
+
+    _write(folder, "leaf.der", other_ca.leaf(umlauts).public_bytes(DER))
+    report = _lint(tmp_path, folder, "--profile-file", str(PROFILE_FILE), "--rule", "S-")
+    assert _failed(report)["leaf.der"] == set()
+    strict = tmp_path / "romanized.toml"
+    strict.write_text(
+        PROFILE_FILE.read_text().replace("romanized_names = false", "romanized_names = true")
+    )
+    report = _lint(tmp_path, folder, "--profile-file", str(strict), "--rule", "S-")
+    assert _failed(report)["leaf.der"] == {"S-10"}
+
+
 def test_the_ocsp_arrangement_comes_from_the_file(good: Path, tmp_path: Path) -> None:
     """C-01 reads the profile's OCSP arrangement: the same root is clean with ``responder =
     "delegated"`` and lacks digitalSignature with ``responder = "ca"``."""
