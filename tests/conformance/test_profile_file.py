@@ -28,10 +28,12 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from jitsuin.ca.issuance import CAPolicy
+from jitsuin.ca.keys import KeyType
 from jitsuin.conformance import profile as profile_description
 from jitsuin.conformance.documents import Expectations
 from jitsuin.conformance.profile import ProfileFileError
 from jitsuin.conformance.report import schema as report_schema
+from jitsuin.server import config as configuration
 from jitsuin.server.__main__ import main
 
 PROFILE_FILE = Path(__file__).parent / "data" / "other-ca.toml"
@@ -344,6 +346,13 @@ def test_profile_file_matches_its_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
     document = tomllib.loads(PROFILE_FILE.read_text())
     jsonschema.validate(document, schema)
+    # The schema and the loader know the same names.
+    profile = schema["$defs"]["profile"]["properties"]
+    assert set(profile["key_types"]["items"]["enum"]) == {k.value for k in KeyType}
+    assert set(schema["$defs"]["attribute"]["enum"]) == set(profile_description.ATTRIBUTE_OIDS)
+    assert set(profile["san"]["properties"]["allowed"]["items"]["enum"]) == set(
+        profile_description.SAN_KINDS
+    )
     for broken in (
         {**document, "colour": "blue"},
         {**document, "urls": {"crl": "https://crl.example.org/x.crl"}},
@@ -554,6 +563,17 @@ def test_the_ocsp_arrangement_comes_from_the_file(good: Path, tmp_path: Path) ->
     assert [x["message"] for x in root["findings"]] == [
         "keyUsage lacks digitalSignature, but the CA key signs OCSP responses"
     ]
+
+
+def test_profile_file_and_config_exclude_each_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = configuration.write_default(
+        tmp_path, KeyType.ECDSA_P256, configuration.DEFAULT_SUBJECT
+    )
+    argv = ["lint", "--config", str(config), "--profile-file", str(PROFILE_FILE), str(tmp_path)]
+    assert main(argv) == 2
+    assert "give --config or --profile-file, not both" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
