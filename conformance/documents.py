@@ -32,7 +32,9 @@ from pyasn1.error import PyAsn1Error
 from pyasn1_alt_modules import rfc5280
 
 from jitsuin.ca.issuance import CAPolicy
-from jitsuin.ca.profiles import PROFILES, Profile
+from jitsuin.ca.profiles import SUBSCRIBER_VALIDITY
+from jitsuin.conformance import profile as profile_description
+from jitsuin.conformance.profile import CAProfile, SubscriberProfile
 from jitsuin.conformance.registry import DocKind
 from jitsuin.conformance.shapes import ShapeCache
 from jitsuin.conformance.signature import verifies
@@ -47,32 +49,49 @@ PERSONAL_ATTRIBUTES = {
     "1.2.840.113549.1.9.1": "emailAddress",
 }
 E = TypeVar("E", bound=x509.ExtensionType)
+# jitsuin's built-in profiles, for --profile without a configuration.
+JITSUIN_PROFILES = profile_description.jitsuin_profiles()
 
 
 # -- what the configuration fixes
 @dataclass(frozen=True, slots=True)
 class Expectations:
     """The values only the issuing CA knows (docs/conformance.md "Rules that depend on a CA's
-    configuration"): its CP OIDs, qualification groups and number syntax, name order, CRL/OCSP
-    URLs, cut-off margin and CA subject. Without it the rules check shape only."""
+    configuration"), as a profile description (conformance/profile.py): its profiles (CP OIDs,
+    purposes, subject, SAN, keys, validity), URL templates, qualification groups, name order,
+    cut-off margin and CA subject. Without it the rules check shape only."""
 
-    policy: CAPolicy
+    ca: CAProfile
     ca_subject: x509.Name | None = None
-    profiles: Mapping[str, Profile] = field(default_factory=lambda: dict(PROFILES))
     ca_signs_ocsp: bool = True  # the CA key signs OCSP itself (RFC 6960 §4.2.2.2)
 
     @classmethod
     def from_policy(cls, policy: CAPolicy, ca_subject: x509.Name | None = None) -> Expectations:
-        return cls(policy=policy, ca_subject=ca_subject)
+        """jitsuin's own configuration, translated into the profile structure."""
+        return cls.from_profile(profile_description.from_policy(policy), ca_subject)
 
-    def cp_oid(self, profile: Profile) -> ObjectIdentifier:
-        return self.policy.cp_oid(profile)
+    @classmethod
+    def from_profile(cls, ca: CAProfile, ca_subject: x509.Name | None = None) -> Expectations:
+        return cls(ca=ca, ca_subject=ca_subject, ca_signs_ocsp=ca.ca_signs_ocsp)
 
-    def profile_for_policies(self, oids: Iterable[ObjectIdentifier]) -> Profile | None:
-        by_oid = {self.cp_oid(p): p for p in self.profiles.values()}
-        for oid in oids:
-            if oid in by_oid:
-                return by_oid[oid]
+    @property
+    def profiles(self) -> Mapping[str, SubscriberProfile]:
+        return self.ca.profiles
+
+    @property
+    def longest_validity(self) -> dt.timedelta:
+        """The longest validity of the CA's personal profiles: what an issuing key's cut-off
+        must leave room for (S-17, C-07)."""
+        return max(
+            (p.max_validity for p in self.profiles.values() if p.personal),
+            default=SUBSCRIBER_VALIDITY,
+        )
+
+    def profile_for_policies(self, oids: Iterable[ObjectIdentifier]) -> SubscriberProfile | None:
+        dotted = {o.dotted_string for o in oids}
+        for profile in self.ca.profiles.values():
+            if dotted.intersection(profile.policy_oids):
+                return profile
         return None
 
 
@@ -91,10 +110,10 @@ class LintContext:
     # C-13: keys (``key_id``) of the subordinate CAs the user declares (``--intermediate``).
     intermediates: frozenset[str] = frozenset()
 
-    def forced_profile(self) -> Profile | None:
+    def forced_profile(self) -> SubscriberProfile | None:
         if self.profile is None:
             return None
-        profiles = self.expectations.profiles if self.expectations else PROFILES
+        profiles = self.expectations.profiles if self.expectations else JITSUIN_PROFILES
         try:
             return profiles[self.profile]
         except KeyError:
@@ -337,7 +356,9 @@ class CertificateDoc(_Doc):
         if expectations is not None:
             profile = expectations.profile_for_policies(self.policy_oids)
             if profile is not None:
-                marks.append(f"the subscriber policy {expectations.cp_oid(profile).dotted_string}")
+                own = [o.dotted_string for o in self.policy_oids]
+                policy = next(o for o in profile.policy_oids if o in own)
+                marks.append(f"the subscriber policy {policy}")
         if self.self_issued:
             reserved = [
                 o.dotted_string
@@ -366,8 +387,8 @@ class CertificateDoc(_Doc):
         return any(o.dotted_string.startswith(SMIME_POLICY_ARC) for o in self.policy_oids)
 
     @functools.cached_property
-    def profile(self) -> Profile | None:
-        """The jitsuin profile: forced, or found from the CP OID when a configuration is given."""
+    def profile(self) -> SubscriberProfile | None:
+        """The CA's profile: forced, or found from the CP OID when a configuration is given."""
         forced = self.ctx.forced_profile()
         if forced is not None:
             return forced

@@ -18,9 +18,11 @@ from pathlib import Path
 from cryptography import x509
 
 from jitsuin.ca.keys import KeyType
+from jitsuin.conformance import profile as profile_description
 from jitsuin.conformance import report as reports
 from jitsuin.conformance.documents import Expectations, LintContext, key_id
 from jitsuin.conformance.findings import Severity
+from jitsuin.conformance.profile import ProfileFileError
 from jitsuin.conformance.registry import REGISTRY, Rule
 from jitsuin.conformance.runner import Report, lint_corpus, lint_paths, load_corpus, run_rules
 from jitsuin.server import config as configuration
@@ -98,15 +100,28 @@ def _rules(selected: list[str] | None) -> list[Rule] | None:
     return chosen
 
 
-def _context(args: argparse.Namespace, config: Config | None) -> LintContext:
-    expectations = (
-        dataclasses.replace(
-            Expectations.from_policy(config.policy(), config.ca.subject),
-            ca_signs_ocsp=config.ocsp.responder == "ca",  # C-01: digitalSignature only then
-        )
-        if config is not None
-        else None
+def _expectations(args: argparse.Namespace, config: Config | None) -> Expectations | None:
+    """The profile structure the config-dependent rules read: from a profile file, or jitsuin's
+    own configuration translated into it (conformance/profile.py)."""
+    profile_file = getattr(args, "profile_file", None)
+    if profile_file:
+        if config is not None:
+            raise UsageError("give --config or --profile-file, not both")
+        try:
+            return Expectations.from_profile(profile_description.load(Path(profile_file)))
+        except ProfileFileError as exc:
+            raise UsageError(f"--profile-file: {exc}") from exc
+    if config is None:
+        return None
+    # jitsuin.toml in the profile structure; C-01 wants digitalSignature only when the CA signs.
+    described = profile_description.from_policy(
+        config.policy(), ca_signs_ocsp=config.ocsp.responder == "ca"
     )
+    return Expectations.from_profile(described, config.ca.subject)
+
+
+def _context(args: argparse.Namespace, config: Config | None) -> LintContext:
+    expectations = _expectations(args, config)
     context = LintContext(
         expectations=expectations,
         profile=args.profile,
@@ -260,7 +275,10 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="a jitsuin configuration: check its exact values (CP OIDs, groups, URLs, "
         "cut-off margin) and honour its [ca.lint_suppress]",
     )
-    p.add_argument("--profile", help="judge end-entity certificates as this jitsuin profile")
+    p.add_argument(
+        "--profile",
+        help="judge end-entity certificates as this profile (jitsuin's, or the profile file's)",
+    )
     p.add_argument("--at", help="judge validity at this ISO 8601 time (never the clock otherwise)")
     p.add_argument(
         "--suppress",
@@ -294,6 +312,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         action="append",
         metavar="FILE",
         help="a subordinate CA certificate of this CA (PEM or DER; C-13 accepts it)",
+    )
+    p.add_argument(
+        "--profile-file",
+        metavar="FILE",
+        help="the CA's profile description (TOML, docs/conformance.md): check its exact values "
+        "(EKU, subject, SAN, keys, validity, policy OIDs, URL templates, OCSP signer)",
     )
     _common(p)
     p.set_defaults(handler=cmd_lint)

@@ -53,7 +53,7 @@ def _has_role(*roles: str):  # type: ignore[no-untyped-def]
 
 def _margin(doc: CertificateDoc) -> dt.timedelta:
     e = doc.ctx.expectations
-    return e.policy.cutoff_margin if e is not None else dt.timedelta(0)
+    return e.ca.cutoff_margin if e is not None else dt.timedelta(0)
 
 
 @rule(
@@ -260,8 +260,8 @@ def c06(doc: CertificateDoc) -> Found:
     "C-07",
     "Rollover before the old key's cut-off",
     """The rollover (NewWithNew's notBefore) is no later than OldWithOld's notAfter - 396 days
-    + 1 s - the configured margin, so every old-key subscriber certificate fits inside
-    OldWithOld.""",
+    (with a profile file, its longest subscriber validity) + 1 s - the configured margin, so
+    every old-key subscriber certificate fits inside OldWithOld.""",
     citation="SEED-R15; docs/conformance.md C-07 (derived from S-16)",
     source=Source.PROJECT,
     severity=E,
@@ -277,7 +277,9 @@ def c07(doc: CertificateDoc) -> Found:
     if old is None:
         yield Note("OldWithOld is not among the files")
         return
-    cutoff = old.not_after - SUBSCRIBER_VALIDITY + scope.ONE_SECOND - _margin(doc)
+    e = doc.ctx.expectations
+    room = e.longest_validity if e is not None else SUBSCRIBER_VALIDITY
+    cutoff = old.not_after - room + scope.ONE_SECOND - _margin(doc)
     if doc.not_before > cutoff:
         yield Violation(
             f"the rollover at {doc.not_before.isoformat()} is after the old key's cut-off "

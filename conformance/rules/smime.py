@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -21,6 +21,7 @@ from jitsuin.conformance import pkilint_delegate
 from jitsuin.conformance.documents import CertificateDoc
 from jitsuin.conformance.findings import Note, Severity, Violation
 from jitsuin.conformance.lineage import lineage_of
+from jitsuin.conformance.profile import SAN_KINDS
 from jitsuin.conformance.registry import Source, rule
 from jitsuin.conformance.rules import scope
 from jitsuin.conformance.signature import (
@@ -43,7 +44,7 @@ DOCUMENT_SIGNING = "1.3.6.1.5.5.7.3.36"  # RFC 9336
 
 def _margin(doc: CertificateDoc) -> dt.timedelta:
     e = doc.ctx.expectations
-    return e.policy.cutoff_margin if e is not None else dt.timedelta(0)
+    return e.ca.cutoff_margin if e is not None else dt.timedelta(0)
 
 
 @rule(
@@ -51,7 +52,8 @@ def _margin(doc: CertificateDoc) -> dt.timedelta:
     "Subscriber validity: 396 days",
     """notAfter - notBefore + 1 s is at most 396 days (SEED-R1: both certificate types are valid
     exactly 396 days; with a configuration, exactly that) and never more than the 825 days of
-    SBR 6.3.2.""",
+    SBR 6.3.2. A profile file states the profile's maximum, and whether it is also the exact
+    validity.""",
     citation="SEED-R1; SBR 6.3.2; RFC 5280 §4.1.2.5",
     source=Source.SEED,
     severity=E,
@@ -62,15 +64,35 @@ def _margin(doc: CertificateDoc) -> dt.timedelta:
 def s01(doc: CertificateDoc) -> Found:
     period = scope.validity(doc)
     path = "certificate.tbsCertificate.validity"
+    e = doc.ctx.expectations
+    profile = doc.profile
+    # With a configuration but no profile known from the CP OID (S-04 says so): the bounds its
+    # personal profiles share.
+    if profile is not None:
+        candidates = [profile]
+    elif e is not None:
+        candidates = [p for p in e.profiles.values() if p.personal]
+    else:
+        candidates = []
+    limit = max((p.max_validity for p in candidates), default=SUBSCRIBER_VALIDITY)
+    exact = (
+        e is not None
+        and bool(candidates)
+        and all(p.exact_validity and p.max_validity == limit for p in candidates)
+    )
+    source = f"profile {profile.name}" if profile is not None and e is not None else "SEED-R1"
     if period > SBR_MAX_VALIDITY:
         yield Violation(
             f"valid {scope.days(period)}: more than the 825 days of SBR 6.3.2", node_path=path
         )
-    elif period > SUBSCRIBER_VALIDITY:
-        yield Violation(f"valid {scope.days(period)}: more than 396 days (SEED-R1)", node_path=path)
-    elif doc.ctx.expectations is not None and period != SUBSCRIBER_VALIDITY:
+    elif period > limit:
         yield Violation(
-            f"valid {scope.days(period)}, not exactly 396 days (SEED-R1)", node_path=path
+            f"valid {scope.days(period)}: more than {scope.days(limit)} ({source})", node_path=path
+        )
+    elif exact and period != limit:
+        yield Violation(
+            f"valid {scope.days(period)}, not exactly {scope.days(limit)} ({source})",
+            node_path=path,
         )
 
 
@@ -141,7 +163,7 @@ def s03(doc: CertificateDoc) -> Found:
         yield Violation(f"a {type(key).__name__.lstrip('_')} key; use RSA or ECDSA", node_path=path)
         return
     profile = doc.profile
-    if profile is not None and name and name not in {k.value for k in profile.key_types}:
+    if profile is not None and name and name not in profile.key_types:
         yield Violation(f"profile {profile.name} does not accept {name} keys", node_path=path)
 
 
@@ -183,13 +205,13 @@ def s04(doc: CertificateDoc) -> Found:
         return
     profile = doc.profile
     if profile is None:
-        arc = expectations.policy.policy_arc
+        known = sorted(o for p in expectations.profiles.values() for o in p.policy_oids)
         yield Violation(
-            f"no CP OID of this CA's profiles (under {arc}) among {', '.join(own) or 'none'}"
+            f"no CP OID of this CA's profiles ({', '.join(known)}) among {', '.join(own) or 'none'}"
         )
         return
-    wanted = expectations.cp_oid(profile).dotted_string
-    if own != [wanted]:
+    if len(own) != 1 or own[0] not in profile.policy_oids:
+        wanted = " or ".join(profile.policy_oids)
         yield Violation(
             f"the CA policy OIDs are {own}; profile {profile.name} has exactly {wanted}"
         )
@@ -217,7 +239,7 @@ _ALLOWED_EKU = {
     """extKeyUsage contains emailProtection; never serverAuth, codeSigning, timeStamping,
     OCSPSigning or anyExtendedKeyUsage; every other purpose is on the allowlist (clientAuth,
     documentSigning, Microsoft and Adobe document signing). With a configuration, exactly the
-    profile's purposes.""",
+    profile's purposes, or a subset of them when its profile file says eku_match = "subset".""",
     citation="SEED-R5; SBR 7.1.2.3f; RFC 9336",
     source=Source.SBR,
     severity=E,
@@ -239,9 +261,14 @@ def s05(doc: CertificateDoc) -> Found:
         elif oid not in _ALLOWED_EKU:
             yield Violation(f"purpose {oid} is not on the allowlist")
     profile = doc.profile
-    if profile is not None and set(oids) != {o.dotted_string for o in profile.eku}:
-        want = sorted(o.dotted_string for o in profile.eku)
+    if profile is None:
+        return
+    want = sorted(profile.eku)
+    if profile.eku_exact and set(oids) != profile.eku:
         yield Violation(f"purposes {sorted(oids)}; profile {profile.name} has {want}")
+    elif not profile.eku_exact and not set(oids) <= profile.eku:
+        extra = sorted(set(oids) - profile.eku)
+        yield Violation(f"purposes {extra} are not among profile {profile.name}'s {want}")
 
 
 _KU_NAMES = (
@@ -320,7 +347,9 @@ SMTP_UTF8_MAILBOX = "1.3.6.1.5.5.7.8.9"  # RFC 8398
     "S-07",
     "Subject alternative name",
     """subjectAltName is present, not critical, holds at least one rfc822Name, and only
-    rfc822Name, SmtpUTF8Mailbox otherName or directoryName entries.""",
+    rfc822Name, SmtpUTF8Mailbox otherName or directoryName entries; a profile file may narrow
+    the kinds and waive the rfc822Name.""",
+    config_dependent=True,
     citation="SEED-R4; SBR 7.1.2.3h, 7.1.4.2.1",
     source=Source.SBR,
     severity=E,
@@ -336,14 +365,23 @@ def s07(doc: CertificateDoc) -> Found:
         yield Violation("subjectAltName is critical")
     san = doc.ext(x509.SubjectAlternativeName)
     assert san is not None
-    if not san.get_values_for_type(x509.RFC822Name):
+    profile = doc.profile
+    allowed = profile.san_allowed if profile is not None else frozenset(SAN_KINDS)
+    rfc822_required = profile.san_rfc822_required if profile is not None else True
+    if rfc822_required and not san.get_values_for_type(x509.RFC822Name):
         yield Violation("subjectAltName has no rfc822Name")
     for name in san:
-        if isinstance(name, x509.RFC822Name | x509.DirectoryName):
+        if isinstance(name, x509.RFC822Name):
+            kind = "rfc822Name"
+        elif isinstance(name, x509.DirectoryName):
+            kind = "directoryName"
+        elif isinstance(name, x509.OtherName) and name.type_id.dotted_string == SMTP_UTF8_MAILBOX:
+            kind = "smtpUTF8Mailbox"
+        else:
+            yield Violation(f"subjectAltName carries a {type(name).__name__}")
             continue
-        if isinstance(name, x509.OtherName) and name.type_id.dotted_string == SMTP_UTF8_MAILBOX:
-            continue
-        yield Violation(f"subjectAltName carries a {type(name).__name__}")
+        if kind not in allowed:
+            yield Violation(f"subjectAltName carries a {kind}, which the profile does not allow")
 
 
 def _sans(doc: CertificateDoc) -> list[str]:
@@ -386,16 +424,6 @@ _IV_ALLOWED = {
     scope.POSTAL_CODE,
     scope.COUNTRY,
 }
-# SEED-R4 and docs/conformance.md's subscriber table: CN, givenName, surname, title, serialNumber,
-# C.
-_SEED_SUBJECT = {
-    scope.CN,
-    scope.GIVEN_NAME,
-    scope.SURNAME,
-    scope.TITLE,
-    scope.SERIAL_NUMBER,
-    scope.COUNTRY,
-}
 
 
 @rule(
@@ -403,7 +431,9 @@ _SEED_SUBJECT = {
     "Subject attribute types",
     """Every subject attribute is one the Individual-validated profile allows (no
     organizationName, organizationalUnitName or organizationIdentifier) and appears at most once;
-    with a configuration, only CN, givenName, surname, title, serialNumber and C (SEED-R4).""",
+    with a configuration, only the profile's attributes (for jitsuin CN, givenName, surname,
+    title, serialNumber and C, SEED-R4), each value matching the profile's pattern, and every
+    attribute the profile requires is present.""",
     citation="SEED-R4; SBR 7.1.4.2.6",
     source=Source.SBR,
     severity=E,
@@ -412,19 +442,38 @@ _SEED_SUBJECT = {
     config_dependent=True,
 )
 def s09(doc: CertificateDoc) -> Found:
-    allowed = _SEED_SUBJECT if doc.ctx.expectations is not None else _IV_ALLOWED
+    profile = doc.profile if doc.ctx.expectations is not None else None
+    patterns: Mapping[str, str | None] = {}
+    if profile is not None:
+        patterns = profile.subject_allowed
+    elif doc.ctx.expectations is not None:  # no profile known (S-04 says so): any personal one's
+        for p in doc.ctx.expectations.profiles.values():
+            if p.personal:
+                patterns = {**p.subject_allowed, **patterns}
+    allowed = set(patterns) if doc.ctx.expectations is not None else _IV_ALLOWED
     seen: set[str] = set()
-    for a in scope.subject_attributes(doc):
+    attributes = scope.subject_attributes(doc)
+    for a in attributes:
         name = scope.attribute_name(a.oid)
+        pattern = patterns.get(a.oid)
         if a.oid not in allowed:
             yield Violation(
                 f"subject {name} is not allowed in this profile", node_path=scope.subject_path(a)
+            )
+        elif pattern is not None and not re.fullmatch(pattern, a.value or ""):
+            yield Violation(
+                f"subject {name} {a.value!r} does not match the profile's pattern {pattern!r}",
+                node_path=scope.subject_path(a),
             )
         if a.oid in seen:
             yield Violation(
                 f"subject {name} appears more than once", node_path=scope.subject_path(a)
             )
         seen.add(a.oid)
+    if profile is not None:
+        for oid in sorted(profile.subject_required - seen):
+            name = scope.attribute_name(oid)
+            yield Violation(f"subject {name} is missing (profile {profile.name})")
 
 
 _ROMANIZED = re.compile(r"[A-Za-z][A-Za-z .'-]*")
@@ -435,7 +484,8 @@ _HAS_LETTER = re.compile(r"\w", re.UNICODE)
     "S-10",
     "Personal name",
     """givenName and/or surname is present and no pseudonym. Values are not metadata only
-    ('.', '-', ' '); with a configuration they are romanized (letters, space, . ' -).""",
+    ('.', '-', ' '); with a configuration they are romanized (letters, space, . ' -), unless its
+    profile file says romanized_names = false.""",
     citation="SEED-R4; SBR 7.1.4.2.2e,f; docs/conformance.md S-10",
     source=Source.SBR,
     severity=E,
@@ -451,7 +501,8 @@ def s10(doc: CertificateDoc) -> Found:
     for a in attributes:
         if a.oid == scope.PSEUDONYM:
             yield Violation("pseudonym is present", node_path=scope.subject_path(a))
-    strict = doc.ctx.expectations is not None
+    profile = doc.profile if doc.ctx.expectations is not None else None
+    strict = profile.romanized_names if profile is not None else doc.ctx.expectations is not None
     for a in names:
         value = a.value or ""
         label = scope.attribute_name(a.oid)
@@ -482,7 +533,8 @@ def s11(doc: CertificateDoc) -> Found:
         yield Violation("commonName is missing")
         return
     e = doc.ctx.expectations
-    orders = [e.policy.name_order] if e is not None else list(NameOrder)
+    order = e.ca.name_order if e is not None else None
+    orders = [order] if order is not None else list(NameOrder)
     wanted = {o.common_name(g, f) for o in orders for g in given for f in family}
     wanted |= set(given if not family else []) | set(family if not given else [])
     sans = {s.lower() for s in _sans(doc)}
@@ -496,7 +548,7 @@ def _groups(doc: CertificateDoc) -> list:  # type: ignore[type-arg]
     e = doc.ctx.expectations
     assert e is not None
     profile = doc.profile
-    return [g for g in e.policy.groups.values() if profile is None or profile.accepts_group(g.id)]
+    return [g for g in e.ca.groups.values() if profile is None or profile.accepts_group(g.id)]
 
 
 @rule(
@@ -516,8 +568,8 @@ def s12(doc: CertificateDoc) -> Found:
     if len(titles) != 1 or not titles[0].strip():
         yield Violation(f"{len(titles)} title attributes; exactly one with the qualification group")
         return
-    if doc.ctx.expectations is None:
-        return
+    if doc.ctx.expectations is None or not doc.ctx.expectations.ca.groups:
+        return  # a profile file without qualification groups: presence only
     accepted = {g.title for g in _groups(doc)}
     if titles[0] not in accepted:
         yield Violation(
@@ -544,8 +596,8 @@ def s13(doc: CertificateDoc) -> Found:
             f"{len(numbers)} serialNumber attributes; exactly one with the qualification number"
         )
         return
-    if doc.ctx.expectations is None:
-        return
+    if doc.ctx.expectations is None or not doc.ctx.expectations.ca.groups:
+        return  # a profile file without qualification groups: presence only
     titles = scope.values(doc, scope.TITLE)
     groups = [g for g in _groups(doc) if titles and g.title == titles[0]]
     if not groups:
@@ -600,14 +652,9 @@ def s14(doc: CertificateDoc) -> Found:
         elif oid not in _STANDARD_EXTENSIONS:
             if extension["critical"].native:
                 yield Violation(f"private extension {oid} is critical", node_path=path)
-            if e is not None and not oid.startswith(e.policy.policy_arc + "."):
-                yield Violation(
-                    f"extension {oid} is not under the CA's arc {e.policy.policy_arc}",
-                    node_path=path,
-                )
-
-
-_GENERATION_URL = re.compile(r"/(?:crl|ca)/([0-9]+)\.(?:crl|crt)$")
+            arc = e.ca.policy_arc if e is not None else None
+            if arc is not None and not oid.startswith(arc + "."):
+                yield Violation(f"extension {oid} is not under the CA's arc {arc}", node_path=path)
 
 
 @rule(
@@ -615,8 +662,9 @@ _GENERATION_URL = re.compile(r"/(?:crl|ca)/([0-9]+)\.(?:crl|crt)$")
     "CRL distribution point and authority information access",
     """cRLDistributionPoints is present, not critical, with http:// URLs only; authorityInfoAccess
     is not critical and holds an http:// OCSP URL and an http:// caIssuers URL. With a
-    configuration the URLs are the CA's (CRL and CA certificate of one generation, and the OCSP
-    responder, under pki_base_url).""",
+    configuration the URLs follow the profile's templates (for jitsuin BASE/crl/N.crl,
+    BASE/ca/N.crt and BASE/ocsp under pki_base_url), and the CRL and caIssuers URLs name one
+    generation.""",
     citation="SBR 7.1.2.3b, 7.1.2.3c",
     source=Source.SBR,
     severity=E,
@@ -671,17 +719,18 @@ def s15(doc: CertificateDoc) -> Found:
     e = doc.ctx.expectations
     if e is None:
         return
-    base = e.policy.pki_base_url.rstrip("/")
-    for url in ocsp_urls:
-        if url != e.policy.ocsp_url():
-            yield Violation(f"OCSP URL {url!r} is not this CA's {e.policy.ocsp_url()!r}")
     generations = set()
-    for url, kind in [(u, "crl") for u in crl_urls] + [(u, "ca") for u in issuer_urls]:
-        match = _GENERATION_URL.search(url)
-        if not url.startswith(base + f"/{kind}/") or match is None:
-            yield Violation(f"{url!r} is not a {kind} URL of this CA ({base}/{kind}/N.…)")
-        else:
-            generations.add(match.group(1))
+    for urls, kind, template in (
+        (crl_urls, "CRL", e.ca.crl),
+        (ocsp_urls, "OCSP", e.ca.ocsp),
+        (issuer_urls, "caIssuers", e.ca.ca_issuers),
+    ):
+        for url in urls:
+            generation = template.match(url)
+            if generation is None:
+                yield Violation(f"{kind} URL {url!r} does not follow this CA's {template.template}")
+            elif generation:
+                generations.add(generation)
     if len(generations) > 1:
         yield Violation(
             f"the CRL and caIssuers URLs name different generations {sorted(generations)}"
@@ -720,8 +769,8 @@ def s16(doc: CertificateDoc) -> Found:
     "S-17",
     "Issued by the current key before its cut-off",
     """The certificate was issued (notBefore) no later than its issuing key's cut-off (the
-    issuer's notAfter - 396 days + 1 s - the configured margin), and not after a newer generation
-    of the same CA took over.""",
+    issuer's notAfter - 396 days + 1 s - the configured margin; with a profile file, its
+    profile's maximum validity), and not after a newer generation of the same CA took over.""",
     citation="SEED-R15; docs/conformance.md S-17, C-07",
     source=Source.PROJECT,
     severity=E,
@@ -734,7 +783,13 @@ def s17(doc: CertificateDoc) -> Found:
     if issuer is None:
         yield Note("the issuer certificate is not among the files: cut-off not checked")
         return
-    cutoff = issuer.not_after - SUBSCRIBER_VALIDITY + scope.ONE_SECOND - _margin(doc)
+    e = doc.ctx.expectations
+    profile = doc.profile if e is not None else None
+    if profile is not None:
+        room = profile.max_validity
+    else:
+        room = e.longest_validity if e is not None else SUBSCRIBER_VALIDITY
+    cutoff = issuer.not_after - room + scope.ONE_SECOND - _margin(doc)
     if doc.not_before > cutoff:
         yield Violation(
             f"issued {doc.not_before.isoformat()}, after the issuing key's cut-off "
