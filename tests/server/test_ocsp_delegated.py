@@ -299,9 +299,9 @@ def test_openssl_verifies_the_delegated_response(server: Server, name: str) -> N
 def test_pyhanko_certvalidator_requires_and_accepts_the_delegated_response(
     server: Server,
 ) -> None:
-    """pyHanko itself is not installed here (a signed PDF would need it): its validator,
-    pyhanko-certvalidator, checks the certificate path with OCSP required for the end entity,
-    fetching the answer from the running delegated responder."""
+    """pyHanko's validator, pyhanko-certvalidator, checks the certificate path with OCSP
+    required for the end entity, fetching the answer from the running delegated responder (a
+    signed PDF validated with the delegated response: tests/conformance/test_pdf_delegated_ocsp.py)."""
     home = server.home
 
     def der(name: str) -> asn1_x509.Certificate:
