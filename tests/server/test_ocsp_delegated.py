@@ -300,8 +300,8 @@ def test_pyhanko_certvalidator_requires_and_accepts_the_delegated_response(
     server: Server,
 ) -> None:
     """pyHanko's validator, pyhanko-certvalidator, checks the certificate path with OCSP
-    required for the end entity, fetching the answer from the running delegated responder (a
-    signed PDF validated with the delegated response: tests/conformance/test_pdf_delegated_ocsp.py)."""
+    required for the end entity, fetching the answer from the running delegated responder.
+    tests/conformance/test_pdf_delegated_ocsp.py validates a signed PDF with such a response."""
     home = server.home
 
     def der(name: str) -> asn1_x509.Certificate:
