@@ -653,8 +653,8 @@ class Authority:
             latest = await self.store.latest_crl(number)
             if latest and not force and now < latest.this_update + CRL_REFRESH_AFTER:
                 return latest.der
-            revoked = [Revoked(*row) for row in await self.store.revoked(number)]
-            crl_number = await self.store.next_counter("crl")
+            crl_number, rows = await self.store.next_crl(number)
+            revoked = [Revoked(*row) for row in rows]
             der = await asyncio.to_thread(build_crl, generation, revoked, crl_number, now)
             # Lint before publishing (issue 8): CONFORMANCE D on the CRL, against the previous one.
             await asyncio.to_thread(

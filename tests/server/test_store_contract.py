@@ -1239,6 +1239,31 @@ async def test_counters_and_crls(backend, store):
     assert await store.latest_crl(2) == crls[1]
 
 
+async def test_a_crl_number_is_drawn_with_what_the_crl_lists(backend, store):
+    """Revocations and CRLs at once through two stores (as two hosts): each CRL number comes
+    with the revoked certificates read after it was drawn, so a higher number lists everything
+    a lower one does (RFC 5280 §3.3) however the transactions interleave."""
+    await with_generation(store)
+    for serial in range(1, 25):
+        await store.record_certificate(certificate_record(serial, spki=f"{serial:064x}"), event())
+    other = await backend.open()
+
+    async def revoke_then_list(serial: int) -> tuple[int, set[int]]:
+        mine = (store, other)[serial % 2]
+        await mine.revoke_certificate(1, serial, "superseded", T0 + ONE, event("revoke"))
+        number, listed = await mine.next_crl(1)
+        return number, {entry[0] for entry in listed}
+
+    try:
+        drawn = sorted(await asyncio.gather(*(revoke_then_list(s) for s in range(1, 25))))
+    finally:
+        await other.close()
+    assert [number for number, _ in drawn] == list(range(1, 25))
+    for (_, before), (number, after) in itertools.pairwise(drawn):
+        assert before <= after, (number, before - after)
+    assert drawn[-1][1] == set(range(1, 25))
+
+
 # -- EST re-enrollment -----------------------------------------------------------------------------
 def reenrollment_record(csr: bytes = b"csr-1", status: str = "pending") -> ReenrollmentRecord:
     return ReenrollmentRecord(
