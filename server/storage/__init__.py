@@ -583,10 +583,6 @@ class CAStore(Protocol):
         """The last notAfter among the generation's certificates."""
         ...
 
-    async def next_counter(self, name: str) -> int:
-        """Atomically the next value of a named counter (1, 2, ...)."""
-        ...
-
     async def next_crl(
         self, generation: int
     ) -> tuple[int, list[tuple[int, dt.datetime, str | None, dt.datetime]]]:

@@ -92,18 +92,6 @@ class CAPart(Part):
         )
         return moment(row[0]) if row else None
 
-    async def next_counter(self, name: str) -> int:
-        async def body(db: Session) -> Row | None:
-            return await db.fetchrow(
-                "INSERT INTO counters (name, value) VALUES (?, 1)"
-                " ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
-                name,
-            )
-
-        row = await self._db.transaction(body)
-        assert row is not None
-        return int(row[0])
-
     async def next_crl(
         self, generation: int
     ) -> tuple[int, list[tuple[int, dt.datetime, str | None, dt.datetime]]]:

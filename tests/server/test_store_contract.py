@@ -1214,20 +1214,20 @@ async def test_revoking_a_certificate_closes_its_application_in_the_same_transac
     assert await store.verify_audit_chain() == len(await store.audit_log())
 
 
-async def test_counters_and_crls(backend, store):
-    assert [await store.next_counter("crl") for _ in range(3)] == [1, 2, 3]
-    assert await store.next_counter("other") == 1
+async def test_crl_numbers_and_crls(backend, store):
+    await store.add_generation(generation_record(1), event())
+    await store.add_generation(generation_record(2), event())
+    assert [await store.next_crl(1) for _ in range(2)] == [(1, []), (2, [])]
+    assert await store.next_crl(2) == (3, [])  # one counter over every generation's key
     other = await backend.open()
     try:
         drawn = await asyncio.gather(
-            *(s.next_counter("crl") for _ in range(15) for s in (store, other))
+            *(s.next_crl(g) for _ in range(8) for g in (1, 2) for s in (store, other))
         )
     finally:
         await other.close()
-    assert sorted(drawn) == list(range(4, 34))
+    assert sorted(number for number, _ in drawn) == list(range(4, 36))
 
-    await store.add_generation(generation_record(1), event())
-    await store.add_generation(generation_record(2), event())
     assert await store.latest_crl(1) is None
     crls = [
         CRLRecord(number, generation, T0 + number * ONE, T0 + dt.timedelta(days=7), b"crl%d" % n)
