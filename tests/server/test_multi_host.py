@@ -495,5 +495,9 @@ def test_two_hosts_share_one_database_and_one_token(postgres_schema, tmp_path, t
         assert host.process is not None and host.process.returncode == 0, (
             host.home / "server.log"
         ).read_text()
-    assert not list(b_home.glob("keys/ca-*"))  # the CA key never was a file on either host
-    assert not list(a_home.glob("keys/ca-*"))
+    for home in (a_home, b_home):
+        assert not list(home.glob("keys/ca-*"))  # the CA key never was a file on either host
+        # Each host's own audit checkpoints (its own key) are in the one shared log.
+        verified = _jitsuin(token, home, "audit", "verify")
+        assert "audit log OK" in verified
+        assert re.search(r"checkpoint: entry \d+ of .* is in the log", verified), verified
