@@ -191,8 +191,8 @@ class Host:
             with contextlib.suppress(OSError):
                 with urllib.request.urlopen(f"{self.http}/ca.pem", timeout=2) as reply:
                     self.ca_pem.write_bytes(reply.read())
-                urllib.request.urlopen(f"{self.https}/health", context=self.tls(), timeout=2)
-                return
+                with urllib.request.urlopen(f"{self.https}/health", context=self.tls(), timeout=2):
+                    return
             time.sleep(0.1)
         raise AssertionError("no answer: " + (self.home / "server.log").read_text())
 
