@@ -43,6 +43,7 @@ from aiosmtpd.controller import Controller
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509 import ocsp
 
@@ -316,6 +317,52 @@ class Host:
         return response
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _new_account(host: Host, nonce: str) -> tuple[int, dict[str, Any]]:
+    """POST newAccount on ``host`` (RFC 8555 §7.3) with ``nonce``, signed by a new P-256 key
+    (ES256, RFC 7518 §3.4): the status and the problem document or account."""
+    with urllib.request.urlopen(f"{host.https}/acme/directory", context=host.tls()) as reply:
+        url = json.load(reply)["newAccount"]
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    jwk = {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": _b64(numbers.x.to_bytes(32, "big")),
+        "y": _b64(numbers.y.to_bytes(32, "big")),
+    }
+    header = {"alg": "ES256", "jwk": jwk, "nonce": nonce, "url": url}
+    protected = _b64(json.dumps(header).encode())
+    payload = _b64(json.dumps({"termsOfServiceAgreed": True}).encode())
+    r, s = decode_dss_signature(
+        key.sign(f"{protected}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
+    )
+    body = {
+        "protected": protected,
+        "payload": payload,
+        "signature": _b64(r.to_bytes(32, "big") + s.to_bytes(32, "big")),
+    }
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/jose+json"}
+    )
+    try:
+        with urllib.request.urlopen(request, context=host.tls(), timeout=60) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _nonce(host: Host) -> str:
+    with urllib.request.urlopen(f"{host.https}/acme/directory", context=host.tls()) as reply:
+        url = json.load(reply)["newNonce"]
+    request = urllib.request.Request(url, method="HEAD")
+    with urllib.request.urlopen(request, context=host.tls(), timeout=60) as reply:
+        return reply.headers["Replay-Nonce"]
+
+
 def _free_ports() -> dict[str, int]:
     ports: dict[str, int] = {}
     held = []
@@ -366,6 +413,18 @@ def test_two_hosts_share_one_database_and_one_token(postgres_schema, tmp_path, t
             b.tokens[name] = a.tokens[name]
             own = b.call("POST", f"/ra/operators/{name}/token", name)["token"]
             a.tokens[name] = b.tokens[name] = own
+
+        # -- ACME nonces live in the database: one from host A is good once, on host B
+        # (RFC 8555 §6.5), and then on neither
+        nonce = _nonce(a)
+        status, answer = _new_account(b, nonce)
+        # accepted (and used) there: the request is judged on its merits, here it has no EAB
+        assert (status, answer["type"]) == (
+            400,
+            "urn:ietf:params:acme:error:externalAccountRequired",
+        )
+        status, answer = _new_account(a, nonce)
+        assert (status, answer["type"]) == (400, "urn:ietf:params:acme:error:badNonce")
 
         # -- load: each application vetted on one host, approved on the other, issued on either
         def issue(n: int) -> tuple[dict[str, str], x509.Certificate]:
