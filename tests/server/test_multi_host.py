@@ -12,7 +12,7 @@ Under concurrent load over both hosts (8 applications created on one host and ap
 other, EST issuance, revocations that each publish a CRL at once), then a rollover on host A
 followed by issuance on host B, the test checks what must stay exact across hosts: unique
 serials, CRL numbers that increase with no gap or duplicate, one PIN e-mail per approval, and
-OCSP and CRL answers that agree.
+OCSP and CRL answers that agree; and that an ACME nonce from one host is good once, on the other.
 """
 
 from __future__ import annotations
