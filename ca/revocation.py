@@ -279,9 +279,10 @@ def parse_request(der: bytes) -> CertID:
             request.serial_number,
             nonce,
         )
-    except (ValueError, KeyError, UnsupportedAlgorithm) as exc:
+    except (ValueError, KeyError, UnsupportedAlgorithm, NotImplementedError) as exc:
         # RFC 6960 §4.2.1: a request that cannot be read, a CertID hashed with an algorithm
-        # this responder does not know included, is answered malformedRequest, unsigned.
+        # this responder does not know included, is answered malformedRequest, unsigned; so is
+        # one that asks about more than one certificate (cryptography: NotImplementedError).
         raise BadOCSPRequest(str(exc)) from exc
     if cert_id.serial < 0:  # RFC 5280 §4.1.2.2: serial numbers are positive
         raise BadOCSPRequest("the serial number is negative")

@@ -24,12 +24,16 @@ OCSP_RESPONSE = "application/ocsp-response"
 routes = web.RouteTableDef()
 
 
-def _generation(request: web.Request) -> CAGeneration:
+async def _generation(request: web.Request) -> CAGeneration:
     authority = request.app[AUTHORITY]
     number = request.match_info.get("number")
     if number is None:
         return authority.current
     found = authority.generation(int(number))
+    if found is None and await authority.refresh():
+        # Rolled over by another process or host a moment ago: an index.json or a certificate
+        # served elsewhere already names it (docs/operations.md, "Several hosts").
+        found = authority.generation(int(number))
     if found is None:
         raise web.HTTPNotFound(text=f"there is no CA generation {number}")
     return found
@@ -50,7 +54,7 @@ def _fingerprint(certificate: x509.Certificate) -> str:
 @routes.get("/ca.{form:crt|pem}")
 @routes.get("/ca/{number:[0-9]{1,9}}.{form:crt|pem}")
 async def ca_certificate(request: web.Request) -> web.Response:
-    return _certificate(_generation(request).certificate, request.match_info["form"])
+    return _certificate((await _generation(request)).certificate, request.match_info["form"])
 
 
 @routes.get(
@@ -59,11 +63,15 @@ async def ca_certificate(request: web.Request) -> web.Response:
 async def link_certificate(request: web.Request) -> web.Response:
     """The link certificates of a rollover (SEED-R14, R16, R17; RFC 9810 §4.4)."""
     old, new = int(request.match_info["old"]), int(request.match_info["new"])
-    for link in request.app[AUTHORITY].links:
-        if (link.old, link.new) == (old, new):
-            kind = request.match_info["kind"]
-            cert = link.old_with_new if kind == "old-with-new" else link.new_with_old
-            return _certificate(cert, request.match_info["form"])
+    authority = request.app[AUTHORITY]
+    for _ in range(2):  # again after loading a rollover made by another process or host
+        for link in authority.links:
+            if (link.old, link.new) == (old, new):
+                kind = request.match_info["kind"]
+                cert = link.old_with_new if kind == "old-with-new" else link.new_with_old
+                return _certificate(cert, request.match_info["form"])
+        if not await authority.refresh():
+            break
     raise web.HTTPNotFound(text=f"there is no rollover from generation {old} to {new}")
 
 
@@ -119,7 +127,7 @@ async def chain(request: web.Request) -> web.Response:
 @routes.get("/crl/{number:[0-9]{1,9}}.crl")
 async def crl(request: web.Request) -> web.Response:
     """The generation's CRL over plain HTTP (S/MIME BR 7.1.2.3b), DER."""
-    generation = _generation(request)
+    generation = await _generation(request)
     der = await request.app[AUTHORITY].crl(generation.number)
     return web.Response(body=der, content_type=CRL, headers={"Cache-Control": "max-age=3600"})
 

@@ -84,8 +84,10 @@ class RevocationStatus(AuthorityState):
             latest = await self.store.latest_crl(number)
             if latest and not force and now < latest.this_update + CRL_REFRESH_AFTER:
                 return latest.der
-            revoked = [Revoked(*row) for row in await self.store.revoked(number)]
-            crl_number = await self.store.next_counter("crl")
+            # The number and the list are drawn in one transaction, so that a later number
+            # never lists less than an earlier one (RFC 5280 §5.2.3) across processes and hosts.
+            crl_number, rows = await self.store.next_crl(number)
+            revoked = [Revoked(*row) for row in rows]
             der = await asyncio.to_thread(build_crl, generation, revoked, crl_number, now)
             # Lint the CRL before publishing, against the last one (docs/conformance.md, part D).
             await asyncio.to_thread(

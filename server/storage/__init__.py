@@ -586,8 +586,12 @@ class CAStore(Protocol):
         """The last notAfter among the generation's certificates."""
         ...
 
-    async def next_counter(self, name: str) -> int:
-        """Atomically the next value of a named counter (1, 2, ...)."""
+    async def next_crl(
+        self, generation: int
+    ) -> tuple[int, list[tuple[int, dt.datetime, str | None, dt.datetime]]]:
+        """The next CRL number (of the counter ``crl``) and what the CRL lists, as ``revoked``
+        gives it, read in one transaction after the number is taken: a CRL with a higher number
+        lists every certificate one with a lower number does, whichever process made either."""
         ...
 
     async def add_crl(self, record: CRLRecord) -> None: ...

@@ -92,17 +92,27 @@ class CAPart(Part):
         )
         return moment(row[0]) if row else None
 
-    async def next_counter(self, name: str) -> int:
-        async def body(db: Session) -> Row | None:
-            return await db.fetchrow(
-                "INSERT INTO counters (name, value) VALUES (?, 1)"
-                " ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
-                name,
+    async def next_crl(
+        self, generation: int
+    ) -> tuple[int, list[tuple[int, dt.datetime, str | None, dt.datetime]]]:
+        async def body(db: Session) -> tuple[int, list[Row]]:
+            # The counter's row stays locked until this transaction ends, and the revoked
+            # certificates are read after it is taken: whoever draws the next number reads
+            # later, so it lists at least these (RFC 5280 §3.3, §5.2.3), in any process.
+            row = await db.fetchrow(
+                "INSERT INTO counters (name, value) VALUES ('crl', 1)"
+                " ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value"
             )
+            assert row is not None
+            rows = await db.fetch(
+                "SELECT serial, revoked_at, revocation_reason, not_after FROM certificates"
+                " WHERE generation = ? AND status = 'revoked' ORDER BY revoked_at, id",
+                generation,
+            )
+            return int(row[0]), rows
 
-        row = await self._db.transaction(body)
-        assert row is not None
-        return int(row[0])
+        number, rows = await self._db.transaction(body)
+        return number, [(int(r[0], 16), when(r[1]), r[2], when(r[3])) for r in rows]
 
     async def add_crl(self, record: CRLRecord) -> None:
         async def body(db: Session) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
+import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -89,6 +90,23 @@ def test_ocsp_request_for_a_negative_serial_is_malformed_request(server):
     reply = get(f"{server.http}/ocsp", negative, {"Content-Type": "application/ocsp-request"})
     assert_malformed_request(*reply)
     encoded = urllib.parse.quote(base64.b64encode(negative).decode(), safe="")
+    assert_malformed_request(*get(f"{server.http}/ocsp/{encoded}"))
+
+
+def test_ocsp_request_for_two_certificates_is_malformed_request(server, tmp_path):
+    """OpenSSL's request about two serials at once (``openssl ocsp -cert a -cert b``): one
+    CertID per request is answered (S/MIME BR responders may limit to one), the rest
+    malformedRequest, never a 500."""
+    (tmp_path / "ca.pem").write_bytes(get(f"{server.http}/ca.pem")[2])
+    request = ["openssl", "ocsp", "-issuer", str(tmp_path / "ca.pem"), "-no_nonce"]
+    request += ["-serial", "0x10", "-serial", "0x11", "-reqout", str(tmp_path / "two.der")]
+    subprocess.run(request, check=True, capture_output=True)
+    two = (tmp_path / "two.der").read_bytes()
+    with pytest.raises(NotImplementedError):  # cryptography reads one request only
+        ocsp.load_der_ocsp_request(two)
+    reply = get(f"{server.http}/ocsp", two, {"Content-Type": "application/ocsp-request"})
+    assert_malformed_request(*reply)
+    encoded = urllib.parse.quote(base64.b64encode(two).decode(), safe="")
     assert_malformed_request(*get(f"{server.http}/ocsp/{encoded}"))
 
 

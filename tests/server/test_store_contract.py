@@ -1214,20 +1214,20 @@ async def test_revoking_a_certificate_closes_its_application_in_the_same_transac
     assert await store.verify_audit_chain() == len(await store.audit_log())
 
 
-async def test_counters_and_crls(backend, store):
-    assert [await store.next_counter("crl") for _ in range(3)] == [1, 2, 3]
-    assert await store.next_counter("other") == 1
+async def test_crl_numbers_and_crls(backend, store):
+    await store.add_generation(generation_record(1), event())
+    await store.add_generation(generation_record(2), event())
+    assert [await store.next_crl(1) for _ in range(2)] == [(1, []), (2, [])]
+    assert await store.next_crl(2) == (3, [])  # one counter over every generation's key
     other = await backend.open()
     try:
         drawn = await asyncio.gather(
-            *(s.next_counter("crl") for _ in range(15) for s in (store, other))
+            *(s.next_crl(g) for _ in range(8) for g in (1, 2) for s in (store, other))
         )
     finally:
         await other.close()
-    assert sorted(drawn) == list(range(4, 34))
+    assert sorted(number for number, _ in drawn) == list(range(4, 36))
 
-    await store.add_generation(generation_record(1), event())
-    await store.add_generation(generation_record(2), event())
     assert await store.latest_crl(1) is None
     crls = [
         CRLRecord(number, generation, T0 + number * ONE, T0 + dt.timedelta(days=7), b"crl%d" % n)
@@ -1237,6 +1237,31 @@ async def test_counters_and_crls(backend, store):
         await store.add_crl(crl)
     assert await store.latest_crl(1) == crls[2]
     assert await store.latest_crl(2) == crls[1]
+
+
+async def test_a_crl_number_is_drawn_with_what_the_crl_lists(backend, store):
+    """Revocations and CRLs at once through two stores (as two hosts): each CRL number comes
+    with the revoked certificates read after it was drawn, so a higher number lists everything
+    a lower one does (RFC 5280 §3.3) however the transactions interleave."""
+    await with_generation(store)
+    for serial in range(1, 25):
+        await store.record_certificate(certificate_record(serial, spki=f"{serial:064x}"), event())
+    other = await backend.open()
+
+    async def revoke_then_list(serial: int) -> tuple[int, set[int]]:
+        mine = (store, other)[serial % 2]
+        await mine.revoke_certificate(1, serial, "superseded", T0 + ONE, event("revoke"))
+        number, listed = await mine.next_crl(1)
+        return number, {entry[0] for entry in listed}
+
+    try:
+        drawn = sorted(await asyncio.gather(*(revoke_then_list(s) for s in range(1, 25))))
+    finally:
+        await other.close()
+    assert [number for number, _ in drawn] == list(range(1, 25))
+    for (_, before), (number, after) in itertools.pairwise(drawn):
+        assert before <= after, (number, before - after)
+    assert drawn[-1][1] == set(range(1, 25))
 
 
 # -- EST re-enrollment -----------------------------------------------------------------------------
