@@ -109,8 +109,9 @@ def _cases(tmp: Path, home: Path) -> list[dict]:
             }
         )
         # The same against a real CA, as an operator with a valid token: the command gets as far
-        # as the files. Commands that take no input would succeed there, so they are left out.
-        if inputs:
+        # as the files. Commands that take no input would succeed there, so they are left out, and
+        # so is `backup`, whose only argument is the folder it makes.
+        if inputs and words != "backup":
             cases.append(
                 {
                     "words": words,
