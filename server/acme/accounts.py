@@ -23,7 +23,7 @@ from jitsuin.protocol.jose import (
 from jitsuin.server.acme.common import TLS_SERVER, Reply, Verified, new_id, unauthorized
 from jitsuin.server.acme.eab import ExternalAccounts
 from jitsuin.server.acme.paths import Path, Urls
-from jitsuin.server.acme.requests import bad_algorithm, from_jose
+from jitsuin.server.acme.requests import RequestVerifier, bad_algorithm, from_jose
 from jitsuin.server.config import AcmeConfig
 from jitsuin.server.storage import AcmeAccountRecord, AuditEvent, Conflict, Store
 
@@ -36,12 +36,14 @@ class Accounts:
         config: AcmeConfig,
         urls: Urls,
         bindings: ExternalAccounts,
+        requests: RequestVerifier,
     ) -> None:
         self.store = store
         self.clock = clock
         self.config = config
         self.urls = urls
         self.bindings = bindings
+        self.requests = requests  # told of every change to an account (its cache)
 
     def _reply(self, account: AcmeAccountRecord, status: int = 200) -> Reply:
         body = AccountObject(
@@ -151,6 +153,7 @@ class Accounts:
         )
         if not update.deactivate:
             updated = await self.store.acme_update_account(account.id, changes, audit)
+            self.requests.remember(updated)
             return self._reply(updated)
         # §7.3.6: "the server SHOULD cancel any pending operations authorized by the account's
         # key, such as certificate orders": in the same transaction, its orders not yet valid
@@ -167,7 +170,9 @@ class Accounts:
         except Conflict:
             # Deactivated (or revoked) by a request racing this one.
             updated = await self.store.acme_account(account.id)
+            self.requests.remember(updated)
             raise unauthorized(f"the account is {updated.status}") from None
+        self.requests.remember(updated)
         return self._reply(updated)
 
     async def key_change(self, verified: Verified) -> Reply:
@@ -234,4 +239,5 @@ class Accounts:
                 status=409,
                 headers=[("Location", self.urls.account(holder.id))] if holder else [],
             ) from None
+        self.requests.remember(updated)
         return self._reply(updated)

@@ -136,7 +136,7 @@ class Issuance:
         self, order: AcmeOrderRecord, csr: VerifiedCSR | None = None
     ) -> AcmeOrderRecord:
         """``csr``: ``order.csr_der`` as finalize just verified it (None: verified here)."""
-        account = await self.store.acme_account(order.account_id)
+        account = await self.requests.account(order.account_id)
         assert order.csr_der is not None
         try:
             if account.kind == PERSONAL:

@@ -67,12 +67,17 @@ async def move_challenge(
     audit: AuditEvent | None = None,
 ) -> AcmeChallengeRecord:
     """A challenge after ``event``. A validation's outcome (SUCCEED or FAIL out of processing)
-    moves its pending authorization by the same event in the same transaction."""
+    moves its pending authorization by the same event in the same transaction, and an
+    authorization that became valid the pending orders whose authorizations are now all valid
+    (AUTHORIZED): the validation is one protocol step, one transaction."""
     status = ChallengeStatus(challenge.status)
     target = next_status(CHALLENGE, status, event)
-    authz_target = None
+    authz_target = order_target = None
     if status is ChallengeStatus.PROCESSING:
-        authz_target = next_status(AUTHORIZATION, AuthzStatus.PENDING, event).value
+        authz = next_status(AUTHORIZATION, AuthzStatus.PENDING, event)
+        authz_target = authz.value
+        if authz is AuthzStatus.VALID:
+            order_target = next_status(ORDER, OrderStatus.PENDING, Event.AUTHORIZED).value
     return await store.acme_update_challenge(
         challenge.id,
         challenge.status,
@@ -81,4 +86,5 @@ async def move_challenge(
         error=error,
         authz_status=authz_target,
         audit=audit,
+        order_status=order_target,
     )

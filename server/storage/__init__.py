@@ -788,6 +788,11 @@ class ACMEStore(Protocol):
     """ACME (RFC 8555, server/acme/): nonces, EAB keys, accounts, orders, authorizations and
     challenges."""
 
+    # True where one server process has the store to itself (SQLite: ``serve`` holds the
+    # serve-lock, server/workers.py), so that what it caches of an ACME record stays true until
+    # it changes the record itself; False where several processes share it (PostgreSQL).
+    acme_process_local: bool
+
     async def acme_add_nonce(self, value: str, expires_at: dt.datetime) -> None:
         """Remember a nonce this server handed out (any process may redeem it)."""
         ...
@@ -899,6 +904,11 @@ class ACMEStore(Protocol):
         """NotFound if there is no such authorization; with its challenges."""
         ...
 
+    async def acme_authorization_of_challenge(self, challenge_id: str) -> AcmeAuthzRecord:
+        """The authorization a challenge belongs to, with its challenges, in one read; NotFound
+        if there is no such challenge."""
+        ...
+
     async def acme_reusable_authorization(
         self,
         account_id: str,
@@ -930,9 +940,13 @@ class ACMEStore(Protocol):
         error: Mapping[str, Any] | None = None,
         authz_status: str | None = None,
         audit: AuditEvent | None = None,
+        order_status: str | None = None,
     ) -> AcmeChallengeRecord:
         """Move a challenge on (Conflict unless still ``expected_status``) and, with
-        ``authz_status``, its pending authorization too, in one transaction."""
+        ``authz_status``, its pending authorization too, in one transaction. With
+        ``order_status`` too, each unexpired ``pending`` order of that authorization whose
+        authorizations are then all ``valid`` moves to ``order_status`` in it (RFC 8555
+        §7.1.6: the order is ready once its authorizations are)."""
         ...
 
     async def acme_deactivate_account(

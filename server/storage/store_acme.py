@@ -403,6 +403,14 @@ class ACMEPart(Part):
             raise NotFound(f"no ACME authorization {authz_id}")
         return found
 
+    async def acme_authorization_of_challenge(self, challenge_id: str) -> AcmeAuthzRecord:
+        found = await self._acme_authz(
+            "id = (SELECT authz_id FROM acme_challenges WHERE id = ?)", challenge_id
+        )
+        if found is None:
+            raise NotFound(f"no ACME challenge {challenge_id}")
+        return found
+
     async def acme_reusable_authorization(
         self,
         account_id: str,
@@ -459,6 +467,7 @@ class ACMEPart(Part):
         error: Mapping[str, Any] | None = None,
         authz_status: str | None = None,
         audit: AuditEvent | None = None,
+        order_status: str | None = None,
     ) -> AcmeChallengeRecord:
         async def body(db: Session) -> AcmeChallengeRecord:
             changed = await db.execute(
@@ -480,6 +489,20 @@ class ACMEPart(Part):
                     "UPDATE acme_authorizations SET status = ? WHERE status = 'pending' AND id ="
                     " (SELECT authz_id FROM acme_challenges WHERE id = ?)",
                     authz_status,
+                    challenge_id,
+                )
+            if authz_status is not None and order_status is not None:
+                await db.execute(
+                    "UPDATE acme_orders SET status = ?, updated_at = ?"
+                    " WHERE status = 'pending' AND expires_at > ? AND id IN"
+                    " (SELECT l.order_id FROM acme_order_authorizations l"
+                    "  JOIN acme_challenges c ON c.authz_id = l.authz_id WHERE c.id = ?)"
+                    " AND NOT EXISTS (SELECT 1 FROM acme_order_authorizations o"
+                    "  JOIN acme_authorizations a ON a.id = o.authz_id"
+                    "  WHERE o.order_id = acme_orders.id AND a.status <> 'valid')",
+                    order_status,
+                    at,
+                    at,
                     challenge_id,
                 )
             if audit is not None:

@@ -587,7 +587,7 @@ def store_methods() -> dict[str, object]:
 
 def test_every_store_method_is_implemented_by_every_backend():
     wanted = store_methods()
-    assert len(wanted) == 78  # every part walked, not only Store's own body
+    assert len(wanted) == 79  # every part walked, not only Store's own body
     for cls in (SQLiteStore, PostgresStore):
         missing = sorted(name for name in wanted if not callable(getattr(cls, name, None)))
         assert not missing, f"{cls.__name__} lacks {missing}"
@@ -1592,6 +1592,39 @@ async def test_acme_orders_authorizations_and_challenges(store):
     )
     assert invalid.error == {"type": "urn:y"}
     assert await store.verify_audit_chain() == 9
+
+
+async def test_acme_validation_readies_the_orders_it_completes(store):
+    """A challenge's validation is one transaction: the challenge, its authorization and each
+    unexpired pending order whose authorizations are then all valid (RFC 8555 §7.1.6)."""
+    await store.acme_add_eab_key(eab_key(), event("eab.add"))
+    await store.acme_create_account(acme_account(), event("acct"), operator_key=True)
+    both = order("ord-1", ("az-1", "az-2"))
+    await store.acme_add_order(
+        both, [authorization("az-1", "a.example.org"), authorization("az-2", "b.example.org")],
+        event("order"),
+    )  # fmt: skip
+    await store.acme_add_order(order("ord-2", ("az-1",)), [], event("order"))
+    late = order("ord-3", ("az-2",), expires_at=T0 + ONE)
+    await store.acme_add_order(late, [], event("order"))
+    found = await store.acme_authorization_of_challenge("az-1-d")
+    assert found == await store.acme_authorization("az-1")
+    with pytest.raises(NotFound):
+        await store.acme_authorization_of_challenge("nope")
+
+    await store.acme_update_challenge("az-1-h", "pending", "processing", T0)
+    await store.acme_update_challenge(
+        "az-1-h", "processing", "valid", T0 + ONE, authz_status="valid", order_status="ready"
+    )
+    assert (await store.acme_order("ord-1")).status == "pending"  # az-2 is still pending
+    ready = await store.acme_order("ord-2")
+    assert (ready.status, ready.updated_at) == ("ready", T0 + ONE)
+    await store.acme_update_challenge("az-2-h", "pending", "processing", T0)
+    await store.acme_update_challenge(
+        "az-2-h", "processing", "valid", T0 + 2 * ONE, authz_status="valid", order_status="ready"
+    )
+    assert (await store.acme_order("ord-1")).status == "ready"
+    assert (await store.acme_order("ord-3")).status == "pending"  # expired: left to refresh
 
 
 async def test_acme_account_deactivation_cancels_pending_operations(store):
