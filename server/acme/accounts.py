@@ -131,30 +131,38 @@ class Accounts:
         if verified.post_as_get:
             return self._reply(account)
         update = messages.parse_account_update(verified.payload())
-        changes: dict[str, Any] = {}
-        if update.contact is not None:
-            changes["contact"] = update.contact
-        if update.terms_of_service_agreed and not account.terms_agreed:
-            changes["terms_agreed"] = True
-        if update.deactivate:
-            changes["status"] = next_status(
-                ACCOUNT, AccountStatus(account.status), Event.DEACTIVATE
-            ).value
-        if not changes:
+        terms = True if update.terms_of_service_agreed and not account.terms_agreed else None
+        if update.contact is None and terms is None and not update.deactivate:
             return self._reply(account)
         now = self.clock.now()
-        changes["updated_at"] = now
+        details: dict[str, Any] = {}
+        if update.contact is not None:
+            details["contact"] = update.contact
+        if not update.deactivate:
+            updated = await self.store.acme_update_contact(
+                account.id,
+                update.contact,
+                terms,
+                now,
+                AuditEvent(
+                    now,
+                    f"acme:{account.id}",
+                    "acme.account.update",
+                    f"acme/account/{account.id}",
+                    details,
+                ),
+            )
+            self.requests.remember(updated)
+            return self._reply(updated)
+        status = next_status(ACCOUNT, AccountStatus(account.status), Event.DEACTIVATE).value
+        details["status"] = status
         audit = AuditEvent(
             now,
             f"acme:{account.id}",
-            "acme.account.deactivate" if update.deactivate else "acme.account.update",
+            "acme.account.deactivate",
             f"acme/account/{account.id}",
-            {k: v for k, v in changes.items() if k in ("contact", "status")},
+            details,
         )
-        if not update.deactivate:
-            updated = await self.store.acme_update_account(account.id, changes, audit)
-            self.requests.remember(updated)
-            return self._reply(updated)
         # §7.3.6: "the server SHOULD cancel any pending operations authorized by the account's
         # key, such as certificate orders": in the same transaction, its orders not yet valid
         # or invalid become invalid (§7.1.6; the store takes them from the transition table,
@@ -165,7 +173,12 @@ class Accounts:
         )
         try:
             updated = await self.store.acme_deactivate_account(
-                account.id, changes, cancelled.to_json(), audit
+                account.id,
+                status,
+                cancelled.to_json(),
+                audit,
+                contact=update.contact,
+                terms_agreed=terms,
             )
         except Conflict:
             # Deactivated (or revoked) by a request racing this one.
@@ -220,9 +233,11 @@ class Accounts:
             )
         now = self.clock.now()
         try:
-            updated = await self.store.acme_update_account(
+            updated = await self.store.acme_change_key(
                 account.id,
-                {"jwk": new_key.to_json(), "thumbprint": new_thumbprint, "updated_at": now},
+                new_key.to_json(),
+                new_thumbprint,
+                now,
                 AuditEvent(
                     now,
                     f"acme:{account.id}",

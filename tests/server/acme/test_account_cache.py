@@ -68,7 +68,7 @@ def _audit(action: str) -> AuditEvent:
 async def _deactivate(store: Store) -> AcmeAccountRecord:
     return await store.acme_deactivate_account(
         "acct-cache-1",
-        {"status": "deactivated", "updated_at": NOW},
+        "deactivated",
         {"type": "urn:ietf:params:acme:error:unauthorized"},
         _audit("acme.account.deactivate"),
     )
@@ -104,9 +104,11 @@ async def test_a_key_change_by_one_worker_retires_the_old_key_on_the_other(postg
         other = _verifier(second)
         assert (await _request(other, old, "acct-cache-1")).id == "acct-cache-1"
         jwk = jwk_of(new.public_key())
-        await first.acme_update_account(
+        await first.acme_change_key(
             "acct-cache-1",
-            {"jwk": jwk.to_json(), "thumbprint": jwk.thumbprint(), "updated_at": NOW},
+            jwk.to_json(),
+            jwk.thumbprint(),
+            NOW,
             _audit("acme.account.key_change"),
         )
         with pytest.raises(AcmeError):
@@ -125,8 +127,8 @@ async def test_a_process_local_store_caches_the_account_and_follows_its_changes(
         verifier = _verifier(store)
         seen = await _request(verifier, key, "acct-cache-1")
         # Cached: a write behind this process's back (none happens: the serve-lock) is not seen.
-        await store.acme_update_account(
-            "acct-cache-1", {"contact": ["mailto:a@example.org"]}, _audit("acme.account.update")
+        await store.acme_update_contact(
+            "acct-cache-1", ["mailto:a@example.org"], None, NOW, _audit("acme.account.update")
         )
         assert await _request(verifier, key, "acct-cache-1") == seen
         # Every change through Accounts is remembered: the next request sees it.
