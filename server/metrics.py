@@ -198,7 +198,7 @@ _AFTER: dict[str, Callable[[dict[str, Any], Any], None]] = {
     "record_certificate": _after_issue,
     "update_application": _after_issue,
     "complete_reenrollment": _after_issue,
-    "acme_update_order": _after_issue,
+    "acme_issue_order": _after_issue,
     "append_audit": _after_append_audit,
     "mark_mail": _after_mark_mail,
 }

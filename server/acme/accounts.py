@@ -23,7 +23,7 @@ from jitsuin.protocol.jose import (
 from jitsuin.server.acme.common import TLS_SERVER, Reply, Verified, new_id, unauthorized
 from jitsuin.server.acme.eab import ExternalAccounts
 from jitsuin.server.acme.paths import Path, Urls
-from jitsuin.server.acme.requests import bad_algorithm, from_jose
+from jitsuin.server.acme.requests import RequestVerifier, bad_algorithm, from_jose
 from jitsuin.server.config import AcmeConfig
 from jitsuin.server.storage import AcmeAccountRecord, AuditEvent, Conflict, Store
 
@@ -36,12 +36,14 @@ class Accounts:
         config: AcmeConfig,
         urls: Urls,
         bindings: ExternalAccounts,
+        requests: RequestVerifier,
     ) -> None:
         self.store = store
         self.clock = clock
         self.config = config
         self.urls = urls
         self.bindings = bindings
+        self.requests = requests  # told of every change to an account (its cache)
 
     def _reply(self, account: AcmeAccountRecord, status: int = 200) -> Reply:
         body = AccountObject(
@@ -129,29 +131,38 @@ class Accounts:
         if verified.post_as_get:
             return self._reply(account)
         update = messages.parse_account_update(verified.payload())
-        changes: dict[str, Any] = {}
-        if update.contact is not None:
-            changes["contact"] = update.contact
-        if update.terms_of_service_agreed and not account.terms_agreed:
-            changes["terms_agreed"] = True
-        if update.deactivate:
-            changes["status"] = next_status(
-                ACCOUNT, AccountStatus(account.status), Event.DEACTIVATE
-            ).value
-        if not changes:
+        terms = True if update.terms_of_service_agreed and not account.terms_agreed else None
+        if update.contact is None and terms is None and not update.deactivate:
             return self._reply(account)
         now = self.clock.now()
-        changes["updated_at"] = now
+        details: dict[str, Any] = {}
+        if update.contact is not None:
+            details["contact"] = update.contact
+        if not update.deactivate:
+            updated = await self.store.acme_update_contact(
+                account.id,
+                update.contact,
+                terms,
+                now,
+                AuditEvent(
+                    now,
+                    f"acme:{account.id}",
+                    "acme.account.update",
+                    f"acme/account/{account.id}",
+                    details,
+                ),
+            )
+            self.requests.remember(updated)
+            return self._reply(updated)
+        status = next_status(ACCOUNT, AccountStatus(account.status), Event.DEACTIVATE).value
+        details["status"] = status
         audit = AuditEvent(
             now,
             f"acme:{account.id}",
-            "acme.account.deactivate" if update.deactivate else "acme.account.update",
+            "acme.account.deactivate",
             f"acme/account/{account.id}",
-            {k: v for k, v in changes.items() if k in ("contact", "status")},
+            details,
         )
-        if not update.deactivate:
-            updated = await self.store.acme_update_account(account.id, changes, audit)
-            return self._reply(updated)
         # §7.3.6: "the server SHOULD cancel any pending operations authorized by the account's
         # key, such as certificate orders": in the same transaction, its orders not yet valid
         # or invalid become invalid (§7.1.6; the store takes them from the transition table,
@@ -162,12 +173,19 @@ class Accounts:
         )
         try:
             updated = await self.store.acme_deactivate_account(
-                account.id, changes, cancelled.to_json(), audit
+                account.id,
+                status,
+                cancelled.to_json(),
+                audit,
+                contact=update.contact,
+                terms_agreed=terms,
             )
         except Conflict:
             # Deactivated (or revoked) by a request racing this one.
             updated = await self.store.acme_account(account.id)
+            self.requests.remember(updated)
             raise unauthorized(f"the account is {updated.status}") from None
+        self.requests.remember(updated)
         return self._reply(updated)
 
     async def key_change(self, verified: Verified) -> Reply:
@@ -215,9 +233,11 @@ class Accounts:
             )
         now = self.clock.now()
         try:
-            updated = await self.store.acme_update_account(
+            updated = await self.store.acme_change_key(
                 account.id,
-                {"jwk": new_key.to_json(), "thumbprint": new_thumbprint, "updated_at": now},
+                new_key.to_json(),
+                new_thumbprint,
+                now,
                 AuditEvent(
                     now,
                     f"acme:{account.id}",
@@ -234,4 +254,5 @@ class Accounts:
                 status=409,
                 headers=[("Location", self.urls.account(holder.id))] if holder else [],
             ) from None
+        self.requests.remember(updated)
         return self._reply(updated)

@@ -26,6 +26,7 @@ from jitsuin.protocol.acme.status import (
 from jitsuin.server.acme import policy
 from jitsuin.server.acme.common import PERSONAL, Reply, Verified, known_id, new_id, not_found
 from jitsuin.server.acme.paths import Urls
+from jitsuin.server.acme.requests import RequestVerifier
 from jitsuin.server.acme.transitions import move_authorization, move_challenge
 from jitsuin.server.acme.va import ValidationAuthority
 from jitsuin.server.config import AcmeConfig
@@ -45,13 +46,16 @@ _STALE_VALIDATION = dt.timedelta(seconds=60)
 
 
 class Authorizations:
-    def __init__(self, store: Store, clock: Clock, config: AcmeConfig, urls: Urls) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, config: AcmeConfig, urls: Urls, requests: RequestVerifier
+    ) -> None:
         self.store = store
+        self.requests = requests  # the accounts, cached where the store is process-local
         self.clock = clock
         self.config = config
         self.urls = urls
         self.va = ValidationAuthority(config)
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: dict[str, asyncio.Task[AcmeChallengeRecord | None]] = {}
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
@@ -97,7 +101,10 @@ class Authorizations:
     async def load(self, authz_id: str) -> AcmeAuthzRecord:
         """The authorization, expired if its time is up (§7.1.6); a validation of it that a
         stopped process left is started again."""
-        authz = await self.store.acme_authorization(authz_id)
+        return await self._loaded(await self.store.acme_authorization(authz_id))
+
+    async def _loaded(self, authz: AcmeAuthzRecord) -> AcmeAuthzRecord:
+        """``load``'s work on an authorization just read."""
         now = self.clock.now()
         if authz.status in EXPIRABLE_AUTHORIZATIONS and now > authz.expires_at:
             with contextlib.suppress(Conflict):
@@ -200,10 +207,12 @@ class Authorizations:
 
     async def challenge(self, verified: Verified, challenge_id: str) -> Reply:
         try:
-            challenge = await self.store.acme_challenge(known_id(challenge_id))
-            authz = await self.load(challenge.authz_id)
+            authz = await self._loaded(
+                await self.store.acme_authorization_of_challenge(known_id(challenge_id))
+            )
         except NotFound:
             raise not_found("challenge") from None
+        challenge = _challenge_in(authz, challenge_id)
         verified.own(authz.account_id, "challenge")
         if not verified.post_as_get:
             payload = verified.payload()
@@ -217,8 +226,8 @@ class Authorizations:
                         self.store, challenge, Event.RESPOND, self.clock.now()
                     )
                     self._start_validation(challenge.id)
-                await self._settled(challenge.id)
-                challenge = await self.store.acme_challenge(challenge.id)
+                settled = await self._settled(challenge.id)
+                challenge = settled or await self.store.acme_challenge(challenge.id)
         # §8.2: a challenge still being validated tells the client when to look again.
         processing = challenge.status == ChallengeStatus.PROCESSING
         retry = self.config.retry_after_seconds if processing else None
@@ -228,7 +237,7 @@ class Authorizations:
             retry_after=retry,
         )
 
-    async def _settled(self, challenge_id: str) -> None:
+    async def _settled(self, challenge_id: str) -> AcmeChallengeRecord | None:
         """Wait up to ``challenge_wait_seconds`` for this process's validation of the challenge:
         a quick one is answered with its outcome (§7.5.1: the response is the challenge as it is
         then), so the client's first poll of the authorization finds it settled instead of
@@ -236,26 +245,29 @@ class Authorizations:
         goes away meanwhile."""
         task = self._tasks.get(challenge_id)
         if task is None or self.config.challenge_wait_seconds <= 0:
-            return
+            return None
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), self.config.challenge_wait_seconds)
+            # The challenge as the validation left it (None: settled elsewhere, or not yet).
+            return await asyncio.wait_for(asyncio.shield(task), self.config.challenge_wait_seconds)
+        return None
 
     def _start_validation(self, challenge_id: str) -> None:
         task = asyncio.get_running_loop().create_task(self._validate(challenge_id))
         self._tasks[challenge_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(challenge_id, None))
 
-    async def _validate(self, challenge_id: str) -> None:
+    async def _validate(self, challenge_id: str) -> AcmeChallengeRecord | None:
         """Validate in the background (§7.5.1: the server answers at once and validates
-        asynchronously), then record the outcome on the challenge and its authorization."""
+        asynchronously), then record the outcome on the challenge and its authorization; the
+        challenge as recorded (None when another process settled it, or on an error)."""
         try:
             if self.config.test.validation_delay_seconds:
                 await asyncio.sleep(self.config.test.validation_delay_seconds)
-            challenge = await self.store.acme_challenge(known_id(challenge_id))
+            authz = await self.store.acme_authorization_of_challenge(known_id(challenge_id))
+            challenge = _challenge_in(authz, challenge_id)
             if challenge.status != ChallengeStatus.PROCESSING:
-                return  # settled by another process meanwhile
-            authz = await self.store.acme_authorization(challenge.authz_id)
-            account = await self.store.acme_account(authz.account_id)
+                return None  # settled by another process meanwhile
+            account = await self.requests.account(authz.account_id)
             identifier = Identifier(authz.identifier_type, authz.identifier_value)
             key_auth = challenge_types.key_authorization(challenge.token, account.thumbprint)
             error: AcmeError | None = None
@@ -276,7 +288,7 @@ class Authorizations:
             now = self.clock.now()
             event = Event.SUCCEED if error is None else Event.FAIL
             status = next_status(CHALLENGE, ChallengeStatus.PROCESSING, event)
-            await move_challenge(
+            return await move_challenge(
                 self.store,
                 challenge,
                 event,
@@ -297,6 +309,12 @@ class Authorizations:
         except asyncio.CancelledError:
             raise
         except Conflict:
-            pass
+            return None
         except Exception:
             log.exception("validation of challenge %s failed unexpectedly", challenge_id)
+            return None
+
+
+def _challenge_in(authz: AcmeAuthzRecord, challenge_id: str) -> AcmeChallengeRecord:
+    """The challenge of ``authz`` read with it (``acme_authorization_of_challenge``)."""
+    return next(c for c in authz.challenges if c.id == challenge_id)

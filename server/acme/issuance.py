@@ -22,13 +22,13 @@ from jitsuin.ca.issuance import check_public_key, profile_named
 from jitsuin.protocol.acme import messages
 from jitsuin.protocol.acme.messages import Identifier
 from jitsuin.protocol.acme.problems import AcmeError, ErrorType
-from jitsuin.protocol.acme.status import Event, OrderStatus
+from jitsuin.protocol.acme.status import OrderStatus
 from jitsuin.server.acme import policy
 from jitsuin.server.acme.common import PERSONAL, Reply, Verified, not_found
 from jitsuin.server.acme.errors import from_ca, from_ra
 from jitsuin.server.acme.orders import Orders
 from jitsuin.server.acme.requests import RequestVerifier
-from jitsuin.server.acme.transitions import move_order
+from jitsuin.server.acme.transitions import finalize_order, issue_order
 from jitsuin.server.authority import Authority
 from jitsuin.server.est.service import Reenrollment, Settled
 from jitsuin.server.ra.errors import RAError, RAKind
@@ -103,12 +103,11 @@ class Issuance:
                 raise AcmeError(ErrorType.BAD_CSR, contradiction)
         now = self.clock.now()
         try:
-            order = await move_order(
+            order = await finalize_order(
                 self.store,
                 order,
-                Event.FINALIZE,
+                csr_der,
                 now,
-                {"csr_der": csr_der},
                 AuditEvent(
                     now, f"acme:{account.id}", "acme.order.finalize", f"acme/order/{order.id}"
                 ),
@@ -137,28 +136,19 @@ class Issuance:
         self, order: AcmeOrderRecord, csr: VerifiedCSR | None = None
     ) -> AcmeOrderRecord:
         """``csr``: ``order.csr_der`` as finalize just verified it (None: verified here)."""
-        account = await self.store.acme_account(order.account_id)
+        account = await self.requests.account(order.account_id)
         assert order.csr_der is not None
         try:
             if account.kind == PERSONAL:
                 outcome = await self._issue_personal(account, order)
                 if isinstance(outcome, _Waiting):
                     if order.reenrollment_id != outcome.request_id:
-                        order = await self.store.acme_update_order(
-                            order.id,
-                            OrderStatus.PROCESSING,
-                            {"reenrollment_id": outcome.request_id, "updated_at": self.clock.now()},
+                        order = await self.store.acme_await_reenrollment(
+                            order.id, OrderStatus.PROCESSING, outcome.request_id, self.clock.now()
                         )
                     return order
-                return await move_order(
-                    self.store,
-                    order,
-                    Event.ISSUE,
-                    self.clock.now(),
-                    {
-                        "certificate_generation": outcome.generation,
-                        "certificate_serial": format(outcome.serial, "x"),
-                    },
+                return await issue_order(
+                    self.store, order, outcome.generation, outcome.serial, self.clock.now()
                 )
             return await self._issue_tls(account, order, csr)
         except Conflict:
@@ -243,15 +233,12 @@ class Issuance:
         )
         now = self.clock.now()
         try:
-            return await move_order(
+            return await issue_order(
                 self.store,
                 order,
-                Event.ISSUE,
+                issued.generation,
+                issued.serial,
                 now,
-                {
-                    "certificate_generation": issued.generation,
-                    "certificate_serial": format(issued.serial, "x"),
-                },
                 AuditEvent(
                     now,
                     actor,

@@ -246,7 +246,7 @@ class Orders:
         """The order -> invalid with ``error`` (§7.1.6), or as another request left it."""
         try:
             return await move_order(
-                self.store, order, event, self.clock.now(), {"error": error.to_json()}
+                self.store, order, event, self.clock.now(), error=error.to_json()
             )
         except Conflict:
             return await self.store.acme_order(order.id)

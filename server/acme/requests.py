@@ -1,5 +1,13 @@
 """Request verification (RFC 8555 §6.2-§6.5): the flattened JWS, its url and nonce, the key it is
-signed with (an account's, parsed once and cached, or a jwk) and the account's status."""
+signed with (an account's, parsed once and cached, or a jwk) and the account's status.
+
+The account behind a kid is read on every request where processes share the store: another
+process may have deactivated it or changed its key, and §7.3.6 refuses every request of a
+deactivated account (the parsed key is still cached, by thumbprint: a changed key is a new
+entry). Where this process has the store to itself (``Store.acme_process_local``: SQLite), the
+account record is cached too: only this process changes it, and each change
+(``Accounts``: update, deactivation, key change) puts the new record in the cache
+(``remember``), so a deactivated account is refused from the next request on, as above."""
 
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ from jitsuin.server.acme.paths import Urls
 from jitsuin.server.storage import AcmeAccountRecord, NotFound, Store
 
 _KEY_CACHE_SIZE = 4096  # parsed account keys kept
+_ACCOUNT_CACHE_SIZE = 4096  # account records kept where the store is process-local
 
 
 class JwkMode(enum.Enum):
@@ -56,6 +65,13 @@ class RequestVerifier:
         self.nonces = nonces
         self.urls = urls
         self._keys: dict[str, JWK] = {}  # account thumbprint -> its parsed key
+        # account id -> its record, only where the store is process-local (module docstring).
+        self._accounts: dict[str, AcmeAccountRecord] | None = (
+            {} if store.acme_process_local else None
+        )
+        # Bumped by every change this process makes to an account: a read that began before
+        # the change must not put the record it found in the cache after it (``account``).
+        self._changes = 0
 
     async def verify(self, body: bytes, url: str, *, jwk: JwkMode = JwkMode.NEVER) -> Verified:
         try:
@@ -123,10 +139,37 @@ class RequestVerifier:
         if not is_id(account_id):
             raise AcmeError(ErrorType.ACCOUNT_DOES_NOT_EXIST, "the kid is not an account URL")
         try:
-            account = await self.store.acme_account(account_id)
+            account = await self.account(account_id)
         except NotFound:
             raise AcmeError(ErrorType.ACCOUNT_DOES_NOT_EXIST, "there is no such account") from None
         # step-ca's check: the kid is the account URL verbatim.
         if kid != self.urls.account(account.id):
             raise AcmeError(ErrorType.ACCOUNT_DOES_NOT_EXIST, "the kid is not the account URL")
         return account
+
+    async def account(self, account_id: str) -> AcmeAccountRecord:
+        """The account as it is now (from the cache where the store is process-local);
+        NotFound if there is none."""
+        if self._accounts is None:
+            return await self.store.acme_account(account_id)
+        found = self._accounts.get(account_id)
+        if found is not None:
+            return found
+        changes = self._changes
+        found = await self.store.acme_account(account_id)
+        if changes == self._changes:  # no change by this process while it was read
+            self._cache(found)
+        return found
+
+    def remember(self, account: AcmeAccountRecord) -> None:
+        """``account`` as this process just wrote it (or found it after a refused write)."""
+        self._changes += 1
+        if self._accounts is not None:
+            self._cache(account)
+
+    def _cache(self, account: AcmeAccountRecord) -> None:
+        assert self._accounts is not None
+        self._accounts.pop(account.id, None)
+        if len(self._accounts) >= _ACCOUNT_CACHE_SIZE:
+            del self._accounts[next(iter(self._accounts))]  # the least recently stored
+        self._accounts[account.id] = account

@@ -55,8 +55,8 @@ class AcmeService:
         self.nonces = Nonces(store, clock, config)
         self.requests = RequestVerifier(store, self.nonces, self.urls)
         self.eab = ExternalAccounts(store, clock, config, self.urls, ra)
-        self.accounts = Accounts(store, clock, config, self.urls, self.eab)
-        self.authorizations = Authorizations(store, clock, config, self.urls)
+        self.accounts = Accounts(store, clock, config, self.urls, self.eab, self.requests)
+        self.authorizations = Authorizations(store, clock, config, self.urls, self.requests)
         self.orders = Orders(
             authority,
             clock,

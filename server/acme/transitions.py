@@ -30,23 +30,46 @@ from jitsuin.server.storage import (
 )
 
 
+def _order_target(order: AcmeOrderRecord, event: Event) -> str:
+    return next_status(ORDER, OrderStatus(order.status), event).value
+
+
 async def move_order(
     store: Store,
     order: AcmeOrderRecord,
     event: Event,
     at: dt.datetime,
-    changes: Mapping[str, Any] | None = None,
+    *,
+    error: Mapping[str, Any] | None = None,
+) -> AcmeOrderRecord:
+    """``order`` after ``event`` (with ``error`` when it fails)."""
+    return await store.acme_move_order(
+        order.id, order.status, _order_target(order, event), at, error=error
+    )
+
+
+async def finalize_order(
+    store: Store, order: AcmeOrderRecord, csr_der: bytes, at: dt.datetime, audit: AuditEvent
+) -> AcmeOrderRecord:
+    """``order`` after FINALIZE with the CSR (§7.4)."""
+    target = _order_target(order, Event.FINALIZE)
+    return await store.acme_finalize_order(order.id, order.status, target, csr_der, at, audit)
+
+
+async def issue_order(
+    store: Store,
+    order: AcmeOrderRecord,
+    generation: int,
+    serial: int,
+    at: dt.datetime,
     audit: AuditEvent | None = None,
     certificate: CertificateRecord | None = None,
 ) -> AcmeOrderRecord:
-    """``order`` after ``event``, with ``changes`` written in the same update."""
-    target = next_status(ORDER, OrderStatus(order.status), event)
-    return await store.acme_update_order(
-        order.id,
-        order.status,
-        {"status": target.value, **(changes or {}), "updated_at": at},
-        audit,
-        certificate=certificate,
+    """``order`` after ISSUE with its certificate, recorded in the same transaction when
+    ``certificate`` is given."""
+    target = _order_target(order, Event.ISSUE)
+    return await store.acme_issue_order(
+        order.id, order.status, target, generation, serial, at, audit, certificate
     )
 
 
@@ -67,12 +90,17 @@ async def move_challenge(
     audit: AuditEvent | None = None,
 ) -> AcmeChallengeRecord:
     """A challenge after ``event``. A validation's outcome (SUCCEED or FAIL out of processing)
-    moves its pending authorization by the same event in the same transaction."""
+    moves its pending authorization by the same event in the same transaction, and an
+    authorization that became valid the pending orders whose authorizations are now all valid
+    (AUTHORIZED): the validation is one protocol step, one transaction."""
     status = ChallengeStatus(challenge.status)
     target = next_status(CHALLENGE, status, event)
-    authz_target = None
+    authz_target = order_target = None
     if status is ChallengeStatus.PROCESSING:
-        authz_target = next_status(AUTHORIZATION, AuthzStatus.PENDING, event).value
+        authz = next_status(AUTHORIZATION, AuthzStatus.PENDING, event)
+        authz_target = authz.value
+        if authz is AuthzStatus.VALID:
+            order_target = next_status(ORDER, OrderStatus.PENDING, Event.AUTHORIZED).value
     return await store.acme_update_challenge(
         challenge.id,
         challenge.status,
@@ -81,4 +109,5 @@ async def move_challenge(
         error=error,
         authz_status=authz_target,
         audit=audit,
+        order_status=order_target,
     )

@@ -792,6 +792,11 @@ class ACMEStore(Protocol):
     """ACME (RFC 8555, server/acme/): nonces, EAB keys, accounts, orders, authorizations and
     challenges."""
 
+    # True where one server process has the store to itself (SQLite: ``serve`` holds the
+    # serve-lock, server/workers.py), so that what it caches of an ACME record stays true until
+    # it changes the record itself; False where several processes share it (PostgreSQL).
+    acme_process_local: bool
+
     async def acme_add_nonce(self, value: str, expires_at: dt.datetime) -> None:
         """Remember a nonce this server handed out (any process may redeem it)."""
         ...
@@ -836,11 +841,29 @@ class ACMEStore(Protocol):
 
     async def acme_account_by_thumbprint(self, thumbprint: str) -> AcmeAccountRecord | None: ...
 
-    async def acme_update_account(
-        self, account_id: str, changes: Mapping[str, Any], audit: AuditEvent
+    async def acme_update_contact(
+        self,
+        account_id: str,
+        contact: Sequence[str] | None,
+        terms_agreed: bool | None,
+        at: dt.datetime,
+        audit: AuditEvent,
     ) -> AcmeAccountRecord:
-        """Change ``contact``, ``status``, ``terms_agreed`` or the key (``jwk`` with
-        ``thumbprint``). Conflict when the new thumbprint belongs to another account."""
+        """RFC 8555 §7.3.2: the account's new ``contact`` and ``terms_agreed`` (None: left as
+        they are), ``updated_at`` = ``at``; the account as written. NotFound if there is no
+        such account."""
+        ...
+
+    async def acme_change_key(
+        self,
+        account_id: str,
+        jwk: Mapping[str, Any],
+        thumbprint: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+    ) -> AcmeAccountRecord:
+        """RFC 8555 §7.3.5: the account's new key; the account as written. Conflict when the
+        thumbprint belongs to another account, NotFound if there is no such account."""
         ...
 
     async def acme_add_order(
@@ -867,16 +890,54 @@ class ACMEStore(Protocol):
         """The account's orders with ``seq`` above ``after_seq``, oldest first (a page)."""
         ...
 
-    async def acme_update_order(
+    async def acme_move_order(
         self,
         order_id: str,
         expected_status: str,
-        changes: Mapping[str, Any],
+        status: str,
+        at: dt.datetime,
+        *,
+        error: Mapping[str, Any] | None = None,
+        audit: AuditEvent | None = None,
+    ) -> AcmeOrderRecord:
+        """The order to ``status`` (with ``error`` when it fails, §7.1.6) if it is still
+        ``expected_status`` (Conflict otherwise); the order as written."""
+        ...
+
+    async def acme_finalize_order(
+        self,
+        order_id: str,
+        expected_status: str,
+        status: str,
+        csr_der: bytes,
+        at: dt.datetime,
+        audit: AuditEvent,
+    ) -> AcmeOrderRecord:
+        """§7.4: the order to ``status`` with the CSR it is finalized with, as
+        ``acme_move_order``."""
+        ...
+
+    async def acme_issue_order(
+        self,
+        order_id: str,
+        expected_status: str,
+        status: str,
+        generation: int,
+        serial: int,
+        at: dt.datetime,
         audit: AuditEvent | None = None,
         certificate: CertificateRecord | None = None,
     ) -> AcmeOrderRecord:
-        """Apply ``changes`` if the order is still ``expected_status`` (Conflict otherwise), and
-        record ``certificate`` in the same transaction (issuance is crash-safe)."""
+        """The order to ``status`` with the certificate issued for it (generation and serial)
+        and, when given, ``certificate`` recorded in the same transaction (issuance is
+        crash-safe), as ``acme_move_order``."""
+        ...
+
+    async def acme_await_reenrollment(
+        self, order_id: str, expected_status: str, reenrollment_id: int, at: dt.datetime
+    ) -> AcmeOrderRecord:
+        """The RA's re-enrollment request the order waits for (its status stays), as
+        ``acme_move_order``."""
         ...
 
     async def acme_order_by_certificate(
@@ -901,6 +962,11 @@ class ACMEStore(Protocol):
 
     async def acme_authorization(self, authz_id: str) -> AcmeAuthzRecord:
         """NotFound if there is no such authorization; with its challenges."""
+        ...
+
+    async def acme_authorization_of_challenge(self, challenge_id: str) -> AcmeAuthzRecord:
+        """The authorization a challenge belongs to, with its challenges, in one read; NotFound
+        if there is no such challenge."""
         ...
 
     async def acme_reusable_authorization(
@@ -934,26 +1000,33 @@ class ACMEStore(Protocol):
         error: Mapping[str, Any] | None = None,
         authz_status: str | None = None,
         audit: AuditEvent | None = None,
+        order_status: str | None = None,
     ) -> AcmeChallengeRecord:
         """Move a challenge on (Conflict unless still ``expected_status``) and, with
-        ``authz_status``, its pending authorization too, in one transaction."""
+        ``authz_status``, its pending authorization too, in one transaction. With
+        ``order_status`` too, each unexpired ``pending`` order of that authorization whose
+        authorizations are then all ``valid`` moves to ``order_status`` in it (RFC 8555
+        §7.1.6: the order is ready once its authorizations are)."""
         ...
 
     async def acme_deactivate_account(
         self,
         account_id: str,
-        changes: Mapping[str, Any],
+        status: str,
         order_error: Mapping[str, Any],
         audit: AuditEvent,
+        *,
+        contact: Sequence[str] | None = None,
+        terms_agreed: bool | None = None,
     ) -> AcmeAccountRecord:
-        """RFC 8555 §7.3.6 in one transaction: apply ``changes`` (``status`` = ``deactivated``,
-        optionally ``contact``, ``terms_agreed``, ``updated_at``) to a ``valid`` account and
-        cancel the pending operations its key authorized: each of its orders still
-        ``pending``, ``ready`` or ``processing`` becomes ``invalid`` with ``order_error``
-        (``updated_at`` = ``audit.at``) and each of its ``pending`` authorizations
-        ``deactivated`` (§7.1.6). Audited with ``audit``, then one entry per order and per
-        authorization (``acme_cancelled``), oldest first. NotFound if there is no such account;
-        Conflict unless it is ``valid``."""
+        """RFC 8555 §7.3.6 in one transaction: a ``valid`` account to ``status`` (deactivated,
+        the transition table's target), with ``contact`` and ``terms_agreed`` when given and
+        ``updated_at`` = ``audit.at``, and cancel the pending operations its key authorized:
+        each of its orders still ``pending``, ``ready`` or ``processing`` becomes ``invalid``
+        with ``order_error`` (``updated_at`` = ``audit.at``) and each of its ``pending``
+        authorizations ``deactivated`` (§7.1.6). Audited with ``audit``, then one entry per
+        order and per authorization (``acme_cancelled``), oldest first; the account as written.
+        NotFound if there is no such account; Conflict unless it is ``valid``."""
         ...
 
 

@@ -188,6 +188,8 @@ class TableNonces:
 
 
 class PostgresStore(SQLStore):
+    acme_process_local = False  # serve --workers N, and servers on several hosts, share it
+
     @classmethod
     async def open(cls, url: str, *, max_connections: int = 10) -> PostgresStore:
         dsn, schema = connect_arguments(url)

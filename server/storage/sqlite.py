@@ -201,6 +201,8 @@ class MemoryNonces:
 
 
 class SQLiteStore(SQLStore):
+    acme_process_local = True  # one server process per file (serve-lock; see MemoryNonces)
+
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteStore:
         db = await aiosqlite.connect(str(path), isolation_level=None)

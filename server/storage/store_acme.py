@@ -171,19 +171,17 @@ class ACMEPart(Part):
     async def acme_account_by_thumbprint(self, thumbprint: str) -> AcmeAccountRecord | None:
         return await self._acme_account_where("thumbprint = ?", thumbprint)
 
-    async def acme_update_account(
-        self, account_id: str, changes: Mapping[str, Any], audit: AuditEvent
+    async def _acme_change_account(
+        self, account_id: str, assignments: str, args: tuple[Any, ...], audit: AuditEvent
     ) -> AcmeAccountRecord:
-        values = _account_columns(
-            changes, {"contact", "status", "terms_agreed", "jwk", "thumbprint", "updated_at"}
-        )
-        assignments = ", ".join(f"{name} = ?" for name in values)
+        """``UPDATE acme_accounts SET assignments`` with its audit entry, and the account as
+        written, in one transaction."""
 
-        async def body(db: Session) -> None:
+        async def body(db: Session) -> AcmeAccountRecord:
             try:
                 changed = await db.execute(
                     f"UPDATE acme_accounts SET {assignments} WHERE id = ?",  # noqa: S608
-                    *values.values(),
+                    *args,
                     account_id,
                 )
             except Violation as exc:
@@ -191,9 +189,40 @@ class ACMEPart(Part):
             if changed != 1:
                 raise NotFound(f"no ACME account {account_id}")
             await self._append(db, audit)
+            return await _account_in(db, account_id)
 
-        await self._db.transaction(body)
-        return await self.acme_account(account_id)
+        return await self._db.transaction(body)
+
+    async def acme_update_contact(
+        self,
+        account_id: str,
+        contact: Sequence[str] | None,
+        terms_agreed: bool | None,
+        at: dt.datetime,
+        audit: AuditEvent,
+    ) -> AcmeAccountRecord:
+        return await self._acme_change_account(
+            account_id,
+            "contact = coalesce(?, contact), terms_agreed = coalesce(?, terms_agreed),"
+            " updated_at = ?",
+            (None if contact is None else json.dumps(list(contact)), terms_agreed, at),
+            audit,
+        )
+
+    async def acme_change_key(
+        self,
+        account_id: str,
+        jwk: Mapping[str, Any],
+        thumbprint: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+    ) -> AcmeAccountRecord:
+        return await self._acme_change_account(
+            account_id,
+            "jwk = ?, thumbprint = ?, updated_at = ?",
+            (canonical_details(jwk), thumbprint, at),
+            audit,
+        )
 
     @staticmethod
     async def _acme_insert_authz(db: Session, authz: AcmeAuthzRecord) -> None:
@@ -305,33 +334,24 @@ class ACMEPart(Part):
             "account_id = ? AND seq > ? ORDER BY seq LIMIT ?", account_id, after_seq, limit
         )
 
-    async def acme_update_order(
+    async def _acme_set_order(
         self,
         order_id: str,
         expected_status: str,
-        changes: Mapping[str, Any],
+        assignments: str,
+        args: tuple[Any, ...],
         audit: AuditEvent | None = None,
         certificate: CertificateRecord | None = None,
     ) -> AcmeOrderRecord:
-        allowed = {
-            "status", "error", "csr_der", "reenrollment_id", "certificate_generation",
-            "certificate_serial", "updated_at",
-        }  # fmt: skip
-        unknown = set(changes) - allowed
-        if unknown:
-            raise ValueError(f"not updatable: {sorted(unknown)}")
-        values = {
-            name: canonical_details(value) if name == "error" and value is not None else value
-            for name, value in changes.items()
-        }
-        assignments = ", ".join(f"{name} = ?" for name in values)
+        """``UPDATE acme_orders SET assignments`` if the order is still ``expected_status``,
+        ``certificate`` and ``audit`` recorded, and the order as written: one transaction."""
 
         async def body(db: Session) -> AcmeOrderRecord:
             # The status check and the change are one statement: of two processes finalizing
             # one order, exactly one moves it on (and records its certificate).
             changed = await db.execute(
                 f"UPDATE acme_orders SET {assignments} WHERE id = ? AND status = ?",  # noqa: S608
-                *values.values(),
+                *args,
                 order_id,
                 expected_status,
             )
@@ -345,6 +365,75 @@ class ACMEPart(Part):
             return found
 
         return await self._db.transaction(body)
+
+    async def acme_move_order(
+        self,
+        order_id: str,
+        expected_status: str,
+        status: str,
+        at: dt.datetime,
+        *,
+        error: Mapping[str, Any] | None = None,
+        audit: AuditEvent | None = None,
+    ) -> AcmeOrderRecord:
+        if error is None:
+            return await self._acme_set_order(
+                order_id, expected_status, "status = ?, updated_at = ?", (status, at), audit
+            )
+        return await self._acme_set_order(
+            order_id,
+            expected_status,
+            "status = ?, error = ?, updated_at = ?",
+            (status, canonical_details(error), at),
+            audit,
+        )
+
+    async def acme_finalize_order(
+        self,
+        order_id: str,
+        expected_status: str,
+        status: str,
+        csr_der: bytes,
+        at: dt.datetime,
+        audit: AuditEvent,
+    ) -> AcmeOrderRecord:
+        return await self._acme_set_order(
+            order_id,
+            expected_status,
+            "status = ?, csr_der = ?, updated_at = ?",
+            (status, csr_der, at),
+            audit,
+        )
+
+    async def acme_issue_order(
+        self,
+        order_id: str,
+        expected_status: str,
+        status: str,
+        generation: int,
+        serial: int,
+        at: dt.datetime,
+        audit: AuditEvent | None = None,
+        certificate: CertificateRecord | None = None,
+    ) -> AcmeOrderRecord:
+        return await self._acme_set_order(
+            order_id,
+            expected_status,
+            "status = ?, certificate_generation = ?, certificate_serial = ?, updated_at = ?",
+            (status, generation, hex_serial(serial), at),
+            audit,
+            certificate,
+        )
+
+    async def acme_await_reenrollment(
+        self, order_id: str, expected_status: str, reenrollment_id: int, at: dt.datetime
+    ) -> AcmeOrderRecord:
+        return await self._acme_set_order(
+            order_id,
+            expected_status,
+            "reenrollment_id = ?, updated_at = ?",
+            (reenrollment_id, at),
+        )
 
     async def acme_order_by_certificate(
         self, generation: int, serial: int
@@ -403,6 +492,14 @@ class ACMEPart(Part):
             raise NotFound(f"no ACME authorization {authz_id}")
         return found
 
+    async def acme_authorization_of_challenge(self, challenge_id: str) -> AcmeAuthzRecord:
+        found = await self._acme_authz(
+            "id = (SELECT authz_id FROM acme_challenges WHERE id = ?)", challenge_id
+        )
+        if found is None:
+            raise NotFound(f"no ACME challenge {challenge_id}")
+        return found
+
     async def acme_reusable_authorization(
         self,
         account_id: str,
@@ -459,6 +556,7 @@ class ACMEPart(Part):
         error: Mapping[str, Any] | None = None,
         authz_status: str | None = None,
         audit: AuditEvent | None = None,
+        order_status: str | None = None,
     ) -> AcmeChallengeRecord:
         async def body(db: Session) -> AcmeChallengeRecord:
             changed = await db.execute(
@@ -482,6 +580,20 @@ class ACMEPart(Part):
                     authz_status,
                     challenge_id,
                 )
+            if authz_status is not None and order_status is not None:
+                await db.execute(
+                    "UPDATE acme_orders SET status = ?, updated_at = ?"
+                    " WHERE status = 'pending' AND expires_at > ? AND id IN"
+                    " (SELECT l.order_id FROM acme_order_authorizations l"
+                    "  JOIN acme_challenges c ON c.authz_id = l.authz_id WHERE c.id = ?)"
+                    " AND NOT EXISTS (SELECT 1 FROM acme_order_authorizations o"
+                    "  JOIN acme_authorizations a ON a.id = o.authz_id"
+                    "  WHERE o.order_id = acme_orders.id AND a.status <> 'valid')",
+                    order_status,
+                    at,
+                    at,
+                    challenge_id,
+                )
             if audit is not None:
                 await self._append(db, audit)
             row = await db.fetchrow(
@@ -496,21 +608,24 @@ class ACMEPart(Part):
     async def acme_deactivate_account(
         self,
         account_id: str,
-        changes: Mapping[str, Any],
+        status: str,
         order_error: Mapping[str, Any],
         audit: AuditEvent,
+        *,
+        contact: Sequence[str] | None = None,
+        terms_agreed: bool | None = None,
     ) -> AcmeAccountRecord:
-        if changes.get("status") != "deactivated":
-            raise ValueError("acme_deactivate_account sets status 'deactivated'")
-        values = _account_columns(changes, {"contact", "status", "terms_agreed", "updated_at"})
-        assignments = ", ".join(f"{name} = ?" for name in values)
         cancellable = marks(len(ACME_CANCELLABLE_ORDERS))
 
-        async def body(db: Session) -> None:
+        async def body(db: Session) -> AcmeAccountRecord:
             changed = await db.execute(
-                f"UPDATE acme_accounts SET {assignments}"  # noqa: S608
+                "UPDATE acme_accounts SET status = ?, contact = coalesce(?, contact),"
+                " terms_agreed = coalesce(?, terms_agreed), updated_at = ?"
                 " WHERE id = ? AND status = 'valid'",
-                *values.values(),
+                status,
+                None if contact is None else json.dumps(list(contact)),
+                terms_agreed,
+                audit.at,
                 account_id,
             )
             if changed != 1:
@@ -551,9 +666,9 @@ class ACMEPart(Part):
                 await self._append(db, acme_cancelled("order", order_id, previous, audit))
             for (authz_id,) in authzs:
                 await self._append(db, acme_cancelled("authz", authz_id, "pending", audit))
+            return await _account_in(db, account_id)
 
-        await self._db.transaction(body)
-        return await self.acme_account(account_id)
+        return await self._db.transaction(body)
 
 
 _EAB_COLUMNS = (
@@ -591,21 +706,14 @@ def _eab_key(row: Row) -> AcmeEABKeyRecord:
     )
 
 
-def _account_columns(changes: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
-    """The acme_accounts columns ``changes`` sets (only ``allowed`` ones), as they keep them."""
-    unknown = set(changes) - allowed
-    if unknown:
-        raise ValueError(f"not updatable: {sorted(unknown)}")
-    values: dict[str, Any] = {}
-    for name, value in changes.items():
-        if name == "contact":
-            value = json.dumps(list(value))
-        elif name == "jwk":
-            value = canonical_details(value)
-        elif name == "terms_agreed":
-            value = bool(value)
-        values[name] = value
-    return values
+async def _account_in(db: Reader, account_id: str) -> AcmeAccountRecord:
+    """The account as the transaction ``db`` sees it (it exists)."""
+    row = await db.fetchrow(
+        f"SELECT {_ACCOUNT_COLUMNS} FROM acme_accounts WHERE id = ?",  # noqa: S608
+        account_id,
+    )
+    assert row is not None
+    return _acme_account(row)
 
 
 def _acme_account(row: Row) -> AcmeAccountRecord:

@@ -587,7 +587,7 @@ def store_methods() -> dict[str, object]:
 
 def test_every_store_method_is_implemented_by_every_backend():
     wanted = store_methods()
-    assert len(wanted) == 78  # every part walked, not only Store's own body
+    assert len(wanted) == 83  # every part walked, not only Store's own body
     for cls in (SQLiteStore, PostgresStore):
         missing = sorted(name for name in wanted if not callable(getattr(cls, name, None)))
         assert not missing, f"{cls.__name__} lacks {missing}"
@@ -1501,27 +1501,27 @@ async def test_acme_accounts_bind_an_eab_key_once(backend, store):
     with pytest.raises(NotFound):
         await store.acme_account("acct-9")
 
-    changed = await store.acme_update_account(
-        "acct-p",
-        {"contact": ["mailto:new@example.org"], "terms_agreed": False, "updated_at": T0 + ONE},
-        event("acct.update"),
+    changed = await store.acme_update_contact(
+        "acct-p", ["mailto:new@example.org"], False, T0 + ONE, event("acct.update")
     )
     assert (changed.contact, changed.terms_agreed, changed.updated_at) == (
         ("mailto:new@example.org",),
         False,
         T0 + ONE,
     )
-    rekeyed = await store.acme_update_account(
-        "acct-p", {"jwk": {"kty": "OKP", "x": "zz"}, "thumbprint": "tp2"}, event("acct.key")
+    unchanged = await store.acme_update_contact("acct-p", None, None, T0 + 2 * ONE, event("x"))
+    assert (unchanged.contact, unchanged.terms_agreed) == (("mailto:new@example.org",), False)
+    rekeyed = await store.acme_change_key(
+        "acct-p", {"kty": "OKP", "x": "zz"}, "tp2", T0 + 2 * ONE, event("acct.key")
     )
     assert (rekeyed.jwk, rekeyed.thumbprint) == ({"kty": "OKP", "x": "zz"}, "tp2")
     with pytest.raises(Conflict, match="already has an account"):
         taken = (await store.acme_account(winner)).thumbprint
-        await store.acme_update_account("acct-p", {"thumbprint": taken}, event("x"))
-    with pytest.raises(ValueError, match="not updatable"):
-        await store.acme_update_account("acct-p", {"kind": "personal"}, event("x"))
+        await store.acme_change_key("acct-p", {"kty": "OKP"}, taken, T0, event("x"))
     with pytest.raises(NotFound):
-        await store.acme_update_account("acct-9", {"status": "deactivated"}, event("x"))
+        await store.acme_update_contact("acct-9", [], None, T0, event("x"))
+    with pytest.raises(NotFound):
+        await store.acme_change_key("acct-9", {"kty": "OKP"}, "tp9", T0, event("x"))
 
 
 async def test_acme_orders_authorizations_and_challenges(store):
@@ -1586,25 +1586,20 @@ async def test_acme_orders_authorizations_and_challenges(store):
     gone = await store.acme_update_authorization("az-1", "valid", "deactivated", event("authz"))
     assert gone.status == "deactivated" and len(gone.challenges) == 2
 
-    ready = await store.acme_update_order("ord-1", "pending", {"status": "ready"})
-    assert ready.status == "ready"
+    ready = await store.acme_move_order("ord-1", "pending", "ready", T0 + ONE)
+    assert (ready.status, ready.updated_at) == ("ready", T0 + ONE)
     with pytest.raises(Conflict, match="no longer pending"):
-        await store.acme_update_order("ord-1", "pending", {"status": "ready"})
-    with pytest.raises(ValueError, match="not updatable"):
-        await store.acme_update_order("ord-1", "ready", {"account_id": "x"})
+        await store.acme_move_order("ord-1", "pending", "ready", T0 + ONE)
+    finalized = await store.acme_finalize_order(
+        "ord-1", "ready", "processing", b"\x30csr", T0 + 2 * ONE, event("order.finalize")
+    )
+    assert (finalized.status, finalized.csr_der) == ("processing", b"\x30csr")
+    assert await store.acme_await_reenrollment("ord-1", "processing", 7, T0 + 2 * ONE) == (
+        dataclasses.replace(finalized, reenrollment_id=7)
+    )
     certificate = certificate_record(0xACE, subscriber_id=None)
-    issued = await store.acme_update_order(
-        "ord-1",
-        "ready",
-        {
-            "status": "valid",
-            "csr_der": b"\x30csr",
-            "certificate_generation": 1,
-            "certificate_serial": "ace",
-            "updated_at": T0 + 3 * ONE,
-        },
-        event("order.finalize"),
-        certificate=certificate,
+    issued = await store.acme_issue_order(
+        "ord-1", "processing", "valid", 1, 0xACE, T0 + 3 * ONE, certificate=certificate
     )
     assert (issued.status, issued.csr_der, issued.updated_at) == ("valid", b"\x30csr", T0 + 3 * ONE)
     assert await store.certificate(1, 0xACE) == certificate
@@ -1612,11 +1607,44 @@ async def test_acme_orders_authorizations_and_challenges(store):
     assert await store.acme_order_by_certificate(1, 0xACF) is None
     assert await store.acme_count_certificates("kid-1") == 1
     assert await store.acme_count_certificates("kid-9") == 0
-    invalid = await store.acme_update_order(
-        "ord-2", "pending", {"status": "invalid", "error": {"type": "urn:y"}}
+    invalid = await store.acme_move_order(
+        "ord-2", "pending", "invalid", T0, error={"type": "urn:y"}
     )
     assert invalid.error == {"type": "urn:y"}
     assert await store.verify_audit_chain() == 9
+
+
+async def test_acme_validation_readies_the_orders_it_completes(store):
+    """A challenge's validation is one transaction: the challenge, its authorization and each
+    unexpired pending order whose authorizations are then all valid (RFC 8555 §7.1.6)."""
+    await store.acme_add_eab_key(eab_key(), event("eab.add"))
+    await store.acme_create_account(acme_account(), event("acct"), operator_key=True)
+    both = order("ord-1", ("az-1", "az-2"))
+    await store.acme_add_order(
+        both, [authorization("az-1", "a.example.org"), authorization("az-2", "b.example.org")],
+        event("order"),
+    )  # fmt: skip
+    await store.acme_add_order(order("ord-2", ("az-1",)), [], event("order"))
+    late = order("ord-3", ("az-2",), expires_at=T0 + ONE)
+    await store.acme_add_order(late, [], event("order"))
+    found = await store.acme_authorization_of_challenge("az-1-d")
+    assert found == await store.acme_authorization("az-1")
+    with pytest.raises(NotFound):
+        await store.acme_authorization_of_challenge("nope")
+
+    await store.acme_update_challenge("az-1-h", "pending", "processing", T0)
+    await store.acme_update_challenge(
+        "az-1-h", "processing", "valid", T0 + ONE, authz_status="valid", order_status="ready"
+    )
+    assert (await store.acme_order("ord-1")).status == "pending"  # az-2 is still pending
+    ready = await store.acme_order("ord-2")
+    assert (ready.status, ready.updated_at) == ("ready", T0 + ONE)
+    await store.acme_update_challenge("az-2-h", "pending", "processing", T0)
+    await store.acme_update_challenge(
+        "az-2-h", "processing", "valid", T0 + 2 * ONE, authz_status="valid", order_status="ready"
+    )
+    assert (await store.acme_order("ord-1")).status == "ready"
+    assert (await store.acme_order("ord-3")).status == "pending"  # expired: left to refresh
 
 
 async def test_acme_account_deactivation_cancels_pending_operations(store):
@@ -1645,11 +1673,12 @@ async def test_acme_account_deactivation_cancels_pending_operations(store):
     logged = len(await store.audit_log())
 
     problem = {"type": "urn:ietf:params:acme:error:unauthorized", "detail": "deactivated"}
-    changes = {"status": "deactivated", "contact": [], "updated_at": T0 + ONE}
     deactivation = AuditEvent(
         T0 + ONE, "acme:acct-1", "acme.account.deactivate", "acme/account/acct-1"
     )
-    account = await store.acme_deactivate_account("acct-1", changes, problem, deactivation)
+    account = await store.acme_deactivate_account(
+        "acct-1", "deactivated", problem, deactivation, contact=[]
+    )
 
     assert (account.status, account.contact, account.updated_at) == ("deactivated", (), T0 + ONE)
     for order_id, (status, _) in orders.items():
@@ -1691,15 +1720,9 @@ async def test_acme_account_deactivation_cancels_pending_operations(store):
 
     # Once only: the account is no longer valid; nothing is written.
     with pytest.raises(Conflict, match="deactivated, not valid"):
-        await store.acme_deactivate_account("acct-1", changes, problem, deactivation)
+        await store.acme_deactivate_account("acct-1", "deactivated", problem, deactivation)
     with pytest.raises(NotFound):
-        await store.acme_deactivate_account("acct-9", changes, problem, deactivation)
-    with pytest.raises(ValueError, match="deactivated"):
-        await store.acme_deactivate_account("acct-2", {"contact": []}, problem, deactivation)
-    with pytest.raises(ValueError, match="not updatable"):
-        await store.acme_deactivate_account(
-            "acct-2", {"status": "deactivated", "kind": "x"}, problem, deactivation
-        )
+        await store.acme_deactivate_account("acct-9", "deactivated", problem, deactivation)
     assert len(await store.audit_log()) == logged + 6
     assert (await store.acme_account("acct-2")).status == "valid"
 

@@ -105,9 +105,9 @@ async def test_key_change_conflict_and_account_update(store):
     await store.acme_create_account(account("a1", "t1", "K1"), audit(), operator_key=False)
     await store.acme_create_account(account("a2", "t2", "K2"), audit(), operator_key=False)
     with pytest.raises(Conflict):
-        await store.acme_update_account("a1", {"thumbprint": "t2"}, audit())
-    updated = await store.acme_update_account(
-        "a1", {"contact": (), "status": "deactivated", "updated_at": T0}, audit()
+        await store.acme_change_key("a1", {"kty": "OKP"}, "t2", T0, audit())
+    updated = await store.acme_deactivate_account(
+        "a1", "deactivated", {"type": "urn:x"}, audit(), contact=()
     )
     assert updated.status == "deactivated" and updated.contact == ()
 
@@ -142,7 +142,7 @@ async def test_orders_authorizations_and_challenges(store):
     assert got.authz_ids == ("z1",) and got.identifiers == (("dns", "example.org"),)
     assert got.seq > 0
     with pytest.raises(Conflict):
-        await store.acme_update_order("o1", "ready", {"status": "processing"})
+        await store.acme_move_order("o1", "ready", "processing", T0)
     moved = await store.acme_update_challenge("c1", "pending", "processing", T0)
     assert moved.status == "processing"
     with pytest.raises(Conflict):
