@@ -1,13 +1,19 @@
 """NSS accepts the answers of jitsuin's delegated OCSP responder (``[ocsp] responder =
 "delegated"``, RFC 6960 §4.2.2.2). Poppler's ``pdfsig`` verifies a PDF that pyHanko signed with
-a certificate a running jitsuin issued; NSS, which does pdfsig's certificate validation, trusts
-the jitsuin CA from an NSS database made with ``certutil`` and asks the certificate's AIA OCSP
-URL, the running server on loopback, for its status.
+a certificate a running jitsuin issued. pdfsig leaves certificate validation to NSS
+(``CERT_PKIXVerifyCert`` for S/MIME signing, with NSS's classic OCSP policy unless ``-no-ocsp``
+is given), which trusts the jitsuin CA from an NSS database made with ``certutil`` (``-nssdir``)
+and asks the certificate's AIA OCSP URL, the running server on loopback, for its status: a GET
+with a SHA-1 CertID, then a POST if that fails.
 
-NSS's OCSP check in pdfsig is soft-fail (an answer NSS cannot use leaves the certificate
-trusted), so "trusted" alone proves nothing about OCSP. The checks that fail without OCSP: the
-server's access log shows pdfsig's OCSP request, and a revoked certificate is reported revoked,
-which NSS only does after verifying the delegated answer's signature and its signer."""
+pdfsig reports a certificate trusted when NSS finds no problem, which proves by itself no more than
+that the answer was not refused. The checks that fail without OCSP: the server's metrics count
+pdfsig's OCSP requests, and a revoked certificate is reported revoked, which NSS does only from
+an answer whose signature and signer it has verified, while ``-no-ocsp`` reports it trusted.
+
+Before each pdfsig run the server is asked about the same certificate with a SHA-256 CertID, as
+another relying party would: the answer kept for that request must not be sent to NSS, whose
+CertID is hashed with SHA-1 (RFC 6960 §4.2.1)."""
 
 from __future__ import annotations
 
@@ -25,8 +31,10 @@ import pypdf
 import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from pyhanko.keys import load_private_key_from_pemder_data
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
@@ -165,8 +173,40 @@ def _pdfsig(server: Server, pdf: Path, *options: str) -> str:
     return result.stdout
 
 
+def _answer(server: Server, name: str) -> ocsp.OCSPResponse:
+    """The running server's OCSP answer about certificate ``name``, for a SHA-256 CertID."""
+    ca = x509.load_pem_x509_certificate((server.home / "ca.pem").read_bytes())
+    cert = x509.load_pem_x509_certificate((server.home / f"{name}.pem").read_bytes())
+    request = ocsp.OCSPRequestBuilder().add_certificate(cert, ca, hashes.SHA256()).build()
+    post = urllib.request.Request(
+        f"{server.http}/ocsp",
+        data=request.public_bytes(DER),
+        headers={"Content-Type": "application/ocsp-request"},
+    )
+    with urllib.request.urlopen(post, timeout=10) as reply:
+        return ocsp.load_der_ocsp_response(reply.read())
+
+
+def test_the_server_answers_by_its_delegated_responder(server: Server) -> None:
+    """What pdfsig is given: answers signed by a responder key, not the CA key, that carry the
+    responder certificate (RFC 6960 §4.2.2.2)."""
+    ca = x509.load_pem_x509_certificate((server.home / "ca.pem").read_bytes())
+    for name, status in (
+        ("good", ocsp.OCSPCertStatus.GOOD),
+        ("revoked", ocsp.OCSPCertStatus.REVOKED),
+    ):
+        answer = _answer(server, name)
+        assert answer.certificate_status is status
+        [responder] = answer.certificates
+        responder.verify_directly_issued_by(ca)
+        assert responder.public_key() != ca.public_key()
+        eku = responder.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert list(eku) == [ExtendedKeyUsageOID.OCSP_SIGNING]
+
+
 def test_pdfsig_trusts_a_good_certificate_by_the_delegated_answer(server: Server) -> None:
     pdf = _signed_pdf(server, "good")
+    assert _answer(server, "good").certificate_status is ocsp.OCSPCertStatus.GOOD
     before = server.ocsp_requests()
     report = _pdfsig(server, pdf)
     assert "Signature Validation: Signature is Valid." in report, report
@@ -176,9 +216,10 @@ def test_pdfsig_trusts_a_good_certificate_by_the_delegated_answer(server: Server
 
 
 def test_pdfsig_reports_a_revoked_certificate_by_the_delegated_answer(server: Server) -> None:
-    """The check that fails if NSS does not consult OCSP, or does not accept the delegated
-    answer (soft-fail would then leave the certificate trusted)."""
+    """The check that fails if NSS does not consult OCSP or does not accept the delegated
+    answer."""
     pdf = _signed_pdf(server, "revoked")
+    assert _answer(server, "revoked").certificate_status is ocsp.OCSPCertStatus.REVOKED
     before = server.ocsp_requests()
     report = _pdfsig(server, pdf)
     assert "Signature Validation: Signature is Valid." in report, report
