@@ -70,7 +70,8 @@ class AuthorityState:
     rollover_listeners: list[Callable[[CAGeneration], None]] = field(default_factory=list)
     # Refusals tied to no known application or operator: counted and logged, not audited.
     refusals: Refusals = field(default_factory=Refusals)
-    _ocsp_cache: OrderedDict[tuple[int, int, str], tuple[dt.datetime, bytes]] = field(
+    # Signed OCSP answers by (generation, serial, status, CertID hash algorithm).
+    _ocsp_cache: OrderedDict[tuple[int, int, str, str], tuple[dt.datetime, bytes]] = field(
         default_factory=OrderedDict
     )
     _status_cache: OrderedDict[

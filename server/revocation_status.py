@@ -67,8 +67,8 @@ class RevocationStatus(AuthorityState):
             ),
         )
         self._status_cache.pop((generation, serial), None)
-        for status in ("good", "revoked", "unknown"):
-            self._ocsp_cache.pop((generation, serial, status), None)
+        for key in [k for k in self._ocsp_cache if k[:2] == (generation, serial)]:
+            del self._ocsp_cache[key]
         await self.crl(generation, force=True)
 
     async def crl(self, number: int, *, force: bool = False) -> bytes:
@@ -115,7 +115,9 @@ class RevocationStatus(AuthorityState):
         now = self.clock.now()
         responder = await self.responder(generation)
         status, revoked_at, reason = await self._status(generation.number, cert_id.serial, now)
-        key = (generation.number, cert_id.serial, status)
+        # RFC 6960 §4.2.1: an answer's CertID is the request's, hash algorithm included (NSS
+        # asks with SHA-1, others with SHA-256), so an answer is kept per CertID hash as well.
+        key = (generation.number, cert_id.serial, status, cert_id.algorithm.name)
         cached = self._ocsp_cache.get(key) if cert_id.nonce is None else None
         if cached and now < cached[0] + OCSP_REFRESH_AFTER and cached[1]:
             self._ocsp_cache.move_to_end(key)

@@ -115,3 +115,22 @@ def _sha1(data: bytes) -> bytes:
     digest = hashes.Hash(hashes.SHA1())  # noqa: S303 (the CertID hash of RFC 5019 §2.1.1)
     digest.update(data)
     return digest.finalize()
+
+
+async def test_each_certid_hash_gets_an_answer_in_its_own_terms(tmp_path, write_home, make_csr):
+    """RFC 6960 §4.2.1: the response's CertID is the request's, hash algorithm included. NSS
+    (pdfsig, Firefox) asks with SHA-1 and rejects an answer whose CertID is hashed otherwise, so
+    an answer cached for a SHA-256 request must not be sent to it."""
+    authority, _, (cert, _) = await _setup(tmp_path, write_home, make_csr)
+    ca = authority.current.certificate
+    try:
+        for algorithm in (hashes.SHA256(), hashes.SHA1(), hashes.SHA256()):  # noqa: S303
+            request = ocsp.OCSPRequestBuilder().add_certificate(cert, ca, algorithm).build()
+            der = await authority.ocsp(request.public_bytes(serialization.Encoding.DER))
+            answer = ocsp.load_der_ocsp_response(der)
+            assert answer.hash_algorithm.name == algorithm.name
+            assert answer.issuer_key_hash == request.issuer_key_hash
+            assert answer.issuer_name_hash == request.issuer_name_hash
+            assert answer.serial_number == cert.serial_number
+    finally:
+        await authority.close()
