@@ -116,9 +116,9 @@ class Issuance:
             raise AcmeError(
                 ErrorType.ORDER_NOT_READY, "the order was finalized meanwhile"
             ) from None
-        return self.orders.reply(await self.issue(order, verified_csr))
+        return self.orders.reply(await self.complete(order, verified_csr))
 
-    async def issue(
+    async def complete(
         self, order: AcmeOrderRecord, csr: VerifiedCSR | None = None
     ) -> AcmeOrderRecord:
         """processing -> valid (or -> invalid). Safe to call again for the same order: every

@@ -63,7 +63,7 @@ class AcmeService:
             config,
             self.urls,
             self.authorizations,
-            lambda order: self.issuance.issue(order),
+            lambda order: self.issuance.complete(order),
             retry_after_approval,
         )
         self.issuance = Issuance(authority, ra, reenrollment, self.requests, self.orders)
