@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import getpass
 import json
 import logging
 import os
-import signal
-import socket
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
-from asn1crypto import pem as asn1_pem
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 
 from jitsuin.ca.clock import SystemClock
 from jitsuin.ca.errors import CAError
@@ -31,31 +24,24 @@ from jitsuin.ca.subject import VettedSubject
 from jitsuin.ca.verify import (
     DEFAULT_PURPOSE,
     PURPOSES,
-    Verdict,
-    purpose_problem,
-    revoked_reason,
-    validate_path,
 )
 from jitsuin.server import (
     backup,
-    checkpoints,
     cli_conformance,
     cli_ra,
+    cli_serve,
+    cli_verify,
     logging_json,
-    metrics,
     permissions,
-    reload,
     workers,
 )
 from jitsuin.server import config as configuration
-from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
-from jitsuin.server.cli_errors import EXIT_REFUSED, EXIT_USAGE, CLIError
+from jitsuin.server.cli_errors import EXIT_REFUSED, EXIT_USAGE, CLIError, bullets, read_input
 from jitsuin.server.config import Config, ConfigError, Listen
-from jitsuin.server.connections import Listener, allow_file_descriptors
 from jitsuin.server.est import client as est_client
-from jitsuin.server.storage import CertificateRecord, Conflict, NotFound, open_store
-from jitsuin.server.tls_context import https_context
+from jitsuin.server.fingerprint import colon_fingerprint
+from jitsuin.server.storage import Conflict
 
 EXIT_SOFTWARE = 70  # sysexits.h EX_SOFTWARE: an internal error, not the operator's
 DEBUG_ENV = "JITSUIN_DEBUG"
@@ -99,7 +85,7 @@ def _load(args: argparse.Namespace, *, initialise: bool = False) -> Config:
     try:
         config = configuration.load(path, home)
     except ConfigError as exc:
-        raise CLIError("configuration errors:\n" + _bullets(exc.errors)) from exc
+        raise CLIError("configuration errors:\n" + bullets(exc.errors)) from exc
     _check_listen_flags(args, config, path)
     return config
 
@@ -140,14 +126,6 @@ def _check_listen_flags(args: argparse.Namespace, config: Config, path: Path) ->
             )
 
 
-def _bullets(lines: Sequence[str]) -> str:
-    return "\n".join(f"  - {line}" for line in lines)
-
-
-def _fingerprint(cert: x509.Certificate) -> str:
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
-
-
 # -- commands -------------------------------------------------------------------------------
 async def cmd_init(args: argparse.Namespace) -> int:
     permissions.restrict_new_files()
@@ -156,18 +134,10 @@ async def cmd_init(args: argparse.Namespace) -> int:
         print(f"WARNING: {warning}", file=sys.stderr)
     authority = await Authority.open(config, SystemClock())
     try:
-        _describe(config, authority)
+        cli_serve.describe(config, authority)
     finally:
         await authority.close()
     return 0
-
-
-def _describe(config: Config, authority: Authority) -> None:
-    current = authority.current
-    print(f"data directory: {config.home}")
-    print(f"CA generation {current.number}: {current.certificate.subject.rfc4514_string()}")
-    print(f"  valid {current.not_before.isoformat()} to {current.not_after.isoformat()}")
-    print(f"  SHA-256 {_fingerprint(current.certificate)}")
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:
@@ -181,152 +151,12 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     if problem:
         raise CLIError(problem)
     if args.workers > 1 and not inherited:
-        return await _serve_workers(args, config)
+        return await cli_serve.serve_workers(config, args.workers, _home(args))
     try:
         with workers.sole_server(config):
-            return await _serve(config, inherited)
+            return await cli_serve.serve_one(config, inherited)
     except workers.StoreInUse as exc:
         raise CLIError(str(exc)) from None
-
-
-async def _serve(config: Config, inherited: dict[str, socket.socket]) -> int:
-    """One server process: the listeners (inherited from ``serve --workers N``'s parent, or its
-    own) until SIGINT or SIGTERM."""
-    authority = await Authority.open(config, SystemClock())
-    metrics.instrument_store(authority.store)
-    # A worker's counts reach /metrics through the parent (server/metrics.py).
-    endpoint = metrics.Endpoint(authority, None if inherited else config.metrics.listen)
-    runners: list[web.AppRunner] = []
-    tasks: list[asyncio.Task[None]] = []
-    stop = asyncio.Event()
-    try:
-        server = config.server
-        # No access log on the public listener: CRL/OCSP/AIA fetches are high-volume and carry
-        # no personal data; the HTTPS listener keeps its access log.
-        # aiohttp's keep-alive timer is the request head deadline (server/connections.py).
-        head = config.http.request_head_timeout
-        public = web.AppRunner(
-            create_public_app(authority), access_log=None, keepalive_timeout=head
-        )
-        await public.setup()
-        runners.append(public)
-        sites = [Listener(public, server.http, inherited.get("http"), config.http)]
-        if server.https is not None:
-            context, follow = await https_context(authority)
-            tasks.append(asyncio.create_task(follow))
-            # Its access log is server/logging_json.py's: route templates, never paths as sent.
-            full = web.AppRunner(create_app(authority), access_log=None, keepalive_timeout=head)
-            await full.setup()
-            runners.append(full)
-            https = inherited.get("https")
-            sites.append(Listener(full, server.https, https, config.http, context))
-        allow_file_descriptors(config.http, len(sites))
-        for site in sites:
-            await site.start()
-        # A rollover by `jitsuin ca rollover` or another worker reaches this process too.
-        tasks.append(asyncio.create_task(authority.follow_rollovers()))
-        if not inherited:  # under serve --workers N, the parent writes them
-            tasks.append(asyncio.create_task(checkpoints.follow(authority)))
-        follow = reload.follow_sighup(
-            config, None if inherited else endpoint, with_pid=bool(inherited)
-        )
-        tasks.append(asyncio.create_task(follow))
-        if inherited:  # a worker of `serve --workers N`: the parent has said where everything is
-            tasks.append(asyncio.create_task(workers.watch_parent(stop)))
-            logging.getLogger("jitsuin.workers").info("worker %d serving", os.getpid())
-            await _wait_for_signal(stop)
-            return 0
-        _describe(config, authority)
-        base = server.public_http_url
-        print(f"CA certificate: {base}/ca.crt (DER)  {base}/ca.pem (PEM)")
-        print(f"health: {base}/health")
-        if server.https is not None:
-            print(f"HTTPS (enrollment): {server.public_https_url}/")
-        _print_metrics(await endpoint.start())
-        for warning in [authority.rollover_warning(), *config.warnings()]:
-            if warning:
-                logging.getLogger("jitsuin.ca").warning(warning)
-                print(f"WARNING: {warning}")
-        print("press Ctrl-C to stop", flush=True)
-        await _wait_for_signal(stop)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await endpoint.stop()
-        for runner in reversed(runners):
-            await runner.cleanup()
-        await authority.close()
-    return 0
-
-
-def _print_metrics(url: str | None) -> None:
-    print(f"metrics: {url}" if url else "metrics: not served (see [metrics] listen)")
-
-
-async def _wait_for_signal(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
-async def _serve_workers(args: argparse.Namespace, config: Config) -> int:
-    """The supervising parent of ``serve --workers N`` (server/workers.py): the CA, migrations
-    and the HTTPS certificate are made here once, then N workers accept on sockets
-    of their own bound to the same addresses (SO_REUSEPORT; server/workers.py)."""
-    authority = await Authority.open(config, SystemClock())
-    try:
-        if config.server.https is not None:
-            await authority.tls_files()  # made once here, not raced by the workers
-        _describe(config, authority)
-    except BaseException:
-        await authority.close()
-        raise
-    listens = {"http": config.server.http, "https": config.server.https}
-    sockets: dict[str, list[socket.socket]] = {}
-    # The workers' counters, summed by this process's /metrics (server/metrics.py).
-    counts = tempfile.TemporaryDirectory(prefix="jitsuin-metrics-")
-    os.environ[metrics.MULTIPROCESS_ENV] = counts.name
-    endpoint = metrics.Endpoint(authority, config.metrics.listen)
-    try:
-        for name, listen in listens.items():
-            if listen is not None:
-                try:
-                    sockets[name] = workers.bind(listen, args.workers)
-                except OSError as exc:
-                    raise CLIError(f"cannot listen on {listen}: {exc.strerror}") from exc
-        base = config.server.public_http_url
-        print(f"CA certificate: {base}/ca.crt (DER)  {base}/ca.pem (PEM)")
-        print(f"health: {base}/health")
-        if config.server.https is not None:
-            print(f"HTTPS (enrollment): {config.server.public_https_url}/")
-        _print_metrics(await endpoint.start())
-        for warning in config.warnings():
-            logging.getLogger("jitsuin.ca").warning(warning)
-            print(f"WARNING: {warning}")
-        print(f"{args.workers} worker processes; press Ctrl-C to stop", flush=True)
-        command = [sys.executable, "-m", "jitsuin.server", "--home", str(_home(args))]
-        if config.source is not None:
-            command += ["--config", str(config.source)]
-        supervisor = workers.Supervisor([*command, "serve"], sockets)
-        follow = [
-            asyncio.create_task(
-                reload.follow_sighup(config, endpoint, forward=supervisor.signal_all)
-            ),
-            asyncio.create_task(checkpoints.follow(authority)),
-        ]
-        try:
-            return await supervisor.run()
-        finally:
-            for task in follow:
-                task.cancel()
-    finally:
-        for own in sockets.values():
-            for sock in own:
-                sock.close()
-        await endpoint.stop()
-        await authority.close()
-        counts.cleanup()
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -338,7 +168,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         config = configuration.load(path, home)
     except ConfigError as exc:
         print(f"{path}: {len(exc.errors)} error(s)", file=sys.stderr)
-        print(_bullets(exc.errors), file=sys.stderr)
+        print(bullets(exc.errors), file=sys.stderr)
         return EXIT_USAGE
     problems = config.policy().problems()
     try:
@@ -348,7 +178,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         problems += exc.errors
     if problems:
         print(f"{path}: {len(problems)} error(s)", file=sys.stderr)
-        print(_bullets(problems), file=sys.stderr)
+        print(bullets(problems), file=sys.stderr)
         return EXIT_USAGE
     for warning in config.warnings():
         print(f"WARNING: {warning}", file=sys.stderr)
@@ -358,7 +188,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 async def cmd_ca_show(args: argparse.Namespace) -> int:
     config = _load(args)
-    records = await _generation_certificates(config)
+    records = await cli_verify.generation_certificates(config)
     margin = config.ca.cutoff_margin
     for number, cert in records:
         cutoff = issuance_cutoff(cert, margin)
@@ -367,7 +197,7 @@ async def cmd_ca_show(args: argparse.Namespace) -> int:
         print(f"  subject      {cert.subject.rfc4514_string()}")
         print(f"  valid        {valid}")
         print(f"  issues until {cutoff.isoformat()}")
-        print(f"  SHA-256      {_fingerprint(cert)}")
+        print(f"  SHA-256      {colon_fingerprint(cert)}")
     last = records[-1][1]
     if dt.datetime.now(dt.UTC) >= issuance_cutoff(last, margin) - config.ca.rollover_warning:
         print(
@@ -389,9 +219,10 @@ async def cmd_ca_rollover(args: argparse.Namespace) -> int:
     finally:
         await authority.close()
     print(f"generation {new.number} created; issuance uses it now")
-    print(f"  NewWithNew  SHA-256 {_fingerprint(new.certificate)}")
-    print(f"  OldWithNew  SHA-256 {_fingerprint(link.old_with_new)}  (generation {old.number} key)")
-    print(f"  NewWithOld  SHA-256 {_fingerprint(link.new_with_old)}")
+    print(f"  NewWithNew  SHA-256 {colon_fingerprint(new.certificate)}")
+    old_with_new = colon_fingerprint(link.old_with_new)
+    print(f"  OldWithNew  SHA-256 {old_with_new}  (generation {old.number} key)")
+    print(f"  NewWithOld  SHA-256 {colon_fingerprint(link.new_with_old)}")
     print(
         "running servers load it within seconds (before their next issuance at once), "
         "and their HTTPS listeners present a certificate of it"
@@ -416,53 +247,11 @@ async def cmd_ca_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _generation_certificates(config: Config) -> list[tuple[int, x509.Certificate]]:
-    """Published CA certificates read from the store: no CA key or passphrase needed."""
-    if config.database_dialect == "sqlite" and not config.database_path.exists():
-        raise CLIError(f"no CA in {config.home}: run `jitsuin init` first")
-    store = await open_store(config)
-    try:
-        records = await store.generations()
-    finally:
-        await store.close()
-    if not records:
-        raise CLIError(f"no CA in {config.home}: run `jitsuin init` first")
-    return [(r.number, x509.load_der_x509_certificate(r.certificate_der)) for r in records]
-
-
-async def _published(
-    config: Config, leaf: x509.Certificate
-) -> tuple[list[x509.Certificate], list[x509.Certificate], list[bytes], CertificateRecord | None]:
-    """What this CA publishes (CA and link certificates, the latest CRLs) and what it knows of
-    ``leaf``, read from the store: no CA key or passphrase needed."""
-    trusted = [cert for _, cert in await _generation_certificates(config)]
-    store = await open_store(config)
-    try:
-        links: list[x509.Certificate] = []
-        for link in await store.links():
-            links += [
-                x509.load_der_x509_certificate(link.old_with_new),
-                x509.load_der_x509_certificate(link.new_with_old),
-            ]
-        crls = [
-            crl.der
-            for number in range(1, len(trusted) + 1)
-            if (crl := await store.latest_crl(number)) is not None
-        ]
-        status = None
-        for number in range(1, len(trusted) + 1):
-            with contextlib.suppress(NotFound):
-                status = await store.certificate(number, leaf.serial_number)
-    finally:
-        await store.close()
-    return trusted, links, crls, status
-
-
 async def cmd_issue(args: argparse.Namespace) -> int:
     config = _load(args)
-    csr_data = _read(args.csr, "CSR")
+    csr_data = read_input(args.csr, "CSR")
     try:
-        subject = VettedSubject.from_mapping(json.loads(_read(args.subject, "subject record")))
+        subject = VettedSubject.from_mapping(json.loads(read_input(args.subject, "subject record")))
     except json.JSONDecodeError as exc:
         raise CLIError(f"{args.subject}: not JSON: {exc}") from exc
     except (ValueError, TypeError) as exc:
@@ -481,81 +270,8 @@ async def cmd_issue(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise CLIError(f"cannot read the {what} {path}: {exc.strerror}") from exc
-
-
-def _load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
-    try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificates(data)
-        return [x509.load_der_x509_certificate(data)]
-    except ValueError as exc:
-        raise CLIError(f"{source}: not a certificate (PEM or DER)") from exc
-
-
-def _load_crls(data: bytes, source: str) -> list[bytes]:
-    """The CRLs of a file as DER: one DER CRL, or PEM with one or more X509 CRL blocks."""
-    try:
-        if asn1_pem.detect(data):
-            blocks = [der for kind, _, der in asn1_pem.unarmor(data, multiple=True)
-                      if kind == "X509 CRL"]  # fmt: skip
-        else:
-            blocks = [data]
-        for der in blocks:
-            x509.load_der_x509_crl(der)
-    except ValueError as exc:
-        raise CLIError(f"{source}: not a CRL (PEM or DER)") from exc
-    if not blocks:
-        raise CLIError(f"{source}: no X509 CRL in the PEM file")
-    return blocks
-
-
 async def cmd_verify(args: argparse.Namespace) -> int:
-    """SEED-R20: does the certificate chain to the published CA certificates, and why not?"""
-    certs = _load_certificates(_read(args.certificate, "certificate"), args.certificate)
-    leaf, others = certs[0], certs[1:]
-    given_crls = [der for path in args.crl or () for der in _load_crls(_read(path, "CRL"), path)]
-    crls: list[bytes] = []
-    status: CertificateRecord | None = None
-    if args.ca:
-        trusted = [c for path in args.ca for c in _load_certificates(_read(path, "CA"), path)]
-    else:
-        published = await _published(_load(args), leaf)
-        trusted, links, crls, status = published
-        others += links
-    at = dt.datetime.now(dt.UTC)
-    if args.at:
-        try:
-            at = dt.datetime.fromisoformat(args.at)
-        except ValueError as exc:
-            raise CLIError(f"--at: not an ISO 8601 time: {args.at!r}") from exc
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=dt.UTC)
-    # CRLs given on the command line are meant to be used: every certificate on the path must
-    # then be covered by one (RFC 5280 §6.3), as in the NIST PKITS tests.
-    verdict = await validate_path(
-        leaf, trusted, others, [*crls, *given_crls], at, require_revocation=bool(given_crls)
-    )
-    subject = leaf.subject.rfc4514_string()
-    if verdict.ok and status is not None and status.status == "revoked":
-        assert status.revoked_at is not None
-        reason = revoked_reason(status.revoked_at, status.revocation_reason or "unspecified")
-        verdict = Verdict(False, verdict.chain, (reason,))
-    # The purpose last: a revoked certificate is reported as revoked, whatever its EKU.
-    if verdict.ok and (problem := purpose_problem(leaf, args.purpose)) is not None:
-        verdict = Verdict(False, verdict.chain, (problem,))
-    if verdict.ok:
-        print(f"OK: {subject} chains to {verdict.chain[-1].subject.rfc4514_string()}")
-        print(f"  CA SHA-256 {_fingerprint(verdict.chain[-1])}")
-        print(f"  valid until {leaf.not_valid_after_utc.isoformat()}")
-        return 0
-    print(f"NOT OK: {subject}", file=sys.stderr)
-    print(_bullets(verdict.reasons), file=sys.stderr)
-    return EXIT_REFUSED
+    return await cli_verify.verify(args, lambda: _load(args))
 
 
 def _hex_serial(value: str) -> int:
@@ -732,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jitsuin: refused ({exc.kind.value}): {exc.message}", file=sys.stderr)
         return EXIT_REFUSED
     except ConfigError as exc:
-        print("jitsuin: configuration errors:\n" + _bullets(exc.errors), file=sys.stderr)
+        print("jitsuin: configuration errors:\n" + bullets(exc.errors), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import getpass
 import warnings
+from collections.abc import Sequence
+from pathlib import Path
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -28,3 +30,16 @@ def ask_secret(prompt: str, instead: str) -> str:
             return getpass.getpass(prompt)
         except (getpass.GetPassWarning, EOFError):
             raise CLIError(f"no terminal to ask for the {prompt.rstrip(': ')}: {instead}") from None
+
+
+def bullets(lines: Sequence[str]) -> str:
+    """Several problems, one a line, as every subcommand lists them."""
+    return "\n".join(f"  - {line}" for line in lines)
+
+
+def read_input(path: str, what: str) -> bytes:
+    """A file the operator named (a CSR, a certificate, a CRL), or a CLIError saying why not."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CLIError(f"cannot read the {what} {path}: {exc.strerror}") from exc
