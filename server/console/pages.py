@@ -347,8 +347,8 @@ async def queue(page: Page) -> web.StreamResponse:
         state = ""
     search = query.get("q", "").strip()[:256]
     offset_text = query.get("offset", "0")
-    offset = int(offset_text) if offset_text.isdigit() and len(offset_text) < 10 else 0
-    notice = ""
+    digits = offset_text.isascii() and offset_text.isdigit() and len(offset_text) < 10
+    offset = int(offset_text) if digits else 0
     more = False
     if search:
         apps: list[ApplicationRecord] = []
@@ -358,14 +358,19 @@ async def queue(page: Page) -> web.StreamResponse:
             except RAError as exc:
                 if exc.kind is not RAKind.NOT_FOUND:
                     raise
-        elif "@" in search:
+        else:
+            # A whole e-mail address, or a part of the name (family or given, as stored):
+            # names and addresses are personal data, so the read is audited (SEED-R18).
             ra.allow(page.operator, Permission.READ)
-            apps = await ra.store.applications_by_email(search.lower())
+            if "@" in search:
+                apps = await ra.store.applications_by_email(search.lower())
+            else:
+                apps = await ra.store.applications_by_name(search, PAGE_SIZE + 1, offset)
+                more = len(apps) > PAGE_SIZE
+                apps = apps[:PAGE_SIZE]
             await ra.audit_read(
                 page.operator, "application.search", "applications", [a.id for a in apps]
             )
-        else:
-            notice = _message("error", t["search_unsupported"])
     else:
         apps = await ra.list(page.operator, state or None, PAGE_SIZE + 1, offset)
         more = len(apps) > PAGE_SIZE
@@ -400,22 +405,24 @@ async def queue(page: Page) -> web.StreamResponse:
     if offset > 0:
         back = max(offset - PAGE_SIZE, 0)
         links.append(
-            f'<a href="{_e(page.href(BASE + "/", state=state, offset=back))}" rel="prev">'
+            f'<a href="{_e(page.href(BASE + "/", state=state, q=search, offset=back))}"'
+            ' rel="prev">'
             f"{_e(t['previous'])}</a>"
         )
     if more:
+        forward = offset + PAGE_SIZE
         links.append(
-            f'<a href="{_e(page.href(BASE + "/", state=state, offset=offset + PAGE_SIZE))}"'
+            f'<a href="{_e(page.href(BASE + "/", state=state, q=search, offset=forward))}"'
             f' rel="next">{_e(t["next"])}</a>'
         )
     paging = ""
-    if rows and not search:
+    if rows and (more or offset > 0 or not search):
         span = t["page_of"].format(first=offset + 1, last=offset + len(rows))
         paging = (
             f'<nav aria-label="{_e(t["paging"])}" class="paging">'
             f"<p>{_e(span)} {' '.join(links)}</p></nav>"
         )
-    return render(page, t["queue_title"], filters + notice + listing + paging)
+    return render(page, t["queue_title"], filters + listing + paging)
 
 
 # -- receive (step 1) ---------------------------------------------------------------------------

@@ -47,16 +47,13 @@ _TEXT: dict[str, tuple[str, str]] = {
     "filter": ("絞り込み", "Filter"),
     "state": ("状態", "State"),
     "all_states": ("すべて", "All"),
-    "search": ("申請番号またはメールアドレス", "Application ID or e-mail address"),
+    "search": ("申請番号・氏名・メールアドレス", "Application ID, name or e-mail address"),
     "search_hint": (
-        "APP-で始まる申請番号、またはメールアドレス全体を入力します。",
-        "An application ID (APP-…) or a whole e-mail address.",
+        "APP-で始まる申請番号、氏名の一部（姓・名、登録どおりの表記）、またはメールアドレス全体。",
+        "An application ID (APP-…), part of a name (family or given, as registered) "
+        "or a whole e-mail address.",
     ),
     "search_button": ("表示", "Show"),
-    "search_unsupported": (
-        "申請番号（APP-…）かメールアドレスで検索してください。",
-        "Search by application ID (APP-…) or e-mail address.",
-    ),
     "col_id": ("申請番号", "Application"),
     "col_name": ("氏名", "Name"),
     "col_state": ("状態", "State"),

@@ -365,6 +365,9 @@ def test_hostile_input_never_reaches_a_500(console):
         ("GET", f"{CONSOLE}/?offset=-1&state=%3Cscript%3E&q=" + "%00" * 300, {}),
         ("GET", f"{CONSOLE}/?q=APP-ZZZZZZZZ", {}),
         ("GET", f"{CONSOLE}/?q=nobody%40example.com&lang=xx", {}),
+        ("GET", f"{CONSOLE}/?q=%25%5F%5C&offset=%C2%B2", {}),  # wildcards, escape, "²"
+        ("GET", f"{CONSOLE}/?q=ya%00ma&offset=25", {}),
+        ("GET", f"{CONSOLE}/?q=" + "%E5%B1%B1" * 800, {}),  # 800 characters
         ("GET", f"{CONSOLE}/applications/APP-%00", {}),
         ("GET", f"{CONSOLE}/applications/APP-ZZZZZZZZ", {}),
         ("GET", f"{CONSOLE}/audit?before=99999999999999999999&target=%00", {}),
@@ -386,6 +389,70 @@ def test_hostile_input_never_reaches_a_500(console):
         )
         assert reply.status_code < 500, (path, reply.status_code, reply.text[:300])
         assert reply.headers["Content-Type"].startswith("text/"), path
+
+
+def test_the_queue_searches_by_name_pages_and_audits_the_read(console):
+    """A part of the name, in either order and case, pages on the server (25 a page) and each
+    page's read is audited with the applications it showed."""
+    operator = console.operators["alice"]
+    family = "Kensaku" + os.urandom(4).hex().translate(str.maketrans("0123456789", "ghijklmnop"))
+    ids = []
+    for n in range(26):
+        given = "Hanako" if n == 0 else "Taro"
+        unique = os.urandom(4).hex()
+        created = console.ok(
+            "POST",
+            "/ra/applications",
+            "alice",
+            {
+                "profile": "general",
+                "familyName": family,
+                "givenName": given,
+                "email": f"kensaku.{unique}@example.com",
+                "qualificationGroup": "member",
+                "qualificationNumber": f"AB-{unique.upper()}",
+                "postalAddress": "1-2-3 Kasumigaseki, Tokyo",
+                "dateOfBirth": "1985-04-01",
+                "billing": {"addressee": "self"},
+            },
+        )
+        ids.append(created["id"])
+
+    def shown(query: str) -> str:
+        reply = requests.get(
+            f"{console.https}{CONSOLE}/",
+            params={"q": query, "lang": "en"},
+            cert=(str(operator.cert), str(operator.key)),
+            verify=str(console.ca_pem),
+            timeout=30,
+        )
+        assert reply.status_code == 200, reply.text[:300]
+        return reply.text
+
+    def shown_ids(html: str) -> list[str]:
+        return re.findall(r">(APP-[0-9A-Z]{8})</a>", html)
+
+    assert shown_ids(shown(f"hanako {family.upper()}")) == [ids[0]]
+    first = shown(family[:-2].lower())  # a part of the family name, in lower case
+    on_first = shown_ids(first)
+    assert len(on_first) == 25 and set(on_first) < set(ids)
+    following = re.search(r'href="([^"]+)" rel="next"', first)
+    assert following is not None and "q=" in following[1]
+    reply = requests.get(
+        console.https + following[1].replace("&amp;", "&"),
+        cert=(str(operator.cert), str(operator.key)),
+        verify=str(console.ca_pem),
+        timeout=30,
+    )
+    on_second = shown_ids(reply.text)
+    assert sorted(on_first + on_second) == sorted(ids)
+    assert 'rel="next"' not in reply.text
+    searches = [
+        e["details"]["subjects"]
+        for e in console.ok("GET", "/ra/audit?limit=1000", "root")["entries"]
+        if e["action"] == "application.search" and e["actor"] == "alice"
+    ]
+    assert searches[-3:] == [[ids[0]], on_first, on_second]
 
 
 def test_the_rollover_is_for_an_admin_and_asks_for_confirmation(browser, console):
