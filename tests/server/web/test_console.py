@@ -376,6 +376,7 @@ def test_hostile_input_never_reaches_a_500(console):
         ("POST", f"{CONSOLE}/mail/999999999999999999/retry", same),
         ("POST", f"{CONSOLE}/acme/kid-%00/disable", same),
         ("POST", f"{CONSOLE}/operators/%00/disable", same),
+        ("POST", f"{CONSOLE}/operators/new", same),
     ]
     for method, path, headers in requests_to_make:
         reply = requests.request(
@@ -453,6 +454,59 @@ def test_the_queue_searches_by_name_pages_and_audits_the_read(console):
         if e["action"] == "application.search" and e["actor"] == "alice"
     ]
     assert searches[-3:] == [[ids[0]], on_first, on_second]
+
+
+def test_an_admin_adds_an_operator_whose_token_is_shown_once(browser, console, axe_source):
+    """The console's form calls the service's add_operator: the first API token shown once, the
+    admin recorded as knowing it (two-person rule), the audit entry; admins only."""
+    bob = signed_in(browser, console, "bob")  # an approver
+    open_page(bob, console, f"{CONSOLE}/operators/new", status=403)
+    root = signed_in(browser, console, "root")
+    problems = []
+    for query in ("", "?lang=en"):
+        seen = open_page(root, console, f"{CONSOLE}/operators/new{query}")
+        problems += [f"{query}: {v}" for v in axe_violations(seen, axe_source)]
+        problems += [f"{query}: CSP {v}" for v in seen.evaluate("window.__csp")]
+        seen.close()
+    assert problems == [], "\n".join(problems)
+
+    name = f"carol-{os.urandom(3).hex()}"
+    page = open_page(root, console, f"{CONSOLE}/operators?lang=en")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Add operator").click()
+    page.fill("#f-name", name)
+    page.select_option("#f-role", "reviewer")
+    assert submit(page, "Add operator") == 200
+    said = page.inner_text("[role=status]")
+    token = page.inner_text("[role=status] code")
+    assert name in said and len(token) >= 32 and name in page.inner_text("table")
+    # The token works for the API, as the CLI's would.
+    reply = requests.get(
+        f"{console.https}/ra/applications",
+        headers={"Authorization": f"Bearer {token}"},
+        verify=str(console.ca_pem),
+        timeout=30,
+    )
+    assert reply.status_code == 200, reply.text
+    # Shown once: the operators page shows it no more.
+    page = open_page(root, console, f"{CONSOLE}/operators?lang=en")
+    assert token not in page.content()
+    entries = console.ok("GET", "/ra/audit?limit=1000", "root")["entries"]
+    [added] = [e for e in entries if e["target"] == f"operator/{name}"]
+    assert (added["action"], added["actor"]) == ("operator.add", "root")
+    assert added["details"] == {
+        "role": "reviewer",
+        "setBy": ["root"],  # the admin may know the first token (two-person rule)
+        "credential": "certificate",
+        "credentialSetBy": [],  # root bound their own certificate
+    }
+    # The same name again is refused on the form, which keeps what was typed.
+    page = open_page(root, console, f"{CONSOLE}/operators/new?lang=en")
+    page.fill("#f-name", name)
+    assert submit(page, "Add operator") == 409
+    assert page.input_value("#f-name") == name and "exists" in page.inner_text("[role=alert]")
+    bob.close()
+    root.close()
 
 
 def test_the_rollover_is_for_an_admin_and_asks_for_confirmation(browser, console):
