@@ -41,7 +41,7 @@ from jitsuin.server.ra.letters import (
     split_postcode,
 )
 from jitsuin.server.ra.oversight import MAIL_STATUSES
-from jitsuin.server.ra.permissions import Permission
+from jitsuin.server.ra.permissions import ROLES, Permission
 from jitsuin.server.ra.service import REVOCATION_REASONS, RAService
 from jitsuin.server.ra.workflow import OPEN_STATES, TRANSITIONS, Event, State
 from jitsuin.server.storage import ApplicationRecord, AuditChainBroken, NotFound, Operator
@@ -347,8 +347,8 @@ async def queue(page: Page) -> web.StreamResponse:
         state = ""
     search = query.get("q", "").strip()[:256]
     offset_text = query.get("offset", "0")
-    offset = int(offset_text) if offset_text.isdigit() and len(offset_text) < 10 else 0
-    notice = ""
+    digits = offset_text.isascii() and offset_text.isdigit() and len(offset_text) < 10
+    offset = int(offset_text) if digits else 0
     more = False
     if search:
         apps: list[ApplicationRecord] = []
@@ -358,14 +358,19 @@ async def queue(page: Page) -> web.StreamResponse:
             except RAError as exc:
                 if exc.kind is not RAKind.NOT_FOUND:
                     raise
-        elif "@" in search:
+        else:
+            # A whole e-mail address, or a part of the name (family or given, as stored):
+            # names and addresses are personal data, so the read is audited (SEED-R18).
             ra.allow(page.operator, Permission.READ)
-            apps = await ra.store.applications_by_email(search.lower())
+            if "@" in search:
+                apps = await ra.store.applications_by_email(search.lower())
+            else:
+                apps = await ra.store.applications_by_name(search, PAGE_SIZE + 1, offset)
+                more = len(apps) > PAGE_SIZE
+                apps = apps[:PAGE_SIZE]
             await ra.audit_read(
                 page.operator, "application.search", "applications", [a.id for a in apps]
             )
-        else:
-            notice = _message("error", t["search_unsupported"])
     else:
         apps = await ra.list(page.operator, state or None, PAGE_SIZE + 1, offset)
         more = len(apps) > PAGE_SIZE
@@ -400,22 +405,24 @@ async def queue(page: Page) -> web.StreamResponse:
     if offset > 0:
         back = max(offset - PAGE_SIZE, 0)
         links.append(
-            f'<a href="{_e(page.href(BASE + "/", state=state, offset=back))}" rel="prev">'
+            f'<a href="{_e(page.href(BASE + "/", state=state, q=search, offset=back))}"'
+            ' rel="prev">'
             f"{_e(t['previous'])}</a>"
         )
     if more:
+        forward = offset + PAGE_SIZE
         links.append(
-            f'<a href="{_e(page.href(BASE + "/", state=state, offset=offset + PAGE_SIZE))}"'
+            f'<a href="{_e(page.href(BASE + "/", state=state, q=search, offset=forward))}"'
             f' rel="next">{_e(t["next"])}</a>'
         )
     paging = ""
-    if rows and not search:
+    if rows and (more or offset > 0 or not search):
         span = t["page_of"].format(first=offset + 1, last=offset + len(rows))
         paging = (
             f'<nav aria-label="{_e(t["paging"])}" class="paging">'
             f"<p>{_e(span)} {' '.join(links)}</p></nav>"
         )
-    return render(page, t["queue_title"], filters + notice + listing + paging)
+    return render(page, t["queue_title"], filters + listing + paging)
 
 
 # -- receive (step 1) ---------------------------------------------------------------------------
@@ -1218,8 +1225,66 @@ async def _operators_page(page: Page, message: str = "") -> web.Response:
     done = page.request.query.get("done")
     if done and not message:
         message = _message("success", t["done"].format(what=t.get(done, done)))
-    body = _table(t["operators_title"], heads, rows) + f"<p>{_e(t['add_operator_cli'])}</p>"
+    add = f'<p><a href="{_e(page.href(f"{BASE}/operators/new"))}">{_e(t["add_operator"])}</a></p>'
+    body = _table(t["operators_title"], heads, rows) + add
     return render(page, t["operators_title"], body, message=message)
+
+
+def _add_operator_form(page: Page, name: str = "", role: str = "reviewer") -> str:
+    t = page.t
+    roles = [(r, t[f"role_{r}"]) for r in ROLES]
+    body = _field(
+        t["operator_name"],
+        "name",
+        value=name,
+        hint=t["operator_name_hint"],
+        required="required",
+        maxlength="64",
+        autocomplete="off",
+    ) + _select(t["col_role"], "role", roles, role)
+    return f"<p>{_e(t['add_operator_text'])}</p>" + page.form(
+        f"{BASE}/operators/new", "operator-add", body, button=t["add_operator"]
+    )
+
+
+@routes.get(BASE + "/operators/new")
+@console_page
+async def new_operator(page: Page) -> web.StreamResponse:
+    """The form to add an operator (admin only), as ``jitsuin ra operator-add`` does."""
+    assert page.operator is not None
+    page.ra.allow(page.operator, Permission.OPERATORS)
+    return render(page, page.t["add_operator"], _add_operator_form(page))
+
+
+@routes.post(BASE + "/operators/new")
+@console_page
+async def add_operator(page: Page) -> web.StreamResponse:
+    """Add an operator through the service's call (admin only): its first API token is shown
+    this once, and the admin is recorded as knowing it (two-person rule, server/ra/approval.py)
+    until the new operator replaces it."""
+    assert page.operator is not None
+    t, ra = page.t, page.ra
+    form = await posted(page, "operator-add")
+    ra.allow(page.operator, Permission.OPERATORS)
+    name, role = form.get("name", "").strip()[:64], form.get("role", "")
+    try:
+        token = await ra.add_operator(page.operator, name, role)
+    except RAError as exc:
+        if exc.kind not in (RAKind.INVALID, RAKind.CONFLICT):
+            raise
+        return render(
+            page,
+            t["add_operator"],
+            _add_operator_form(page, name, role),
+            message=_message("error", exc.message),
+            status=STATUS[exc.kind][0],
+        )
+    said = t["new_operator_token"].format(name=name)
+    shown = (
+        f'<div class="message success" role="status"><p>{_e(said)}'
+        f"<code>{_e(token)}</code></p></div>"
+    )
+    return await _operators_page(page, shown)
 
 
 @routes.post(BASE + "/operators/{name}/{verb:disable|enable|token|unbind}")

@@ -47,16 +47,13 @@ _TEXT: dict[str, tuple[str, str]] = {
     "filter": ("絞り込み", "Filter"),
     "state": ("状態", "State"),
     "all_states": ("すべて", "All"),
-    "search": ("申請番号またはメールアドレス", "Application ID or e-mail address"),
+    "search": ("申請番号・氏名・メールアドレス", "Application ID, name or e-mail address"),
     "search_hint": (
-        "APP-で始まる申請番号、またはメールアドレス全体を入力します。",
-        "An application ID (APP-…) or a whole e-mail address.",
+        "APP-で始まる申請番号、氏名の一部（姓・名、登録どおりの表記）、またはメールアドレス全体。",
+        "An application ID (APP-…), part of a name (family or given, as registered) "
+        "or a whole e-mail address.",
     ),
     "search_button": ("表示", "Show"),
-    "search_unsupported": (
-        "申請番号（APP-…）かメールアドレスで検索してください。",
-        "Search by application ID (APP-…) or e-mail address.",
-    ),
     "col_id": ("申請番号", "Application"),
     "col_name": ("氏名", "Name"),
     "col_state": ("状態", "State"),
@@ -294,9 +291,23 @@ _TEXT: dict[str, tuple[str, str]] = {
         "{name} の新しいAPIトークン（この画面でのみ表示）: ",
         "New API token for {name} (shown this once): ",
     ),
-    "add_operator_cli": (
-        "操作者の追加はCAホストで行います: jitsuin ra operator-add NAME --role ROLE",
-        "Operators are added on the CA host: jitsuin ra operator-add NAME --role ROLE",
+    "add_operator": ("操作者を追加", "Add operator"),
+    "add_operator_text": (
+        "新しい操作者の最初のAPIトークンは一度だけ表示されます。本人が自分で再発行するまで、"
+        "あなたもそのトークンを知る者として記録され、二者承認で数えられます。"
+        "クライアント証明書は本人が自分で登録します。",
+        "The new operator's first API token is shown this once. Until they issue themselves a "
+        "new one, you are recorded as knowing it, and the two-person rule counts you. They bind "
+        "their client certificate themselves.",
+    ),
+    "operator_name": ("操作者名", "Operator name"),
+    "operator_name_hint": (
+        "英小文字で始まり、英小文字・数字・. _ - の64文字まで。",
+        "Starts with a lower-case letter; lower-case letters, digits, . _ -, up to 64.",
+    ),
+    "new_operator_token": (
+        "操作者 {name} を追加しました。APIトークン（この画面でのみ表示）: ",
+        "Operator {name} added. Their API token (shown this once): ",
     ),
     "no_certificate": ("未登録", "none"),
     # ACME

@@ -20,7 +20,7 @@ from jitsuin.server.ra import credentials
 from jitsuin.server.ra.base import RABase, credential_known_to, store_errors
 from jitsuin.server.ra.errors import RAError, RAKind
 from jitsuin.server.ra.permissions import ROLES, Permission
-from jitsuin.server.storage import AuditEvent, Conflict, NotFound, Operator
+from jitsuin.server.storage import Conflict, NotFound, Operator
 
 
 class Operators(RABase):
@@ -39,21 +39,27 @@ class Operators(RABase):
             raise RAError(RAKind.UNAUTHORIZED, "unknown or disabled operator token")
         return dataclasses.replace(operator, credential="token")
 
-    async def add_operator(self, actor: str, name: str, role: str) -> str:
+    async def add_operator(self, actor: Operator | str, name: str, role: str) -> str:
         """Create an operator; returns the API token, which is shown once and kept only hashed.
-        Only the host CLI creates operators (``actor`` is ``cli:<user>``), so the token is
-        known to ``actor`` until the operator replaces it (``rotate_operator_token``)."""
+        The host CLI (``actor`` is ``cli:<user>``) or an operator with permission
+        operators.manage (an admin in the console) creates one. Whoever did may know the token
+        until the operator replaces it (``rotate_operator_token``): it is recorded with the
+        token, and the two-person rule counts them (``credential_known_to``)."""
+        self._may_manage(actor)
         if role not in ROLES:
             raise RAError(RAKind.INVALID, f"role must be one of {', '.join(ROLES)}")
         if not re.fullmatch(r"[a-z][a-z0-9._-]{0,63}", name):
             raise RAError(RAKind.INVALID, "operator names are lower-case letters, digits, . _ -")
         token = credentials.new_operator_token()
-        now = self.clock.now()
+        set_by = credential_known_to(actor, name)
+        event = self._event(
+            actor, "operator.add", f"operator/{name}", {"role": role, "setBy": list(set_by)}
+        )
         try:
             await self.store.add_operator(
-                Operator(name=name, role=role, created_at=now, token_set_by=(actor,)),
+                Operator(name=name, role=role, created_at=event.at, token_set_by=set_by),
                 self.keyring.digest("operator", token),
-                AuditEvent(now, actor, "operator.add", f"operator/{name}", {"role": role}),
+                event,
             )
         except Conflict as exc:
             raise RAError(RAKind.CONFLICT, str(exc)) from None

@@ -687,6 +687,15 @@ class RAStore(Protocol):
 
     async def applications_by_email(self, email: str) -> list[ApplicationRecord]: ...
 
+    async def applications_by_name(
+        self, text: str, limit: int = 100, offset: int = 0
+    ) -> list[ApplicationRecord]:
+        """Applications whose name contains ``text``, as stored (romanized or kanji/kana),
+        family name then given name or the other way round: spaces in ``text`` are ignored,
+        letters A-Z match in either case, and ``%``, ``_`` and ``\\`` are plain characters. Oldest
+        first, ``limit`` from ``offset``."""
+        ...
+
     async def audit_persons(self, target: str, actions: frozenset[str]) -> set[str]:
         """Who did any of ``actions`` on ``target``, from the audit log: each entry's actor and
         the persons its details name in ``credentialSetBy`` (who else knew the credential)."""

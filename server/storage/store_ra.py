@@ -223,6 +223,28 @@ class RAPart(Part):
             self._db, "WHERE email = ? ORDER BY created_at, id", email
         )
 
+    async def applications_by_name(
+        self, text: str, limit: int = 100, offset: int = 0
+    ) -> list[ApplicationRecord]:
+        # Written once for both databases: lower() on both sides, since SQLite's LIKE ignores
+        # case and PostgreSQL's does not, and the wildcards escaped, so that what the operator
+        # typed is matched as it is. A name holds no U+0000, which PostgreSQL cannot take.
+        needle = "".join(text.split()).lower()
+        if not needle or "\x00" in needle:
+            return []
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        return await self._application_where(
+            self._db,
+            "WHERE lower(family_name || given_name) LIKE ? ESCAPE '\\'"
+            " OR lower(given_name || family_name) LIKE ? ESCAPE '\\'"
+            " ORDER BY created_at, id LIMIT ? OFFSET ?",
+            pattern,
+            pattern,
+            limit,
+            offset,
+        )
+
     async def applications(
         self, state: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[ApplicationRecord]:

@@ -587,7 +587,7 @@ def store_methods() -> dict[str, object]:
 
 def test_every_store_method_is_implemented_by_every_backend():
     wanted = store_methods()
-    assert len(wanted) == 83  # every part walked, not only Store's own body
+    assert len(wanted) == 84  # every part walked, not only Store's own body
     for cls in (SQLiteStore, PostgresStore):
         missing = sorted(name for name in wanted if not callable(getattr(cls, name, None)))
         assert not missing, f"{cls.__name__} lacks {missing}"
@@ -836,6 +836,36 @@ async def test_applications_round_trip_every_column(store):
     with pytest.raises(NotFound):
         await store.application_by_enrollment_id("NOPE")
     assert len(await store.audit_log()) == 2
+
+
+async def test_applications_by_name_match_a_part_of_either_order_in_any_case(store):
+    names = [("Yamada", "Hanako"), ("山田", "花子"), ("O'Neil_%", "Ann\\"), ("Yamamoto", "Taro")]
+    for n, (family, given) in enumerate(names, 1):
+        record = application_record(
+            f"APP-000{n}", family_name=family, given_name=given, created_at=T0 + n * ONE
+        )
+        await store.create_application(record, event("application.create", n))
+
+    async def ids(text: str, limit: int = 100, offset: int = 0) -> list[str]:
+        return [a.id for a in await store.applications_by_name(text, limit, offset)]
+
+    assert await ids("yama") == ["APP-0001", "APP-0004"]
+    assert await ids("YAMADA") == ["APP-0001"]
+    assert await ids("hanako yamada") == ["APP-0001"]  # given name first, space ignored
+    assert await ids("Yamada\u3000Hanako") == ["APP-0001"]  # an ideographic space too
+    assert await ids("山田 花子") == ["APP-0002"]
+    assert await ids("花子") == ["APP-0002"]
+    assert await ids("yama", limit=1, offset=1) == ["APP-0004"]
+    # Wildcards and the escape character are plain characters, not patterns.
+    assert await ids("%") == ["APP-0003"]
+    assert await ids("_") == ["APP-0003"]
+    assert await ids("\\") == ["APP-0003"]
+    assert await ids("a%") == []
+    assert await ids("y_mada") == []
+    assert await ids("") == []
+    assert await ids("   ") == []
+    assert await ids("yama\x00da") == []
+    assert await ids("x" * 10_000) == []
 
 
 async def test_an_application_time_given_as_text_is_kept_as_the_instant_in_utc(store):

@@ -109,6 +109,22 @@ async def test_operator_names_and_roles_are_checked(server):
     assert (operator.name, operator.role) == ("alice", "reviewer")
 
 
+async def test_an_admin_adds_an_operator_and_is_counted_as_knowing_its_token(server):
+    alice = await server.ra.authenticate(server.tokens["alice"])  # a reviewer
+    with pytest.raises(RAError) as refused:
+        await server.ra.add_operator(alice, "frank", "approver")
+    assert refused.value.kind is RAKind.FORBIDDEN
+    root = await server.ra.authenticate(server.tokens["root"])
+    token = await server.ra.add_operator(root, "frank", "approver")
+    frank = await server.ra.authenticate(token)
+    knows = tuple(sorted({"root", *root.credential_set_by}))
+    assert (frank.role, frank.token_set_by) == ("approver", knows)
+    # So root's application is not frank's to approve while frank uses the token root set.
+    server.tokens["frank"] = token
+    flow = await server.prepare("online_input_received", creator="root", reviewer="carol")
+    assert "two-person rule" in (await approve(server, flow, "frank")).problem(403)["detail"]
+
+
 async def test_each_refusal_names_its_own_permission(server):
     # A rollover is not operator management: its refusal names permission ca.rollover.
     generations = len(server.authority.generations)

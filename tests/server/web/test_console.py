@@ -365,6 +365,9 @@ def test_hostile_input_never_reaches_a_500(console):
         ("GET", f"{CONSOLE}/?offset=-1&state=%3Cscript%3E&q=" + "%00" * 300, {}),
         ("GET", f"{CONSOLE}/?q=APP-ZZZZZZZZ", {}),
         ("GET", f"{CONSOLE}/?q=nobody%40example.com&lang=xx", {}),
+        ("GET", f"{CONSOLE}/?q=%25%5F%5C&offset=%C2%B2", {}),  # wildcards, escape, "²"
+        ("GET", f"{CONSOLE}/?q=ya%00ma&offset=25", {}),
+        ("GET", f"{CONSOLE}/?q=" + "%E5%B1%B1" * 800, {}),  # 800 characters
         ("GET", f"{CONSOLE}/applications/APP-%00", {}),
         ("GET", f"{CONSOLE}/applications/APP-ZZZZZZZZ", {}),
         ("GET", f"{CONSOLE}/audit?before=99999999999999999999&target=%00", {}),
@@ -373,6 +376,7 @@ def test_hostile_input_never_reaches_a_500(console):
         ("POST", f"{CONSOLE}/mail/999999999999999999/retry", same),
         ("POST", f"{CONSOLE}/acme/kid-%00/disable", same),
         ("POST", f"{CONSOLE}/operators/%00/disable", same),
+        ("POST", f"{CONSOLE}/operators/new", same),
     ]
     for method, path, headers in requests_to_make:
         reply = requests.request(
@@ -386,6 +390,123 @@ def test_hostile_input_never_reaches_a_500(console):
         )
         assert reply.status_code < 500, (path, reply.status_code, reply.text[:300])
         assert reply.headers["Content-Type"].startswith("text/"), path
+
+
+def test_the_queue_searches_by_name_pages_and_audits_the_read(console):
+    """A part of the name, in either order and case, pages on the server (25 a page) and each
+    page's read is audited with the applications it showed."""
+    operator = console.operators["alice"]
+    family = "Kensaku" + os.urandom(4).hex().translate(str.maketrans("0123456789", "ghijklmnop"))
+    ids = []
+    for n in range(26):
+        given = "Hanako" if n == 0 else "Taro"
+        unique = os.urandom(4).hex()
+        created = console.ok(
+            "POST",
+            "/ra/applications",
+            "alice",
+            {
+                "profile": "general",
+                "familyName": family,
+                "givenName": given,
+                "email": f"kensaku.{unique}@example.com",
+                "qualificationGroup": "member",
+                "qualificationNumber": f"AB-{unique.upper()}",
+                "postalAddress": "1-2-3 Kasumigaseki, Tokyo",
+                "dateOfBirth": "1985-04-01",
+                "billing": {"addressee": "self"},
+            },
+        )
+        ids.append(created["id"])
+
+    def shown(query: str) -> str:
+        reply = requests.get(
+            f"{console.https}{CONSOLE}/",
+            params={"q": query, "lang": "en"},
+            cert=(str(operator.cert), str(operator.key)),
+            verify=str(console.ca_pem),
+            timeout=30,
+        )
+        assert reply.status_code == 200, reply.text[:300]
+        return reply.text
+
+    def shown_ids(html: str) -> list[str]:
+        return re.findall(r">(APP-[0-9A-Z]{8})</a>", html)
+
+    assert shown_ids(shown(f"hanako {family.upper()}")) == [ids[0]]
+    first = shown(family[:-2].lower())  # a part of the family name, in lower case
+    on_first = shown_ids(first)
+    assert len(on_first) == 25 and set(on_first) < set(ids)
+    following = re.search(r'href="([^"]+)" rel="next"', first)
+    assert following is not None and "q=" in following[1]
+    reply = requests.get(
+        console.https + following[1].replace("&amp;", "&"),
+        cert=(str(operator.cert), str(operator.key)),
+        verify=str(console.ca_pem),
+        timeout=30,
+    )
+    on_second = shown_ids(reply.text)
+    assert sorted(on_first + on_second) == sorted(ids)
+    assert 'rel="next"' not in reply.text
+    searches = [
+        e["details"]["subjects"]
+        for e in console.ok("GET", "/ra/audit?limit=1000", "root")["entries"]
+        if e["action"] == "application.search" and e["actor"] == "alice"
+    ]
+    assert searches[-3:] == [[ids[0]], on_first, on_second]
+
+
+def test_an_admin_adds_an_operator_whose_token_is_shown_once(browser, console, axe_source):
+    """The console's form calls the service's add_operator: the first API token shown once, the
+    admin recorded as knowing it (two-person rule), the audit entry; admins only."""
+    bob = signed_in(browser, console, "bob")  # an approver
+    open_page(bob, console, f"{CONSOLE}/operators/new", status=403)
+    root = signed_in(browser, console, "root")
+    problems = []
+    for query in ("", "?lang=en"):
+        seen = open_page(root, console, f"{CONSOLE}/operators/new{query}")
+        problems += [f"{query}: {v}" for v in axe_violations(seen, axe_source)]
+        problems += [f"{query}: CSP {v}" for v in seen.evaluate("window.__csp")]
+        seen.close()
+    assert problems == [], "\n".join(problems)
+
+    name = f"carol-{os.urandom(3).hex()}"
+    page = open_page(root, console, f"{CONSOLE}/operators?lang=en")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Add operator").click()
+    page.fill("#f-name", name)
+    page.select_option("#f-role", "reviewer")
+    assert submit(page, "Add operator") == 200
+    said = page.inner_text("[role=status]")
+    token = page.inner_text("[role=status] code")
+    assert name in said and len(token) >= 32 and name in page.inner_text("table")
+    # The token works for the API, as the CLI's would.
+    reply = requests.get(
+        f"{console.https}/ra/applications",
+        headers={"Authorization": f"Bearer {token}"},
+        verify=str(console.ca_pem),
+        timeout=30,
+    )
+    assert reply.status_code == 200, reply.text
+    # Shown once: the operators page shows it no more.
+    page = open_page(root, console, f"{CONSOLE}/operators?lang=en")
+    assert token not in page.content()
+    entries = console.ok("GET", "/ra/audit?limit=1000", "root")["entries"]
+    [added] = [e for e in entries if e["target"] == f"operator/{name}"]
+    assert (added["action"], added["actor"]) == ("operator.add", "root")
+    assert added["details"] == {
+        "role": "reviewer",
+        "setBy": ["root"],  # the admin may know the first token (two-person rule)
+        "credential": "certificate",
+        "credentialSetBy": [],  # root bound their own certificate
+    }
+    # The same name again is refused on the form, which keeps what was typed.
+    page = open_page(root, console, f"{CONSOLE}/operators/new?lang=en")
+    page.fill("#f-name", name)
+    assert submit(page, "Add operator") == 409
+    assert page.input_value("#f-name") == name and "exists" in page.inner_text("[role=alert]")
+    bob.close()
+    root.close()
 
 
 def test_the_rollover_is_for_an_admin_and_asks_for_confirmation(browser, console):
