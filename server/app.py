@@ -14,7 +14,10 @@ from jitsuin.server.acme import handlers as acme_handlers
 from jitsuin.server.acme import operator as acme_operator
 from jitsuin.server.acme.service import AcmeService
 from jitsuin.server.authority import Authority
-from jitsuin.server.console import pages as console_pages
+from jitsuin.server.console import admin as console_admin
+from jitsuin.server.console import applications as console_applications
+from jitsuin.server.console import page as console_page
+from jitsuin.server.console import queue as console_queue
 from jitsuin.server.est import handlers as est_handlers
 from jitsuin.server.est.service import Reenrollment
 from jitsuin.server.keys import ACME, AUTHORITY, RA, REENROLLMENT
@@ -44,7 +47,8 @@ def create_app(authority: Authority, *, send_mail: bool = True) -> web.Applicati
     app.add_routes([r for r in pki_http.routes if getattr(r, "path", None) != "/"])
     app.add_routes(ra_handlers.routes)
     # The operators' console in the browser, signed in by their TLS client certificates.
-    app.add_routes(console_pages.routes)
+    for console in (console_page, console_queue, console_applications, console_admin):
+        app.add_routes(console.routes)
     app[REENROLLMENT] = Reenrollment(authority, config.est.reenroll_approval)
     app.add_routes(est_handlers.routes)
     # ACME (RFC 8555) at /acme/, and its operator endpoints under /ra/acme/.
