@@ -1,7 +1,10 @@
 """The objects the rules judge: certificates, CRLs and OCSP responses, each with the corpus it was
 loaded with (the other files of the same run, for the cross-object rules: leaf vs issuer,
 rollover set, CRL vs issued certificates), and the lint context (configuration, forced profile,
-evaluation time, suppressions)."""
+evaluation time, suppressions).
+
+Longer than 600 lines because each kind of document and the context are one class apiece, and
+the rules read every parsed field from here rather than parsing again."""
 
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ narrowed by the seed's rules), S-01..S-20, and J-01.
 Rules marked config-dependent check the exact values of a jitsuin configuration when one is given
 (CP OID, qualification groups and number syntax, name order, CRL/OCSP URLs, cut-off margin) and
 the shape only otherwise, so that they are useful on other CAs' certificates.
+
+Longer than 600 lines because part B is one table of 21 rules in docs/conformance.md, and each
+rule is one function here, next to the others of its part, as in the other rule modules.
 """
 
 from __future__ import annotations

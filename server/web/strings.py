@@ -1,6 +1,7 @@
 """Every word the browser pages show, in Japanese (the default) and English: one (ja, en) pair
 per key, so a language can never lack a string. ``PAGE`` is rendered by the server; ``CLIENT``
-travels to the page's ES modules as JSON. ``{name}`` marks a value filled in at run time."""
+travels to the page's ES modules as JSON. ``{name}`` marks a value filled in at run time.
+Longer than 600 lines because it is a table of every word of every page, in two languages."""
 
 from __future__ import annotations
 
