@@ -36,6 +36,7 @@ from jitsuin.ca.revocation import (
 from jitsuin.server import metrics
 from jitsuin.server.ca_state import AuthorityState
 from jitsuin.server.lint_pool import issuer_for
+from jitsuin.server.pkcs11_signer import Pkcs11Signer, private_key_labels
 from jitsuin.server.secret_files import write_secret
 from jitsuin.server.storage import AuditEvent, CRLRecord, NotFound
 
@@ -166,8 +167,14 @@ class RevocationStatus(AuthorityState):
             current = self._responders.get(generation.number)
             if current is not None and not current.due(now):
                 return current  # renewed while this request waited for the lock
-            signer = await asyncio.to_thread(self._responder_key, generation)
-            certificate = self._stored_responder(generation, signer, now)
+            signer: Signer
+            if self.config.ca.key_store == "pkcs11":
+                signer, certificate = await asyncio.to_thread(
+                    self._token_responder, generation, now
+                )
+            else:
+                signer = await asyncio.to_thread(self._responder_key, generation)
+                certificate = self._stored_responder(generation, signer, now)
             if certificate is None:
                 certificate = await self._certify_responder(generation, signer)
             renewed = DelegatedResponder(certificate, signer)
@@ -178,10 +185,9 @@ class RevocationStatus(AuthorityState):
             return renewed
 
     def _responder_key(self, generation: CAGeneration) -> Signer:
-        """The generation's responder key, made on first use with the CA key's type, in
-        ``keys/ocsp-N.key.pem`` (PKCS#8, mode 0600, unencrypted: it signs unattended, and its
-        certificate is short-lived). Also with key_store = "pkcs11": a second login to the token
-        beside the CA key's session fails (CKR_USER_ALREADY_LOGGED_IN) with today's signer."""
+        """The generation's responder key with key_store = "file", made on first use with the CA
+        key's type, in ``keys/ocsp-N.key.pem`` (PKCS#8, mode 0600, unencrypted: it signs
+        unattended, and its certificate is short-lived)."""
         label = f"ocsp-{generation.number}"
         path = self.config.keys_dir / f"{label}.key.pem"
         try:
@@ -199,6 +205,32 @@ class RevocationStatus(AuthorityState):
         except ValueError as exc:
             raise CAError(Kind.BAD_KEY_FILE, f"{path} is not a PEM private key: {exc}") from exc
         return SoftwareSigner(key)  # type: ignore[arg-type]
+
+    def _token_responder(
+        self, generation: CAGeneration, now: dt.datetime
+    ) -> tuple[Signer, x509.Certificate | None]:
+        """With key_store = "pkcs11", the responder key is made in the token (sensitive, never
+        extractable; server/pkcs11_signer.py), labelled ``ocsp-G-N``, through the process's one
+        login, never the CA key itself. The key of the stored certificate while it is not due,
+        with that certificate; otherwise a new key, the next N, whose certificate the caller
+        issues: each renewal is a new key."""
+        token = self.config.token()
+        prefix = f"ocsp-{generation.number}-"
+        numbers = sorted(
+            (
+                int(label.removeprefix(prefix))
+                for label in private_key_labels(token, prefix)
+                if label.removeprefix(prefix).isdigit()
+            ),
+            reverse=True,
+        )
+        for number in numbers:  # the newest first: normally the stored certificate's key
+            signer = Pkcs11Signer(token, f"{prefix}{number}")
+            certificate = self._stored_responder(generation, signer, now)
+            if certificate is not None:
+                return signer, certificate
+        label = f"{prefix}{numbers[0] + 1 if numbers else 1}"
+        return Pkcs11Signer.generate(token, label, generation.signer.key_type), None
 
     def _responder_path(self, generation: CAGeneration) -> Path:
         return self.config.home / "ocsp" / f"responder-{generation.number}.pem"
