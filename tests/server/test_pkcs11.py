@@ -409,7 +409,8 @@ def test_the_delegated_responder_key_is_made_in_the_token(own_token, tmp_path, l
     """``[ocsp] responder = "delegated"`` with a CA in the token: the responder key is made in
     the token too (ocsp-1-1, not the CA key, no key file), its certificate comes from the CA key,
     and `openssl ocsp` trusts the answers it signs through the token (RFC 6960 §4.2.2.2). A
-    restart finds the key again by the stored certificate and makes none."""
+    restart finds the key again by the stored certificate and makes none; a renewal makes a new
+    key in the token."""
     env, pin_file = own_token
     token_toml = (
         f'key_store = "pkcs11"\npkcs11_library = "{LIBRARY}"\n'
@@ -445,3 +446,40 @@ def test_the_delegated_responder_key_is_made_in_the_token(own_token, tmp_path, l
         again = _openssl_ocsp(server, leaf_pem, tmp_path / "again.der")
         assert again.certificates == [responder]  # the same key and certificate after a restart
     assert _token_objects(env) == ["ca-1", "ocsp-1-1"]
+
+    # Renewal (less than 4 days left, by a clock moved 4 days on) makes a new key in the token.
+    out = tmp_path / "renewed.der"
+    _python(
+        env,
+        f"""
+import asyncio, datetime as dt
+from pathlib import Path
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+from jitsuin.ca.clock import FixedClock
+from jitsuin.server import config as c
+from jitsuin.server.authority import Authority
+async def main():
+    home = Path({str(home)!r})
+    clock = FixedClock(dt.datetime.now(dt.UTC) + dt.timedelta(days=4))
+    authority = await Authority.open(c.load(home / "jitsuin.toml", home), clock, create=False)
+    leaf = x509.load_pem_x509_certificate(Path({str(leaf_pem)!r}).read_bytes())
+    request = ocsp.OCSPRequestBuilder().add_certificate(
+        leaf, authority.current.certificate, hashes.SHA256()).build()
+    Path({str(out)!r}).write_bytes(
+        await authority.ocsp(request.public_bytes(serialization.Encoding.DER)))
+    await authority.close()
+asyncio.run(main())
+""",
+    )
+    renewed = ocsp.load_der_ocsp_response(out.read_bytes())
+    assert renewed.certificate_status == ocsp.OCSPCertStatus.GOOD
+    [second] = renewed.certificates
+    second.verify_directly_issued_by(ca)
+    assert second.public_key() not in (responder.public_key(), ca.public_key())
+    second.public_key().verify(
+        renewed.signature, renewed.tbs_response_bytes, ec.ECDSA(hashes.SHA256())
+    )
+    assert _token_objects(env) == ["ca-1", "ocsp-1-1", "ocsp-1-2"]
+    assert not list(home.rglob("*ocsp*.key*"))
