@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import re
+import secrets
 from pathlib import Path
 
 from cryptography import x509
@@ -41,6 +43,8 @@ from jitsuin.server.secret_files import write_secret
 from jitsuin.server.storage import AuditEvent, CRLRecord, NotFound
 
 OCSP_CACHE_SIZE = 100_000
+# What follows ``ocsp-G-`` in the label of a responder key in the token (_token_responder).
+_RESPONDER_LABEL = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}")
 
 
 class RevocationStatus(AuthorityState):
@@ -210,26 +214,28 @@ class RevocationStatus(AuthorityState):
         self, generation: CAGeneration, now: dt.datetime
     ) -> tuple[Signer, x509.Certificate | None]:
         """With key_store = "pkcs11", the responder key is made in the token (sensitive, never
-        extractable; server/pkcs11_signer.py), labelled ``ocsp-G-N``, through the process's one
-        login, never the CA key itself. The key of the stored certificate while it is not due,
-        with that certificate; otherwise a new key, the next N, whose certificate the caller
-        issues: each renewal is a new key."""
+        extractable; server/pkcs11_signer.py) through the process's one login, never the CA key
+        itself. The key of the stored certificate while it is not due, with that certificate;
+        otherwise a new key, whose certificate the caller issues: each renewal is a new key.
+        Labels are ``ocsp-G-<time>-<random>``: the newest sorts first, and the workers of one
+        server or hosts sharing a token that renew at the same moment never make two keys of
+        one label (which no later lookup by label could tell apart)."""
         token = self.config.token()
         prefix = f"ocsp-{generation.number}-"
-        numbers = sorted(
+        labels = sorted(
             (
-                int(label.removeprefix(prefix))
+                label
                 for label in private_key_labels(token, prefix)
-                if label.removeprefix(prefix).isdigit()
+                if _RESPONDER_LABEL.fullmatch(label.removeprefix(prefix))
             ),
             reverse=True,
         )
-        for number in numbers:  # the newest first: normally the stored certificate's key
-            signer = Pkcs11Signer(token, f"{prefix}{number}")
+        for label in labels:  # the newest first: normally the stored certificate's key
+            signer = Pkcs11Signer(token, label)
             certificate = self._stored_responder(generation, signer, now)
             if certificate is not None:
                 return signer, certificate
-        label = f"{prefix}{numbers[0] + 1 if numbers else 1}"
+        label = f"{prefix}{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
         return Pkcs11Signer.generate(token, label, generation.signer.key_type), None
 
     def _responder_path(self, generation: CAGeneration) -> Path:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -407,10 +408,10 @@ def _openssl_ocsp(server, cert_pem: Path, out: Path) -> ocsp.OCSPResponse:
 
 def test_the_delegated_responder_key_is_made_in_the_token(own_token, tmp_path, live_jitsuin):
     """``[ocsp] responder = "delegated"`` with a CA in the token: the responder key is made in
-    the token too (ocsp-1-1, not the CA key, no key file), its certificate comes from the CA key,
-    and `openssl ocsp` trusts the answers it signs through the token (RFC 6960 §4.2.2.2). A
-    restart finds the key again by the stored certificate and makes none; a renewal makes a new
-    key in the token."""
+    the token too (``ocsp-1-<time>-<random>``, not the CA key, no key file), its certificate
+    comes from the CA key, and `openssl ocsp` trusts the answers it signs through the token
+    (RFC 6960 §4.2.2.2). A restart finds the key again by the stored certificate and makes
+    none; a renewal makes a new key in the token."""
     env, pin_file = own_token
     token_toml = (
         f'key_store = "pkcs11"\npkcs11_library = "{LIBRARY}"\n'
@@ -437,7 +438,9 @@ def test_the_delegated_responder_key_is_made_in_the_token(own_token, tmp_path, l
         responder.public_key().verify(
             response.signature, response.tbs_response_bytes, ec.ECDSA(hashes.SHA256())
         )
-        assert _token_objects(env) == ["ca-1", "ocsp-1-1"]
+        ca_key, responder_key = _token_objects(env)
+        assert ca_key == "ca-1"
+        assert re.fullmatch(r"ocsp-1-\d{8}T\d{6}Z-[0-9a-f]{8}", responder_key), responder_key
         assert not list((home / "keys").glob("ocsp-*"))  # no responder key file
         assert not list(home.rglob("*ocsp*.key*"))
 
@@ -445,7 +448,7 @@ def test_the_delegated_responder_key_is_made_in_the_token(own_token, tmp_path, l
         server.start()
         again = _openssl_ocsp(server, leaf_pem, tmp_path / "again.der")
         assert again.certificates == [responder]  # the same key and certificate after a restart
-    assert _token_objects(env) == ["ca-1", "ocsp-1-1"]
+    assert _token_objects(env) == ["ca-1", responder_key]
 
     # Renewal (less than 4 days left, by a clock moved 4 days on) makes a new key in the token.
     out = tmp_path / "renewed.der"
@@ -481,5 +484,7 @@ asyncio.run(main())
     second.public_key().verify(
         renewed.signature, renewed.tbs_response_bytes, ec.ECDSA(hashes.SHA256())
     )
-    assert _token_objects(env) == ["ca-1", "ocsp-1-1", "ocsp-1-2"]
+    ca_key, first_key, second_key = _token_objects(env)
+    assert (ca_key, first_key) == ("ca-1", responder_key)
+    assert re.fullmatch(r"ocsp-1-\d{8}T\d{6}Z-[0-9a-f]{8}", second_key), second_key
     assert not list(home.rglob("*ocsp*.key*"))
