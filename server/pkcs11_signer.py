@@ -9,9 +9,10 @@ token, not per session (PKCS#11 v2.40 §5.6: all sessions of an application with
 it), so a second ``C_Login`` in the same process fails with CKR_USER_ALREADY_LOGGED_IN. Every
 signer of a token (one per CA generation, the one that generates a rollover's key, and the
 delegated OCSP responder's keys, server/revocation_status.py) therefore uses the same
-read/write session, opened and logged in on first use and kept for the life of the process. A session runs one operation at a time (§5.5; the application serialises the
-threads that share it), and signing runs in worker threads, so one lock per token serialises
-every call into that session."""
+read/write session, opened and logged in on first use and kept for the life of the process.
+A session runs one operation at a time (§5.5; the application serialises the threads that
+share it), and signing runs in worker threads, so one lock per token serialises every call
+into that session."""
 
 from __future__ import annotations
 
