@@ -1080,9 +1080,9 @@ cutoff_margin_days = {_CA.cutoff_margin // _DAY}
 
 [ocsp]
 # Who signs OCSP responses: "ca" (each CA generation's own key) or "delegated" (a responder key
-# per generation in keys/ocsp-N.key.pem, mode 0600, with a 7-day certificate carrying
-# id-kp-OCSPSigning and id-pkix-ocsp-nocheck, renewed by the server every 3 days with the CA
-# key; RFC 6960 §4.2.2.2).
+# per generation in keys/ocsp-N.key.pem, mode 0600, or with key_store = "pkcs11" in the token,
+# a new one at each renewal; with a 7-day certificate carrying id-kp-OCSPSigning and
+# id-pkix-ocsp-nocheck, renewed by the server every 3 days with the CA key; RFC 6960 §4.2.2.2).
 responder = "{_OCSP.responder}"
 
 [ra]

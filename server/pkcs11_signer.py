@@ -7,11 +7,12 @@ raw r||s is DER-encoded (X9.62 ECDSA-Sig-Value, RFC 5480 §2.2.3).
 One logged-in session per token per process. PKCS#11 keeps the login state per application and
 token, not per session (PKCS#11 v2.40 §5.6: all sessions of an application with a token share
 it), so a second ``C_Login`` in the same process fails with CKR_USER_ALREADY_LOGGED_IN. Every
-signer of a token (one per CA generation, and the one that generates a rollover's key) therefore
-uses the same read/write session, opened and logged in on first use and kept for the life of
-the process. A session runs one operation at a time (§5.5; the application serialises the
-threads that share it), and signing runs in worker threads, so one lock per token serialises
-every call into that session."""
+signer of a token (one per CA generation, the one that generates a rollover's key, and the
+delegated OCSP responder's keys, server/revocation_status.py) therefore uses the same
+read/write session, opened and logged in on first use and kept for the life of the process.
+A session runs one operation at a time (§5.5; the application serialises the threads that
+share it), and signing runs in worker threads, so one lock per token serialises every call
+into that session."""
 
 from __future__ import annotations
 
@@ -80,8 +81,19 @@ def _login(token: TokenConfig) -> _Login:
 def _refusal(token: TokenConfig, label: str, exc: Exception) -> CAError:
     return CAError(
         Kind.BAD_KEY_FILE,
-        f"cannot use the CA key {label!r} in token {token.token_label!r}: {type(exc).__name__}",
+        f"cannot use the key {label!r} in token {token.token_label!r}: {type(exc).__name__}",
     )
+
+
+def private_key_labels(token: TokenConfig, prefix: str) -> list[str]:
+    """The labels of the token's private keys that begin with ``prefix``."""
+    try:
+        login = _login(token)
+        with login.lock:
+            found = login.session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})
+            return [key.label for key in found if key.label.startswith(prefix)]
+    except (pkcs11.PKCS11Error, RuntimeError) as exc:
+        raise _refusal(token, prefix, exc) from exc
 
 
 class Pkcs11Signer:

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import re
+import secrets
 from pathlib import Path
 
 from cryptography import x509
@@ -36,10 +38,13 @@ from jitsuin.ca.revocation import (
 from jitsuin.server import metrics
 from jitsuin.server.ca_state import AuthorityState
 from jitsuin.server.lint_pool import issuer_for
+from jitsuin.server.pkcs11_signer import Pkcs11Signer, private_key_labels
 from jitsuin.server.secret_files import write_secret
 from jitsuin.server.storage import AuditEvent, CRLRecord, NotFound
 
 OCSP_CACHE_SIZE = 100_000
+# What follows ``ocsp-G-`` in the label of a responder key in the token (_token_responder).
+_RESPONDER_LABEL = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}")
 
 
 class RevocationStatus(AuthorityState):
@@ -166,8 +171,14 @@ class RevocationStatus(AuthorityState):
             current = self._responders.get(generation.number)
             if current is not None and not current.due(now):
                 return current  # renewed while this request waited for the lock
-            signer = await asyncio.to_thread(self._responder_key, generation)
-            certificate = self._stored_responder(generation, signer, now)
+            signer: Signer
+            if self.config.ca.key_store == "pkcs11":
+                signer, certificate = await asyncio.to_thread(
+                    self._token_responder, generation, now
+                )
+            else:
+                signer = await asyncio.to_thread(self._responder_key, generation)
+                certificate = self._stored_responder(generation, signer, now)
             if certificate is None:
                 certificate = await self._certify_responder(generation, signer)
             renewed = DelegatedResponder(certificate, signer)
@@ -178,10 +189,9 @@ class RevocationStatus(AuthorityState):
             return renewed
 
     def _responder_key(self, generation: CAGeneration) -> Signer:
-        """The generation's responder key, made on first use with the CA key's type, in
-        ``keys/ocsp-N.key.pem`` (PKCS#8, mode 0600, unencrypted: it signs unattended, and its
-        certificate is short-lived). Also with key_store = "pkcs11": a second login to the token
-        beside the CA key's session fails (CKR_USER_ALREADY_LOGGED_IN) with today's signer."""
+        """The generation's responder key with key_store = "file", made on first use with the CA
+        key's type, in ``keys/ocsp-N.key.pem`` (PKCS#8, mode 0600, unencrypted: it signs
+        unattended, and its certificate is short-lived)."""
         label = f"ocsp-{generation.number}"
         path = self.config.keys_dir / f"{label}.key.pem"
         try:
@@ -199,6 +209,34 @@ class RevocationStatus(AuthorityState):
         except ValueError as exc:
             raise CAError(Kind.BAD_KEY_FILE, f"{path} is not a PEM private key: {exc}") from exc
         return SoftwareSigner(key)  # type: ignore[arg-type]
+
+    def _token_responder(
+        self, generation: CAGeneration, now: dt.datetime
+    ) -> tuple[Signer, x509.Certificate | None]:
+        """With key_store = "pkcs11", the responder key is made in the token (sensitive, never
+        extractable; server/pkcs11_signer.py) through the process's one login, never the CA key
+        itself. The key of the stored certificate while it is not due, with that certificate;
+        otherwise a new key, whose certificate the caller issues: each renewal is a new key.
+        Labels are ``ocsp-G-<time>-<random>``: the newest sorts first, and the workers of one
+        server or hosts sharing a token that renew at the same moment never make two keys of
+        one label (which no later lookup by label could tell apart)."""
+        token = self.config.token()
+        prefix = f"ocsp-{generation.number}-"
+        labels = sorted(
+            (
+                label
+                for label in private_key_labels(token, prefix)
+                if _RESPONDER_LABEL.fullmatch(label.removeprefix(prefix))
+            ),
+            reverse=True,
+        )
+        for label in labels:  # the newest first: normally the stored certificate's key
+            signer = Pkcs11Signer(token, label)
+            certificate = self._stored_responder(generation, signer, now)
+            if certificate is not None:
+                return signer, certificate
+        label = f"{prefix}{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+        return Pkcs11Signer.generate(token, label, generation.signer.key_type), None
 
     def _responder_path(self, generation: CAGeneration) -> Path:
         return self.config.home / "ocsp" / f"responder-{generation.number}.pem"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -385,3 +386,105 @@ print(json.dumps({{"public": public, "signed": [
         keys[n].verify(
             base64.b64decode(signature), base64.b64decode(data), ec.ECDSA(hashes.SHA256())
         )
+
+
+def _openssl_ocsp(server, cert_pem: Path, out: Path) -> ocsp.OCSPResponse:
+    """`openssl ocsp` asks the live server about ``cert_pem`` with nothing but the CA
+    certificate as trust anchor; the answer must verify and say good."""
+    ca_pem = server.home / "ca.pem"
+    result = subprocess.run(
+        [
+            *("openssl", "ocsp", "-issuer", ca_pem, "-CAfile", ca_pem, "-resp_text"),
+            *("-url", f"{server.http}/ocsp", "-cert", cert_pem, "-respout", out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Response verify OK" in result.stderr, result.stderr
+    assert f"{cert_pem}: good" in result.stdout, result.stdout
+    return ocsp.load_der_ocsp_response(out.read_bytes())
+
+
+def test_the_delegated_responder_key_is_made_in_the_token(own_token, tmp_path, live_jitsuin):
+    """``[ocsp] responder = "delegated"`` with a CA in the token: the responder key is made in
+    the token too (``ocsp-1-<time>-<random>``, not the CA key, no key file), its certificate
+    comes from the CA key, and `openssl ocsp` trusts the answers it signs through the token
+    (RFC 6960 §4.2.2.2). A restart finds the key again by the stored certificate and makes
+    none; a renewal makes a new key in the token."""
+    env, pin_file = own_token
+    token_toml = (
+        f'key_store = "pkcs11"\npkcs11_library = "{LIBRARY}"\n'
+        f'pkcs11_token = "jitsuin-test"\npkcs11_pin_file = "{pin_file}"'
+    )
+    home = tmp_path / "home"
+    conf = {"SOFTHSM2_CONF": env["SOFTHSM2_CONF"]}
+    with live_jitsuin.server(home, env=conf, ca_toml=token_toml) as server:
+        _, _, leaf_pem, _ = server.enrolled(tmp_path / "leaf")
+        server.stop()
+        config = home / "jitsuin.toml"
+        text = config.read_text()
+        assert 'responder = "ca"' in text
+        config.write_text(text.replace('responder = "ca"', 'responder = "delegated"'))
+        server.start()
+        (ca,) = server.ca_certificates()
+        response = _openssl_ocsp(server, leaf_pem, tmp_path / "first.der")
+        [responder] = response.certificates
+        responder.verify_directly_issued_by(ca)
+        assert responder.public_key() != ca.public_key()
+        assert response.responder_key_hash == (
+            x509.SubjectKeyIdentifier.from_public_key(responder.public_key()).digest
+        )
+        responder.public_key().verify(
+            response.signature, response.tbs_response_bytes, ec.ECDSA(hashes.SHA256())
+        )
+        ca_key, responder_key = _token_objects(env)
+        assert ca_key == "ca-1"
+        assert re.fullmatch(r"ocsp-1-\d{8}T\d{6}Z-[0-9a-f]{8}", responder_key), responder_key
+        assert not list((home / "keys").glob("ocsp-*"))  # no responder key file
+        assert not list(home.rglob("*ocsp*.key*"))
+
+        server.stop()
+        server.start()
+        again = _openssl_ocsp(server, leaf_pem, tmp_path / "again.der")
+        assert again.certificates == [responder]  # the same key and certificate after a restart
+    assert _token_objects(env) == ["ca-1", responder_key]
+
+    # Renewal (less than 4 days left, by a clock moved 4 days on) makes a new key in the token.
+    out = tmp_path / "renewed.der"
+    _python(
+        env,
+        f"""
+import asyncio, datetime as dt
+from pathlib import Path
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+from jitsuin.ca.clock import FixedClock
+from jitsuin.server import config as c
+from jitsuin.server.authority import Authority
+async def main():
+    home = Path({str(home)!r})
+    clock = FixedClock(dt.datetime.now(dt.UTC) + dt.timedelta(days=4))
+    authority = await Authority.open(c.load(home / "jitsuin.toml", home), clock, create=False)
+    leaf = x509.load_pem_x509_certificate(Path({str(leaf_pem)!r}).read_bytes())
+    request = ocsp.OCSPRequestBuilder().add_certificate(
+        leaf, authority.current.certificate, hashes.SHA256()).build()
+    Path({str(out)!r}).write_bytes(
+        await authority.ocsp(request.public_bytes(serialization.Encoding.DER)))
+    await authority.close()
+asyncio.run(main())
+""",
+    )
+    renewed = ocsp.load_der_ocsp_response(out.read_bytes())
+    assert renewed.certificate_status == ocsp.OCSPCertStatus.GOOD
+    [second] = renewed.certificates
+    second.verify_directly_issued_by(ca)
+    assert second.public_key() not in (responder.public_key(), ca.public_key())
+    second.public_key().verify(
+        renewed.signature, renewed.tbs_response_bytes, ec.ECDSA(hashes.SHA256())
+    )
+    ca_key, first_key, second_key = _token_objects(env)
+    assert (ca_key, first_key) == ("ca-1", responder_key)
+    assert re.fullmatch(r"ocsp-1-\d{8}T\d{6}Z-[0-9a-f]{8}", second_key), second_key
+    assert not list(home.rglob("*ocsp*.key*"))
