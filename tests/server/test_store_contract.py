@@ -638,10 +638,11 @@ async def new_pin(
     pin_hash: str = "hash-of-the-pin",
     mail: OutboxMail | None = None,
     action: str = "pin",
+    app_id: str = "APP-0001",
 ) -> ApplicationRecord:
-    """APP-0001 approved (again) with a new PIN and its mail."""
+    """An application approved (again) with a new PIN and its mail."""
     return await store.reissue_pin(
-        "APP-0001",
+        app_id,
         version,
         "approved",
         T0,
@@ -649,7 +650,7 @@ async def new_pin(
         pin_hash=pin_hash,
         pin_expires_at=T0 + dt.timedelta(days=7),
         eab_key_sealed=b"sealed-eab",
-        mail=mail or pin_mail(),
+        mail=mail or pin_mail(app_id),
     )
 
 
@@ -954,6 +955,94 @@ async def test_a_workflow_write_is_optimistic_and_atomic(store):
     assert done.version == 3 and (await store.certificate(1, 6)).spki_sha256 == "ff" * 32
     assert (done.certificate_generation, done.certificate_serial) == (1, "6")
     assert await store.verify_audit_chain() == before + 1
+
+
+async def test_each_workflow_write_sets_its_steps_columns_and_the_state_it_is_given(store):
+    await with_generation(store)
+    await store.create_application(application_record(), event("application.create"))
+    at = [T0 + n * ONE for n in range(10)]
+    app = await store.record_review(
+        "APP-0001", 1, "documents_accepted", at[1], event("r"), review={}, reviewed_by="alice"
+    )
+    app = await store.record_inquiry(
+        "APP-0001",
+        app.version,
+        "inquiry_sent",
+        at[2],
+        event("i"),
+        tracking_number="TRK-1",
+        enrollment_id="ENR-1",
+        access_code_hash="hash-of-the-code",
+        invoice_number="INV-1",
+        invoice_amount=11000,
+    )
+    assert (app.state, app.tracking_number, app.enrollment_id, app.access_code_hash) == (
+        "inquiry_sent",
+        "TRK-1",
+        "ENR-1",
+        "hash-of-the-code",
+    )
+    assert (app.invoice_number, app.invoice_amount, app.access_attempts) == ("INV-1", 11000, 0)
+    app = await store.record_letter("APP-0001", app.version, "identity_confirmed", at[3], event())
+    assert (app.state, app.letter_returned_at) == ("identity_confirmed", at[3])
+    app = await store.record_payment(
+        "APP-0001", app.version, "awaiting_online_input", at[4], event(), amount=11000
+    )
+    assert (app.paid_at, app.paid_amount) == (at[4], 11000)
+    app = await store.record_online_input(
+        "APP-0001", app.version, "online_input_received", at[5], event()
+    )
+    assert (app.online_input_at, app.access_used_at, app.access_code_hash) == (at[5], at[5], None)
+    app = await store.record_approval_and_pin(
+        "APP-0001",
+        app.version,
+        "approved",
+        at[6],
+        event(),
+        approved_by="bob",
+        pin_hash="hash-of-the-pin",
+        pin_expires_at=at[9],
+        eab_key_sealed=b"sealed-eab",
+        mail=pin_mail(),
+    )
+    assert (app.approved_by, app.approved_at, app.pin_hash, app.pin_expires_at) == (
+        "bob",
+        at[6],
+        "hash-of-the-pin",
+        at[9],
+    )
+    assert (app.eab_key_sealed, app.pin_attempts) == (b"sealed-eab", 0)
+    app = await store.move_application("APP-0001", app.version, "pin_sent", at[7], event())
+    assert (app.state, app.updated_at, app.pin_hash) == ("pin_sent", at[7], "hash-of-the-pin")
+    app = await store.redeem_application(
+        "APP-0001",
+        app.version,
+        "issued",
+        at[8],
+        event(),
+        certificate=certificate_record(0xAB, spki="ab" * 32),
+    )
+    assert (app.state, app.pin_used_at, app.eab_key_sealed, app.pin_hash) == (
+        "issued",
+        at[8],
+        None,
+        "hash-of-the-pin",
+    )
+    assert (app.certificate_generation, app.certificate_serial, app.version) == (1, "ab", 9)
+
+    await store.create_application(
+        application_record("APP-0002", access_code_hash="hash-of-a-code"), event("create")
+    )
+    assert (await new_pin(store, app_id="APP-0002")).eab_key_sealed == b"sealed-eab"
+    closed = await store.close_application(
+        "APP-0002", 2, "rejected", at[9], event(), reason="forged seal"
+    )
+    assert (closed.state, closed.closed_reason, closed.updated_at) == (
+        "rejected",
+        "forged seal",
+        at[9],
+    )
+    assert (closed.pin_hash, closed.access_code_hash, closed.eab_key_sealed) == (None, None, None)
 
 
 async def test_a_new_mail_supersedes_the_pending_one_and_wipes_its_body(store):
