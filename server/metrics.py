@@ -196,7 +196,7 @@ def _after_mark_mail(arguments: dict[str, Any], _result: Any) -> None:
 _AFTER: dict[str, Callable[[dict[str, Any], Any], None]] = {
     "try_credential": _after_try_credential,
     "record_certificate": _after_issue,
-    "update_application": _after_issue,
+    "redeem_application": _after_issue,
     "complete_reenrollment": _after_issue,
     "acme_issue_order": _after_issue,
     "append_audit": _after_append_audit,

@@ -63,13 +63,7 @@ class Applicant(RABase):
         if not confirm:
             await self.store.append_audit(self._audit(actor, "online_input.view", app.id))
             return app
-        now = self.clock.now()
-        return await self.move(
-            app,
-            Event.ONLINE_INPUT,
-            actor,
-            {"online_input_at": now, "access_used_at": now, "access_code_hash": None},
-        )
+        return await self.move(app, Event.ONLINE_INPUT, actor, self.store.record_online_input)
 
     async def status(self, data: Any) -> ApplicationRecord:
         """Where an application stands, for the applicant's status page. Found by the enrollment

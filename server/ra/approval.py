@@ -6,8 +6,8 @@ A new workflow step of this stage is a method here that checks its permission an
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import functools
+from collections.abc import Awaitable, Callable
 
 from jitsuin.server.ra import credentials
 from jitsuin.server.ra.base import PURPOSE_EAB, PURPOSE_MAIL, PURPOSE_PIN, RETRIES, RABase, person
@@ -24,6 +24,10 @@ _VETTING_ACTIONS = frozenset(
         f"application.{Event.FIND_DEFICIENT.value}",
     }
 )
+
+# The store's write of a new PIN (RAStore.record_approval_and_pin with its approver bound, or
+# RAStore.reissue_pin), before the PIN, the EAB key and their mail are bound to it.
+NewPin = Callable[..., Awaitable[ApplicationRecord]]
 
 
 class Approval(RABase):
@@ -48,7 +52,7 @@ class Approval(RABase):
             app,
             Event.APPROVE,
             operator,
-            {"approved_by": operator.name, "approved_at": self.clock.now()},
+            functools.partial(self.store.record_approval_and_pin, approved_by=operator.name),
         )
 
     async def _two_persons(self, operator: Operator, app: ApplicationRecord) -> None:
@@ -91,14 +95,16 @@ class Approval(RABase):
     async def reissue_pin(self, operator: Operator, app_id: str) -> ApplicationRecord:
         """A new PIN and EAB key; the old ones die with the superseded mail."""
         self.allow(operator, Permission.REISSUE_PIN)
-        return await self._new_pin(await self._load(app_id), Event.REISSUE_PIN, operator, {})
+        return await self._new_pin(
+            await self._load(app_id), Event.REISSUE_PIN, operator, self.store.reissue_pin
+        )
 
     async def _new_pin(
         self,
         app: ApplicationRecord,
         event: Event,
         actor: Operator | str,
-        changes: Mapping[str, Any],
+        write: NewPin,
     ) -> ApplicationRecord:
         pin = credentials.new_pin()
         eab_key = credentials.new_eab_key()
@@ -116,21 +122,20 @@ class Approval(RABase):
             app,
             event,
             actor,
-            {
-                **changes,
-                "pin_hash": self.keyring.digest(PURPOSE_PIN, pin),
-                "pin_expires_at": expires,
-                "pin_attempts": 0,
-                "eab_key_sealed": self.keyring.seal(PURPOSE_EAB, eab_key.encode()),
-            },
-            {"pinExpiresAt": expires.isoformat()},
-            mail=OutboxMail(
-                application_id=app.id,
-                kind="pin",
-                recipient=app.email,
-                body_sealed=self.keyring.seal(PURPOSE_MAIL, message.as_bytes()),
-                next_attempt_at=self.clock.now(),
+            functools.partial(
+                write,
+                pin_hash=self.keyring.digest(PURPOSE_PIN, pin),
+                pin_expires_at=expires,
+                eab_key_sealed=self.keyring.seal(PURPOSE_EAB, eab_key.encode()),
+                mail=OutboxMail(
+                    application_id=app.id,
+                    kind="pin",
+                    recipient=app.email,
+                    body_sealed=self.keyring.seal(PURPOSE_MAIL, message.as_bytes()),
+                    next_attempt_at=self.clock.now(),
+                ),
             ),
+            {"pinExpiresAt": expires.isoformat()},
         )
 
     def open_mail(self, sealed: bytes) -> bytes:

@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import math
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from jitsuin.ca.csr import VerifiedCSR
@@ -42,6 +42,11 @@ PURPOSE_ACCESS = "access-code"
 PURPOSE_PIN = "pin"
 PURPOSE_EAB = "eab-key"
 PURPOSE_MAIL = "mail"
+
+# A workflow write of the store (RAStore.record_review, record_payment, ...), its step's own
+# values bound (functools.partial): it takes the application's id and version read, the target
+# state, the time and the audit entry.
+Write = Callable[[str, int, str, dt.datetime, AuditEvent], Awaitable[ApplicationRecord]]
 
 # A redemption or the mailer's step commits again when only the other one moved the application.
 RETRIES = 3
@@ -114,14 +119,14 @@ class RABase:
         app: ApplicationRecord,
         event: Event,
         actor: Operator | str,
-        changes: Mapping[str, Any] | None = None,
+        write: Write | None = None,
         details: Mapping[str, Any] | None = None,
-        **extra: Any,
     ) -> ApplicationRecord:
         """The one place an application's state changes: the workflow table gives the target
-        state for ``event`` (or refuses it, 409 naming the current state), and the store writes
-        it with ``changes`` and an audit entry, if the application is still at the version read
-        (409 otherwise). The one exception is revocation, which the store makes in the
+        state for ``event`` (or refuses it, 409 naming the current state), and the store's
+        ``write`` for the step (RAStore.move_application if the step writes only its state)
+        writes it with an audit entry, if the application is still at the version read (409
+        otherwise). The one exception is revocation, which the store makes in the
         revocation's own transaction (Store.revoke_certificate), whatever the door."""
         try:
             target = next_state(app.state, event)
@@ -132,12 +137,12 @@ class RABase:
         now = self.clock.now()
         audit_details = {"from": app.state, "to": target.value, **(details or {})}
         try:
-            return await self.store.update_application(
+            return await (write or self.store.move_application)(
                 app.id,
                 app.version,
-                {**(changes or {}), "state": target.value, "updated_at": now},
+                target.value,
+                now,
                 self._audit(actor, f"application.{event.value}", app.id, audit_details),
-                **extra,
             )
         except Conflict as exc:
             raise RAError(RAKind.CONFLICT, str(exc)) from None

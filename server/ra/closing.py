@@ -6,6 +6,7 @@ A new workflow step of this stage is a method here that checks its permission an
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from jitsuin.ca.revocation import Reason
@@ -33,12 +34,7 @@ class Closing(RABase):
             app,
             event,
             operator,
-            {
-                "closed_reason": reason,
-                "pin_hash": None,
-                "access_code_hash": None,
-                "eab_key_sealed": None,
-            },
+            functools.partial(self.store.close_application, reason=reason),
             {"reason": reason},
         )
 

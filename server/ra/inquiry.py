@@ -6,6 +6,7 @@ A new workflow step of this stage is a method here that checks its permission an
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,15 +44,14 @@ class Inquiry(RABase):
             app,
             Event.DISPATCH_INQUIRY,
             operator,
-            {
-                "tracking_number": tracking,
-                "enrollment_id": enrollment_id,
-                "access_code_hash": self.keyring.digest(PURPOSE_ACCESS, access_code),
-                "access_attempts": 0,
-                "access_used_at": None,
-                "invoice_number": invoice,
-                "invoice_amount": app.invoice_amount or self.config.ra.invoice_amount,
-            },
+            functools.partial(
+                self.store.record_inquiry,
+                tracking_number=tracking,
+                enrollment_id=enrollment_id,
+                access_code_hash=self.keyring.digest(PURPOSE_ACCESS, access_code),
+                invoice_number=invoice,
+                invoice_amount=app.invoice_amount or self.config.ra.invoice_amount,
+            ),
             {"trackingNumber": tracking},
         )
         letter = configured_letter(
@@ -78,9 +78,7 @@ class Inquiry(RABase):
                 "stamp (SEED-R9, SEED-R10); ask the applicant to send it again",
             )
         app = await self._load(app_id)
-        return await self.move(
-            app, Event.LETTER_RETURNED, operator, {"letter_returned_at": self.clock.now()}
-        )
+        return await self.move(app, Event.LETTER_RETURNED, operator, self.store.record_letter)
 
     async def record_payment(self, operator: Operator, app_id: str, data: Any) -> ApplicationRecord:
         self.allow(operator, Permission.RECORD_PAYMENT)
@@ -103,6 +101,6 @@ class Inquiry(RABase):
             app,
             Event.PAYMENT,
             operator,
-            {"paid_at": self.clock.now(), "paid_amount": amount},
+            functools.partial(self.store.record_payment, amount=amount),
             {"amount": amount},
         )

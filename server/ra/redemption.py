@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -174,16 +175,10 @@ class Redemption(RABase):
                     app,
                     Event.REDEEM,
                     actor,
-                    {
-                        # The PIN's hash stays: a retry with it after a lost response gets the
-                        # same certificate; pin_used_at is what makes the PIN spent.
-                        "pin_used_at": self.clock.now(),
-                        "eab_key_sealed": None,
-                        "certificate_generation": issued.generation,
-                        "certificate_serial": format(issued.serial, "x"),
-                    },
+                    # The PIN's hash stays (RAStore.redeem_application): a retry with it after a
+                    # lost response gets the same certificate; pin_used_at makes the PIN spent.
+                    functools.partial(self.store.redeem_application, certificate=record),
                     {"serial": format(issued.serial, "x"), "generation": issued.generation},
-                    certificate=record,
                 )
             except RAError as exc:
                 if exc.kind is not RAKind.CONFLICT:

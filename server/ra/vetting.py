@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 from typing import Any
 
 from jitsuin.server.http_json import Body
@@ -94,7 +95,7 @@ class Vetting(RABase):
             app,
             event,
             operator,
-            {"review": review, "reviewed_by": operator.name},
+            functools.partial(self.store.record_review, review=review, reviewed_by=operator.name),
             {"deficiencies": deficiencies},
         )
 

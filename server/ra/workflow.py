@@ -13,7 +13,9 @@ Adding a workflow step touches five files, each pointing to the next:
    scripts/diagrams.py to redraw docs/flow.md §5;
 2. the service module of the step's stage (server/ra/intake.py, vetting.py, inquiry.py,
    applicant.py, approval.py, redemption.py or closing.py): a method that checks its
-   permission and calls ``self.move(app, Event.X, ...)``;
+   permission and calls ``self.move(app, Event.X, actor, write)``, ``write`` being the store's
+   write for the step (RAStore in server/storage/__init__.py; ``move_application`` when the
+   step writes only its state);
 3. server/ra/permissions.py: the step's permission and the roles that hold it;
 4. server/ra/handlers.py: the route that calls the method;
 5. server/ra/openapi.py: the route's path in the API description.

@@ -705,18 +705,132 @@ class RAStore(Protocol):
         self, state: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[ApplicationRecord]: ...
 
-    async def update_application(
+    # The workflow's writes, one per kind of step. Each writes the target ``state`` the workflow
+    # table gave (server/ra/workflow.py, asked by RABase.move in server/ra/base.py), its step's
+    # columns and ``updated_at`` = ``at``, with ``audit``, in one transaction, if the application
+    # is still at ``version``: Conflict otherwise, NotFound if there is no such application.
+    async def move_application(
+        self, application_id: str, version: int, state: str, at: dt.datetime, audit: AuditEvent
+    ) -> ApplicationRecord:
+        """A step that writes only its state (documents resubmitted, the PIN e-mail sent)."""
+        ...
+
+    async def record_review(
         self,
         application_id: str,
         version: int,
-        changes: Mapping[str, Any],
+        state: str,
+        at: dt.datetime,
         audit: AuditEvent,
-        mail: OutboxMail | None = None,
-        certificate: CertificateRecord | None = None,
+        *,
+        review: Mapping[str, Any],
+        reviewed_by: str,
     ) -> ApplicationRecord:
-        """Apply ``changes`` if the application is still at ``version`` (Conflict otherwise),
-        with its audit entry, and optionally queue a mail (superseding any pending mail of the
-        same kind) and record a certificate, all in one transaction."""
+        """The documents' review, accepted or deficient."""
+        ...
+
+    async def record_inquiry(
+        self,
+        application_id: str,
+        version: int,
+        state: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+        *,
+        tracking_number: str,
+        enrollment_id: str,
+        access_code_hash: str,
+        invoice_number: str,
+        invoice_amount: int,
+    ) -> ApplicationRecord:
+        """An inquiry letter sent: a new access code, whose tries (and their waits) start again
+        and which is unused."""
+        ...
+
+    async def record_letter(
+        self, application_id: str, version: int, state: str, at: dt.datetime, audit: AuditEvent
+    ) -> ApplicationRecord:
+        """The signed and sealed letter came back at ``at``."""
+        ...
+
+    async def record_payment(
+        self,
+        application_id: str,
+        version: int,
+        state: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+        *,
+        amount: int,
+    ) -> ApplicationRecord:
+        """``amount`` was paid at ``at``."""
+        ...
+
+    async def record_online_input(
+        self, application_id: str, version: int, state: str, at: dt.datetime, audit: AuditEvent
+    ) -> ApplicationRecord:
+        """The applicant confirmed the online input at ``at``: the access code is spent."""
+        ...
+
+    async def record_approval_and_pin(
+        self,
+        application_id: str,
+        version: int,
+        state: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+        *,
+        approved_by: str,
+        pin_hash: str,
+        pin_expires_at: dt.datetime,
+        eab_key_sealed: bytes,
+        mail: OutboxMail,
+    ) -> ApplicationRecord:
+        """Approved by ``approved_by`` at ``at``, with a new PIN and EAB key (their tries and
+        waits start again) and ``mail`` queued, superseding any unsent mail of its kind."""
+        ...
+
+    async def reissue_pin(
+        self,
+        application_id: str,
+        version: int,
+        state: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+        *,
+        pin_hash: str,
+        pin_expires_at: dt.datetime,
+        eab_key_sealed: bytes,
+        mail: OutboxMail,
+    ) -> ApplicationRecord:
+        """A new PIN and EAB key, as ``record_approval_and_pin`` makes them."""
+        ...
+
+    async def redeem_application(
+        self,
+        application_id: str,
+        version: int,
+        state: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+        *,
+        certificate: CertificateRecord,
+    ) -> ApplicationRecord:
+        """The PIN redeemed at ``at`` for ``certificate``, which is recorded; the EAB key goes
+        and the PIN's hash stays (a retry after a lost response gets the same certificate)."""
+        ...
+
+    async def close_application(
+        self,
+        application_id: str,
+        version: int,
+        state: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+        *,
+        reason: str,
+    ) -> ApplicationRecord:
+        """Rejected or abandoned for ``reason``: every credential of the application goes."""
         ...
 
     async def try_credential(

@@ -13,6 +13,14 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from jitsuin.protocol.acme.status import (
+    AUTHORIZATION,
+    ORDER,
+    AuthzStatus,
+    Event,
+    OrderStatus,
+    states_allowing,
+)
 from jitsuin.server.storage import (
     ACME_CANCELLABLE_ORDERS,
     AcmeAccountRecord,
@@ -575,24 +583,28 @@ class ACMEPart(Part):
                 raise Conflict(f"challenge {challenge_id} is no longer {expected_status}")
             if authz_status is not None:
                 await db.execute(
-                    "UPDATE acme_authorizations SET status = ? WHERE status = 'pending' AND id ="
+                    "UPDATE acme_authorizations SET status = ?"  # noqa: S608
+                    f" WHERE status IN ({marks(len(_UNDECIDED_AUTHORIZATIONS))}) AND id ="
                     " (SELECT authz_id FROM acme_challenges WHERE id = ?)",
                     authz_status,
+                    *_UNDECIDED_AUTHORIZATIONS,
                     challenge_id,
                 )
             if authz_status is not None and order_status is not None:
                 await db.execute(
-                    "UPDATE acme_orders SET status = ?, updated_at = ?"
-                    " WHERE status = 'pending' AND expires_at > ? AND id IN"
-                    " (SELECT l.order_id FROM acme_order_authorizations l"
+                    "UPDATE acme_orders SET status = ?, updated_at = ?"  # noqa: S608
+                    f" WHERE status IN ({marks(len(_AUTHORIZABLE_ORDERS))}) AND expires_at > ?"
+                    " AND id IN (SELECT l.order_id FROM acme_order_authorizations l"
                     "  JOIN acme_challenges c ON c.authz_id = l.authz_id WHERE c.id = ?)"
                     " AND NOT EXISTS (SELECT 1 FROM acme_order_authorizations o"
                     "  JOIN acme_authorizations a ON a.id = o.authz_id"
-                    "  WHERE o.order_id = acme_orders.id AND a.status <> 'valid')",
+                    "  WHERE o.order_id = acme_orders.id AND a.status <> ?)",
                     order_status,
                     at,
+                    *_AUTHORIZABLE_ORDERS,
                     at,
                     challenge_id,
+                    AuthzStatus.VALID,
                 )
             if audit is not None:
                 await self._append(db, audit)
@@ -644,32 +656,42 @@ class ACMEPart(Part):
             )
             if orders:
                 await db.execute(
-                    "UPDATE acme_orders SET status = 'invalid', error = ?, updated_at = ?"  # noqa: S608
+                    "UPDATE acme_orders SET status = ?, error = ?, updated_at = ?"  # noqa: S608
                     f" WHERE id IN ({marks(len(orders))})",
+                    OrderStatus.INVALID,
                     canonical_details(order_error),
                     audit.at,
                     *(row[0] for row in orders),
                 )
             authzs = await db.fetch(
-                "SELECT id FROM acme_authorizations"  # noqa: S608
-                f" WHERE account_id = ? AND status = 'pending' ORDER BY seq{db.for_update}",
+                "SELECT id, status FROM acme_authorizations"  # noqa: S608
+                f" WHERE account_id = ? AND status IN ({marks(len(_UNDECIDED_AUTHORIZATIONS))})"
+                f" ORDER BY seq{db.for_update}",
                 account_id,
+                *_UNDECIDED_AUTHORIZATIONS,
             )
             if authzs:
                 await db.execute(
-                    "UPDATE acme_authorizations SET status = 'deactivated'"  # noqa: S608
+                    "UPDATE acme_authorizations SET status = ?"  # noqa: S608
                     f" WHERE id IN ({marks(len(authzs))})",
+                    AuthzStatus.DEACTIVATED,
                     *(row[0] for row in authzs),
                 )
             await self._append(db, audit)
             for order_id, previous in orders:
                 await self._append(db, acme_cancelled("order", order_id, previous, audit))
-            for (authz_id,) in authzs:
-                await self._append(db, acme_cancelled("authz", authz_id, "pending", audit))
+            for authz_id, previous in authzs:
+                await self._append(db, acme_cancelled("authz", authz_id, previous, audit))
             return await _account_in(db, account_id)
 
         return await self._db.transaction(body)
 
+
+# Read off the tables (protocol/acme/status.py): the authorizations a challenge's outcome still
+# decides (pending), which an account's deactivation also ends (RFC 8555 §7.3.6), and the orders
+# that become ready once all their authorizations are valid (§7.1.6).
+_UNDECIDED_AUTHORIZATIONS = states_allowing(AUTHORIZATION, Event.SUCCEED)
+_AUTHORIZABLE_ORDERS = states_allowing(ORDER, Event.AUTHORIZED)
 
 _EAB_COLUMNS = (
     "kid, key_sealed, allowed, lifetime_days, max_certificates, expires_at, note, created_by,"

@@ -253,21 +253,213 @@ class RAPart(Part):
             self._db, f"{where} ORDER BY created_at, id LIMIT ? OFFSET ?", *args, limit, offset
         )
 
-    async def update_application(
+    # -- the workflow's writes, one per kind of step ---------------------------------------------
+    # Each takes the target ``state`` the workflow table gave (server/ra/workflow.py, by
+    # RABase.move in server/ra/base.py) and writes it with the step's own columns, ``updated_at``
+    # = ``at`` and the audit entry, if the application is still at ``version``.
+    async def move_application(
+        self, application_id: str, version: int, state: str, at: dt.datetime, audit: AuditEvent
+    ) -> ApplicationRecord:
+        return await self._update_application(application_id, version, state, at, {}, audit)
+
+    async def record_review(
         self,
         application_id: str,
         version: int,
-        changes: Mapping[str, Any],
+        state: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+        *,
+        review: Mapping[str, Any],
+        reviewed_by: str,
+    ) -> ApplicationRecord:
+        return await self._update_application(
+            application_id,
+            version,
+            state,
+            at,
+            {"review": canonical_details(review), "reviewed_by": reviewed_by},
+            audit,
+        )
+
+    async def record_inquiry(
+        self,
+        application_id: str,
+        version: int,
+        state: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+        *,
+        tracking_number: str,
+        enrollment_id: str,
+        access_code_hash: str,
+        invoice_number: str,
+        invoice_amount: int,
+    ) -> ApplicationRecord:
+        return await self._update_application(
+            application_id,
+            version,
+            state,
+            at,
+            {
+                "tracking_number": tracking_number,
+                "enrollment_id": enrollment_id,
+                "access_code_hash": access_code_hash,
+                Credential.ACCESS_CODE.counter: 0,
+                "access_used_at": None,
+                "invoice_number": invoice_number,
+                "invoice_amount": invoice_amount,
+            },
+            audit,
+        )
+
+    async def record_letter(
+        self, application_id: str, version: int, state: str, at: dt.datetime, audit: AuditEvent
+    ) -> ApplicationRecord:
+        return await self._update_application(
+            application_id, version, state, at, {"letter_returned_at": at}, audit
+        )
+
+    async def record_payment(
+        self,
+        application_id: str,
+        version: int,
+        state: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+        *,
+        amount: int,
+    ) -> ApplicationRecord:
+        return await self._update_application(
+            application_id, version, state, at, {"paid_at": at, "paid_amount": amount}, audit
+        )
+
+    async def record_online_input(
+        self, application_id: str, version: int, state: str, at: dt.datetime, audit: AuditEvent
+    ) -> ApplicationRecord:
+        return await self._update_application(
+            application_id,
+            version,
+            state,
+            at,
+            {"online_input_at": at, "access_used_at": at, "access_code_hash": None},
+            audit,
+        )
+
+    async def record_approval_and_pin(
+        self,
+        application_id: str,
+        version: int,
+        state: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+        *,
+        approved_by: str,
+        pin_hash: str,
+        pin_expires_at: dt.datetime,
+        eab_key_sealed: bytes,
+        mail: OutboxMail,
+    ) -> ApplicationRecord:
+        return await self._update_application(
+            application_id,
+            version,
+            state,
+            at,
+            {
+                "approved_by": approved_by,
+                "approved_at": at,
+                **_new_pin(pin_hash, pin_expires_at, eab_key_sealed),
+            },
+            audit,
+            mail=mail,
+        )
+
+    async def reissue_pin(
+        self,
+        application_id: str,
+        version: int,
+        state: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+        *,
+        pin_hash: str,
+        pin_expires_at: dt.datetime,
+        eab_key_sealed: bytes,
+        mail: OutboxMail,
+    ) -> ApplicationRecord:
+        return await self._update_application(
+            application_id,
+            version,
+            state,
+            at,
+            _new_pin(pin_hash, pin_expires_at, eab_key_sealed),
+            audit,
+            mail=mail,
+        )
+
+    async def redeem_application(
+        self,
+        application_id: str,
+        version: int,
+        state: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+        *,
+        certificate: CertificateRecord,
+    ) -> ApplicationRecord:
+        return await self._update_application(
+            application_id,
+            version,
+            state,
+            at,
+            {
+                # The PIN's hash stays: a retry with it after a lost response gets the same
+                # certificate; pin_used_at is what makes the PIN spent.
+                "pin_used_at": at,
+                "eab_key_sealed": None,
+                "certificate_generation": certificate.generation,
+                "certificate_serial": hex_serial(certificate.serial),
+            },
+            audit,
+            certificate=certificate,
+        )
+
+    async def close_application(
+        self,
+        application_id: str,
+        version: int,
+        state: str,
+        at: dt.datetime,
+        audit: AuditEvent,
+        *,
+        reason: str,
+    ) -> ApplicationRecord:
+        return await self._update_application(
+            application_id,
+            version,
+            state,
+            at,
+            {
+                "closed_reason": reason,
+                "pin_hash": None,
+                "access_code_hash": None,
+                "eab_key_sealed": None,
+            },
+            audit,
+        )
+
+    async def _update_application(
+        self,
+        application_id: str,
+        version: int,
+        state: str,
+        at: dt.datetime,
+        columns: Mapping[str, Any],
         audit: AuditEvent,
         mail: OutboxMail | None = None,
         certificate: CertificateRecord | None = None,
     ) -> ApplicationRecord:
-        values = _application_columns(dict(changes))
-        unknown = set(values) - set(_APPLICATION_FIELDS)
-        if unknown or "id" in values or "version" in values:
-            raise ValueError(
-                f"not updatable: {sorted(unknown | ({'id', 'version'} & set(values)))}"
-            )
+        values = {**columns, "state": state, "updated_at": at}
         assignments = ", ".join(f"{name} = ?" for name in values)
 
         async def body(db: Session) -> ApplicationRecord:
@@ -466,6 +658,16 @@ _MAIL_COLUMNS = (
 _APPLICATION_FIELDS = tuple(f.name for f in fields(ApplicationRecord))
 _APPLICATION_TIMES = frozenset(name for name in _APPLICATION_FIELDS if name.endswith("_at"))
 _ATTEMPT_COUNTERS = frozenset(c.counter for c in Credential)
+
+
+def _new_pin(pin_hash: str, expires_at: dt.datetime, eab_key_sealed: bytes) -> dict[str, Any]:
+    """A new PIN and EAB key (approval, or a PIN sent again): their tries count from zero."""
+    return {
+        "pin_hash": pin_hash,
+        "pin_expires_at": expires_at,
+        Credential.PIN.counter: 0,
+        "eab_key_sealed": eab_key_sealed,
+    }
 
 
 def _application_columns(values: dict[str, Any]) -> dict[str, Any]:

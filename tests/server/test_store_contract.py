@@ -351,10 +351,11 @@ async def test_every_way_of_recording_a_certificate_settles_its_intent(store):
     await with_generation(store)
     await store.create_application(application_record(), event("application.create"))
     await store.reserve_intent(intent_record(6))
-    await store.update_application(
+    await store.redeem_application(
         "APP-0001",
         1,
-        {"state": "issued", "certificate_serial": "6"},
+        "issued",
+        T0,
         event("application.redeem"),
         certificate=certificate_record(6, spki="06" * 32),
     )
@@ -587,7 +588,7 @@ def store_methods() -> dict[str, object]:
 
 def test_every_store_method_is_implemented_by_every_backend():
     wanted = store_methods()
-    assert len(wanted) == 84  # every part walked, not only Store's own body
+    assert len(wanted) == 93  # every part walked, not only Store's own body
     for cls in (SQLiteStore, PostgresStore):
         missing = sorted(name for name in wanted if not callable(getattr(cls, name, None)))
         assert not missing, f"{cls.__name__} lacks {missing}"
@@ -628,6 +629,28 @@ def pin_mail(app_id: str = "APP-0001", body: bytes = b"sealed-1", n: int = 0) ->
         recipient="hanako.yamada@example.com",
         body_sealed=body,
         next_attempt_at=T0 + dt.timedelta(seconds=n),
+    )
+
+
+async def new_pin(
+    store,
+    version: int = 1,
+    pin_hash: str = "hash-of-the-pin",
+    mail: OutboxMail | None = None,
+    action: str = "pin",
+    app_id: str = "APP-0001",
+) -> ApplicationRecord:
+    """An application approved (again) with a new PIN and its mail."""
+    return await store.reissue_pin(
+        app_id,
+        version,
+        "approved",
+        T0,
+        event(action),
+        pin_hash=pin_hash,
+        pin_expires_at=T0 + dt.timedelta(days=7),
+        eab_key_sealed=b"sealed-eab",
+        mail=mail or pin_mail(app_id),
     )
 
 
@@ -868,10 +891,16 @@ async def test_applications_by_name_match_a_part_of_either_order_in_any_case(sto
     assert await ids("x" * 10_000) == []
 
 
-async def test_an_application_time_given_as_text_is_kept_as_the_instant_in_utc(store):
+async def test_an_application_time_given_in_another_zone_is_kept_as_the_instant_in_utc(store):
     await store.create_application(application_record(), event("application.create"))
-    updated = await store.update_application(
-        "APP-0001", 1, {"paid_at": "2026-11-03T18:30:15+09:00"}, event("application.pay", 1)
+    japan = dt.timezone(dt.timedelta(hours=9))
+    updated = await store.record_payment(
+        "APP-0001",
+        1,
+        "paid",
+        dt.datetime(2026, 11, 3, 18, 30, 15, tzinfo=japan),
+        event("application.pay", 1),
+        amount=11000,
     )
 
     assert updated.paid_at == dt.datetime(2026, 11, 3, 9, 30, 15, tzinfo=dt.UTC)
@@ -879,61 +908,147 @@ async def test_an_application_time_given_as_text_is_kept_as_the_instant_in_utc(s
     assert (await store.application("APP-0001")).paid_at == updated.paid_at
 
 
-async def test_update_application_is_optimistic_and_atomic(store):
+async def test_a_workflow_write_is_optimistic_and_atomic(store):
     await store.create_application(application_record(), event("application.create"))
     later = T0 + dt.timedelta(hours=1)
-    updated = await store.update_application(
+    updated = await store.record_review(
         "APP-0001",
         1,
-        {"state": "documents_accepted", "updated_at": later, "review": {"ok": True}},
+        "documents_accepted",
+        later,
         event("application.accept_documents", 1),
+        review={"ok": True},
+        reviewed_by="alice",
     )
     assert (updated.version, updated.state, updated.review) == (2, "documents_accepted", {"ok": 1})
-    assert updated.updated_at == later
+    assert (updated.updated_at, updated.reviewed_by) == (later, "alice")
 
     with pytest.raises(Conflict, match="changed meanwhile"):
-        await store.update_application("APP-0001", 1, {"state": "x"}, event("stale"))
+        await store.move_application("APP-0001", 1, "x", T0, event("stale"))
     with pytest.raises(NotFound):
-        await store.update_application("APP-9999", 1, {"state": "x"}, event("missing"))
-    with pytest.raises(ValueError, match="not updatable"):
-        await store.update_application("APP-0001", 2, {"version": 7}, event("bad"))
-    with pytest.raises(ValueError, match="not updatable"):
-        await store.update_application("APP-0001", 2, {"shoe_size": 42}, event("bad"))
+        await store.move_application("APP-9999", 1, "x", T0, event("missing"))
 
     # A certificate that cannot be recorded undoes the whole transition.
     await with_generation(store)
     await store.record_certificate(certificate_record(5, spki="ee" * 32), event("issue"))
     before = len(await store.audit_log())
     with pytest.raises(Conflict, match="serial 5 exists"):
-        await store.update_application(
+        await store.redeem_application(
             "APP-0001",
             2,
-            {"state": "issued"},
+            "issued",
+            T0,
             event("application.redeem"),
             certificate=certificate_record(5, spki="ff" * 32),
         )
     assert (await store.application("APP-0001")).version == 2
     assert len(await store.audit_log()) == before
 
-    done = await store.update_application(
+    done = await store.redeem_application(
         "APP-0001",
         2,
-        {"state": "issued", "certificate_serial": "6"},
+        "issued",
+        T0,
         event("application.redeem"),
         certificate=certificate_record(6, spki="ff" * 32),
     )
     assert done.version == 3 and (await store.certificate(1, 6)).spki_sha256 == "ff" * 32
+    assert (done.certificate_generation, done.certificate_serial) == (1, "6")
     assert await store.verify_audit_chain() == before + 1
+
+
+async def test_each_workflow_write_sets_its_steps_columns_and_the_state_it_is_given(store):
+    await with_generation(store)
+    await store.create_application(application_record(), event("application.create"))
+    at = [T0 + n * ONE for n in range(10)]
+    app = await store.record_review(
+        "APP-0001", 1, "documents_accepted", at[1], event("r"), review={}, reviewed_by="alice"
+    )
+    app = await store.record_inquiry(
+        "APP-0001",
+        app.version,
+        "inquiry_sent",
+        at[2],
+        event("i"),
+        tracking_number="TRK-1",
+        enrollment_id="ENR-1",
+        access_code_hash="hash-of-the-code",
+        invoice_number="INV-1",
+        invoice_amount=11000,
+    )
+    assert (app.state, app.tracking_number, app.enrollment_id, app.access_code_hash) == (
+        "inquiry_sent",
+        "TRK-1",
+        "ENR-1",
+        "hash-of-the-code",
+    )
+    assert (app.invoice_number, app.invoice_amount, app.access_attempts) == ("INV-1", 11000, 0)
+    app = await store.record_letter("APP-0001", app.version, "identity_confirmed", at[3], event())
+    assert (app.state, app.letter_returned_at) == ("identity_confirmed", at[3])
+    app = await store.record_payment(
+        "APP-0001", app.version, "awaiting_online_input", at[4], event(), amount=11000
+    )
+    assert (app.paid_at, app.paid_amount) == (at[4], 11000)
+    app = await store.record_online_input(
+        "APP-0001", app.version, "online_input_received", at[5], event()
+    )
+    assert (app.online_input_at, app.access_used_at, app.access_code_hash) == (at[5], at[5], None)
+    app = await store.record_approval_and_pin(
+        "APP-0001",
+        app.version,
+        "approved",
+        at[6],
+        event(),
+        approved_by="bob",
+        pin_hash="hash-of-the-pin",
+        pin_expires_at=at[9],
+        eab_key_sealed=b"sealed-eab",
+        mail=pin_mail(),
+    )
+    assert (app.approved_by, app.approved_at, app.pin_hash, app.pin_expires_at) == (
+        "bob",
+        at[6],
+        "hash-of-the-pin",
+        at[9],
+    )
+    assert (app.eab_key_sealed, app.pin_attempts) == (b"sealed-eab", 0)
+    app = await store.move_application("APP-0001", app.version, "pin_sent", at[7], event())
+    assert (app.state, app.updated_at, app.pin_hash) == ("pin_sent", at[7], "hash-of-the-pin")
+    app = await store.redeem_application(
+        "APP-0001",
+        app.version,
+        "issued",
+        at[8],
+        event(),
+        certificate=certificate_record(0xAB, spki="ab" * 32),
+    )
+    assert (app.state, app.pin_used_at, app.eab_key_sealed, app.pin_hash) == (
+        "issued",
+        at[8],
+        None,
+        "hash-of-the-pin",
+    )
+    assert (app.certificate_generation, app.certificate_serial, app.version) == (1, "ab", 9)
+
+    await store.create_application(
+        application_record("APP-0002", access_code_hash="hash-of-a-code"), event("create")
+    )
+    assert (await new_pin(store, app_id="APP-0002")).eab_key_sealed == b"sealed-eab"
+    closed = await store.close_application(
+        "APP-0002", 2, "rejected", at[9], event(), reason="forged seal"
+    )
+    assert (closed.state, closed.closed_reason, closed.updated_at) == (
+        "rejected",
+        "forged seal",
+        at[9],
+    )
+    assert (closed.pin_hash, closed.access_code_hash, closed.eab_key_sealed) == (None, None, None)
 
 
 async def test_a_new_mail_supersedes_the_pending_one_and_wipes_its_body(store):
     await store.create_application(application_record(), event("application.create"))
-    await store.update_application(
-        "APP-0001", 1, {"state": "approved"}, event("approve"), mail=pin_mail(body=b"first")
-    )
-    await store.update_application(
-        "APP-0001", 2, {"state": "approved"}, event("reissue"), mail=pin_mail(body=b"second", n=5)
-    )
+    await new_pin(store, 1, mail=pin_mail(body=b"first"), action="approve")
+    await new_pin(store, 2, mail=pin_mail(body=b"second", n=5), action="reissue")
     old, new = await store.mail()
     assert (old.status, old.body_sealed) == ("superseded", None)
     assert (new.status, new.body_sealed, new.attempts) == ("pending", b"second", 0)
@@ -943,7 +1058,7 @@ async def test_a_new_mail_supersedes_the_pending_one_and_wipes_its_body(store):
 
 async def test_mail_is_claimed_once_then_marked(store):
     await store.create_application(application_record(), event("application.create"))
-    await store.update_application("APP-0001", 1, {"state": "approved"}, event("a"), pin_mail())
+    await new_pin(store, 1, action="a")
     (mail,) = await store.due_mail(T0)
     assert await store.due_mail(T0 - ONE) == []
 
@@ -972,7 +1087,7 @@ async def test_mail_is_claimed_once_then_marked(store):
 
 async def test_a_failed_mail_can_be_put_back(store):
     await store.create_application(application_record(), event("application.create"))
-    await store.update_application("APP-0001", 1, {"state": "approved"}, event("a"), pin_mail())
+    await new_pin(store, 1, action="a")
     (mail,) = await store.mail()
     await store.mark_mail(mail.id, "failed", event("mail.failed"), error="550 no such user")
     later = T0 + dt.timedelta(hours=2)
@@ -1002,7 +1117,7 @@ def refuse_to_compare(stored: object) -> bool:
 
 async def test_a_credential_try_is_counted_first_and_only_wrong_ones_stay(store):
     await store.create_application(application_record(), event("application.create"))
-    await store.update_application("APP-0001", 1, {"pin_hash": "hash-of-the-pin"}, event("pin"))
+    await new_pin(store)
     policy = AttemptPolicy(limit=3, backoff=dt.timedelta(0))
     right, wrong = Tries(), Tries(right=None)
 
@@ -1037,7 +1152,7 @@ async def test_a_credential_try_is_counted_first_and_only_wrong_ones_stay(store)
 
 async def test_a_source_waits_after_its_wrong_try_and_a_new_credential_ends_the_wait(store):
     await store.create_application(application_record(), event("application.create"))
-    await store.update_application("APP-0001", 1, {"pin_hash": "hash-of-the-pin"}, event("pin"))
+    await new_pin(store)
     policy = AttemptPolicy(limit=5, backoff=dt.timedelta(seconds=10))
     wrong = Tries(right=None)
 
@@ -1061,15 +1176,13 @@ async def test_a_source_waits_after_its_wrong_try_and_a_new_credential_ends_the_
     assert await attempt(wrong, T0 + dt.timedelta(seconds=30)) == Attempt(Outcome.WRONG, 4)
     # A new PIN resets the count and ends every source's wait.
     app = await store.application("APP-0001")
-    await store.update_application(
-        "APP-0001", app.version, {"pin_hash": "new", "pin_attempts": 0}, event("reissue")
-    )
+    await new_pin(store, app.version, pin_hash="new", action="reissue")
     assert await attempt(wrong, T0 + dt.timedelta(seconds=31)) == Attempt(Outcome.WRONG, 1)
 
 
 async def test_concurrent_tries_from_two_instances_compare_at_most_the_limit(backend, store):
     await store.create_application(application_record(), event("application.create"))
-    await store.update_application("APP-0001", 1, {"pin_hash": "hash-of-the-pin"}, event("pin"))
+    await new_pin(store)
     other = await backend.open()
     policy = AttemptPolicy(limit=5, backoff=dt.timedelta(seconds=60))
     wrong = Tries(right=None)
@@ -1121,7 +1234,7 @@ async def test_one_of_two_racing_updates_wins(backend, store):
     try:
         results = await asyncio.gather(
             *(
-                s.update_application("APP-0001", 1, {"state": state}, event(state))
+                s.move_application("APP-0001", 1, state, T0, event(state))
                 for s, state in ((store, "documents_accepted"), (other, "documents_deficient"))
             ),
             return_exceptions=True,
