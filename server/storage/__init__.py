@@ -18,7 +18,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from jitsuin.protocol.acme.status import CANCELLABLE_ORDERS
+from jitsuin.protocol.acme.status import (
+    CANCELLABLE_ORDERS,
+    AccountStatus,
+    AuthzStatus,
+    ChallengeStatus,
+    OrderStatus,
+)
 
 GENESIS_HASH = "0" * 64
 
@@ -288,7 +294,7 @@ class AcmeAccountRecord:
     thumbprint: str
     jwk: Mapping[str, str]
     contact: tuple[str, ...]
-    status: str
+    status: AccountStatus
     kind: str  # "personal" (kid = enrollment ID) or "tls-server" (an operator's EAB key)
     eab_kid: str
     eab_alg: str
@@ -304,7 +310,7 @@ class AcmeChallengeRecord:
     authz_id: str
     type: str
     token: str
-    status: str
+    status: ChallengeStatus
     updated_at: dt.datetime
     validated_at: dt.datetime | None = None
     error: Mapping[str, Any] | None = None
@@ -317,7 +323,7 @@ class AcmeAuthzRecord:
     identifier_type: str
     identifier_value: str
     wildcard: bool
-    status: str
+    status: AuthzStatus
     expires_at: dt.datetime
     created_at: dt.datetime
     challenges: tuple[AcmeChallengeRecord, ...] = ()
@@ -327,7 +333,7 @@ class AcmeAuthzRecord:
 class AcmeOrderRecord:
     id: str
     account_id: str
-    status: str
+    status: OrderStatus
     expires_at: dt.datetime
     identifiers: tuple[tuple[str, str], ...]  # (type, value)
     profile: str
