@@ -10,7 +10,7 @@
     .venv/bin/python bench/run.py acme --directory URL [--ca-bundle PEM] [--eab KID:HMAC ...]
     .venv/bin/python bench/run.py fuzz [--requests 1000000] [--concurrency 64] [--seconds 1800]
                                        [--workers N] [--families est,ra,...] [--seed N]
-    .venv/bin/python bench/run.py profile acme|est [--count 200] [--concurrency 8] [--out SVG]
+    .venv/bin/python bench/run.py profile acme|est [--count 200] [--concurrency 8] [--out SVG] [--gil]
     .venv/bin/python bench/run.py lint-diff [--count 10000] [--seed N] [--jobs N]
     .venv/bin/python bench/run.py all
 
@@ -1083,10 +1083,14 @@ def _shares(collapsed: Path) -> list[tuple[str, float]]:
     return sorted(((k, v / max(total, 1)) for k, v in counts.items()), key=lambda kv: -kv[1])
 
 
-def bench_profile(what: str, count: int, concurrency: int, out: Path | None) -> None:
+def bench_profile(
+    what: str, count: int, concurrency: int, out: Path | None, gil: bool = False
+) -> None:
     """py-spy records the server (and any lint process) while ``count`` ACME orders or EST
     enrollments run after a warm-up; writes a flame graph SVG and the collapsed stacks beside it
-    (bench/profiles/, outside git) and prints where the samples went."""
+    (bench/profiles/, outside git) and prints where the samples went. With ``gil`` only the
+    thread holding the GIL is sampled: Python's CPU, without threads waiting on fsync or a
+    queue (which py-spy otherwise counts as busy)."""
     spy = shutil.which("py-spy") or str(BIN / "py-spy")
     if not Path(spy).exists():
         raise SystemExit(
@@ -1154,6 +1158,7 @@ def bench_profile(what: str, count: int, concurrency: int, out: Path | None) -> 
                     "--nonblocking",
                     "--rate",
                     "200",
+                    *(["--gil"] if gil else []),
                     "--format",
                     form,
                     "--output",
@@ -1232,6 +1237,9 @@ def main() -> None:
     )
     parser.add_argument("target", nargs="?", choices=["acme", "est"], help="profile: the load")
     parser.add_argument("--out", type=Path, help="profile: the SVG (default bench/profiles/)")
+    parser.add_argument(
+        "--gil", action="store_true", help="profile: sample only the thread holding the GIL"
+    )
     parser.add_argument("--entries", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument(
         "--seconds",
@@ -1295,7 +1303,9 @@ def main() -> None:
     if args.what == "profile":  # not in "all": it writes files
         if args.target is None:
             raise SystemExit("profile: name the load, acme or est")
-        bench_profile(args.target, args.count or 200, (args.concurrency or [8])[0], args.out)
+        bench_profile(
+            args.target, args.count or 200, (args.concurrency or [8])[0], args.out, args.gil
+        )
     if args.what == "fuzz":  # not in "all": it is a long run of its own
         seed = args.seed if args.seed is not None else secrets.randbits(32)
         families = tuple(args.families.split(",")) if args.families else ()

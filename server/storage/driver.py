@@ -82,7 +82,22 @@ class Session(Reader, Protocol):
         ...
 
 
+class Lookups(Reader, Protocol):
+    """Queries that an index bounds: one row by its key, the few rows under one parent row.
+    A driver may answer them without leaving the event loop's thread (SQLite: ``sqlite.py``);
+    a query that may read many rows goes to the ``Driver`` itself."""
+
+    async def read(self, body: Callable[[Session], Awaitable[T]]) -> T:
+        """``body(session)``'s queries, as ``Driver.read``."""
+        ...
+
+
 class Driver(Reader, Protocol):
+    @property
+    def lookups(self) -> Lookups:
+        """Where the store sends its index-bounded queries (``Lookups``)."""
+        ...
+
     async def transaction(self, body: Callable[[Session], Awaitable[T]]) -> T:
         """``body(session)`` in one transaction: committed when it returns, rolled back when it
         raises. ``body`` awaits nothing but the session's statements."""

@@ -124,6 +124,11 @@ class PostgresDriver(_Connection):
         self._pool = pool
         self._schema = schema
 
+    @property
+    def lookups(self) -> PostgresDriver:
+        """Every query is a round trip to the server: an indexed one is no different."""
+        return self
+
     async def transaction(self, body: Callable[[Session], Awaitable[T]]) -> T:
         async with self._pool.acquire() as connection, connection.transaction():
             return await body(_Connection(connection))

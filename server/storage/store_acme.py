@@ -101,7 +101,7 @@ class ACMEPart(Part):
         await self._db.transaction(body)
 
     async def acme_eab_key(self, kid: str) -> AcmeEABKeyRecord:
-        row = await self._db.fetchrow(
+        row = await self._db.lookups.fetchrow(
             f"SELECT {_EAB_COLUMNS} FROM acme_eab_keys WHERE kid = ?",  # noqa: S608
             kid,
         )
@@ -166,7 +166,7 @@ class ACMEPart(Part):
         await self._db.transaction(body)
 
     async def _acme_account_where(self, clause: str, *args: Any) -> AcmeAccountRecord | None:
-        row = await self._db.fetchrow(
+        row = await self._db.lookups.fetchrow(
             f"SELECT {_ACCOUNT_COLUMNS} FROM acme_accounts WHERE {clause}",  # noqa: S608
             *args,
         )
@@ -329,7 +329,8 @@ class ACMEPart(Part):
         return [_acme_order(row, tuple(authz_ids.get(row[1], ()))) for row in rows]
 
     async def _acme_orders(self, clause: str, *args: Any) -> list[AcmeOrderRecord]:
-        return await self._db.read(lambda db: self._acme_orders_where(db, clause, *args))
+        # Every clause here is by an index (id, account and seq, certificate, replaces).
+        return await self._db.lookups.read(lambda db: self._acme_orders_where(db, clause, *args))
 
     async def acme_order(self, order_id: str) -> AcmeOrderRecord:
         found = await self._acme_orders("id = ?", order_id)
@@ -494,7 +495,8 @@ class ACMEPart(Part):
         return _acme_authz(row, tuple(_acme_challenge(c) for c in challenges))
 
     async def _acme_authz(self, clause: str, *args: Any) -> AcmeAuthzRecord | None:
-        return await self._db.read(lambda db: self._acme_authz_where(db, clause, *args))
+        # Every clause here is by an index (id, challenge id, acme_authorizations_reuse).
+        return await self._db.lookups.read(lambda db: self._acme_authz_where(db, clause, *args))
 
     async def acme_authorization(self, authz_id: str) -> AcmeAuthzRecord:
         found = await self._acme_authz("id = ?", authz_id)
@@ -549,7 +551,7 @@ class ACMEPart(Part):
         return await self._db.transaction(body)
 
     async def acme_challenge(self, challenge_id: str) -> AcmeChallengeRecord:
-        row = await self._db.fetchrow(
+        row = await self._db.lookups.fetchrow(
             f"SELECT {_CHALLENGE_COLUMNS} FROM acme_challenges WHERE id = ?",  # noqa: S608
             challenge_id,
         )

@@ -62,14 +62,14 @@ class CAPart(Part):
         await self._db.transaction(body)
 
     async def links(self) -> list[LinkRecord]:
-        rows = await self._db.fetch(
+        rows = await self._db.lookups.fetch(  # a row per rollover
             "SELECT old_generation, new_generation, old_with_new, new_with_old FROM ca_links"
             " ORDER BY old_generation"
         )
         return [LinkRecord(r[0], r[1], bytes(r[2]), bytes(r[3])) for r in rows]
 
     async def generations(self) -> list[GenerationRecord]:
-        rows = await self._db.fetch(
+        rows = await self._db.lookups.fetch(  # a row per generation: read before each signature
             "SELECT number, certificate_der, key_ref, created_at FROM ca_generations"
             " ORDER BY number"
         )
@@ -224,7 +224,7 @@ class CAPart(Part):
         return [(r[0], int(r[1], 16)) for r in rows]
 
     async def certificate(self, generation: int, serial: int) -> CertificateRecord:
-        row = await self._db.fetchrow(
+        row = await self._db.lookups.fetchrow(
             f"SELECT {_CERT_COLUMNS} FROM certificates WHERE generation = ? AND serial = ?",  # noqa: S608
             generation,
             hex_serial(serial),
@@ -246,7 +246,7 @@ class CAPart(Part):
         return int(row[0]) if row else 0
 
     async def used_keys(self, subscriber_id: str) -> set[str]:
-        rows = await self._db.fetch(
+        rows = await self._db.lookups.fetch(
             "SELECT spki_sha256 FROM certificates WHERE subscriber_id = ?", subscriber_id
         )
         return {row[0] for row in rows}

@@ -72,7 +72,7 @@ class RAPart(Part):
         await self._db.transaction(body)
 
     async def _operator_where(self, clause: str, *args: Any) -> Operator | None:
-        row = await self._db.fetchrow(
+        row = await self._db.lookups.fetchrow(
             f"SELECT {_OPERATOR_COLUMNS} FROM operators WHERE {clause}",  # noqa: S608
             *args,
         )
@@ -207,13 +207,15 @@ class RAPart(Part):
         return [_application(r) for r in rows]
 
     async def application(self, application_id: str) -> ApplicationRecord:
-        found = await self._application_where(self._db, "WHERE id = ?", application_id)
+        found = await self._application_where(self._db.lookups, "WHERE id = ?", application_id)
         if not found:
             raise NotFound(f"no application {application_id}")
         return found[0]
 
     async def application_by_enrollment_id(self, enrollment_id: str) -> ApplicationRecord:
-        found = await self._application_where(self._db, "WHERE enrollment_id = ?", enrollment_id)
+        found = await self._application_where(
+            self._db.lookups, "WHERE enrollment_id = ?", enrollment_id
+        )
         if not found:
             raise NotFound("unknown enrollment ID")
         return found[0]

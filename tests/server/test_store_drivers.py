@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 
-import aiosqlite
 import asyncpg
 import pytest
 
@@ -22,8 +22,7 @@ TOKYO = dt.timezone(dt.timedelta(hours=9))
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def driver(request, tmp_path):
     if request.param == "sqlite":
-        db = await aiosqlite.connect(str(tmp_path / "driver.db"), isolation_level=None)
-        opened = SQLiteDriver(db)
+        opened = await SQLiteDriver.open(tmp_path / "driver.db")
     else:
         schema = request.getfixturevalue("postgres_schema")
         dsn, name = connect_arguments(schema.url)
@@ -110,8 +109,7 @@ async def test_only_postgresql_locks_the_rows_a_transaction_reads_to_change(driv
 async def test_a_sqlite_transaction_may_wait_for_nothing_but_the_database(tmp_path):
     """It runs whole in the connection's thread: a body that waits for anything else would hold
     the write lock across the event loop's turns, so it is refused and rolled back."""
-    db = await aiosqlite.connect(str(tmp_path / "driver.db"), isolation_level=None)
-    driver = SQLiteDriver(db)
+    driver = await SQLiteDriver.open(tmp_path / "driver.db")
     await driver.migrate()
 
     async def body(session):
@@ -122,5 +120,53 @@ async def test_a_sqlite_transaction_may_wait_for_nothing_but_the_database(tmp_pa
         with pytest.raises(RuntimeError, match="other than the database"):
             await driver.transaction(body)
         assert await driver.fetch("SELECT name FROM counters") == []
+    finally:
+        await driver.close()
+
+
+async def test_lookups_see_what_was_committed_before_them(driver):
+    """``Driver.lookups`` (SQLite: a second connection on the loop's thread) reads what the
+    writing connection committed, at once."""
+    insert = "INSERT INTO counters (name, value) VALUES (?, ?)"
+    for n in range(20):
+        await driver.transaction(lambda db, n=n: db.execute(insert, f"c{n}", n))
+        assert await driver.lookups.fetchrow("SELECT value FROM counters WHERE name = ?", f"c{n}")
+        assert (await driver.lookups.fetch("SELECT count(*) FROM counters"))[0][0] == n + 1
+
+
+async def test_a_sqlite_lookup_reads_one_snapshot_while_another_connection_commits(tmp_path):
+    """A ``lookups.read`` body's queries are one read transaction: a commit landing between
+    them (here from another connection, as aiosqlite's thread or another process would) is
+    not half seen."""
+    path = tmp_path / "driver.db"
+    driver = await SQLiteDriver.open(path)
+    await driver.migrate()
+    other = sqlite3.connect(str(path), isolation_level=None)
+    try:
+
+        async def body(db):
+            before = await db.fetch("SELECT name FROM counters")
+            other.execute("INSERT INTO counters (name, value) VALUES ('late', 1)")
+            after = await db.fetch("SELECT name FROM counters")
+            return before, after
+
+        assert await driver.lookups.read(body) == ([], [])
+        assert await driver.lookups.fetch("SELECT name FROM counters") == [("late",)]
+    finally:
+        other.close()
+        await driver.close()
+
+
+async def test_a_sqlite_lookup_cannot_write(tmp_path):
+    driver = await SQLiteDriver.open(tmp_path / "driver.db")
+    await driver.migrate()
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await driver.lookups.read(
+                lambda db: db.execute("INSERT INTO counters (name, value) VALUES ('x', 1)")
+            )
+        assert await driver.fetch("SELECT name FROM counters") == []
+        # The connection is usable afterwards: the failed body's read transaction ended.
+        assert await driver.lookups.fetch("SELECT count(*) FROM counters") == [(0,)]
     finally:
         await driver.close()
