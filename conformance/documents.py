@@ -303,9 +303,15 @@ class CertificateDoc(_Doc):
 
     @functools.cached_property
     def is_ca(self) -> bool:
-        # asn1crypto, not cryptography: it also reads a basicConstraints cryptography refuses
-        # (pathLenConstraint with cA FALSE), which X-09 then reports.
-        return bool(self.asn1.ca)
+        try:
+            found = self.cert.extensions.get_extension_for_class(x509.BasicConstraints)
+        except x509.ExtensionNotFound:
+            return False
+        except (x509.DuplicateExtension, ValueError):
+            # asn1crypto reads what cryptography refuses (a pathLenConstraint with cA FALSE,
+            # which X-09 then reports, or a duplicate extension, X-06).
+            return bool(self.asn1.ca)
+        return found.value.ca
 
     @property
     def self_issued(self) -> bool:
@@ -323,16 +329,12 @@ class CertificateDoc(_Doc):
 
     def signed_with(self, public_key: Any) -> bool:
         try:
-            hash_algorithm = self.cert.signature_hash_algorithm
-        except Exception:  # UnsupportedAlgorithm
-            return False
-        return verifies(
-            public_key,
-            self.cert.signature,
-            self.cert.tbs_certificate_bytes,
-            hash_algorithm,
-            self.cert.signature_algorithm_parameters,
-        )
+            spki = public_key.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        except (AttributeError, TypeError, ValueError):  # not a key cryptography can write
+            return _signed_with(self.cert, public_key)
+        return _certificate_signed_with(self._asn1_source, spki)
 
     @functools.cached_property
     def policy_oids(self) -> tuple[ObjectIdentifier, ...]:
@@ -492,6 +494,30 @@ class OCSPDoc(_Doc):
 
 
 Document = CertificateDoc | CRLDoc | OCSPDoc
+
+
+def _signed_with(cert: x509.Certificate, public_key: Any) -> bool:
+    try:
+        hash_algorithm = cert.signature_hash_algorithm
+    except Exception:  # UnsupportedAlgorithm
+        return False
+    return verifies(
+        public_key,
+        cert.signature,
+        cert.tbs_certificate_bytes,
+        hash_algorithm,
+        cert.signature_algorithm_parameters,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _certificate_signed_with(der: bytes, spki: bytes) -> bool:
+    """``_signed_with`` by the certificate's and the key's DER: the CA certificates given with
+    every draft are checked once per process, not once per draft."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        cert = x509.load_der_x509_certificate(der)
+    return _signed_with(cert, serialization.load_der_public_key(spki))
 
 
 # -- the corpus

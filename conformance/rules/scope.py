@@ -4,6 +4,7 @@ RFC 5280 way of counting validity, and how a delegate's findings become violatio
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -93,6 +94,14 @@ class NameAttribute:
 
 
 def name_attributes(name: asn1_x509.Name) -> list[NameAttribute]:
+    return list(_name_attributes(name.dump()))
+
+
+@functools.lru_cache(maxsize=256)
+def _name_attributes(der: bytes) -> tuple[NameAttribute, ...]:
+    """By the Name's DER: a draft's rules ask for its subject a dozen times, and the CA's names
+    recur on every draft."""
+    name = asn1_x509.Name.load(der)
     out = []
     for r, rdn in enumerate(name.chosen):
         for i, atv in enumerate(rdn):
@@ -110,7 +119,7 @@ def name_attributes(name: asn1_x509.Name) -> list[NameAttribute]:
                     i,
                 )
             )
-    return out
+    return tuple(out)
 
 
 def subject_attributes(doc: CertificateDoc) -> list[NameAttribute]:
