@@ -7,9 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
-from jitsuin.server import logging_json, metrics, pki_http
+from jitsuin.server import pki_http
 from jitsuin.server.acme import handlers as acme_handlers
 from jitsuin.server.acme import operator as acme_operator
 from jitsuin.server.acme.service import AcmeService
@@ -21,7 +20,12 @@ from jitsuin.server.console import queue as console_queue
 from jitsuin.server.est import handlers as est_handlers
 from jitsuin.server.est.service import Reenrollment
 from jitsuin.server.keys import ACME, AUTHORITY, RA, REENROLLMENT
-from jitsuin.server.middlewares import problems, quiet_malformed_http, request_body_deadline
+from jitsuin.server.middlewares import (
+    observe,
+    problems,
+    quiet_malformed_http,
+    request_body_deadline,
+)
 from jitsuin.server.ra import handlers as ra_handlers
 from jitsuin.server.ra.credentials import Keyring
 from jitsuin.server.ra.mailer import Mailer
@@ -32,14 +36,14 @@ from jitsuin.server.web import pages as web_pages
 def create_public_app(authority: Authority) -> web.Application:
     """The plain-HTTP listener: only what must be http (CA certificates for AIA caIssuers, and
     later CRL and OCSP) and health. Operator, applicant and enrollment routes are HTTPS only."""
-    app = _application(authority)
+    app = _application(authority, log_access=False)
     app.add_routes(pki_http.routes)
     return app
 
 
 def create_app(authority: Authority, *, send_mail: bool = True) -> web.Application:
     """The HTTPS listener: everything."""
-    app = _application(authority, logging_json.access)
+    app = _application(authority, log_access=True)
     config = authority.config
     app[RA] = RAService(authority, config, Keyring(config.ra_secret()))
     # The browser pages; their landing page takes "/" here (the JSON index for non-browsers).
@@ -64,13 +68,12 @@ def create_app(authority: Authority, *, send_mail: bool = True) -> web.Applicati
     return app
 
 
-def _application(authority: Authority, *outer: Middleware) -> web.Application:
+def _application(authority: Authority, *, log_access: bool) -> web.Application:
     quiet_malformed_http()
     http = authority.config.http
     app = web.Application(
         middlewares=[
-            *outer,
-            metrics.count_requests,
+            observe(log_access=log_access),
             problems,
             request_body_deadline(http.request_body_timeout),
         ],

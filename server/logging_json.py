@@ -16,8 +16,6 @@ import json
 import logging
 import re
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -111,35 +109,21 @@ def configure(form: str, *, with_pid: bool = False) -> None:
     root.setLevel(logging.INFO)
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One line a request: method, route template, status, outcome, time, request ID, actor."""
-    ACTOR.set(None)
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "(no route)"
-        access_log.info(
-            "%s %s %d",
-            request.method,
-            route,
-            status,
-            extra={
-                "method": request.method,
-                "route": route,
-                "status": status,
-                "outcome": outcome(status),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            },
-        )
+def log_access(request: web.Request, status: int, seconds: float) -> None:
+    """One line a request: method, route template, status, outcome, time, request ID, actor
+    (``observe`` in server/middlewares.py calls this once the request is answered)."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "(no route)"
+    access_log.info(
+        "%s %s %d",
+        request.method,
+        route,
+        status,
+        extra={
+            "method": request.method,
+            "route": route,
+            "status": status,
+            "outcome": outcome(status),
+            "duration_ms": round(seconds * 1000, 1),
+        },
+    )

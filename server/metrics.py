@@ -4,7 +4,8 @@ The public listeners never answer /metrics: the counts of PIN failures, locks an
 for the operator, not for anyone on the network.
 
 Events are counted where they happen, in the process that handles them: HTTP requests by the
-middleware ``count_requests``; issuance, lint refusals, credential failures and locks, mail
+outermost middleware (``observe`` in server/middlewares.py, which times each request once for
+this and the access log); issuance, lint refusals, credential failures and locks, mail
 attempts and the latency of every store call by wrapping the store's methods
 (``instrument_store``), so that no service has to know about metrics; refusals by
 server/refusals.py; OCSP cache hits by the authority. State (the mail queue, CRL ages, how long
@@ -110,8 +111,6 @@ DB_SECONDS = Histogram(
 # clients do not send.
 _BROWSER = contextvars.ContextVar("jitsuin_metrics_browser", default=False)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 def _family(request: web.Request) -> str:
     resource = request.match_info.route.resource
@@ -123,23 +122,17 @@ def _family(request: web.Request) -> str:
     return path.strip("/").split("/", 1)[0] or "root"
 
 
-@web.middleware
-async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count every answer by route family and status (the outermost middleware)."""
+def request_started(request: web.Request) -> None:
+    """Called by ``server/middlewares.py``'s ``observe`` as a request arrives."""
     _BROWSER.set("sec-fetch-mode" in request.headers)
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        family = _family(request)
-        REQUESTS.labels(family, str(status)).inc()
-        REQUEST_SECONDS.labels(family).observe(time.perf_counter() - started)
+
+
+def request_answered(request: web.Request, status: int, seconds: float) -> None:
+    """Count every answer by route family and status (``observe``, the outermost middleware,
+    calls this once it is answered)."""
+    family = _family(request)
+    REQUESTS.labels(family, str(status)).inc()
+    REQUEST_SECONDS.labels(family).observe(seconds)
 
 
 def door(actor: str) -> str:

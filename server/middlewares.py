@@ -7,14 +7,16 @@ import itertools
 import logging
 import os
 import re
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Middleware
 
 from jitsuin.protocol.problems import MEDIA_TYPE, Problem
-from jitsuin.server import logging_json
+from jitsuin.server import logging_json, metrics
 
 log = logging.getLogger("jitsuin.server")
 
@@ -88,6 +90,33 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
         content_type=MEDIA_TYPE,
         headers=headers,
     )
+
+
+def observe(*, log_access: bool) -> Middleware:
+    """The outermost middleware: each request timed once, for its metrics
+    (``metrics.request_answered``) and, where ``log_access``, its access log line
+    (``logging_json.log_access``)."""
+
+    @web.middleware
+    async def observed(request: web.Request, handler: Handler) -> web.StreamResponse:
+        logging_json.ACTOR.set(None)
+        metrics.request_started(request)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            metrics.request_answered(request, status, seconds)
+            if log_access:
+                logging_json.log_access(request, status, seconds)
+
+    return observed
 
 
 @web.middleware
