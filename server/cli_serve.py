@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from jitsuin.server.app import create_app, create_public_app
 from jitsuin.server.authority import Authority
 from jitsuin.server.cli_errors import CLIError
 from jitsuin.server.config import Config
-from jitsuin.server.connections import Listener, allow_file_descriptors
+from jitsuin.server.connections import Listener, allow_file_descriptors, give_back_memory
 from jitsuin.server.fingerprint import colon_fingerprint
 from jitsuin.server.tls_context import https_context
 
@@ -67,6 +68,10 @@ async def serve_one(config: Config, inherited: dict[str, socket.socket]) -> int:
         allow_file_descriptors(config.http, len(sites))
         for site in sites:
             await site.start()
+        # What start-up built and dropped (the first lint's imports, a new CA's keys and TLS
+        # certificate) goes back to the system before the first request, not at the next trim.
+        gc.collect()
+        give_back_memory()
         # A rollover by `jitsuin ca rollover` or another worker reaches this process too.
         tasks.append(asyncio.create_task(authority.follow_rollovers()))
         if not inherited:  # under serve --workers N, the parent writes them
