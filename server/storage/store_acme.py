@@ -460,7 +460,8 @@ class ACMEPart(Part):
     async def acme_count_orders(
         self, account_id: str, since: dt.datetime
     ) -> tuple[int, dt.datetime | None]:
-        row = await self._db.fetchrow(
+        # acme_orders_account_created: the orders of the window, at most the rate limit's count.
+        row = await self._db.lookups.fetchrow(
             "SELECT count(*), min(created_at) FROM acme_orders"
             " WHERE account_id = ? AND created_at > ?",
             account_id,

@@ -170,3 +170,21 @@ async def test_a_sqlite_lookup_cannot_write(tmp_path):
         assert await driver.lookups.fetch("SELECT count(*) FROM counters") == [(0,)]
     finally:
         await driver.close()
+
+
+async def test_the_rate_limit_count_reads_only_the_window_through_its_index(tmp_path):
+    """``acme_count_orders`` runs on the loop (``Driver.lookups``) on every newOrder: it must read
+    only the orders of the window (migration 0013), never every order of the account."""
+    driver = await SQLiteDriver.open(tmp_path / "driver.db")
+    await driver.migrate()
+    try:
+        plan = await driver.lookups.fetch(
+            "EXPLAIN QUERY PLAN SELECT count(*), min(created_at) FROM acme_orders"
+            " WHERE account_id = ? AND created_at > ?",
+            "a",
+            "2026-01-01T00:00:00+00:00",
+        )
+        details = " ".join(str(row[-1]) for row in plan)
+        assert "acme_orders_account_created (account_id=? AND created_at>?)" in details, details
+    finally:
+        await driver.close()
