@@ -156,9 +156,14 @@ def draft_key(key_type: KeyType) -> PrivateKey:
     """A throwaway key with the same signature AlgorithmIdentifier as ``key_type``.
 
     cryptography's builders sign only with their own key objects, so a certificate is first built
-    and signed with this key; the TBS bytes are then signed by the real ``Signer``. The RSA size
-    does not change the AlgorithmIdentifier, so one 2048-bit draft serves every RSA CA.
+    and signed with this key; the TBS bytes are then signed by the real ``Signer``. Only the
+    AlgorithmIdentifier of the draft's signature matters (it is inside the TBS, RFC 5280
+    §4.1.2.3); its value is thrown away, and the lint never verifies a draft's signature. The
+    AlgorithmIdentifier is set by the hash alone: sha256WithRSAEncryption whatever the modulus
+    (RFC 4055 §5), ecdsa-with-SHA384 whatever the curve (RFC 5758 §3.2). So one 2048-bit draft
+    key serves every RSA CA, and every ECDSA CA's drafts are signed with P-256 (a P-384
+    signature costs about five times as much).
     """
     if key_type.is_rsa:
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return ec.generate_private_key(key_type.curve)
+    return ec.generate_private_key(ec.SECP256R1())
