@@ -10,7 +10,8 @@
     .venv/bin/python bench/run.py acme --directory URL [--ca-bundle PEM] [--eab KID:HMAC ...]
     .venv/bin/python bench/run.py fuzz [--requests 1000000] [--concurrency 64] [--seconds 1800]
                                        [--workers N] [--families est,ra,...] [--seed N]
-    .venv/bin/python bench/run.py profile acme|est [--count 200] [--concurrency 8] [--out SVG] [--gil]
+    .venv/bin/python bench/run.py profile acme|est [--count 200] [--concurrency 8] [--out SVG]
+                                               [--gil]
     .venv/bin/python bench/run.py lint-diff [--count 10000] [--seed N] [--jobs N]
     .venv/bin/python bench/run.py all
 
