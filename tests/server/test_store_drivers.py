@@ -188,3 +188,70 @@ async def test_the_rate_limit_count_reads_only_the_window_through_its_index(tmp_
         assert "acme_orders_account_created (account_id=? AND created_at>?)" in details, details
     finally:
         await driver.close()
+
+
+def _pair_writer(path: str, start: int, count: int) -> None:
+    """Another process's writes (``jitsuin`` CLI commands share the file with the server): two
+    rows per transaction, which a reader must see both or neither of."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=30)
+    try:
+        for n in range(start, start + count):
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO counters (name, value) VALUES (?, ?)", (f"a{n}", n))
+            db.execute("INSERT INTO counters (name, value) VALUES (?, ?)", (f"b{n}", n))
+            db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+async def test_sqlite_lookups_never_see_half_a_transaction_under_concurrent_writers(tmp_path):
+    """The hard way: while the writing connection (aiosqlite's thread) and another process
+    commit pairs of rows as fast as they can, reads on the loop's connection take two separate
+    queries in one ``lookups.read``; each must find as many a-rows as b-rows (one snapshot)."""
+    path = tmp_path / "driver.db"
+    driver = await SQLiteDriver.open(path)
+    await driver.migrate()
+    pairs = 400
+
+    async def in_this_process() -> None:
+        for n in range(pairs):
+
+            async def body(db, n=n):
+                await db.execute("INSERT INTO counters (name, value) VALUES (?, ?)", f"a{n}", n)
+                await db.execute("INSERT INTO counters (name, value) VALUES (?, ?)", f"b{n}", n)
+
+            await driver.transaction(body)
+
+    async def halves(db):
+        a = await db.fetch("SELECT count(*) FROM counters WHERE name LIKE 'a%'")
+        b = await db.fetch("SELECT count(*) FROM counters WHERE name LIKE 'b%'")
+        return a[0][0], b[0][0]
+
+    loop = asyncio.get_running_loop()
+    try:
+        other = loop.run_in_executor(
+            None, _run_process, _pair_writer, str(path), pairs, pairs
+        )  # another process, through a thread that waits for it
+        writer = asyncio.ensure_future(in_this_process())
+        reads = 0
+        deadline = loop.time() + 60
+        while not (writer.done() and other.done()) and loop.time() < deadline:
+            a, b = await driver.lookups.read(halves)
+            assert a == b, f"a read saw {a} a-rows and {b} b-rows"
+            reads += 1
+            await asyncio.sleep(0)  # let the writer's commits land between reads
+        await writer
+        await other
+        assert reads > 10
+        assert await driver.lookups.read(halves) == (2 * pairs, 2 * pairs)
+    finally:
+        await driver.close()
+
+
+def _run_process(target, *args) -> None:
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args)
+    process.start()
+    process.join(120)
+    assert process.exitcode == 0, f"the writer process exited with {process.exitcode}"
