@@ -1,10 +1,12 @@
 """The embedded store: one SQLite file in WAL mode (aiosqlite), as ``store.py``'s driver.
 
 Every transaction is ``BEGIN IMMEDIATE``, so several processes sharing the file serialize on
-SQLite's write lock, and runs whole in the connection's thread (``_atomic``): one trip there
-per transaction, under one asyncio lock, so that both locks are held for the statements and not
-for the event loop's turns between them, and no coroutine of this process interleaves its
-statements with another's on the writing connection.
+SQLite's write lock, and runs whole in the connection's thread: one trip there, under one
+asyncio lock, so that both locks are held for the statements and not for the event loop's turns
+between them, and no coroutine of this process interleaves its statements with another's on the
+writing connection. The transactions that queue while one runs are committed together
+(``_group_commit``: one trip, one fsync, each body in a savepoint of its own), as a database
+server commits concurrent transactions with one log flush.
 
 Index-bounded reads (``Driver.lookups``) take a second, query-only connection on the event
 loop's own thread (``_LoopReads``): such a read costs SQLite a few microseconds, and the trip to
@@ -17,10 +19,12 @@ that the loop is never held up by one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -98,6 +102,39 @@ def _drive(conn: sqlite3.Connection, body: Callable[[Session], Awaitable[T]]) ->
     raise RuntimeError("a store body waited for something other than the database")
 
 
+def _group_commit(
+    conn: sqlite3.Connection, bodies: Sequence[Callable[[Session], Awaitable[Any]]]
+) -> list[tuple[bool, Any]]:
+    """In aiosqlite's thread: the transactions that queued while the previous one ran, as one
+    BEGIN IMMEDIATE ... COMMIT, each body in a savepoint of its own. A body that raises is rolled
+    back to its savepoint alone; the others commit. (ok, result or exception) per body, in order:
+    run one after another, each sees the ones before it, as it would have done committed."""
+    conn.execute("BEGIN IMMEDIATE")
+    outcomes: list[tuple[bool, Any]] = []
+    try:
+        for body in bodies:
+            conn.execute("SAVEPOINT body")
+            try:
+                outcome: tuple[bool, Any] = (True, _drive(conn, body))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO body")
+                outcome = (False, exc)
+            conn.execute("RELEASE body")
+            outcomes.append(outcome)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+@dataclass(eq=False)
+class _Queued:
+    body: Callable[[Session], Awaitable[Any]]
+    outcome: asyncio.Future[Any]
+
+
 def _atomic(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
     """In aiosqlite's thread: BEGIN IMMEDIATE, ``work``, COMMIT; ROLLBACK when it raises."""
     conn.execute("BEGIN IMMEDIATE")
@@ -171,6 +208,7 @@ class SQLiteDriver:
         self._db = db
         self._reader = reader
         self._lock = asyncio.Lock()
+        self._queue: list[_Queued] = []
         self.lookups = _LoopReads(reader)
 
     @classmethod
@@ -204,8 +242,43 @@ class SQLiteDriver:
         return next(iter(await self.fetch(sql, *args)), None)
 
     async def transaction(self, body: Callable[[Session], Awaitable[T]]) -> T:
-        async with self._lock:
-            return await self._in_thread(_atomic, lambda conn: _drive(conn, body))
+        """Group commit: the transactions asked for while one is running are queued, and the
+        next to get the lock runs every one queued by then in one ``_group_commit``: one trip to
+        the thread and one fsync for all. Each caller's answer comes once that COMMIT returned,
+        so what it was told is committed is on disk, as without grouping. A caller cancelled
+        before its body was taken leaves the queue and its body never runs."""
+        mine = _Queued(body, asyncio.get_running_loop().create_future())
+        self._queue.append(mine)
+        try:
+            async with self._lock:
+                if not mine.outcome.done():
+                    await self._commit_queued()
+            return cast(T, await mine.outcome)
+        except asyncio.CancelledError:
+            if mine in self._queue:
+                self._queue.remove(mine)
+            raise
+
+    async def _commit_queued(self) -> None:
+        batch, self._queue = self._queue, []
+        # Shielded: the callers' answers come from the batch, whoever waits for it.
+        work = asyncio.ensure_future(self._in_thread(_group_commit, [q.body for q in batch]))
+
+        def settle(done: asyncio.Future[list[tuple[bool, Any]]]) -> None:
+            failure = done.exception() if not done.cancelled() else asyncio.CancelledError()
+            for n, queued in enumerate(batch):
+                if queued.outcome.done():  # its caller stopped waiting
+                    continue
+                if failure is not None:
+                    queued.outcome.set_exception(failure)
+                elif (result := done.result()[n])[0]:
+                    queued.outcome.set_result(result[1])
+                else:
+                    queued.outcome.set_exception(result[1])
+
+        work.add_done_callback(settle)
+        with contextlib.suppress(Exception):  # each caller gets its own outcome from ``settle``
+            await asyncio.shield(work)
 
     async def read(self, body: Callable[[Session], Awaitable[T]]) -> T:
         return await self._in_thread(_drive, body)

@@ -255,3 +255,66 @@ def _run_process(target, *args) -> None:
     process.start()
     process.join(120)
     assert process.exitcode == 0, f"the writer process exited with {process.exitcode}"
+
+
+async def test_sqlite_group_commit_keeps_each_transaction_whole_and_apart(tmp_path):
+    """The hard way: 120 transactions at once, grouped into a few COMMITs. Each one that raises
+    (its own error, or the schema refusing a duplicate after a first insert) leaves nothing and
+    gets its own error; every other one is committed and gets its own result."""
+    driver = await SQLiteDriver.open(tmp_path / "driver.db")
+    await driver.migrate()
+    commits = []
+    await driver._db.set_trace_callback(
+        lambda sql: commits.append(sql) if sql.startswith("COMMIT") else None
+    )
+    insert = "INSERT INTO counters (name, value) VALUES (?, ?)"
+
+    class Refused(Exception):
+        pass
+
+    def body_for(n: int):
+        async def body(db):
+            await db.execute(insert, f"c{n}", n)
+            if n % 3 == 0:
+                raise Refused(n)
+            if n % 5 == 0:
+                await db.execute(insert, "c1", n)  # c1 is taken: a Violation
+            return n
+
+        return body
+
+    try:
+        outcomes = await asyncio.gather(
+            *(driver.transaction(body_for(n)) for n in range(1, 121)), return_exceptions=True
+        )
+        for n, outcome in enumerate(outcomes, 1):
+            if n % 3 == 0:
+                assert isinstance(outcome, Refused) and outcome.args == (n,)
+            elif n % 5 == 0:
+                assert isinstance(outcome, Violation), outcome
+            else:
+                assert outcome == n
+        kept = {r[0] for r in await driver.fetch("SELECT value FROM counters")}
+        assert kept == {n for n in range(1, 121) if n % 3 and n % 5}
+        assert len(commits) < 60, f"{len(commits)} COMMITs for 120 transactions at once"
+    finally:
+        await driver.close()
+
+
+async def test_a_sqlite_transaction_cancelled_while_queued_never_runs(tmp_path):
+    driver = await SQLiteDriver.open(tmp_path / "driver.db")
+    await driver.migrate()
+    insert = "INSERT INTO counters (name, value) VALUES (?, ?)"
+    try:
+        async with driver._lock:  # a transaction in flight: the next ones queue
+            queued = asyncio.ensure_future(
+                driver.transaction(lambda db: db.execute(insert, "cancelled", 1))
+            )
+            await asyncio.sleep(0)
+            queued.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+        await driver.transaction(lambda db: db.execute(insert, "after", 2))
+        assert await driver.fetch("SELECT name FROM counters") == [("after",)]
+    finally:
+        await driver.close()
