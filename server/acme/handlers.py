@@ -119,6 +119,11 @@ def endpoint(  # type: ignore[no-untyped-def]
             if index:
                 response.headers.add("Link", f'<{service.urls.of(Path.DIRECTORY)}>;rel="index"')
             response.headers["Cache-Control"] = "no-store"
+            if request.method == "HEAD" and not response.body:
+                # RFC 9110 §9.3.2: the header fields a GET would get, Content-Length included.
+                # aiohttp leaves it out of an empty HEAD answer, and a client that cannot tell
+                # where the answer ends (aiohttp's) closes the connection after each newNonce.
+                response.headers["Content-Length"] = "0"
             return response
 
         wrapped.__name__ = handler.__name__

@@ -3,9 +3,12 @@ thing is sent to a running server and the exact status, error type and headers a
 
 from __future__ import annotations
 
+import asyncio
 import json
+import ssl
 import subprocess
 
+import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -172,6 +175,32 @@ def test_new_nonce_head_and_get(account):
         assert reply.headers["Replay-Nonce"]
         assert '>;rel="index"' in reply.headers["Link"]
     assert head.headers["Replay-Nonce"] != get.headers["Replay-Nonce"]
+    assert head.headers["Content-Length"] == "0"
+
+
+def test_a_client_keeps_its_connection_across_new_nonce_heads(server, account):
+    """RFC 9110 §9.3.2: HEAD gets the header fields of a GET, Content-Length included; without
+    it aiohttp's client cannot tell where the answer ends and opens a new TLS connection for
+    every nonce it fetches by HEAD."""
+    context = ssl.create_default_context(cafile=str(server.ca_pem))
+
+    opened = []
+    tracing = aiohttp.TraceConfig()
+
+    async def on_connection(*_: object) -> None:
+        opened.append(1)
+
+    tracing.on_connection_create_end.append(on_connection)
+
+    async def heads() -> None:
+        connector = aiohttp.TCPConnector(ssl=context)
+        async with aiohttp.ClientSession(connector=connector, trace_configs=[tracing]) as session:
+            for _ in range(3):
+                async with session.head(account.url("newNonce")) as reply:
+                    assert reply.status == 200 and reply.headers["Replay-Nonce"]
+
+    asyncio.run(heads())
+    assert len(opened) == 1, f"{len(opened)} connections for 3 HEADs"
 
 
 @pytest.mark.parametrize(
