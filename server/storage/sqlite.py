@@ -257,6 +257,8 @@ class SQLiteDriver:
         except asyncio.CancelledError:
             if mine in self._queue:
                 self._queue.remove(mine)
+            # Taken already, it commits or not with its batch; nobody is left to be told which.
+            mine.outcome.cancel()
             raise
 
     async def _commit_queued(self) -> None:
@@ -265,11 +267,13 @@ class SQLiteDriver:
         work = asyncio.ensure_future(self._in_thread(_group_commit, [q.body for q in batch]))
 
         def settle(done: asyncio.Future[list[tuple[bool, Any]]]) -> None:
-            failure = done.exception() if not done.cancelled() else asyncio.CancelledError()
+            failure = None if done.cancelled() else done.exception()
             for n, queued in enumerate(batch):
                 if queued.outcome.done():  # its caller stopped waiting
                     continue
-                if failure is not None:
+                if done.cancelled():  # the loop is closing
+                    queued.outcome.cancel()
+                elif failure is not None:
                     queued.outcome.set_exception(failure)
                 elif (result := done.result()[n])[0]:
                     queued.outcome.set_result(result[1])

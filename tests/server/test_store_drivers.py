@@ -318,3 +318,30 @@ async def test_a_sqlite_transaction_cancelled_while_queued_never_runs(tmp_path):
         assert await driver.fetch("SELECT name FROM counters") == [("after",)]
     finally:
         await driver.close()
+
+
+async def test_a_sqlite_caller_cancelled_while_its_batch_commits_leaves_the_others_answered(
+    tmp_path,
+):
+    """The caller that took a batch to the thread is cancelled before the COMMIT returns: the
+    batch still commits whole (as a transaction cancelled mid-flight always did), and the other
+    callers in it get their answers."""
+    driver = await SQLiteDriver.open(tmp_path / "driver.db")
+    await driver.migrate()
+    insert = "INSERT INTO counters (name, value) VALUES (?, ?)"
+    try:
+        async with driver._lock:  # a transaction in flight: the next three queue as one batch
+            callers = [
+                asyncio.ensure_future(driver.transaction(lambda db, n=n: db.execute(insert, n, 1)))
+                for n in ("a", "b", "c")
+            ]
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the first caller has the lock and took the batch to the thread
+        callers[0].cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await callers[0]
+        assert await asyncio.gather(*callers[1:]) == [1, 1]
+        names = [r[0] for r in await driver.fetch("SELECT name FROM counters ORDER BY name")]
+        assert names == ["a", "b", "c"]
+    finally:
+        await driver.close()
